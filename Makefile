@@ -1,0 +1,41 @@
+# The two commands in the README are `make demo` and `make test`; both install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint typecheck unit demo bench clean
+
+$(STAMP): pyproject.toml
+	@echo "==> creating virtualenv in $(VENV) and installing driftline[dev] (about a minute on a fresh machine)"
+	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --progress-bar off -q --upgrade pip
+	$(PY) -m pip install --progress-bar off -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	@echo "==> ruff"
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	@echo "==> mypy (strict)"
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	@echo "==> pytest (unit tests, property tests and doctests)"
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest
+
+test: lint typecheck unit
+
+demo: $(STAMP)
+	$(PY) -m driftline demo
+
+bench: $(STAMP)
+	$(PY) -m bench.detectors_bench --output docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
