@@ -1,0 +1,192 @@
+"""Drift methods: pure functions from binned reference and current counts to a score.
+
+Each method reads a :class:`FeatureDistributions` (built from a profile column and the
+window's counts) and returns a :class:`MethodScore`. What the score *means* (which way is
+drift, the default threshold) is not here but in the method's spec in
+:mod:`detectors.registry`.
+
+Accuracy against the same computation on raw data:
+
+- **PSI**, **Jensen-Shannon** and **chi-square** are defined on bins; they use the
+  reference's quantile bins (numeric) or categories (categorical), so there is nothing
+  to approximate.
+- **KS**: the statistic is evaluated at the fine edges, where both empirical CDFs are
+  exact. Between two edges the reference CDF rises by less than ``1 / ks_resolution``
+  (edges are reference quantiles) and the current CDF is monotone, so the exact statistic
+  exceeds ours by less than ``1 / ks_resolution``: 0.005 at the default 200 bins, inside
+  the 0.01 target. Ours is never above the exact one.
+- **Wasserstein**: exact beyond the reference range (the window keeps the summed distances
+  there). Inside it, both distributions' mass in a fine bin is placed at the reference's
+  mean of that bin. The error is at most the reference's own displacement (its mean
+  distance to its bin mean, small with 1/200 of the mass per bin) plus, for the window,
+  the bin width times its mass in the bin; for a discrete reference (every distinct value
+  an edge) it is exact on windows holding reference values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from scipy.spatial import distance
+
+from detectors.encoding import FloatArray, IntArray
+from detectors.profile import ColumnProfile, FeatureKind, NumericProfile
+from detectors.window import CategoricalCounts, ColumnCounts, NumericCounts
+
+PSI_EPSILON = 1e-4
+"""Share substituted for an empty bin in PSI and chi-square.
+
+An empty bin makes ``ln(q / p)`` infinite; 1e-4 (one event in ten thousand) is the value
+Evidently and most PSI write-ups use, so scores stay comparable with theirs. It caps the
+contribution of a bin that is empty on one side at about ``share * ln(share / 1e-4)``.
+"""
+
+
+@dataclass(frozen=True)
+class MethodScore:
+    """What a method measured: a score, and a p-value when the method is a test."""
+
+    score: float
+    p_value: float | None = None
+
+
+@dataclass(frozen=True)
+class FeatureDistributions:
+    """Reference and current counts of one column, as the methods need them."""
+
+    kind: FeatureKind
+    reference: IntArray
+    current: IntArray
+    fine_reference: IntArray | None = None
+    fine_current: IntArray | None = None
+    fine_means: FloatArray | None = None
+    below_excess: float = 0.0
+    above_excess: float = 0.0
+    reference_std: float | None = None
+
+    @property
+    def n_reference(self) -> int:
+        return int(self.reference.sum())
+
+    @property
+    def n_current(self) -> int:
+        return int(self.current.sum())
+
+    @classmethod
+    def of(cls, profile: ColumnProfile, counts: ColumnCounts) -> FeatureDistributions:
+        """Pair a profile column with a window's counts of it."""
+        if isinstance(profile, NumericProfile) and isinstance(counts, NumericCounts):
+            coarse = np.bincount(
+                profile.coarse_index, weights=counts.counts, minlength=profile.n_coarse_bins
+            ).astype(np.int64)
+            coarse_reference = np.bincount(
+                profile.coarse_index, weights=profile.counts_array, minlength=profile.n_coarse_bins
+            ).astype(np.int64)
+            return cls(
+                kind=FeatureKind.NUMERIC,
+                reference=coarse_reference,
+                current=coarse,
+                fine_reference=profile.counts_array,
+                fine_current=counts.counts,
+                fine_means=profile.bin_means_array,
+                below_excess=counts.below_excess,
+                above_excess=counts.above_excess,
+                reference_std=profile.std,
+            )
+        if isinstance(counts, CategoricalCounts) and not isinstance(profile, NumericProfile):
+            return cls(
+                kind=FeatureKind.CATEGORICAL, reference=profile.bin_counts, current=counts.counts
+            )
+        raise TypeError(f"profile of kind {profile.kind} does not match {type(counts).__name__}")
+
+
+def _shares(counts: IntArray) -> FloatArray:
+    return np.asarray(counts / counts.sum(), dtype=np.float64)
+
+
+def _smoothed_shares(counts: IntArray) -> FloatArray:
+    shares = _shares(counts)
+    return np.where(shares == 0.0, PSI_EPSILON, shares)
+
+
+def psi(dist: FeatureDistributions) -> MethodScore:
+    """Population Stability Index on the reference bins, empty bins set to ``PSI_EPSILON``.
+
+    Examples
+    --------
+    >>> d = FeatureDistributions(FeatureKind.CATEGORICAL, np.array([50, 50]), np.array([30, 70]))
+    >>> round(psi(d).score, 4)
+    0.1695
+    """
+    reference = _smoothed_shares(dist.reference)
+    current = _smoothed_shares(dist.current)
+    return MethodScore(float(np.sum((current - reference) * np.log(current / reference))))
+
+
+def jensen_shannon(dist: FeatureDistributions) -> MethodScore:
+    """Jensen-Shannon distance (base 2, so in [0, 1]) on the reference bins."""
+    return MethodScore(
+        float(distance.jensenshannon(_shares(dist.reference), _shares(dist.current), base=2))
+    )
+
+
+def chi_square(dist: FeatureDistributions) -> MethodScore:
+    """Pearson's chi-square goodness of fit of the window counts to the reference shares.
+
+    Expected counts use the smoothed reference shares, renormalised to the window's total,
+    so a category absent from the reference gives a large (finite) statistic.
+    """
+    expected_shares = _smoothed_shares(dist.reference)
+    expected = expected_shares / expected_shares.sum() * dist.n_current
+    result = stats.chisquare(f_obs=dist.current, f_exp=expected)
+    return MethodScore(float(result.statistic), float(result.pvalue))
+
+
+def kolmogorov_smirnov(dist: FeatureDistributions) -> MethodScore:
+    """Two-sample KS statistic on the fine bins, with the asymptotic p-value.
+
+    The p-value is that of ``scipy.stats.ks_2samp(..., method="asymp")`` for the binned
+    statistic: the Kolmogorov distribution at the effective size ``n·m / (n + m)``.
+    """
+    reference, current = _fine(dist)
+    n, m = int(reference.sum()), int(current.sum())
+    cdf_reference = np.cumsum(reference) / n
+    cdf_current = np.cumsum(current) / m
+    statistic = float(np.max(np.abs(cdf_reference - cdf_current)))
+    effective = round(n * m / (n + m))
+    p_value = float(np.clip(stats.kstwo.sf(statistic, effective), 0.0, 1.0))
+    return MethodScore(statistic, p_value)
+
+
+def wasserstein(dist: FeatureDistributions) -> MethodScore:
+    """First Wasserstein distance divided by the reference standard deviation.
+
+    Dividing by the reference spread makes one threshold (0.1) work for every feature;
+    for a constant reference column (std 0) the distance is reported undivided.
+    """
+    return MethodScore(wasserstein_distance(dist) / (dist.reference_std or 1.0))
+
+
+def wasserstein_distance(dist: FeatureDistributions) -> float:
+    """Unnormalised W1 between the binned reference and current distributions."""
+    reference, current = _fine(dist)
+    means = dist.fine_means
+    assert means is not None
+    n, m = reference.sum(), current.sum()
+    below, above = float(current[0] / m), float(current[-1] / m)
+    # Both distributions' mass in each inner fine bin sits at the reference's mean of that
+    # bin, so W1 is the integral of |F - G| between consecutive bin means; mass beyond the
+    # range is added from the window's exact summed distances.
+    gaps = np.cumsum(reference[1:-1])[:-1] / n - (below + np.cumsum(current[1:-1])[:-1] / m)
+    inner_means = means[1:-1]
+    inside = float(np.sum(np.abs(gaps) * np.diff(inner_means)))
+    inside += below * float(inner_means[0] - means[0]) + above * float(means[-1] - inner_means[-1])
+    return inside + (dist.below_excess + dist.above_excess) / float(m)
+
+
+def _fine(dist: FeatureDistributions) -> tuple[IntArray, IntArray]:
+    if dist.fine_reference is None or dist.fine_current is None:
+        raise TypeError("this method needs a numeric column's fine bins")
+    return dist.fine_reference, dist.fine_current
