@@ -19,8 +19,10 @@ values above it.
 
 Documented handling of awkward columns:
 
-- few distinct values (at most ``ks_resolution + 1``): every value is a fine edge, so KS
-  is exact and the profile is marked ``discrete``;
+- few distinct values (at most ``ks_resolution + 1``): every value is a fine edge and has
+  a bin of its own, so KS is exact and the profile is marked ``discrete``;
+- atoms (a value holding more than half a fine bin's share of the reference) get a bin of
+  their own, so ties do not widen the KS error;
 - constant column: one value, so the fine bins are "below", "the value", "above" and any
   other value in a window is out of range and shifts PSI sharply;
 - all-missing column: :class:`~driftline.errors.ProfileError` (exclude it, or fix the data);
@@ -442,12 +444,22 @@ def _profile_numeric(
         # An atom at the minimum (or a constant column) would merge "below the reference
         # range" with the atom; give values below the range a PSI bin of their own.
         psi_edges = np.concatenate(([np.nextafter(minimum, -np.inf)], psi_edges))
-    distinct = np.unique(values)
-    # With few distinct values every one becomes an edge: KS is then exact and the
-    # reference has no mass between edges (``discrete``), which Wasserstein relies on.
+    distinct, multiplicity = np.unique(values, return_counts=True)
+    # With few distinct values every one becomes an edge (``discrete``). Values carrying
+    # more than half a fine bin's share (atoms) get an edge just below them too, so a bin
+    # holds either the atom alone or less than 1/ks_resolution of the reference between
+    # its edges: that bounds the KS error (see detectors.methods) and makes it 0 here.
     discrete = distinct.size <= settings.ks_resolution + 1
-    fine_edges = distinct if discrete else _quantile_edges(values, settings.ks_resolution)
-    edges = np.unique(np.concatenate(([np.nextafter(minimum, -np.inf)], fine_edges, psi_edges)))
+    if discrete:
+        fine_edges, atoms = distinct, distinct
+    else:
+        fine_edges = _quantile_edges(values, settings.ks_resolution)
+        atoms = distinct[multiplicity > values.size / (2 * settings.ks_resolution)]
+    edges = np.unique(
+        np.concatenate(
+            ([np.nextafter(minimum, -np.inf)], fine_edges, psi_edges, np.nextafter(atoms, -np.inf))
+        )
+    )
     bins = np.searchsorted(edges, values, side="left")
     counts = np.bincount(bins, minlength=edges.size + 1)
     # Where the reference mass sits inside each fine bin; Wasserstein places both
