@@ -13,3 +13,6 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# Fixtures that start the real services (Kafka broker, PostgreSQL) live in tests/services.py.
+pytest_plugins = ["tests.services"]
