@@ -1,0 +1,133 @@
+"""The event contracts. Inbound ones, what model-serving services publish (predictions,
+batches, labels), are defined here; the outbound ones Driftline publishes (retraining
+triggers, dead letters) live in :mod:`schemas.outbound` and are re-exported here, so every
+contract can be imported from one module.
+
+Unknown keys are **rejected** (``extra="forbid"``), at the top level and in batch records.
+A misspelt optional key (``"scores"`` for ``"score"``) would otherwise be dropped without a
+trace and the monitoring would quietly lose a signal; rejected, the event lands in the
+dead-letter topic with ``"scores: unknown field …"`` and the producer gets fixed. A new
+field is a new contract version (``….v2`` topics and schemas), not a silent extension.
+
+Types are strict: ``"3"`` is not a number and ``1`` is not ``true``. Models are frozen:
+an event is a fact.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.outbound import DeadLetter, RetrainTrigger
+from schemas.timestamps import Timestamp
+from schemas.values import (
+    Features,
+    ModelId,
+    ModelVersion,
+    PredictionId,
+    ScalarOutcome,
+    Score,
+)
+
+__all__ = [
+    "MAX_BATCH_RECORDS",
+    "DeadLetter",
+    "LabelEvent",
+    "PredictionBatch",
+    "PredictionEvent",
+    "PredictionRecord",
+    "RetrainTrigger",
+]
+
+MAX_BATCH_RECORDS = 10_000
+
+_EVENT_CONFIG = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class PredictionEvent(BaseModel):
+    """One prediction a model made, with the features it saw.
+
+    Examples
+    --------
+    >>> event = PredictionEvent(
+    ...     model_id="churn",
+    ...     prediction_id="p-1",
+    ...     timestamp="2024-05-01T12:00:00Z",
+    ...     features={"age": 42, "plan": "pro"},
+    ...     prediction=1,
+    ...     score=0.83,
+    ... )
+    >>> event.timestamp.isoformat(), event.model_version
+    ('2024-05-01T12:00:00+00:00', '')
+    """
+
+    model_config = _EVENT_CONFIG
+
+    model_id: ModelId
+    model_version: ModelVersion = ""
+    prediction_id: PredictionId
+    timestamp: Timestamp
+    features: Features
+    prediction: ScalarOutcome = Field(description="The predicted value or class")
+    score: Score = None
+
+
+class PredictionRecord(BaseModel):
+    """One prediction inside a batch envelope: a prediction event without the model fields."""
+
+    model_config = _EVENT_CONFIG
+
+    prediction_id: PredictionId
+    timestamp: Timestamp
+    features: Features
+    prediction: ScalarOutcome = Field(description="The predicted value or class")
+    score: Score = None
+
+
+class PredictionBatch(BaseModel):
+    """Many predictions of one model version in one message, under a records key."""
+
+    model_config = _EVENT_CONFIG
+
+    model_id: ModelId
+    model_version: ModelVersion = ""
+    records: list[PredictionRecord] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_RECORDS,
+        description=f"The predictions, 1 to {MAX_BATCH_RECORDS}",
+    )
+
+    def events(self) -> list[PredictionEvent]:
+        """Expand the envelope into one :class:`PredictionEvent` per record.
+
+        The records were validated with the envelope, so the events are assembled without
+        validating again.
+        """
+        envelope = {"model_id": self.model_id, "model_version": self.model_version}
+        envelope_set = {"model_id"} | ({"model_version"} & self.model_fields_set)
+        return [_assemble(envelope, envelope_set, record) for record in self.records]
+
+
+def _assemble(
+    envelope: dict[str, str], envelope_set: set[str], record: PredictionRecord
+) -> PredictionEvent:
+    # Fill the instance slots directly, as pydantic's own model_copy does: 1 µs a record
+    # where model_construct takes 4 µs, which would add 40 % to a batch's parse time. Sound
+    # while PredictionEvent has no validators beyond its fields' (which the record passed);
+    # tests check that the result equals a validated event.
+    event = PredictionEvent.__new__(PredictionEvent)
+    object.__setattr__(event, "__dict__", {**envelope, **record.__dict__})
+    object.__setattr__(event, "__pydantic_fields_set__", envelope_set | record.model_fields_set)
+    object.__setattr__(event, "__pydantic_extra__", None)
+    object.__setattr__(event, "__pydantic_private__", None)
+    return event
+
+
+class LabelEvent(BaseModel):
+    """The ground truth of one prediction, known later; joined to it on prediction_id."""
+
+    model_config = _EVENT_CONFIG
+
+    model_id: ModelId
+    prediction_id: PredictionId
+    label: ScalarOutcome = Field(description="The true value or class")
+    timestamp: Timestamp

@@ -1,0 +1,123 @@
+"""The hot path: one Kafka message in, validated events out, or one short reason why not.
+
+Bytes go straight to pydantic's ``model_validate_json`` (Rust), never through ``json.loads``
+and Python dicts. The reason of a rejection is what the dead-letter record carries, so it
+names the field as the producer wrote it and stays one line.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from driftline.errors import InvalidEventError
+from schemas.events import LabelEvent, PredictionBatch, PredictionEvent
+from schemas.validation_messages import describe_validation_error
+
+_RECORDS_KEY = '"records"'
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _invalid(exc: ValidationError, raw: bytes | str) -> InvalidEventError:
+    if isinstance(raw, bytes) and any(e["type"] == "json_invalid" for e in exc.errors()):
+        # jiter reports bad UTF-8 as a bad code point somewhere; say what is really wrong.
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return InvalidEventError(f"not valid UTF-8: byte {bad.start} cannot be decoded")
+    return InvalidEventError(describe_validation_error(exc))
+
+
+def _validate(model: type[_Model], raw: bytes | str) -> _Model:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _invalid(exc, raw) from exc
+
+
+def _misses_records(exc: ValidationError) -> bool:
+    return any(e["type"] == "missing" and e["loc"] == ("records",) for e in exc.errors())
+
+
+def parse_prediction_message(raw: bytes | str) -> list[PredictionEvent]:
+    """Validate one message of the predictions topic: a single event or a batch envelope.
+
+    A message whose top-level object has a ``"records"`` key is a batch
+    (:class:`~schemas.events.PredictionBatch`), any other a single
+    :class:`~schemas.events.PredictionEvent`. Messages without the text ``"records"``
+    anywhere, the common case, are parsed once.
+
+    Parameters
+    ----------
+    raw
+        The message value as Kafka delivered it (UTF-8 JSON).
+
+    Returns
+    -------
+    list of PredictionEvent
+        One event for a single event, one per record (in order) for a batch.
+
+    Raises
+    ------
+    InvalidEventError
+        When the message breaks the contract. The message is ``"path: what is wrong"``
+        for the first problem found, e.g. ``"records[3].features.age: value must be a
+        number, string, bool or null"``, or ``"not valid JSON: …"``.
+
+    Examples
+    --------
+    >>> raw = (b'{"model_id": "churn", "prediction_id": "p-1", "timestamp": 1714564800,'
+    ...        b' "features": {"age": 42, "plan": "pro"}, "prediction": 1, "score": 0.83}')
+    >>> [event] = parse_prediction_message(raw)
+    >>> event.timestamp.isoformat(), event.features["age"], event.score
+    ('2024-05-01T12:00:00+00:00', 42, 0.83)
+    >>> batch = (b'{"model_id": "churn", "records": ['
+    ...          b'{"prediction_id": "a", "timestamp": 1714564800, "features": {}, "prediction": 0},'
+    ...          b'{"prediction_id": "b", "timestamp": 1714564801, "features": {}, "prediction": 1}]}')
+    >>> [event.prediction_id for event in parse_prediction_message(batch)]
+    ['a', 'b']
+    >>> parse_prediction_message(raw.replace(b"42", b"[42]"))
+    Traceback (most recent call last):
+    ...
+    driftline.errors.InvalidEventError: features.age: value must be a number, string, bool or null
+    """  # noqa: E501
+    maybe_batch = _RECORDS_KEY.encode() in raw if isinstance(raw, bytes) else _RECORDS_KEY in raw
+    if not maybe_batch:
+        return [_validate(PredictionEvent, raw)]
+    try:
+        return PredictionBatch.model_validate_json(raw).events()
+    except ValidationError as exc:
+        if not _misses_records(exc):
+            raise _invalid(exc, raw) from exc
+    # "records" was only text inside a value or a feature name: a single event after all.
+    return [_validate(PredictionEvent, raw)]
+
+
+def parse_label_message(raw: bytes | str) -> LabelEvent:
+    """Validate one message of the labels topic.
+
+    Parameters
+    ----------
+    raw
+        The message value as Kafka delivered it (UTF-8 JSON).
+
+    Raises
+    ------
+    InvalidEventError
+        When the message breaks the contract; the message names the field.
+
+    Examples
+    --------
+    >>> label = parse_label_message(
+    ...     b'{"model_id": "churn", "prediction_id": "p-1", "label": 1,'
+    ...     b' "timestamp": "2024-05-03T08:30:00Z"}'
+    ... )
+    >>> label.prediction_id, label.label, label.timestamp.isoformat()
+    ('p-1', 1, '2024-05-03T08:30:00+00:00')
+    >>> parse_label_message(b'{"model_id": "churn", "prediction_id": "p-1"}')
+    Traceback (most recent call last):
+    ...
+    driftline.errors.InvalidEventError: label: field required (+1 more)
+    """
+    return _validate(LabelEvent, raw)
