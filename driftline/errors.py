@@ -11,6 +11,8 @@ caller should do next:
   (different reference profile, unknown state version); rebuild the state.
 - :class:`DeliveryError`: an alert or trigger could not be delivered;
   :class:`RetryableDeliveryError` says that trying again later may succeed.
+- :class:`ServiceError`: a local service (the Kafka broker, PostgreSQL) could not be
+  installed, started or reached; the message says which command to run or which log to read.
 
 The value-shaped errors also derive from :class:`ValueError`, so code written against
 the standard library's conventions keeps working.
@@ -59,3 +61,10 @@ class RetryableDeliveryError(DeliveryError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ServiceError(DriftlineError):
+    """A local service could not be installed, started, stopped or reached.
+
+    Raised by :mod:`driftline.local`; the message names the log to read or the command to run.
+    """

@@ -19,6 +19,7 @@ from driftline import errors
         (errors.IncompatibleStateError, True),
         (errors.DeliveryError, False),
         (errors.RetryableDeliveryError, False),
+        (errors.ServiceError, False),
         (UnknownDetectorError, True),
         (UnknownFeatureError, True),
     ],
