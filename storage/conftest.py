@@ -1,0 +1,3 @@
+"""Doctest collection for storage: env.py is Alembic's script, runnable only by Alembic."""
+
+collect_ignore = ["migrations/env.py"]

@@ -1,0 +1,214 @@
+"""The tables, as SQLAlchemy Core :class:`~sqlalchemy.Table` objects on one :data:`metadata`.
+
+Every result table is keyed by its natural key (model, window start, feature / metric /
+series), so writing a window again rewrites the same rows instead of adding new ones.
+Results hang off their window (``ON DELETE CASCADE``) and windows off their model, so a
+deleted model takes its history with it.
+
+Core tables rather than ORM classes: the repository upserts with ``INSERT … ON CONFLICT``,
+which bypasses an ORM identity map, and ORM objects loaded earlier in the same session
+would then show stale values. Reads return plain dataclasses (:mod:`storage.rows`).
+
+``models.current_fingerprint`` has no foreign key to ``reference_profiles``: the two tables
+would reference each other, and SQLite cannot add such a constraint after creating both.
+:func:`storage.catalog.save_reference_profile` only ever points it at a stored profile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from storage.types import PlainBool, PlainFloat, PlainInt, UTCDateTime
+
+# Named constraints, so migrations can refer to them and both databases get the same names.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# JSONB on PostgreSQL (compact, comparable); JSON text elsewhere.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _window_key() -> list[Column[Any]]:
+    return [
+        Column("model_id", String, primary_key=True),
+        Column("window_start", UTCDateTime, primary_key=True),
+    ]
+
+
+def _window_fk() -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["model_id", "window_start"],
+        ["windows.model_id", "windows.window_start"],
+        ondelete="CASCADE",
+    )
+
+
+models = Table(
+    "models",
+    metadata,
+    Column("model_id", String, primary_key=True),
+    Column("config", Json, nullable=False),
+    Column("current_fingerprint", String, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+reference_profiles = Table(
+    "reference_profiles",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", String, nullable=False),
+    Column("fingerprint", String, nullable=False),
+    # The profile's JSON text exactly as given: the fingerprint was computed over it.
+    Column("profile", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("n_rows", PlainInt, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("model_id", "fingerprint"),
+    ForeignKeyConstraint(["model_id"], ["models.model_id"], ondelete="CASCADE"),
+)
+
+windows = Table(
+    "windows",
+    metadata,
+    *_window_key(),
+    # NULL only while the window is a placeholder (late events or labels came first).
+    Column("window_end", UTCDateTime, nullable=True),
+    Column("n_rows", PlainInt, nullable=False),
+    Column("n_late", PlainInt, nullable=False),
+    Column("n_invalid", PlainInt, nullable=False),
+    Column("n_drifted", PlainInt, nullable=False),
+    Column("share_drifted", PlainFloat, nullable=True),
+    Column("dataset_drift", PlainBool, nullable=True),
+    Column("output_drift", PlainBool, nullable=True),
+    Column("label_coverage", PlainFloat, nullable=True),
+    Column("n_labeled", PlainInt, nullable=False),
+    Column("quality_revision", PlainInt, nullable=False),
+    Column("finalized_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    ForeignKeyConstraint(["model_id"], ["models.model_id"], ondelete="CASCADE"),
+)
+
+drift_results = Table(
+    "drift_results",
+    metadata,
+    *_window_key(),
+    Column("feature", String, primary_key=True),
+    Column("method", String, primary_key=True),
+    Column("score", PlainFloat, nullable=True),
+    Column("p_value", PlainFloat, nullable=True),
+    Column("adjusted_p_value", PlainFloat, nullable=True),
+    Column("threshold", PlainFloat, nullable=True),
+    Column("drifted", PlainBool, nullable=True),
+    Column("status", String, nullable=False),
+    Column("is_primary", PlainBool, nullable=False),
+    Column("is_output", PlainBool, nullable=False),
+    _window_fk(),
+    # "History of model M, feature F between T1 and T2".
+    Index(None, "model_id", "feature", "window_start"),
+)
+
+data_quality_results = Table(
+    "data_quality_results",
+    metadata,
+    *_window_key(),
+    Column("feature", String, primary_key=True),
+    Column("n_rows", PlainInt, nullable=False),
+    Column("n_valid", PlainInt, nullable=False),
+    Column("missing_rate", PlainFloat, nullable=True),
+    Column("invalid_rate", PlainFloat, nullable=True),
+    Column("out_of_range_rate", PlainFloat, nullable=True),
+    Column("unseen_rate", PlainFloat, nullable=True),
+    Column("mean", PlainFloat, nullable=True),
+    _window_fk(),
+    Index(None, "model_id", "feature", "window_start"),
+)
+
+quality_metrics = Table(
+    "quality_metrics",
+    metadata,
+    *_window_key(),
+    Column("metric", String, primary_key=True),
+    Column("value", PlainFloat, nullable=True),
+    Column("revision", PlainInt, nullable=False),
+    Column("n_labeled", PlainInt, nullable=True),
+    Column("label_coverage", PlainFloat, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    _window_fk(),
+    Index(None, "model_id", "metric", "window_start"),
+)
+
+anomalies = Table(
+    "anomalies",
+    metadata,
+    *_window_key(),
+    Column("series", String, primary_key=True),
+    Column("value", PlainFloat, nullable=True),
+    Column("mean", PlainFloat, nullable=True),
+    Column("std", PlainFloat, nullable=True),
+    Column("lower", PlainFloat, nullable=True),
+    Column("upper", PlainFloat, nullable=True),
+    Column("n_history", PlainInt, nullable=False),
+    Column("anomaly", PlainBool, nullable=True),
+    Column("reason", String, nullable=False),
+    _window_fk(),
+    Index(None, "model_id", "series", "window_start"),
+)
+
+retrain_triggers = Table(
+    "retrain_triggers",
+    metadata,
+    # Computed by the caller from what triggered it, so a replayed window yields the same id.
+    Column("trigger_id", String, primary_key=True),
+    Column("model_id", String, nullable=False),
+    Column("model_version", String, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("evidence", Json, nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("data_start", UTCDateTime, nullable=True),
+    Column("data_end", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime, nullable=True),
+    ForeignKeyConstraint(["model_id"], ["models.model_id"], ondelete="CASCADE"),
+    Index(None, "model_id", "created_at"),
+)
+
+# Reserved for the alerting work: no foreign keys, so alerts outlive what they were about.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", String, nullable=False),
+    Column("window_start", UTCDateTime, nullable=True),
+    Column("rule", String, nullable=False),
+    Column("severity", String, nullable=False),
+    Column("fingerprint", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "fingerprint"),
+    Index(None, "model_id", "created_at"),
+)
