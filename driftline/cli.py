@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+
+from driftline.errors import DriftlineError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,9 +18,24 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="run the end-to-end demo on a generated stream with drift"
     )
     demo.add_argument("--seed", type=int, default=7, help="random seed of the generated stream")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from driftline.demo import run
+    from driftline import pipeline_commands
+    from driftline.local import commands as local_commands
 
-        run(sys.stdout, seed=args.seed)
+    local_commands.add_parser(commands)
+    pipeline_commands.add_parsers(commands)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            from driftline.demo import run
+
+            run(sys.stdout, seed=args.seed)
+        elif args.command == "local":
+            return local_commands.run(args, sys.stdout)
+        else:
+            handler: Callable[[argparse.Namespace], int] = args.handler
+            return handler(args)
+    except DriftlineError as error:
+        # Ours say what to do next; a traceback would only bury that line.
+        sys.stderr.write(f"driftline: error: {error}\n")
+        return 1
     return 0

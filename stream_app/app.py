@@ -1,0 +1,231 @@
+"""Build the Faust app of a worker: topics, tables, the two stage agents and the timer.
+
+Everything is built by :func:`create_pipeline` from settings, nothing at import time, so a
+test can run several isolated pipelines (own app id, own topic prefix) in one process. The
+agents are thin: they turn Faust events into :class:`~stream_app.stage1.InputMessage` and
+hand batches to :class:`~stream_app.stage1.Stage1` / :class:`~stream_app.stage2.Stage2`,
+which hold the logic and are tested without Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import faust
+from sqlalchemy.orm import Session, sessionmaker
+
+from driftline.errors import InvalidEventError
+from schemas.outbound import DeadLetter, RetrainTrigger
+from schemas.topics import Topics
+from stream_app import messages
+from stream_app.counters import Counters
+from stream_app.model_loader import sql_loader
+from stream_app.registry import ModelRegistry
+from stream_app.settings import WorkerSettings
+from stream_app.sql_writer import SqlResultWriter
+from stream_app.stage1 import InputMessage, Stage1, Stage1Sink, TopicKind
+from stream_app.stage2 import Stage2
+from stream_app.state_store import FaustTableStore
+
+log = logging.getLogger(__name__)
+
+LABEL_JOIN_TOPIC = "driftline.label-join.v1"
+
+
+@dataclass
+class Pipeline:
+    """A built worker: the Faust app and the stage objects (for tests and the CLI)."""
+
+    app: faust.App
+    topics: Topics
+    label_join_topic: str
+    stage1: Stage1
+    stage2: Stage2
+    counters: Counters
+    registry: ModelRegistry
+    activity: _Activity = field(default_factory=lambda: _Activity())
+
+    async def drain(self, quiet_seconds: float = 0.5, timeout: float = 30.0) -> bool:
+        """Stop taking new messages and wait until the batch in flight is done.
+
+        Faust acknowledges a batch from ``take_events`` when the agent's loop body exits,
+        even by cancellation, so a worker must not be stopped in the middle of a batch:
+        SIGTERM drains first (see :mod:`stream_app.worker`). Returns whether it went quiet
+        within ``timeout``.
+        """
+        self.app.flow_control.suspend()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            idle_for = time.monotonic() - self.activity.last_change
+            if self.activity.active == 0 and idle_for >= quiet_seconds:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+
+@dataclass
+class _Activity:
+    """How many batches are being processed, and since when nothing changed."""
+
+    active: int = 0
+    last_change: float = field(default_factory=time.monotonic)
+
+    def begin(self) -> None:
+        self.active += 1
+        self.last_change = time.monotonic()
+
+    def end(self) -> None:
+        self.active -= 1
+        self.last_change = time.monotonic()
+
+
+def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -> Pipeline:
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store=settings.store,
+        datadir=settings.data_dir,
+        topic_partitions=settings.partitions,
+        web_enabled=False,
+        web_host="127.0.0.1",  # never listen beyond loopback, even if something enables it
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, settings.batch_max * 2),
+    )
+    topics = Topics.with_prefix(settings.topic_prefix)
+    join_name = settings.topic_prefix + LABEL_JOIN_TOPIC
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(
+        topics.predictions, topics.labels, join_name, partitions=settings.partitions, **raw
+    )
+    join_topic = app.topic(join_name, partitions=settings.partitions, **raw)
+    partials = app.topic(topics.window_partials, partitions=settings.stage2_partitions, **raw)
+    triggers = app.topic(topics.retrain_triggers, partitions=1, **raw)
+    dead_letters = app.topic(topics.dead_letter, partitions=1, **raw)
+
+    table: dict[str, Any] = {"key_type": str, "value_type": bytes}  # keys json, values raw
+    windows_table = app.Table("stage1-windows", partitions=settings.partitions, **table)
+    joins_table = app.Table("stage1-joins", partitions=settings.partitions, **table)
+    records_table = app.Table("stage2-records", partitions=settings.stage2_partitions, **table)
+
+    counters = Counters()
+    registry = ModelRegistry(sql_loader(sessions), settings.registry_refresh_seconds)
+
+    async def to_stage2(key: str | None, value: bytes, partition: int | None) -> None:
+        await partials.send(key=key.encode() if key else None, value=value, partition=partition)
+
+    async def dead_letter(message: InputMessage, reason: str) -> None:
+        letter = DeadLetter.from_message(
+            reason,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            value=message.value,
+        )
+        log.warning(
+            "dead letter from %s[%d]@%d: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+        )
+        await dead_letters.send(key=message.key, value=letter.to_json_bytes())
+
+    async def forward_join(prediction_id: str, value: bytes) -> None:
+        await join_topic.send(key=prediction_id.encode(), value=value)
+
+    async def publish_trigger(trigger: RetrainTrigger) -> None:
+        log.info(
+            "retraining trigger %s for %s: %s", trigger.trigger_id, trigger.model_id, trigger.reason
+        )
+        await triggers.send(key=trigger.model_id.encode(), value=trigger.to_json_bytes())
+
+    stage1 = Stage1(
+        registry,
+        FaustTableStore(windows_table),
+        FaustTableStore(joins_table),
+        Stage1Sink(to_stage2, dead_letter, forward_join, settings.stage2_partitions),
+        n_partitions=settings.partitions,
+        idle_timeout=settings.idle_timeout_seconds,
+        counters=counters,
+    )
+    stage2 = Stage2(
+        registry,
+        FaustTableStore(records_table),
+        SqlResultWriter(sessions),
+        publish_trigger,
+        counters,
+    )
+    kinds: dict[str, TopicKind] = {
+        topics.predictions: "prediction",
+        topics.labels: "label",
+        join_name: "join",
+    }
+    lock1, lock2 = asyncio.Lock(), asyncio.Lock()
+    activity = _Activity()
+
+    @app.agent(inputs, name="stage1")
+    async def stage1_agent(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.batch_max, within=settings.batch_within_seconds
+        ):
+            batch = [
+                InputMessage(
+                    kind=kinds[event.message.topic],
+                    topic=event.message.topic,
+                    partition=event.message.partition,
+                    offset=event.message.offset,
+                    key=event.message.key,
+                    value=event.value if event.value is not None else b"",
+                )
+                for event in events
+            ]
+            activity.begin()
+            try:
+                async with lock1:
+                    await stage1.process(batch)
+            finally:
+                activity.end()
+
+    @app.agent(partials, name="stage2")
+    async def stage2_agent(stream: Any) -> None:
+        async for events in stream.take_events(500, within=settings.batch_within_seconds):
+            activity.begin()
+            try:
+                async with lock2:
+                    for event in events:
+                        try:
+                            message = messages.decode(event.value)
+                        except InvalidEventError as exc:
+                            log.error("skipping malformed internal message: %s", exc)
+                            continue
+                        await stage2.handle(event.message.partition, message)
+            finally:
+                activity.end()
+
+    async def tick() -> None:
+        assigned = app.consumer.assignment() if app.consumer else set()
+        mine1 = sorted({tp.partition for tp in assigned if tp.topic == topics.predictions})
+        mine2 = sorted({tp.partition for tp in assigned if tp.topic == topics.window_partials})
+        async with lock1:
+            await stage1.tick(mine1)
+        async with lock2:
+            await stage2.tick(mine2)
+
+    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked = args[0] if args else kwargs.get("revoked", set())
+        stage1.forget_partitions(
+            sorted({tp.partition for tp in revoked if tp.topic == topics.predictions})
+        )
+
+    app.timer(settings.tick_seconds)(tick)
+    app.on_partitions_revoked.connect(cast(Any, on_revoked))  # mode types receivers narrowly
+    del stage1_agent, stage2_agent  # registered on the app
+    return Pipeline(app, topics, join_name, stage1, stage2, counters, registry, activity)

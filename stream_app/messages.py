@@ -1,0 +1,97 @@
+"""Messages on the internal window-partials topic, from stage 1 to stage 2.
+
+Stage 1 (per input partition) sends, keyed by model id so one stage-2 partition sees all of
+a model's messages:
+
+- ``partial``: the partition's window state of one (model, window), when the partition's
+  watermark passes the window's end plus the allowed lateness;
+- ``labels``: labeled pairs joined in stage 1, attributed to the window of the prediction;
+- ``late``: how many events arrived after their window had closed in the partition;
+- ``watermark``: the partition's event-time watermark, broadcast to every stage-2
+  partition, so stage 2 knows when every input partition has passed a window.
+
+The encoding is JSON (orjson); window states travel as base64 of their compact bytes. A
+version field lets the format change without misreading old messages.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from driftline.errors import InvalidEventError
+
+MESSAGE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PartialMessage:
+    model_id: str
+    window_start: float
+    window_end: float
+    source_partition: int
+    state: bytes
+    model_version: str = ""
+    kind: Literal["partial"] = "partial"
+
+
+@dataclass(frozen=True)
+class LabelsMessage:
+    model_id: str
+    window_start: float
+    window_end: float
+    y_true: list[Any]
+    y_pred: list[Any]
+    scores: list[Any]
+    kind: Literal["labels"] = "labels"
+
+
+@dataclass(frozen=True)
+class LateMessage:
+    model_id: str
+    window_start: float
+    window_end: float
+    count: int
+    kind: Literal["late"] = "late"
+
+
+@dataclass(frozen=True)
+class WatermarkMessage:
+    source_partition: int
+    n_partitions: int
+    watermark: float
+    kind: Literal["watermark"] = "watermark"
+
+
+StageMessage = PartialMessage | LabelsMessage | LateMessage | WatermarkMessage
+
+
+def encode(message: StageMessage) -> bytes:
+    data: dict[str, Any] = dict(message.__dict__)
+    data["v"] = MESSAGE_VERSION
+    if isinstance(message, PartialMessage):
+        data["state"] = base64.b64encode(message.state).decode()
+    return orjson.dumps(data)
+
+
+def decode(raw: bytes) -> StageMessage:
+    try:
+        data = orjson.loads(raw)
+        if data.pop("v", None) != MESSAGE_VERSION:
+            raise InvalidEventError("internal message of an unknown version; upgrade the worker")
+        kind = data["kind"]
+        if kind == "partial":
+            data["state"] = base64.b64decode(data["state"])
+            return PartialMessage(**data)
+        if kind == "labels":
+            return LabelsMessage(**data)
+        if kind == "late":
+            return LateMessage(**data)
+        if kind == "watermark":
+            return WatermarkMessage(**data)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidEventError(f"malformed internal message: {exc}") from exc
+    raise InvalidEventError(f"unknown internal message kind {kind!r}")

@@ -1,0 +1,129 @@
+"""The worker's view of registered models: configuration and reference profile, cached.
+
+Models are registered in SQL (``driftline models register``); a worker looks a model up on
+its first event and keeps it for ``refresh_seconds``, so a changed threshold or a new
+reference reaches running workers without a restart. An unknown id is remembered as unknown
+for the same time, so a stream of events for an unregistered model costs one query, not
+one per event.
+
+Reference columns named ``prediction`` and ``score`` are the model's outputs; a column named
+``label`` (the ground truth of the reference rows) is left out of the profile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+from detectors import ControlLimits, DriftConfig, QualityTask, ReferenceProfile
+from schemas.model_config import ModelConfig
+
+OUTPUT_COLUMNS = ("prediction", "score")
+NOT_PROFILED = ("label", "prediction_id", "timestamp")
+
+
+@dataclass(frozen=True)
+class ModelRuntime:
+    """Everything the stream needs to judge one model's windows."""
+
+    config: ModelConfig
+    profile: ReferenceProfile
+
+    @property
+    def model_id(self) -> str:
+        return self.config.model_id
+
+    @property
+    def window_seconds(self) -> float:
+        return float(self.config.window_seconds)
+
+    @property
+    def lateness_seconds(self) -> float:
+        return float(self.config.allowed_lateness_seconds)
+
+    @property
+    def label_horizon_seconds(self) -> float:
+        return float(self.config.label_horizon_seconds)
+
+    @cached_property
+    def task(self) -> QualityTask | None:
+        config = self.config
+        if config.task is None:
+            return None
+        return QualityTask(
+            config.task, classes=tuple(config.classes), positive_class=config.positive_class
+        )
+
+    @cached_property
+    def drift_config(self) -> DriftConfig:
+        drift = self.config.drift
+        return DriftConfig(
+            numeric_method=drift.numeric_method,
+            categorical_method=drift.categorical_method,
+            feature_methods=dict(drift.feature_methods),
+            also_report=tuple(drift.also_report),
+            thresholds=dict(drift.thresholds),
+            warning_thresholds=dict(drift.warning_thresholds),
+            drift_share=drift.drift_share,
+        )
+
+    def control_limits(self, series: str) -> ControlLimits:
+        anomaly = self.config.anomaly
+        return ControlLimits(
+            n_sigma=anomaly.n_sigma,
+            window=anomaly.window,
+            min_history=anomaly.min_history,
+            min_std=anomaly.min_std.get(series, _default_min_std(series)),
+        )
+
+    @cached_property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.profile.features
+
+    @cached_property
+    def output_names(self) -> tuple[str, ...]:
+        return self.profile.output_columns
+
+
+def _default_min_std(series: str) -> float:
+    # Rates sit at 0 for long stretches; a floor of half a percentage point keeps one
+    # stray missing value from being a 3-sigma event against a perfectly flat history.
+    if series.startswith(("missing_rate:", "invalid_rate:", "out_of_range_rate:")):
+        return 0.005
+    return 0.0
+
+
+Loader = Callable[[str], ModelRuntime | None]
+
+
+class ModelRegistry:
+    """Cached lookups of :class:`ModelRuntime` by model id."""
+
+    def __init__(
+        self,
+        loader: Loader,
+        refresh_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._loader = loader
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, ModelRuntime | None]] = {}
+
+    def get(self, model_id: str) -> ModelRuntime | None:
+        now = self._clock()
+        cached = self._cache.get(model_id)
+        if cached is not None and now - cached[0] < self._refresh:
+            return cached[1]
+        runtime = self._loader(model_id)
+        self._cache[model_id] = (now, runtime)
+        return runtime
+
+    def put(self, runtime: ModelRuntime) -> None:
+        """Make a model known at once (after registering it in this process)."""
+        self._cache[runtime.model_id] = (self._clock(), runtime)
+
+    def forget(self, model_id: str) -> None:
+        self._cache.pop(model_id, None)

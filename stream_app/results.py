@@ -1,0 +1,203 @@
+"""From a finalized window's report to SQL rows and to the series the control charts watch.
+
+Series names say what they measure: ``volume`` (events in the window),
+``output_mean:<column>`` (mean model score), ``positive_rate`` (share of the positive class
+among predictions, binary models), ``drift:<feature>`` (the primary method's score),
+``missing_rate:<feature>`` and ``metric:<name>`` (quality metrics, revised as labels come).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from detectors import ClassificationMetrics, ControlLimitResult, RegressionMetrics, WindowReport
+from detectors.profile import CategoricalProfile
+from detectors.window import CategoricalCounts, WindowState
+from storage.rows import AnomalyRow, DataQualityRow, DriftRow, MetricRow, WindowRow
+from stream_app.registry import ModelRuntime
+
+Series = dict[str, float | None]
+
+CLASSIFICATION_METRICS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+    "roc_auc",
+    "roc_auc_weighted",
+    "log_loss",
+)
+REGRESSION_METRICS = ("mae", "rmse", "r2")
+
+
+def utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def metric_values(quality: ClassificationMetrics | RegressionMetrics | None) -> Series:
+    if quality is None:
+        return {}
+    names = (
+        CLASSIFICATION_METRICS if isinstance(quality, ClassificationMetrics) else REGRESSION_METRICS
+    )
+    present = {f.name for f in fields(quality)}
+    return {name: getattr(quality, name) for name in names if name in present}
+
+
+def window_series(runtime: ModelRuntime, report: WindowReport, state: WindowState) -> Series:
+    series: Series = {"volume": float(report.n_rows)}
+    for quality in report.data_quality:
+        if quality.feature in runtime.output_names and quality.mean is not None:
+            series[f"output_mean:{quality.feature}"] = quality.mean
+        if quality.feature in runtime.feature_names:
+            series[f"missing_rate:{quality.feature}"] = quality.missing_rate
+    rate = positive_rate(runtime, state)
+    if rate is not None:
+        series["positive_rate"] = rate
+    for drift in report.features:
+        series[f"drift:{drift.feature}"] = drift.primary.score
+    series.update(quality_series(report))
+    return series
+
+
+def quality_series(report: WindowReport) -> Series:
+    return {f"metric:{name}": value for name, value in metric_values(report.quality).items()}
+
+
+def positive_rate(runtime: ModelRuntime, state: WindowState) -> float | None:
+    """Share of predictions of the positive class, for binary models with a profile of it."""
+    task = runtime.task
+    column = runtime.profile.columns.get("prediction")
+    counts = state.columns.get("prediction")
+    if task is None or task.kind != "binary" or not isinstance(column, CategoricalProfile):
+        return None
+    if not isinstance(counts, CategoricalCounts) or counts.n == 0:
+        return None
+    index = column.index_of.get(str(task.positive_class))
+    return None if index is None else int(counts.counts[index]) / counts.n
+
+
+def window_row(
+    model_id: str, start: float, end: float, report: WindowReport, state: WindowState, revision: int
+) -> WindowRow:
+    invalid = sum(counts.n_invalid for counts in state.columns.values())
+    quality = report.quality
+    return WindowRow(
+        model_id=model_id,
+        window_start=utc(start),
+        window_end=utc(end),
+        n_rows=report.n_rows,
+        n_invalid=invalid,
+        n_drifted=report.n_drifted,
+        share_drifted=report.share_drifted,
+        dataset_drift=report.dataset_drift,
+        output_drift=report.output_drift,
+        label_coverage=report.label_coverage,
+        n_labeled=quality.n_labeled if quality is not None else 0,
+        quality_revision=revision,
+        finalized_at=datetime.now(tz=UTC),
+    )
+
+
+def drift_rows(report: WindowReport) -> list[DriftRow]:
+    rows = []
+    for drift in (*report.features, *report.outputs):
+        for result, primary in [(drift.primary, True), *((r, False) for r in drift.others)]:
+            rows.append(
+                DriftRow(
+                    feature=drift.feature,
+                    method=result.method,
+                    score=result.score,
+                    p_value=result.p_value,
+                    adjusted_p_value=result.adjusted_p_value,
+                    threshold=result.threshold,
+                    drifted=result.drifted,
+                    status=drift.status if primary else _status(result.drifted),
+                    is_primary=primary,
+                    is_output=drift.is_output,
+                )
+            )
+    return rows
+
+
+def _status(drifted: bool | None) -> str:
+    return "no data" if drifted is None else ("drift" if drifted else "ok")
+
+
+def data_quality_rows(report: WindowReport) -> list[DataQualityRow]:
+    return [
+        DataQualityRow(
+            feature=q.feature,
+            n_rows=q.n_rows,
+            n_valid=q.n_valid,
+            missing_rate=q.missing_rate,
+            invalid_rate=q.invalid_rate,
+            out_of_range_rate=q.out_of_range_rate,
+            unseen_rate=q.unseen_rate,
+            mean=q.mean,
+        )
+        for q in report.data_quality
+    ]
+
+
+def metric_rows(report: WindowReport) -> list[MetricRow]:
+    n_labeled = report.quality.n_labeled if report.quality is not None else None
+    return [
+        MetricRow(
+            metric=name, value=value, n_labeled=n_labeled, label_coverage=report.label_coverage
+        )
+        for name, value in metric_values(report.quality).items()
+    ]
+
+
+def anomaly_rows(verdicts: Mapping[str, ControlLimitResult]) -> list[AnomalyRow]:
+    return [
+        AnomalyRow(
+            series=name,
+            value=v.value,
+            mean=v.mean,
+            std=v.std,
+            lower=v.lower,
+            upper=v.upper,
+            n_history=v.n_history,
+            anomaly=v.anomaly,
+            reason=v.reason,
+        )
+        for name, v in verdicts.items()
+    ]
+
+
+@dataclass(frozen=True)
+class ReportRows:
+    """Every row one finalized (or revised) window writes."""
+
+    window: WindowRow
+    drift: list[DriftRow]
+    data_quality: list[DataQualityRow]
+    metrics: list[MetricRow]
+    anomalies: list[AnomalyRow]
+    n_late: int
+
+    @classmethod
+    def of(
+        cls,
+        model_id: str,
+        record: Any,
+        report: WindowReport,
+        state: WindowState,
+        verdicts: Mapping[str, ControlLimitResult],
+    ) -> ReportRows:
+        return cls(
+            window=window_row(model_id, record.start, record.end, report, state, record.revision),
+            drift=drift_rows(report),
+            data_quality=data_quality_rows(report),
+            metrics=metric_rows(report),
+            anomalies=anomaly_rows(verdicts),
+            n_late=record.late,
+        )

@@ -1,0 +1,80 @@
+"""Worker settings: environment variables (``DRIFTLINE_…``) over a config file over defaults.
+
+The config file is TOML or JSON, named by ``--config`` or ``DRIFTLINE_CONFIG``; its keys are
+the field names below. Nothing is read at import time: :func:`load_settings` reads when
+called.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from driftline.errors import ConfigurationError
+
+
+class WorkerSettings(BaseSettings):
+    """Everything a Driftline worker process needs to know."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="forbid")
+
+    broker: str = Field(default="kafka://127.0.0.1:19092", description="Kafka bootstrap URL")
+    database_url: str = Field(
+        default="sqlite+pysqlite:///var/driftline.db", description="SQLAlchemy URL of the results"
+    )
+    topic_prefix: str = Field(default="", description="Put in front of every topic name")
+    app_id: str = Field(default="driftline", description="Consumer group and changelog prefix")
+    partitions: int = Field(default=4, ge=1, description="Partitions of predictions and labels")
+    stage2_partitions: int = Field(default=1, ge=1, description="Partitions of window-partials")
+    idle_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Quiet time after which a partition's watermark follows the clock",
+    )
+    tick_seconds: float = Field(default=1.0, gt=0, description="Timer period: idle windows, expiry")
+    batch_max: int = Field(default=2000, ge=1, description="Most messages per stage-1 batch")
+    batch_within_seconds: float = Field(default=0.2, gt=0, description="Longest wait for a batch")
+    unknown_models: Literal["dead-letter"] = Field(
+        default="dead-letter", description="What to do with events of unregistered models"
+    )
+    registry_refresh_seconds: float = Field(default=30.0, gt=0)
+    store: str = Field(default="memory://", description="Faust table store")
+    data_dir: str = Field(default="var/faust", description="Faust's data directory")
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> WorkerSettings:
+    """Defaults, then the config file, then ``DRIFTLINE_*`` variables, then ``overrides``."""
+    path = config_file or os.environ.get("DRIFTLINE_CONFIG")
+    from_file: dict[str, Any] = {}
+    if path:
+        from_file = _read_config(Path(path))
+    env_set = {
+        name for name in WorkerSettings.model_fields if f"DRIFTLINE_{name.upper()}" in os.environ
+    }
+    # The environment wins over the file: drop file keys the environment sets.
+    values = {k: v for k, v in from_file.items() if k not in env_set}
+    values.update(overrides)
+    try:
+        return WorkerSettings(**values)
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid worker settings: {exc}") from exc
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigurationError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"config file {path} must hold a table/object of settings")
+    return data

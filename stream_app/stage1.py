@@ -1,0 +1,405 @@
+"""Stage 1, per input partition: validate, count into partial window states, join labels.
+
+One call of :meth:`Stage1.process` handles a batch of messages from the predictions,
+labels and label-join topics (any mix of partitions). For each prediction it
+
+1. parses and validates the message (a bad one goes to the dead-letter topic, with the
+   reason, and the batch goes on);
+2. assigns it to its model's event-time window; a window already closed in this partition
+   makes it *late*: counted and reported to stage 2, not added;
+3. collects its values per (partition, model, window), so each window state is updated
+   once per batch with columns, which is where the cost per event stays low;
+4. keeps a compact summary (window, prediction, score) for the label join, keyed by
+   prediction id, until the label horizon passes.
+
+Labels are joined to summaries (in either order of arrival) and the labeled pairs go to
+stage 2 for the window of the *prediction*. Windows whose end plus allowed lateness the
+partition's watermark has passed are sent to stage 2 and dropped from the table, followed
+by the partition's watermark, so stage 2 can tell when every partition is past a window.
+
+Predictions and labels are joined on the partition a ``prediction_id`` hashes to with
+Kafka's default partitioner (murmur2). A prediction that arrives elsewhere (a batch
+envelope, keyed by anything) has its summary forwarded on the label-join topic to that
+partition, where its label will arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+from aiokafka.partitioner import murmur2
+
+from detectors import WindowState
+from schemas.events import LabelEvent, PredictionEvent
+from schemas.parsing import parse_label_message, parse_prediction_message
+from stream_app import messages
+from stream_app.counters import Counters
+from stream_app.registry import ModelRegistry, ModelRuntime
+from stream_app.state_store import PartitionedStore
+from stream_app.windows import PartitionClock, window_closes_at, window_start
+
+log = logging.getLogger(__name__)
+
+TopicKind = Literal["prediction", "label", "join"]
+
+
+@dataclass(frozen=True)
+class InputMessage:
+    """One consumed Kafka message, as stage 1 needs it."""
+
+    kind: TopicKind
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
+class Stage1Sink:
+    """Where stage 1 sends things (the Faust wiring or a test double)."""
+
+    to_stage2: Callable[[str | None, bytes, int | None], Awaitable[None]]
+    dead_letter: Callable[[InputMessage, str], Awaitable[None]]
+    forward_join: Callable[[str, bytes], Awaitable[None]]
+    stage2_partitions: int
+
+
+def join_partition(prediction_id: str, n_partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a ``prediction_id`` key."""
+    return int(murmur2(prediction_id.encode()) & 0x7FFFFFFF) % n_partitions
+
+
+@dataclass
+class _Batch:
+    """What one batch accumulates before the state is written once."""
+
+    rows: dict[tuple[int, str, float], list[PredictionEvent]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    labeled: dict[tuple[str, float, float], list[tuple[Any, Any, Any]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    late: dict[tuple[str, float, float], int] = field(default_factory=lambda: defaultdict(int))
+    partitions: set[int] = field(default_factory=set)
+
+
+class Stage1:
+    """Partition-local processing; state lives in two changelog-backed stores."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        windows: PartitionedStore,
+        joins: PartitionedStore,
+        sink: Stage1Sink,
+        n_partitions: int,
+        idle_timeout: float,
+        counters: Counters,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.windows = windows
+        self.joins = joins
+        self.sink = sink
+        self.n_partitions = n_partitions
+        self.idle_timeout = idle_timeout
+        self.counters = counters
+        self._clock_source = clock
+        self.clocks: dict[int, PartitionClock] = {}
+        # Latest model version seen per (partition, model): reported with the partial so a
+        # retraining trigger can name the version that drifted. Not persisted: the next
+        # event brings it back.
+        self.versions: dict[tuple[int, str], str] = {}
+        self._heartbeats: dict[int, tuple[float, float]] = {}
+        self.heartbeat_interval = 0.5
+
+    # -- clocks -------------------------------------------------------------------------
+
+    def clock(self, partition: int) -> PartitionClock:
+        found = self.clocks.get(partition)
+        if found is None:
+            found = (
+                PartitionClock(self.idle_timeout, self._clock_source)
+                if self._clock_source
+                else PartitionClock(self.idle_timeout)
+            )
+            stored = self.windows.get(_watermark_key(partition))
+            found.restore(orjson.loads(stored) if stored else None)
+            self.clocks[partition] = found
+        return found
+
+    def forget_partitions(self, partitions: Sequence[int]) -> None:
+        """Drop in-memory clocks of revoked partitions (their tables move with them)."""
+        for partition in partitions:
+            self.clocks.pop(partition, None)
+
+    # -- the batch ----------------------------------------------------------------------
+
+    async def process(self, batch: Sequence[InputMessage]) -> None:
+        work = _Batch()
+        for message in batch:
+            work.partitions.add(message.partition)
+            if message.kind == "prediction":
+                await self._prediction(message, work)
+            elif message.kind == "label":
+                await self._label(message, work)
+            else:
+                self._forwarded_summary(message, work)
+        self._write_windows(work)
+        await self._send_labels_and_late(work)
+        for partition in sorted(work.partitions):
+            await self.close_ready_windows(partition)
+
+    async def _prediction(self, message: InputMessage, work: _Batch) -> None:
+        try:
+            events = parse_prediction_message(message.value)
+        except ValueError as exc:
+            await self._reject(message, str(exc))
+            return
+        runtime = self.registry.get(events[0].model_id)
+        if runtime is None:
+            await self._reject(message, _unknown_model(events[0].model_id))
+            return
+        partition = message.partition
+        clock = self.clock(partition)
+        if events[-1].model_version:
+            self.versions[(partition, runtime.model_id)] = events[-1].model_version
+        for event in events:
+            timestamp = event.timestamp.timestamp()
+            start = window_start(timestamp, runtime.window_seconds)
+            end = start + runtime.window_seconds
+            watermark = clock.watermark()
+            if (
+                watermark is not None
+                and window_closes_at(start, runtime.window_seconds, runtime.lateness_seconds)
+                <= watermark
+            ):
+                work.late[(runtime.model_id, start, end)] += 1
+                self.counters.late += 1
+                continue
+            clock.observe(timestamp)
+            work.rows[(partition, runtime.model_id, start)].append(event)
+            if runtime.task is not None:
+                await self._keep_summary(partition, runtime, event, start, end, work)
+        self.counters.predictions += len(events)
+
+    async def _keep_summary(
+        self,
+        partition: int,
+        runtime: ModelRuntime,
+        event: PredictionEvent,
+        start: float,
+        end: float,
+        work: _Batch,
+    ) -> None:
+        summary = {
+            "k": "p",
+            "m": runtime.model_id,
+            "ws": start,
+            "we": end,
+            "y": event.prediction,
+            "s": event.score,
+            "x": event.timestamp.timestamp() + runtime.label_horizon_seconds,
+        }
+        target = join_partition(event.prediction_id, self.n_partitions)
+        if target == partition:
+            self._join_summary(partition, event.prediction_id, summary, work)
+        else:
+            payload = orjson.dumps({"id": event.prediction_id, **summary})
+            await self.sink.forward_join(event.prediction_id, payload)
+
+    def _forwarded_summary(self, message: InputMessage, work: _Batch) -> None:
+        data = orjson.loads(message.value)
+        prediction_id = data.pop("id")
+        self._join_summary(message.partition, prediction_id, data, work)
+
+    def _join_summary(
+        self, partition: int, prediction_id: str, summary: dict[str, Any], work: _Batch
+    ) -> None:
+        key = _join_key(partition, prediction_id)
+        stored = self.joins.get(key)
+        if stored is not None:
+            waiting = orjson.loads(stored)
+            if waiting["k"] == "l":  # the label came first: join now
+                self._pair(summary, waiting["y"], work)
+                self.joins.delete(partition, key)
+                return
+        self.joins.set(partition, key, orjson.dumps(summary))
+
+    async def _label(self, message: InputMessage, work: _Batch) -> None:
+        try:
+            label: LabelEvent = parse_label_message(message.value)
+        except ValueError as exc:
+            await self._reject(message, str(exc))
+            return
+        runtime = self.registry.get(label.model_id)
+        if runtime is None:
+            await self._reject(message, _unknown_model(label.model_id))
+            return
+        self.counters.labels += 1
+        partition = message.partition
+        key = _join_key(partition, label.prediction_id)
+        stored = self.joins.get(key)
+        if stored is not None and orjson.loads(stored)["k"] == "p":
+            self._pair(orjson.loads(stored), label.label, work)
+            self.joins.delete(partition, key)
+            return
+        waiting = {
+            "k": "l",
+            "m": label.model_id,
+            "y": label.label,
+            "x": label.timestamp.timestamp() + runtime.label_horizon_seconds,
+        }
+        self.joins.set(partition, key, orjson.dumps(waiting))
+
+    def _pair(self, summary: dict[str, Any], label: Any, work: _Batch) -> None:
+        work.labeled[(summary["m"], summary["ws"], summary["we"])].append(
+            (label, summary["y"], summary["s"])
+        )
+        self.counters.joined += 1
+
+    async def _reject(self, message: InputMessage, reason: str) -> None:
+        self.counters.dead_letters += 1
+        await self.sink.dead_letter(message, reason)
+
+    # -- writing state and closing windows -------------------------------------------------
+
+    def _write_windows(self, work: _Batch) -> None:
+        for (partition, model_id, start), events in work.rows.items():
+            runtime = self.registry.get(model_id)
+            if runtime is None:  # unregistered while the batch ran: keep nothing half-done
+                continue
+            key = _window_key(partition, model_id, start)
+            stored = self.windows.get(key)
+            state = (
+                WindowState.from_bytes(stored)
+                if stored
+                else WindowState.empty(runtime.profile, runtime.task)
+            )
+            state.update(runtime.profile, columns_of(runtime, events))
+            self.windows.set(partition, key, state.to_bytes())
+        for partition in work.partitions:
+            watermark = self.clock(partition).event_watermark
+            if watermark is not None:
+                self.windows.set(partition, _watermark_key(partition), orjson.dumps(watermark))
+
+    async def _send_labels_and_late(self, work: _Batch) -> None:
+        for (model_id, start, end), pairs in work.labeled.items():
+            y_true, y_pred, scores = (list(column) for column in zip(*pairs, strict=True))
+            message = messages.LabelsMessage(model_id, start, end, y_true, y_pred, scores)
+            await self.sink.to_stage2(model_id, messages.encode(message), None)
+        for (model_id, start, end), count in work.late.items():
+            message_late = messages.LateMessage(model_id, start, end, count)
+            await self.sink.to_stage2(model_id, messages.encode(message_late), None)
+
+    async def close_ready_windows(self, partition: int) -> None:
+        """Send every window the partition's watermark has passed, then the watermark."""
+        clock = self.clock(partition)
+        watermark = clock.watermark()
+        if watermark is None:
+            return
+        prefix = f"{partition}|w|"
+        closed_any = False
+        for key, value in self.windows.items():
+            if not key.startswith(prefix):
+                continue
+            model_id, start_text = key[len(prefix) :].rsplit("|", 1)
+            start = float(start_text)
+            runtime = self.registry.get(model_id)
+            size = runtime.window_seconds if runtime else 0.0
+            lateness = runtime.lateness_seconds if runtime else 0.0
+            if runtime is not None and window_closes_at(start, size, lateness) > watermark:
+                continue
+            version = self.versions.get((partition, model_id), "")
+            partial = messages.PartialMessage(
+                model_id, start, start + size, partition, value, version
+            )
+            await self.sink.to_stage2(model_id, messages.encode(partial), None)
+            self.windows.delete(partition, key)
+            closed_any = True
+        if not self._heartbeat_due(partition, watermark, closed_any):
+            return
+        heartbeat = messages.encode(
+            messages.WatermarkMessage(partition, self.n_partitions, watermark)
+        )
+        for target in range(self.sink.stage2_partitions):
+            await self.sink.to_stage2(None, heartbeat, target)
+
+    def _heartbeat_due(self, partition: int, watermark: float, closed_any: bool) -> bool:
+        # Stage 2 only needs a watermark that moved, and not faster than it can use it;
+        # after closing a window it needs it at once.
+        now = self.clock(partition).clock()
+        last = self._heartbeats.get(partition)
+        if last is not None and not closed_any:
+            last_watermark, last_sent = last
+            if watermark <= last_watermark and now - last_sent < 5 * self.heartbeat_interval:
+                return False
+            if now - last_sent < self.heartbeat_interval:
+                return False
+        self._heartbeats[partition] = (watermark, now)
+        return True
+
+    async def tick(self, partitions: Sequence[int]) -> None:
+        """Timer work for the partitions this worker owns: idle closing, join expiry."""
+        for partition in partitions:
+            await self.close_ready_windows(partition)
+        self.expire_joins(partitions)
+
+    def expire_joins(self, partitions: Sequence[int]) -> None:
+        owned = {p: self.clock(p).watermark() for p in partitions}
+        for key, value in self.joins.items():
+            partition = int(key.split("|", 1)[0])
+            watermark = owned.get(partition)
+            if watermark is None:
+                continue
+            entry = orjson.loads(value)
+            if entry["x"] < watermark:
+                self.joins.delete(partition, key)
+                if entry["k"] == "l":
+                    self.counters.unmatched_labels += 1
+                else:
+                    self.counters.unlabeled_predictions += 1
+
+
+def columns_of(runtime: ModelRuntime, events: Sequence[PredictionEvent]) -> dict[str, list[Any]]:
+    """Columns of the profile's features and outputs from a list of events."""
+    columns: dict[str, list[Any]] = {
+        name: [event.features.get(name) for event in events] for name in runtime.feature_names
+    }
+    if "prediction" in runtime.output_names:
+        columns["prediction"] = [event.prediction for event in events]
+    if "score" in runtime.output_names:
+        columns["score"] = [_scalar_score(event.score) for event in events]
+    return columns
+
+
+def _scalar_score(score: Any) -> Any:
+    # A multiclass score list is not one value to profile; the highest probability is.
+    if isinstance(score, list):
+        return max(score) if score else None
+    return score
+
+
+def _unknown_model(model_id: str) -> str:
+    return (
+        f"unknown model {model_id!r}: register it with `driftline models register` "
+        "(or run the worker with DRIFTLINE_UNKNOWN_MODELS=auto-register)"
+    )
+
+
+def _window_key(partition: int, model_id: str, start: float) -> str:
+    return f"{partition}|w|{model_id}|{start!r}"
+
+
+def _watermark_key(partition: int) -> str:
+    return f"{partition}|wm"
+
+
+def _join_key(partition: int, prediction_id: str) -> str:
+    return f"{partition}|{prediction_id}"

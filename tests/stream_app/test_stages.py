@@ -1,0 +1,203 @@
+"""The stream's logic end to end in memory: windows, watermarks, joins, late events, triggers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from driftline.registration import profile_reference
+from stream_app.registry import ModelRuntime
+from tests.stream_app import scenario
+from tests.stream_app.local_pipeline import LocalPipeline
+
+WINDOWS, PER_WINDOW, DRIFT_FROM, DECAY_FROM = 7, 300, 3, 4
+LABELED_SHARE = 0.4
+
+
+def runtime(**overrides: Any) -> ModelRuntime:
+    config = scenario.model_config(**overrides)
+    return ModelRuntime(config, profile_reference(config, scenario.reference()))
+
+
+RUNTIME = runtime()
+
+
+async def run_scenario(n_partitions: int) -> tuple[LocalPipeline, dict[int, list[scenario.Event]]]:
+    """Predictions in time order; 40 % labeled: a few labels before their prediction, the rest
+    two windows later (after the window is final, so its quality is revised)."""
+    pipeline = LocalPipeline(RUNTIME, n_partitions)
+    rng = np.random.default_rng(5)
+    labeled: dict[int, list[scenario.Event]] = defaultdict(list)
+    delayed: dict[int, list[scenario.Event]] = defaultdict(list)
+    by_window: dict[int, list[scenario.Event]] = defaultdict(list)
+    for event in scenario.events(WINDOWS, PER_WINDOW, DRIFT_FROM, DECAY_FROM):
+        by_window[event.window].append(event)
+    for w in range(WINDOWS):
+        batch = [
+            pipeline.message("label", e.prediction_id, e.label_json()) for e in delayed.pop(w, [])
+        ]
+        for e in by_window[w]:
+            draw = rng.random()
+            if draw < 0.05:  # the label overtakes its prediction
+                batch.append(pipeline.message("label", e.prediction_id, e.label_json()))
+                labeled[w].append(e)
+            elif draw < LABELED_SHARE:
+                delayed[w + 2].append(e)
+                labeled[w].append(e)
+            batch.append(pipeline.message("prediction", e.prediction_id, e.prediction_json()))
+        for start in range(0, len(batch), 97):
+            await pipeline.feed(batch[start : start + 97])
+    await pipeline.idle(60.0)  # the stream goes quiet: the timer closes the last windows
+    rest = [e for events in delayed.values() for e in events]
+    await pipeline.feed(
+        pipeline.message("label", e.prediction_id, e.label_json()) for e in rest
+    )  # the stream goes quiet: the timer closes the last windows
+    return pipeline, labeled
+
+
+def window_start(w: int) -> float:
+    return scenario.START + w * scenario.WINDOW
+
+
+def test_every_window_is_finalized_with_its_events() -> None:
+    pipeline, _ = asyncio.run(run_scenario(4))
+    assert sorted(pipeline.writer.windows) == [
+        (scenario.MODEL_ID, window_start(w)) for w in range(WINDOWS)
+    ]
+    for w in range(WINDOWS):
+        assert (
+            pipeline.writer.windows[(scenario.MODEL_ID, window_start(w))].window.n_rows
+            == PER_WINDOW
+        )
+    assert pipeline.dead_letters == []
+    assert pipeline.counters.late == 0
+
+
+def test_drift_on_exactly_the_shifted_features_after_the_change() -> None:
+    pipeline, _ = asyncio.run(run_scenario(4))
+    for w in range(WINDOWS):
+        rows = pipeline.writer.windows[(scenario.MODEL_ID, window_start(w))]
+        drifted = {
+            r.feature
+            for r in rows.drift
+            if r.is_primary and r.status == "drift" and not r.is_output
+        }
+        expected = set(scenario.DRIFTED_FEATURES) if w >= DRIFT_FROM else set()
+        assert drifted == expected, (w, drifted)
+
+
+def test_quality_metrics_equal_sklearn_on_the_joined_pairs() -> None:
+    pipeline, labeled = asyncio.run(run_scenario(4))
+    latest: dict[float, Any] = {start: rows for _, start, rows in pipeline.writer.revisions}
+    for w in range(WINDOWS):
+        start = window_start(w)
+        rows = latest.get(start, pipeline.writer.windows[(scenario.MODEL_ID, start)])
+        values = {m.metric: m.value for m in rows.metrics}
+        pairs = labeled[w]
+        y_true = [e.label for e in pairs]
+        y_pred = [e.prediction for e in pairs]
+        scores = [e.score for e in pairs]
+        assert values["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred), abs=1e-9)
+        assert values["f1"] == pytest.approx(
+            skm.f1_score(y_true, y_pred, pos_label="1", zero_division=0), abs=1e-9
+        )
+        assert values["roc_auc"] == pytest.approx(skm.roc_auc_score(y_true, scores), abs=0.005)
+        assert rows.window.label_coverage == pytest.approx(len(pairs) / PER_WINDOW)
+
+
+def test_late_labels_revise_final_windows() -> None:
+    pipeline, _ = asyncio.run(run_scenario(2))
+    revised = {start for _, start, _ in pipeline.writer.revisions}
+    assert revised == {window_start(w) for w in range(WINDOWS)}
+    first = pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))]
+    last_revision = [
+        rows for _, start, rows in pipeline.writer.revisions if start == window_start(0)
+    ][-1]
+    assert last_revision.window.quality_revision > first.window.quality_revision
+    assert last_revision.window.label_coverage > (first.window.label_coverage or 0)
+    assert pipeline.counters.quality_revisions >= WINDOWS
+
+
+def test_retraining_trigger_fires_once_despite_persisting_drift() -> None:
+    pipeline, _ = asyncio.run(run_scenario(4))
+    assert len(pipeline.published) == 1
+    trigger = pipeline.published[0]
+    assert trigger.model_id == scenario.MODEL_ID and trigger.model_version == "v1"
+    # K=2 of M=3: the second drifted window fires.
+    assert trigger.window_start.timestamp() == window_start(DRIFT_FROM + 1)
+    assert trigger.evidence["rule"] == "drift"
+    assert len(pipeline.writer.triggers) == 1
+
+
+def test_four_partitions_give_the_same_results_as_one() -> None:
+    four, _ = asyncio.run(run_scenario(4))
+    one, _ = asyncio.run(run_scenario(1))
+    assert four.writer.windows.keys() == one.writer.windows.keys()
+    for key, rows in one.writer.windows.items():
+        other = four.writer.windows[key]
+        assert other.window.n_rows == rows.window.n_rows
+        scores = {(r.feature, r.method): r.score for r in rows.drift}
+        other_scores = {(r.feature, r.method): r.score for r in other.drift}
+        assert other_scores.keys() == scores.keys()
+        for name, score in scores.items():
+            assert other_scores[name] == pytest.approx(score, rel=1e-9, abs=1e-12), name
+
+
+def test_late_events_are_counted_per_window_not_added() -> None:
+    pipeline = LocalPipeline(RUNTIME, 1)
+    events = list(scenario.events(3, 50, drift_from=99, decay_from=99))
+    batch = [pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events]
+    asyncio.run(pipeline.feed(batch))
+    straggler = events[0]  # window 0, long closed: watermark is in window 2
+    late = pipeline.message(
+        "prediction", "late-1", straggler.prediction_json().replace(b"w0-0", b"late-1")
+    )
+    asyncio.run(pipeline.feed([late]))
+    asyncio.run(pipeline.idle(60))
+    start0 = window_start(0)
+    assert pipeline.writer.windows[(scenario.MODEL_ID, start0)].window.n_rows == 50
+    assert pipeline.writer.late[(scenario.MODEL_ID, start0)] == 1
+    assert pipeline.counters.late == 1
+
+
+def test_an_idle_stream_closes_its_windows_on_the_timer() -> None:
+    pipeline = LocalPipeline(RUNTIME, 2, idle_timeout=5.0)
+    events = list(scenario.events(1, 40, drift_from=99, decay_from=99))
+    asyncio.run(
+        pipeline.feed(
+            pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events
+        )
+    )
+    asyncio.run(pipeline.idle(1.0))
+    assert pipeline.writer.windows == {}  # still within the idle timeout
+    asyncio.run(pipeline.idle(scenario.WINDOW + scenario.LATENESS + 5.0))
+    assert list(pipeline.writer.windows) == [(scenario.MODEL_ID, window_start(0))]
+
+
+def test_bad_messages_go_to_the_dead_letter_topic_and_the_rest_flows() -> None:
+    pipeline = LocalPipeline(RUNTIME, 1)
+    good = list(scenario.events(1, 10, drift_from=99, decay_from=99))
+    bad = [
+        pipeline.message("prediction", "x1", b"{not json"),
+        pipeline.message("prediction", "x2", b'{"model_id": "churn", "prediction_id": "x2"}'),
+        pipeline.message(
+            "prediction", "x3", good[0].prediction_json().replace(b'"churn"', b'"ghost"')
+        ),
+        pipeline.message("label", "x4", b'{"model_id": "churn"}'),
+    ]
+    batch = bad + [
+        pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in good
+    ]
+    asyncio.run(pipeline.feed(batch))
+    asyncio.run(pipeline.idle(200))
+    reasons = [reason for _, reason in pipeline.dead_letters]
+    assert len(reasons) == 4
+    assert reasons[0].startswith("not valid JSON")
+    assert "timestamp" in reasons[1] or "features" in reasons[1]
+    assert "unknown model 'ghost'" in reasons[2]
+    assert pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))].window.n_rows == 10
