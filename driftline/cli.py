@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="run the end-to-end demo on a generated stream with drift"
     )
     demo.add_argument("--seed", type=int, default=7, help="random seed of the generated stream")
+    demo.add_argument(
+        "--offline", action="store_true", help="only the statistics, in-process (no broker)"
+    )
     from driftline import pipeline_commands
     from driftline.local import commands as local_commands
 
@@ -25,10 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     pipeline_commands.add_parsers(commands)
     args = parser.parse_args(argv)
     try:
-        if args.command == "demo":
+        if args.command == "demo" and args.offline:
             from driftline.demo import run
 
             run(sys.stdout, seed=args.seed)
+        elif args.command == "demo":
+            from driftline import stream_demo
+
+            stream_demo.run(sys.stdout, seed=args.seed)
         elif args.command == "local":
             return local_commands.run(args, sys.stdout)
         else:

@@ -33,6 +33,8 @@ class Topics:
     window_partials: str = "driftline.window-partials.v1"
     retrain_triggers: str = "driftline.retrain-triggers.v1"
     dead_letter: str = "driftline.dead-letter.v1"
+    # Internal: prediction summaries forwarded to the partition where their label arrives.
+    label_join: str = "driftline.label-join.v1"
 
     def __post_init__(self) -> None:
         for name, topic in self.as_dict().items():

@@ -33,8 +33,6 @@ from stream_app.state_store import FaustTableStore
 
 log = logging.getLogger(__name__)
 
-LABEL_JOIN_TOPIC = "driftline.label-join.v1"
-
 
 @dataclass
 class Pipeline:
@@ -42,7 +40,6 @@ class Pipeline:
 
     app: faust.App
     topics: Topics
-    label_join_topic: str
     stage1: Stage1
     stage2: Stage2
     counters: Counters
@@ -100,7 +97,7 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
         stream_buffer_maxsize=max(4096, settings.batch_max * 2),
     )
     topics = Topics.with_prefix(settings.topic_prefix)
-    join_name = settings.topic_prefix + LABEL_JOIN_TOPIC
+    join_name = topics.label_join
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(
         topics.predictions, topics.labels, join_name, partitions=settings.partitions, **raw
@@ -228,4 +225,4 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
     app.timer(settings.tick_seconds)(tick)
     app.on_partitions_revoked.connect(cast(Any, on_revoked))  # mode types receivers narrowly
     del stage1_agent, stage2_agent  # registered on the app
-    return Pipeline(app, topics, join_name, stage1, stage2, counters, registry, activity)
+    return Pipeline(app, topics, stage1, stage2, counters, registry, activity)

@@ -62,7 +62,7 @@ class LateMessage:
 class WatermarkMessage:
     source_partition: int
     n_partitions: int
-    watermark: float
+    watermark: float | None  # None: the partition has seen no event yet
     kind: Literal["watermark"] = "watermark"
 
 

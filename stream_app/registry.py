@@ -88,10 +88,19 @@ class ModelRuntime:
 
 
 def _default_min_std(series: str) -> float:
-    # Rates sit at 0 for long stretches; a floor of half a percentage point keeps one
-    # stray missing value from being a 3-sigma event against a perfectly flat history.
+    """Floors on sigma, so a series that happened to be very steady does not alarm on noise.
+
+    Rates sit at 0 for long stretches: half a percentage point keeps one stray missing value
+    from being a 3-sigma event. PSI of an undrifted feature wobbles around 0.001-0.01: a floor
+    of 0.02 puts the limit near the 0.1 warning level instead of at the noise. Metrics and
+    shares move by a point or two between windows of a few hundred labels.
+    """
     if series.startswith(("missing_rate:", "invalid_rate:", "out_of_range_rate:")):
         return 0.005
+    if series.startswith("drift:"):
+        return 0.02
+    if series.startswith(("metric:", "output_mean:")) or series == "positive_rate":
+        return 0.01
     return 0.0
 
 

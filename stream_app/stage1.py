@@ -116,7 +116,7 @@ class Stage1:
         # retraining trigger can name the version that drifted. Not persisted: the next
         # event brings it back.
         self.versions: dict[tuple[int, str], str] = {}
-        self._heartbeats: dict[int, tuple[float, float]] = {}
+        self._heartbeats: dict[int, tuple[float, float]] = {}  # partition: (watermark, sent at)
         self.heartbeat_interval = 0.5
 
     # -- clocks -------------------------------------------------------------------------
@@ -303,6 +303,9 @@ class Stage1:
         clock = self.clock(partition)
         watermark = clock.watermark()
         if watermark is None:
+            # Nothing seen yet; stage 2 still needs to hear that this partition is empty,
+            # or it could not tell an empty partition from a slow one.
+            await self._heartbeat(partition, None, closed_any=False)
             return
         prefix = f"{partition}|w|"
         closed_any = False
@@ -323,6 +326,9 @@ class Stage1:
             await self.sink.to_stage2(model_id, messages.encode(partial), None)
             self.windows.delete(partition, key)
             closed_any = True
+        await self._heartbeat(partition, watermark, closed_any)
+
+    async def _heartbeat(self, partition: int, watermark: float | None, closed_any: bool) -> None:
         if not self._heartbeat_due(partition, watermark, closed_any):
             return
         heartbeat = messages.encode(
@@ -331,11 +337,13 @@ class Stage1:
         for target in range(self.sink.stage2_partitions):
             await self.sink.to_stage2(None, heartbeat, target)
 
-    def _heartbeat_due(self, partition: int, watermark: float, closed_any: bool) -> bool:
+    def _heartbeat_due(self, partition: int, watermark: float | None, closed_any: bool) -> bool:
         # Stage 2 only needs a watermark that moved, and not faster than it can use it;
         # after closing a window it needs it at once.
         now = self.clock(partition).clock()
         last = self._heartbeats.get(partition)
+        if watermark is None:
+            watermark = float("-inf")
         if last is not None and not closed_any:
             last_watermark, last_sent = last
             if watermark <= last_watermark and now - last_sent < 5 * self.heartbeat_interval:

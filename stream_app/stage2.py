@@ -105,6 +105,7 @@ class Stage2:
         if isinstance(message, messages.WatermarkMessage):
             key = f"{partition}|wm|{message.source_partition}"
             self.records.set(partition, key, orjson.dumps(message.watermark))
+            self.records.set(partition, f"{partition}|np", orjson.dumps(message.n_partitions))
             await self.finalize_ready(partition)
             return
         runtime = self.registry.get(message.model_id)
@@ -161,8 +162,17 @@ class Stage2:
     # -- finalization ---------------------------------------------------------------------
 
     def low_watermark(self, partition: int) -> float | None:
+        """The watermark every input partition has passed, once all of them have reported.
+
+        A partition that has seen no event reports ``None`` and does not hold windows back
+        (its data, if any comes, arrives as a late partial and rewrites the window).
+        """
+        expected = self.records.get(f"{partition}|np")
         prefix = f"{partition}|wm|"
-        marks = [orjson.loads(v) for k, v in self.records.items() if k.startswith(prefix)]
+        reported = [orjson.loads(v) for k, v in self.records.items() if k.startswith(prefix)]
+        if expected is None or len(reported) < orjson.loads(expected):
+            return None
+        marks = [mark for mark in reported if mark is not None]
         return min(marks) if marks else None
 
     async def finalize_ready(self, partition: int) -> None:

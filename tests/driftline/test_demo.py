@@ -24,7 +24,7 @@ def test_demo_finds_exactly_the_injected_drift_and_decay() -> None:
 
 
 def test_cli_runs_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--seed", "3"]) == 0
+    assert main(["demo", "--offline", "--seed", "3"]) == 0
     assert "Driftline demo" in capsys.readouterr().out
 
 

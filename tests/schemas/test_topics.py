@@ -15,6 +15,7 @@ def test_defaults() -> None:
         "window_partials": "driftline.window-partials.v1",
         "retrain_triggers": "driftline.retrain-triggers.v1",
         "dead_letter": "driftline.dead-letter.v1",
+        "label_join": "driftline.label-join.v1",
     }
 
 

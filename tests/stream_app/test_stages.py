@@ -201,3 +201,23 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_the_rest_flows() -> None:
     assert "timestamp" in reasons[1] or "features" in reasons[1]
     assert "unknown model 'ghost'" in reasons[2]
     assert pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))].window.n_rows == 10
+
+
+def test_windows_are_finalized_once_when_every_partition_has_reported() -> None:
+    pipeline, _ = asyncio.run(run_scenario(4))
+    assert pipeline.counters.windows_finalized == WINDOWS
+
+
+def test_an_empty_partition_does_not_hold_windows_back() -> None:
+    # No task: no label join, so nothing is forwarded to the other partitions.
+    pipeline = LocalPipeline(runtime(task=None, classes=[]), 4)
+    events = list(scenario.events(2, 40, drift_from=99, decay_from=99))
+    # Everything on partition 1: partitions 0, 2 and 3 never see an event.
+    batch = [
+        pipeline.message("prediction", e.prediction_id, e.prediction_json(), partition=1)
+        for e in events
+    ]
+    asyncio.run(pipeline.feed(batch))
+    assert pipeline.writer.windows == {}  # stage 2 has not heard from the other partitions
+    asyncio.run(pipeline.idle(0.1))  # the timer reports them empty
+    assert list(pipeline.writer.windows) == [(scenario.MODEL_ID, window_start(0))]
