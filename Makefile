@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install test lint typecheck tests demo bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating virtualenv in $(VENV) and installing driftline[dev] (about a minute on a fresh machine)"
@@ -25,11 +25,11 @@ typecheck: $(STAMP)
 	@echo "==> mypy (strict)"
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
-	@echo "==> pytest (unit tests, property tests and doctests)"
+tests: $(STAMP)
+	@echo "==> pytest: unit, property, doctest and integration tests (starts Kafka and PostgreSQL)"
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest
 
-test: lint typecheck unit
+test: lint typecheck tests
 
 demo: $(STAMP)
 	$(PY) -m driftline demo

@@ -1,80 +1,23 @@
 """Registering a model and attaching its reference: configuration + profile, stored in SQL.
 
-The reference is a table (CSV, Parquet or a DataFrame) with one column per feature and,
-optionally, the model's outputs on those rows: ``prediction`` (the predicted class or
-value) and ``score`` (probability of the positive class). A ``label`` column, ids and
-timestamps are left out of the profile. When the configuration declares ``features``, only
-those are profiled, with the declared kinds.
-
-Checks that need the reference happen here: declared features must be in it, drift methods
-must exist and suit the features' kinds.
+What the reference must look like, and which checks it must pass, is in
+:mod:`stream_app.profiling`. A model registered without a reference takes its first
+``baseline_windows`` windows of the stream as its reference.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from detectors import DriftConfig, ReferenceProfile, build_profile, default_registry
-from detectors.profile import profile_file
-from driftline.errors import ConfigurationError
+from detectors import ReferenceProfile
 from schemas.model_config import ModelConfig
 from storage import catalog
+from stream_app.profiling import profile_reference
 
-OUTPUT_COLUMNS = ("prediction", "score")
-NEVER_PROFILED = ("label", "prediction_id", "timestamp", "model_id", "model_version")
-
-
-def profile_reference(
-    config: ModelConfig, reference: pd.DataFrame | str | Path
-) -> ReferenceProfile:
-    """Profile a reference table for ``config`` (see the module docstring for the columns)."""
-    frame = _read(reference)
-    declared: dict[str, Any] = dict(config.features)
-    missing = sorted(set(declared) - set(frame.columns))
-    if missing:
-        raise ConfigurationError(
-            f"features {missing} are declared for model {config.model_id!r} but the reference "
-            f"has no such columns (it has: {sorted(map(str, frame.columns))})"
-        )
-    outputs = [c for c in OUTPUT_COLUMNS if c in frame.columns]
-    if "prediction" in outputs and config.task is not None:
-        declared["prediction"] = "numeric" if config.task == "regression" else "categorical"
-    keep = set(declared) | set(outputs) if config.features else None
-    exclude = [
-        str(c)
-        for c in frame.columns
-        if str(c) in NEVER_PROFILED or (keep is not None and str(c) not in keep)
-    ]
-    profile = build_profile(frame, schema=declared, output_columns=outputs, exclude=exclude)
-    drift = config.drift
-    DriftConfig(
-        numeric_method=drift.numeric_method,
-        categorical_method=drift.categorical_method,
-        feature_methods=dict(drift.feature_methods),
-        also_report=tuple(drift.also_report),
-        thresholds=dict(drift.thresholds),
-        warning_thresholds=dict(drift.warning_thresholds),
-        drift_share=drift.drift_share,
-    ).validate(profile, default_registry())
-    return profile
-
-
-def _read(reference: pd.DataFrame | str | Path) -> pd.DataFrame:
-    if isinstance(reference, pd.DataFrame):
-        return reference
-    path = Path(reference)
-    if not path.exists():
-        raise ConfigurationError(f"reference file {path} does not exist")
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        return pd.read_parquet(path)
-    profile_file(path)  # raises the error that names the supported formats
-    raise AssertionError("unreachable")
+__all__ = ["profile_reference", "register_model"]
 
 
 def register_model(

@@ -17,6 +17,7 @@ class Counters:
     windows_finalized: int = 0
     quality_revisions: int = 0
     triggers: int = 0
+    expired_messages: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -113,6 +113,17 @@ class Stage2:
             log.warning("dropping stage-2 message for unregistered model %s", message.model_id)
             return
         record = self._record(partition, message.model_id, message.window_start, message.window_end)
+        if self._expired(partition, runtime, record):
+            # Its window was dropped after the label horizon: recreating it from this one
+            # message would overwrite complete results with a fragment.
+            self.counters.expired_messages += 1
+            log.warning(
+                "dropping %s for %s window %s: past its label horizon",
+                message.kind,
+                record.model_id,
+                record.start,
+            )
+            return
         if isinstance(message, messages.PartialMessage):
             await self._partial(partition, runtime, record, message)
         elif isinstance(message, messages.LabelsMessage):
@@ -158,6 +169,14 @@ class Stage2:
             record.revision += 1
             self._save(partition, record)
             await self._revise_quality(partition, runtime, record, state)
+
+    def _expired(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> bool:
+        if record.state is not None or record.final or record.late or record.sources:
+            return False  # a record we keep: not expired
+        watermark = self.low_watermark(partition)
+        size = record.end - record.start
+        closes = window_closes_at(record.start, size, runtime.lateness_seconds)
+        return watermark is not None and closes + runtime.label_horizon_seconds < watermark
 
     # -- finalization ---------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from detectors import WindowState
 from driftline.registration import profile_reference
+from stream_app import messages
 from stream_app.registry import ModelRuntime
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
@@ -221,3 +223,23 @@ def test_an_empty_partition_does_not_hold_windows_back() -> None:
     assert pipeline.writer.windows == {}  # stage 2 has not heard from the other partitions
     asyncio.run(pipeline.idle(0.1))  # the timer reports them empty
     assert list(pipeline.writer.windows) == [(scenario.MODEL_ID, window_start(0))]
+
+
+def test_a_partial_past_the_label_horizon_does_not_overwrite_the_window() -> None:
+    pipeline = LocalPipeline(runtime(label_horizon_seconds=60), 1)
+    events = list(scenario.events(1, 30, drift_from=99, decay_from=99))
+    asyncio.run(
+        pipeline.feed(
+            pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events
+        )
+    )
+    asyncio.run(pipeline.idle(10_000))  # final, then dropped once its horizon has passed
+    assert pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))].window.n_rows == 30
+    stray = WindowState.empty(RUNTIME.profile, RUNTIME.task)
+    partial = messages.PartialMessage(
+        scenario.MODEL_ID, window_start(0), window_start(1), 3, stray.to_bytes()
+    )
+    asyncio.run(pipeline.stage2.handle(0, partial))
+    asyncio.run(pipeline.idle(1))
+    assert pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))].window.n_rows == 30
+    assert pipeline.counters.expired_messages == 1

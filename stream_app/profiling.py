@@ -1,0 +1,73 @@
+"""Profiling a model's reference (a file, a DataFrame, or the rows of its baseline windows).
+
+The reference is a table with one column per feature and, optionally, the model's outputs
+on those rows: ``prediction`` (the predicted class or value) and ``score`` (probability of
+the positive class). A ``label`` column, ids and timestamps are left out of the profile.
+When the configuration declares ``features``, only those are profiled, with the declared
+kinds. Checks that need the reference happen here: declared features must be in it, drift
+methods must exist and suit the features' kinds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from detectors import DriftConfig, ReferenceProfile, build_profile, default_registry
+from detectors.profile import profile_file
+from driftline.errors import ConfigurationError
+from schemas.model_config import ModelConfig
+
+OUTPUT_COLUMNS = ("prediction", "score")
+NEVER_PROFILED = ("label", "prediction_id", "timestamp", "model_id", "model_version")
+
+
+def profile_reference(
+    config: ModelConfig, reference: pd.DataFrame | str | Path
+) -> ReferenceProfile:
+    """Profile a reference table for ``config`` (see the module docstring for the columns)."""
+    frame = _read(reference)
+    declared: dict[str, Any] = dict(config.features)
+    missing = sorted(set(declared) - set(frame.columns))
+    if missing:
+        raise ConfigurationError(
+            f"features {missing} are declared for model {config.model_id!r} but the reference "
+            f"has no such columns (it has: {sorted(map(str, frame.columns))})"
+        )
+    outputs = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+    if "prediction" in outputs and config.task is not None:
+        declared["prediction"] = "numeric" if config.task == "regression" else "categorical"
+    keep = set(declared) | set(outputs) if config.features else None
+    exclude = [
+        str(c)
+        for c in frame.columns
+        if str(c) in NEVER_PROFILED or (keep is not None and str(c) not in keep)
+    ]
+    profile = build_profile(frame, schema=declared, output_columns=outputs, exclude=exclude)
+    drift = config.drift
+    DriftConfig(
+        numeric_method=drift.numeric_method,
+        categorical_method=drift.categorical_method,
+        feature_methods=dict(drift.feature_methods),
+        also_report=tuple(drift.also_report),
+        thresholds=dict(drift.thresholds),
+        warning_thresholds=dict(drift.warning_thresholds),
+        drift_share=drift.drift_share,
+    ).validate(profile, default_registry())
+    return profile
+
+
+def _read(reference: pd.DataFrame | str | Path) -> pd.DataFrame:
+    if isinstance(reference, pd.DataFrame):
+        return reference
+    path = Path(reference)
+    if not path.exists():
+        raise ConfigurationError(f"reference file {path} does not exist")
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path)
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        return pd.read_parquet(path)
+    profile_file(path)  # raises the error that names the supported formats
+    raise AssertionError("unreachable")
