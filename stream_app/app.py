@@ -19,12 +19,15 @@ import faust
 from sqlalchemy.orm import Session, sessionmaker
 
 from driftline.errors import InvalidEventError
+from schemas.events import PredictionEvent
+from schemas.model_config import ModelConfig
 from schemas.outbound import DeadLetter, RetrainTrigger
 from schemas.topics import Topics
+from storage import catalog
 from stream_app import messages
 from stream_app.counters import Counters
 from stream_app.model_loader import sql_loader
-from stream_app.registry import ModelRegistry
+from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.settings import WorkerSettings
 from stream_app.sql_writer import SqlResultWriter
 from stream_app.stage1 import InputMessage, Stage1, Stage1Sink, TopicKind
@@ -144,6 +147,25 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
         )
         await triggers.send(key=trigger.model_id.encode(), value=trigger.to_json_bytes())
 
+    async def auto_register(event: PredictionEvent) -> ModelRuntime | None:
+        config = ModelConfig.from_dict(
+            {
+                "model_id": event.model_id,
+                "description": "registered automatically from its first prediction event",
+            }
+        )
+
+        def save() -> None:
+            with sessions.begin() as session:
+                if catalog.get_model(session, event.model_id) is None:
+                    catalog.upsert_model(session, event.model_id, config.model_dump(mode="json"))
+
+        await asyncio.to_thread(save)
+        registry.forget(event.model_id)
+        runtime = registry.get(event.model_id)
+        log.info("auto-registered model %s; its first windows become its baseline", event.model_id)
+        return runtime
+
     stage1 = Stage1(
         registry,
         FaustTableStore(windows_table),
@@ -152,6 +174,7 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
         n_partitions=settings.partitions,
         idle_timeout=settings.idle_timeout_seconds,
         counters=counters,
+        auto_register=auto_register if settings.unknown_models == "auto-register" else None,
     )
     stage2 = Stage2(
         registry,

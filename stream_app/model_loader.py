@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 def sql_loader(sessions: sessionmaker[Session]) -> Loader:
     """A loader for :class:`~stream_app.registry.ModelRegistry` reading the catalog tables.
 
-    A model without a reference profile is not ready to judge windows and loads as
-    ``None``, like an unknown one; its events go to the dead-letter topic with the reason.
+    A model without a reference profile loads with ``profile=None``: its first windows
+    become its baseline.
     """
 
     def load(model_id: str) -> ModelRuntime | None:
@@ -27,10 +27,9 @@ def sql_loader(sessions: sessionmaker[Session]) -> Loader:
             if record is None:
                 return None
             current = catalog.get_current_profile(session, model_id)
-        if current is None:
-            log.warning("model %s has no reference profile; attach one to monitor it", model_id)
-            return None
         config = ModelConfig.model_validate(record.config)
+        if current is None:
+            return ModelRuntime(config, None)
         return ModelRuntime(config, ReferenceProfile.from_json(current.profile_json))
 
     return load

@@ -7,7 +7,9 @@ for the same time, so a stream of events for an unregistered model costs one que
 one per event.
 
 Reference columns named ``prediction`` and ``score`` are the model's outputs; a column named
-``label`` (the ground truth of the reference rows) is left out of the profile.
+``label`` (the ground truth of the reference rows) is left out of the profile. A model
+registered without a reference has ``profile=None`` until its first ``baseline_windows``
+windows have been turned into one (see :mod:`stream_app.baseline`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ class ModelRuntime:
     """Everything the stream needs to judge one model's windows."""
 
     config: ModelConfig
-    profile: ReferenceProfile
+    profile: ReferenceProfile | None
+
+    @property
+    def in_baseline(self) -> bool:
+        """No reference yet: windows are sampled to build one."""
+        return self.profile is None
 
     @property
     def model_id(self) -> str:
@@ -80,11 +87,13 @@ class ModelRuntime:
 
     @cached_property
     def feature_names(self) -> tuple[str, ...]:
+        if self.profile is None:
+            return tuple(self.config.features)
         return self.profile.features
 
     @cached_property
     def output_names(self) -> tuple[str, ...]:
-        return self.profile.output_columns
+        return self.profile.output_columns if self.profile is not None else OUTPUT_COLUMNS
 
 
 def _default_min_std(series: str) -> float:

@@ -9,12 +9,18 @@ among predictions, binary models), ``drift:<feature>`` (the primary method's sco
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from detectors import ClassificationMetrics, ControlLimitResult, RegressionMetrics, WindowReport
 from detectors.profile import CategoricalProfile
+from detectors.quality import (
+    ClassificationState,
+    RegressionState,
+    classification_metrics,
+    regression_metrics,
+)
 from detectors.window import CategoricalCounts, WindowState
 from storage.rows import AnomalyRow, DataQualityRow, DriftRow, MetricRow, WindowRow
 from stream_app.registry import ModelRuntime
@@ -73,6 +79,8 @@ def quality_series(report: WindowReport) -> Series:
 def positive_rate(runtime: ModelRuntime, state: WindowState) -> float | None:
     """Share of predictions of the positive class, for binary models with a profile of it."""
     task = runtime.task
+    if runtime.profile is None:
+        return None
     column = runtime.profile.columns.get("prediction")
     counts = state.columns.get("prediction")
     if task is None or task.kind != "binary" or not isinstance(column, CategoricalProfile):
@@ -201,3 +209,45 @@ class ReportRows:
             anomalies=anomaly_rows(verdicts),
             n_late=record.late,
         )
+
+    def with_row_count(self, n_rows: int) -> ReportRows:
+        """The same rows with the window's exact event count (sampled windows)."""
+        if n_rows == self.window.n_rows:
+            return self
+        labeled = self.window.n_labeled
+        coverage = labeled / n_rows if n_rows and self.window.label_coverage is not None else None
+        window = replace(self.window, n_rows=n_rows, label_coverage=coverage)
+        metrics = [replace(m, label_coverage=coverage) for m in self.metrics]
+        return replace(self, window=window, metrics=metrics)
+
+    @classmethod
+    def baseline(
+        cls,
+        model_id: str,
+        record: Any,
+        n_rows: int,
+        quality: ClassificationState | RegressionState | None,
+    ) -> ReportRows:
+        """A baseline window: its volume and quality, no drift (it is the reference)."""
+        metrics: ClassificationMetrics | RegressionMetrics | None = None
+        if isinstance(quality, ClassificationState):
+            metrics = classification_metrics(quality)
+        elif isinstance(quality, RegressionState):
+            metrics = regression_metrics(quality)
+        n_labeled = metrics.n_labeled if metrics is not None else 0
+        coverage = n_labeled / n_rows if n_rows and metrics is not None else None
+        window = WindowRow(
+            model_id=model_id,
+            window_start=utc(record.start),
+            window_end=utc(record.end),
+            n_rows=n_rows,
+            label_coverage=coverage,
+            n_labeled=n_labeled,
+            quality_revision=record.revision,
+            finalized_at=datetime.now(tz=UTC),
+        )
+        metric_rows_ = [
+            MetricRow(metric=name, value=value, n_labeled=n_labeled, label_coverage=coverage)
+            for name, value in metric_values(metrics).items()
+        ]
+        return cls(window, [], [], metric_rows_, [], record.late)

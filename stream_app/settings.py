@@ -40,8 +40,10 @@ class WorkerSettings(BaseSettings):
     tick_seconds: float = Field(default=1.0, gt=0, description="Timer period: idle windows, expiry")
     batch_max: int = Field(default=2000, ge=1, description="Most messages per stage-1 batch")
     batch_within_seconds: float = Field(default=0.2, gt=0, description="Longest wait for a batch")
-    unknown_models: Literal["dead-letter"] = Field(
-        default="dead-letter", description="What to do with events of unregistered models"
+    unknown_models: Literal["dead-letter", "auto-register"] = Field(
+        default="dead-letter",
+        description="Events of unregistered models: to the dead-letter topic, or register the "
+        "model with default settings (its first windows become its baseline)",
     )
     registry_refresh_seconds: float = Field(default=30.0, gt=0)
     store: str = Field(default="memory://", description="Faust table store")

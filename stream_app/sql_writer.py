@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from detectors import ReferenceProfile
 from schemas.outbound import RetrainTrigger
 from storage import repository
 from storage.rows import TriggerRow
@@ -88,6 +89,14 @@ class SqlResultWriter:
             return stored is not None and stored.published_at is None
 
         return await self._run(work)
+
+    async def save_profile(self, model_id: str, profile: ReferenceProfile, source: str) -> None:
+        def work(session: Session) -> None:
+            repository.save_reference_profile(
+                session, model_id, profile.fingerprint, profile.to_json(), source, profile.n_rows
+            )
+
+        await self._run(work)
 
     async def mark_published(self, trigger_id: str) -> None:
         await self._run(lambda session: repository.mark_trigger_published(session, trigger_id))

@@ -37,7 +37,7 @@ from aiokafka.partitioner import murmur2
 from detectors import WindowState
 from schemas.events import LabelEvent, PredictionEvent
 from schemas.parsing import parse_label_message, parse_prediction_message
-from stream_app import messages
+from stream_app import baseline, messages
 from stream_app.counters import Counters
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.state_store import PartitionedStore
@@ -102,8 +102,10 @@ class Stage1:
         idle_timeout: float,
         counters: Counters,
         clock: Callable[[], float] | None = None,
+        auto_register: Callable[[PredictionEvent], Awaitable[ModelRuntime | None]] | None = None,
     ) -> None:
         self.registry = registry
+        self.auto_register = auto_register
         self.windows = windows
         self.joins = joins
         self.sink = sink
@@ -163,6 +165,8 @@ class Stage1:
             await self._reject(message, str(exc))
             return
         runtime = self.registry.get(events[0].model_id)
+        if runtime is None and self.auto_register is not None:
+            runtime = await self.auto_register(events[0])
         if runtime is None:
             await self._reject(message, _unknown_model(events[0].model_id))
             return
@@ -277,6 +281,13 @@ class Stage1:
                 continue
             key = _window_key(partition, model_id, start)
             stored = self.windows.get(key)
+            # A window started without a reference stays a sample to its end.
+            if runtime.profile is None or (stored is not None and baseline.is_sample(stored)):
+                sample = baseline.BaselineSample.from_bytes(stored) if stored else None
+                sample = sample or baseline.BaselineSample()
+                sample.add(baseline.rows_of(runtime, events), baseline.PARTITION_SAMPLE, key)
+                self.windows.set(partition, key, sample.to_bytes())
+                continue
             state = (
                 WindowState.from_bytes(stored)
                 if stored

@@ -27,9 +27,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from detectors import ControlLimitResult, WindowState, evaluate_window
+from detectors import ControlLimitResult, ReferenceProfile, WindowState, evaluate_window
+from detectors.quality import ClassificationState, empty_quality_state, quality_state_from_dict
+from driftline.errors import DriftlineError
 from schemas.outbound import RetrainTrigger
-from stream_app import messages, results
+from stream_app import baseline, messages, results
 from stream_app.counters import Counters
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.retraining import WindowSummary, evaluate_policy
@@ -56,6 +58,8 @@ class ResultWriter(Protocol):
 
     async def mark_published(self, trigger_id: str) -> None: ...
 
+    async def save_profile(self, model_id: str, profile: ReferenceProfile, source: str) -> None: ...
+
 
 @dataclass
 class WindowRecord:
@@ -68,6 +72,13 @@ class WindowRecord:
     final: bool = False
     revision: int = 0
     version: str = ""
+    # Labeled pairs live apart from the binned state until finalization, so they can be
+    # counted before any partial arrives and for baseline windows, which have no bins.
+    quality: dict[str, Any] | None = None
+    # Windows sampled while the model had no reference: exact count and a row sample.
+    sample: dict[str, Any] | None = None
+    # Finalized as part of the baseline (no reference yet): it stays a baseline window.
+    baseline_role: bool = False
 
     def to_bytes(self) -> bytes:
         data = asdict(self)
@@ -143,9 +154,19 @@ class Stage2:
     ) -> None:
         if message.source_partition in record.sources:
             return  # replayed after a crash: already merged
-        incoming = WindowState.from_bytes(message.state)
-        merged = incoming if record.state is None else self._state(runtime, record).merge(incoming)
-        record.state = merged.to_bytes()
+        if baseline.is_sample(message.state):
+            incoming = baseline.BaselineSample.from_bytes(message.state)
+            current = baseline.BaselineSample(**record.sample) if record.sample else None
+            seed = f"{record.model_id}|{record.start!r}"
+            merged = (current or baseline.BaselineSample()).merge(
+                incoming, baseline.WINDOW_SAMPLE, seed
+            )
+            record.sample = {"n": merged.n, "rows": merged.rows}
+        else:
+            state = WindowState.from_bytes(message.state)
+            if record.state is not None:
+                state = WindowState.from_bytes(record.state).merge(state)
+            record.state = state.to_bytes()
         record.sources = (*record.sources, message.source_partition)
         record.version = message.model_version or record.version
         self._save(partition, record)
@@ -161,17 +182,24 @@ class Stage2:
     ) -> None:
         if runtime.task is None:
             return
-        state = self._state(runtime, record)
-        state.update_labels(message.y_true, message.y_pred, message.scores)
-        record.state = state.to_bytes()
-        self._save(partition, record)
+        quality = (
+            quality_state_from_dict(record.quality)
+            if record.quality
+            else empty_quality_state(runtime.task)
+        )
+        if isinstance(quality, ClassificationState):
+            quality.update(message.y_true, message.y_pred, message.scores)
+        else:
+            quality.update(message.y_true, message.y_pred)
+        record.quality = quality.to_dict()
         if record.final:
             record.revision += 1
-            self._save(partition, record)
-            await self._revise_quality(partition, runtime, record, state)
+        self._save(partition, record)
+        if record.final:
+            await self._revise_quality(partition, runtime, record)
 
     def _expired(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> bool:
-        if record.state is not None or record.final or record.late or record.sources:
+        if record.state or record.final or record.late or record.sources or record.quality:
             return False  # a record we keep: not expired
         watermark = self.low_watermark(partition)
         size = record.end - record.start
@@ -215,12 +243,18 @@ class Stage2:
                 self.records.delete(partition, key)  # labels can no longer revise it
 
     async def _finalize(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> None:
+        if record.baseline_role or runtime.profile is None:
+            await self._finalize_baseline(partition, runtime, record)
+            return
         state = self._state(runtime, record)
         report = evaluate_window(runtime.profile, state, runtime.drift_config)
         series = results.window_series(runtime, report, state)
+        exact_rows = self._exact_rows(record, state)
+        series["volume"] = float(exact_rows)
         history = self._history(partition, runtime.model_id)
         verdicts = self._control_limits(runtime, history, record.start, series)
         rows = results.ReportRows.of(runtime.model_id, record, report, state, verdicts)
+        rows = rows.with_row_count(exact_rows)
         await self.writer.write_window(runtime.model_id, record.start, record.end, rows)
         record.final = True
         self._save(partition, record)
@@ -237,8 +271,14 @@ class Stage2:
         await self._remember_and_maybe_trigger(partition, runtime, record, summary, series)
 
     async def _revise_quality(
-        self, partition: int, runtime: ModelRuntime, record: WindowRecord, state: WindowState
+        self, partition: int, runtime: ModelRuntime, record: WindowRecord
     ) -> None:
+        if record.baseline_role or runtime.profile is None:
+            rows = self._baseline_rows(runtime, record)
+            await self.writer.write_quality(runtime.model_id, record.start, record.end, rows)
+            self.counters.quality_revisions += 1
+            return
+        state = self._state(runtime, record)
         report = evaluate_window(runtime.profile, state, runtime.drift_config)
         series = results.quality_series(report)
         history = self._history(partition, runtime.model_id)
@@ -317,9 +357,81 @@ class Stage2:
         self.records.set(partition, key, record.to_bytes())
 
     def _state(self, runtime: ModelRuntime, record: WindowRecord) -> WindowState:
+        """The window's binned state with its labeled pairs; needs the model's profile.
+
+        A window that partitions began sampling before the baseline profile existed (a
+        backlog replayed at once, say) is binned from its sample: exact while the window
+        held no more rows than the sample keeps, an unbiased estimate beyond that (its row
+        count stays exact, see :meth:`_exact_rows`).
+        """
+        profile = runtime.profile
+        assert profile is not None
         if record.state is None:
-            return WindowState.empty(runtime.profile, runtime.task)
-        return WindowState.from_bytes(record.state)
+            state = WindowState.empty(profile, runtime.task)
+        else:
+            state = WindowState.from_bytes(record.state)
+        if record.sample is not None and record.sample["rows"]:
+            rows = record.sample["rows"]
+            columns = {name: [row.get(name) for row in rows] for name in profile.columns}
+            state = state.merge(WindowState.empty(profile, runtime.task).update(profile, columns))
+        if record.quality and state.quality is not None:
+            state.quality = state.quality.merge(quality_state_from_dict(record.quality))  # type: ignore[arg-type]
+        return state
+
+    @staticmethod
+    def _exact_rows(record: WindowRecord, state: WindowState) -> int:
+        if record.sample is None:
+            return state.n_rows
+        return state.n_rows - len(record.sample["rows"]) + int(record.sample["n"])
+
+    # -- baselines --------------------------------------------------------------------------
+
+    def _baseline_rows(self, runtime: ModelRuntime, record: WindowRecord) -> results.ReportRows:
+        n_rows = (record.sample or {}).get("n", 0)
+        if record.state is not None:
+            n_rows += WindowState.from_bytes(record.state).n_rows
+        quality = quality_state_from_dict(record.quality) if record.quality else None
+        return results.ReportRows.baseline(runtime.model_id, record, n_rows, quality)
+
+    async def _finalize_baseline(
+        self, partition: int, runtime: ModelRuntime, record: WindowRecord
+    ) -> None:
+        rows = self._baseline_rows(runtime, record)
+        await self.writer.write_window(runtime.model_id, record.start, record.end, rows)
+        record.final = True
+        record.baseline_role = True
+        self._save(partition, record)
+        self.counters.windows_finalized += 1
+        if runtime.profile is None:
+            await self._maybe_publish_baseline(partition, runtime)
+
+    async def _maybe_publish_baseline(self, partition: int, runtime: ModelRuntime) -> None:
+        """Once enough baseline windows are final, their rows become the model's reference."""
+        prefix = f"{partition}|r|{runtime.model_id}|"
+        done = sorted(
+            (
+                WindowRecord.from_bytes(raw)
+                for key, raw in self.records.items()
+                if key.startswith(prefix)
+            ),
+            key=lambda r: r.start,
+        )
+        done = [r for r in done if r.final and r.sample is not None]
+        wanted = runtime.config.baseline_windows
+        if len(done) < wanted:
+            return
+        chosen = done[:wanted]
+        samples = [baseline.BaselineSample(**r.sample) for r in chosen if r.sample is not None]
+        try:
+            profile = baseline.profile_from_samples(runtime, samples)
+        except DriftlineError as exc:
+            log.warning("cannot build the baseline of %s yet: %s", runtime.model_id, exc)
+            return
+        first, last = results.utc(chosen[0].start), results.utc(chosen[-1].end)
+        source = f"baseline: {wanted} windows {first.isoformat()} to {last.isoformat()}"
+        await self.writer.save_profile(runtime.model_id, profile, source)
+        self.registry.put(ModelRuntime(runtime.config, profile))
+        log.info("model %s: %s became its reference", runtime.model_id, source)
 
     def _history(self, partition: int, model_id: str) -> dict[str, Any]:
         raw = self.records.get(_history_key(partition, model_id))

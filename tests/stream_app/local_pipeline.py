@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from detectors import ReferenceProfile
 from schemas.outbound import RetrainTrigger
 from stream_app import messages
 from stream_app.counters import Counters
@@ -35,6 +36,7 @@ class RecordingWriter:
     late: dict[tuple[str, float], int] = field(default_factory=dict)
     triggers: dict[str, RetrainTrigger] = field(default_factory=dict)
     published: set[str] = field(default_factory=set)
+    profiles: list[tuple[str, ReferenceProfile, str]] = field(default_factory=list)
 
     async def write_window(self, model_id: str, start: float, end: float, rows: ReportRows) -> None:
         self.windows[(model_id, start)] = rows
@@ -57,13 +59,22 @@ class RecordingWriter:
     async def mark_published(self, trigger_id: str) -> None:
         self.published.add(trigger_id)
 
+    async def save_profile(self, model_id: str, profile: ReferenceProfile, source: str) -> None:
+        self.profiles.append((model_id, profile, source))
+
 
 class LocalPipeline:
-    def __init__(self, runtime: ModelRuntime, n_partitions: int = 1, idle_timeout: float = 5.0):
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        n_partitions: int = 1,
+        idle_timeout: float = 5.0,
+        auto_register: Any = None,
+    ):
         self.n_partitions = n_partitions
         self.clock = FakeClock()
         self.counters = Counters()
-        self.registry = ModelRegistry(lambda m: runtime if m == runtime.model_id else None)
+        self.registry = ModelRegistry(lambda m: runtime if m == runtime.model_id else None, 1e9)
         self.to_stage2: list[tuple[str | None, bytes, int | None]] = []
         self.forwarded: list[tuple[str, bytes]] = []
         self.dead_letters: list[tuple[InputMessage, str]] = []
@@ -79,6 +90,7 @@ class LocalPipeline:
             idle_timeout=idle_timeout,
             counters=self.counters,
             clock=self.clock,
+            auto_register=auto_register,
         )
         self.stage2 = Stage2(
             self.registry, MemoryStore(), self.writer, self._publish, self.counters

@@ -243,3 +243,72 @@ def test_a_partial_past_the_label_horizon_does_not_overwrite_the_window() -> Non
     asyncio.run(pipeline.idle(1))
     assert pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))].window.n_rows == 30
     assert pipeline.counters.expired_messages == 1
+
+
+def test_without_a_reference_the_first_windows_become_the_baseline() -> None:
+    config = scenario.model_config(baseline_windows=2)
+    pipeline = LocalPipeline(ModelRuntime(config, None), 2)
+    events = list(scenario.events(6, 300, drift_from=4, decay_from=99))
+    for w in range(6):
+        batch = [
+            pipeline.message("prediction", e.prediction_id, e.prediction_json())
+            for e in events
+            if e.window == w
+        ]
+        asyncio.run(pipeline.feed(batch))
+    asyncio.run(pipeline.idle(100))
+    [(model_id, profile, source)] = pipeline.writer.profiles
+    assert model_id == scenario.MODEL_ID and source.startswith("baseline: 2 windows")
+    assert set(profile.features) == {"age", "income", "plan", "tenure"}
+    rows = {start: r for (_, start), r in pipeline.writer.windows.items()}
+    assert [rows[window_start(w)].window.n_rows for w in range(6)] == [300] * 6
+    judged = {w for w in range(6) if rows[window_start(w)].drift}
+    assert {0, 1}.isdisjoint(judged) and {4, 5} <= judged
+    for w in judged:
+        drifted = {
+            d.feature for d in rows[window_start(w)].drift if d.is_primary and d.status == "drift"
+        }
+        expected = set(scenario.DRIFTED_FEATURES) if w >= 4 else set()
+        assert drifted & {"age", "income", "plan", "tenure"} == expected, w
+
+
+def test_baseline_windows_report_their_labels() -> None:
+    config = scenario.model_config(baseline_windows=3)
+    pipeline = LocalPipeline(ModelRuntime(config, None), 1)
+    events = list(scenario.events(1, 100, drift_from=99, decay_from=99))
+    batch = [pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events]
+    batch += [pipeline.message("label", e.prediction_id, e.label_json()) for e in events[:40]]
+    asyncio.run(pipeline.feed(batch))
+    asyncio.run(pipeline.idle(100))
+    rows = pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))]
+    assert rows.drift == [] and rows.window.label_coverage == pytest.approx(0.4)
+    accuracy = {m.metric: m.value for m in rows.metrics}["accuracy"]
+    y_true = [e.label for e in events[:40]]
+    assert accuracy == pytest.approx(
+        skm.accuracy_score(y_true, [e.prediction for e in events[:40]])
+    )
+
+
+def test_unknown_models_are_registered_when_configured() -> None:
+    registered: list[str] = []
+
+    async def auto_register(event: Any) -> ModelRuntime:
+        registered.append(event.model_id)
+        config = scenario.model_config(model_id=event.model_id, task=None, classes=[])
+        made = ModelRuntime(config, None)
+        pipeline.registry.put(made)
+        return made
+
+    pipeline = LocalPipeline(RUNTIME, 1, auto_register=auto_register)
+    events = list(scenario.events(1, 20, drift_from=99, decay_from=99))
+    batch = [
+        pipeline.message(
+            "prediction", e.prediction_id, e.prediction_json().replace(b'"churn"', b'"fresh"')
+        )
+        for e in events
+    ]
+    asyncio.run(pipeline.feed(batch))
+    asyncio.run(pipeline.idle(100))
+    assert registered == ["fresh"]
+    assert pipeline.dead_letters == []
+    assert pipeline.writer.windows[("fresh", window_start(0))].window.n_rows == 20

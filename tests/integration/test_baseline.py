@@ -1,0 +1,76 @@
+"""Models without a reference: their first windows become the baseline (real broker, SQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from storage import catalog, history
+from storage.db import make_engine, session_factory
+from storage.migrate import upgrade
+from tests.integration.harness import WorkerProcess, produce_sync, wait_for
+from tests.stream_app import scenario
+
+pytestmark = pytest.mark.integration
+
+
+def test_baseline_windows_then_drift_and_auto_registration(
+    kafka_bootstrap: str, topic_prefix: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    config = scenario.model_config(baseline_windows=2)
+    with sessions.begin() as session:  # registered without a reference
+        catalog.upsert_model(session, config.model_id, config.model_dump(mode="json"))
+    worker = WorkerProcess(
+        kafka_bootstrap,
+        sqlite_url,
+        topic_prefix,
+        2,
+        tmp_path / "w",
+        {"UNKNOWN_MODELS": "auto-register"},
+    )
+    worker.create_topics()
+    worker.start()
+    try:
+        events = list(scenario.events(7, 200, drift_from=5, decay_from=99))
+        topic = worker.topics.predictions
+        stream = [(topic, e.prediction_id.encode(), e.prediction_json()) for e in events]
+        # An unregistered model: registered on its first event, with default settings.
+        stranger = [
+            (
+                topic,
+                f"s{i}".encode(),
+                e.prediction_json()
+                .replace(b'"churn"', b'"stranger"')
+                .replace(e.prediction_id.encode(), f"s{i}".encode()),
+            )
+            for i, e in enumerate(events[:50])
+        ]
+        produce_sync(kafka_bootstrap, stream + stranger)
+
+        def windows() -> list[Any] | None:
+            with sessions() as session:
+                rows = history.window_history(session, scenario.MODEL_ID, None, None)
+            return rows if len(rows) == 7 and all(r.finalized_at for r in rows) else None
+
+        rows = wait_for(windows, 90, "seven final windows")
+        assert [r.n_rows for r in rows] == [200] * 7
+        with sessions() as session:
+            current = catalog.list_reference_profiles(session, scenario.MODEL_ID)
+            income = history.drift_history(session, scenario.MODEL_ID, "income", None, None, "psi")
+            stranger_model = catalog.get_model(session, "stranger")
+        assert [p.source.split(" ", 2)[:2] for p in current] == [["baseline:", "2"]]
+        judged = {r.window_start.timestamp(): r.status for r in income}
+        starts = [scenario.START + w * scenario.WINDOW for w in range(7)]
+        assert starts[0] not in judged and starts[1] not in judged  # the baseline itself
+        assert judged[starts[5]] == "drift" and judged[starts[6]] == "drift"
+        assert all(status != "drift" for start, status in judged.items() if start < starts[5])
+        assert stranger_model is not None
+        assert orjson.loads(orjson.dumps(stranger_model.config))["baseline_windows"] == 3
+    finally:
+        assert worker.stop() == 0
