@@ -97,6 +97,7 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
         producer_acks=-1,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_seconds,
         stream_buffer_maxsize=max(4096, settings.batch_max * 2),
     )
     topics = Topics.with_prefix(settings.topic_prefix)

@@ -46,6 +46,12 @@ class WorkerSettings(BaseSettings):
         "model with default settings (its first windows become its baseline)",
     )
     registry_refresh_seconds: float = Field(default=30.0, gt=0)
+    session_timeout_seconds: float = Field(
+        default=60.0,
+        ge=6,
+        description="How long the group waits for a worker that stopped heart-beating "
+        "(a crashed worker's partitions move after this)",
+    )
     store: str = Field(default="memory://", description="Faust table store")
     data_dir: str = Field(default="var/faust", description="Faust's data directory")
     log_level: Literal["debug", "info", "warn", "error"] = "info"

@@ -54,6 +54,10 @@ class WorkerProcess:
     workdir: Path
     settings: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    app_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.app_id = self.app_id or f"{self.prefix}app-{uuid.uuid4().hex[:6]}"
 
     @property
     def topics(self) -> Topics:
@@ -79,7 +83,7 @@ class WorkerProcess:
             "BROKER": f"kafka://{self.bootstrap}",
             "DATABASE_URL": self.database_url,
             "TOPIC_PREFIX": self.prefix,
-            "APP_ID": f"{self.prefix}app-{uuid.uuid4().hex[:6]}",
+            "APP_ID": self.app_id,
             "PARTITIONS": str(self.partitions),
             "IDLE_TIMEOUT_SECONDS": "2",
             "TICK_SECONDS": "0.5",
