@@ -58,8 +58,9 @@ def coerce_numeric(values: ColumnValues) -> tuple[FloatArray, int, int]:
     """Split a numeric column into its finite values and the missing and invalid counts.
 
     Returns ``(finite_values, n_missing, n_invalid)``; ``len(finite_values) + n_missing +
-    n_invalid == len(values)``. A float or integer numpy array takes a vectorised path;
-    lists and object arrays are checked value by value so no string or bool slips in.
+    n_invalid == len(values)``. A float or integer numpy array takes a vectorised path, and
+    so does a list holding only ints, floats and ``None``; other lists are checked value by
+    value so no string or bool slips in.
 
     Examples
     --------
@@ -71,18 +72,31 @@ def coerce_numeric(values: ColumnValues) -> tuple[FloatArray, int, int]:
     ([1.0], 1, 1)
     """
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
-        array = values.astype(np.float64, copy=False).ravel()
-        if array.dtype.kind != "f":
-            return array, 0, 0
+        return _split_floats(values.astype(np.float64, copy=False).ravel())
+    if isinstance(values, np.ndarray) and values.dtype.kind == "b":
+        return np.empty(0, dtype=np.float64), 0, int(values.size)
+    # JSON columns are mostly plain numbers and None: checking the types present is a C
+    # loop, and then numpy converts the list at once (None becomes NaN, i.e. missing).
+    if set(map(type, values)) <= _PLAIN_NUMBER_TYPES:
+        try:
+            return _split_floats(np.array(values, dtype=np.float64))
+        except OverflowError:  # an int too large for a double: the careful path says so
+            pass
+    return _coerce_numeric_objects(values)
+
+
+_PLAIN_NUMBER_TYPES = {float, int, type(None)}
+
+
+def _split_floats(array: FloatArray) -> tuple[FloatArray, int, int]:
+    if array.dtype.kind == "f":
         finite_mask = np.isfinite(array)
         if finite_mask.all():
             return array, 0, 0
         n_missing = int(np.isnan(array).sum())
         n_invalid = int(array.size - finite_mask.sum()) - n_missing
         return array[finite_mask], n_missing, n_invalid
-    if isinstance(values, np.ndarray) and values.dtype.kind == "b":
-        return np.empty(0, dtype=np.float64), 0, int(values.size)
-    return _coerce_numeric_objects(values)
+    return array, 0, 0
 
 
 def _coerce_numeric_objects(values: ColumnValues) -> tuple[FloatArray, int, int]:
@@ -95,7 +109,11 @@ def _coerce_numeric_objects(values: ColumnValues) -> tuple[FloatArray, int, int]
         if isinstance(value, bool | np.bool_):
             n_invalid += 1
         elif isinstance(value, int | float | np.integer | np.floating):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond the range of a double
+                n_invalid += 1
+                continue
             if math.isfinite(number):
                 append(number)
             elif math.isnan(number):

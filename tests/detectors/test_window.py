@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from detectors.encoding import coerce_numeric
 from detectors.profile import ProfileSettings, build_profile
 from detectors.quality import QualityTask
 from detectors.window import CategoricalCounts, NumericCounts, UnknownFeatureError, WindowState
@@ -209,3 +210,18 @@ def test_state_size_is_bounded_by_bins_not_events() -> None:
     small = WindowState.empty(PROFILE).update(PROFILE, {"x": RNG.normal(size=10)})
     large = WindowState.empty(PROFILE).update(PROFILE, {"x": RNG.normal(size=100_000)})
     assert len(json.dumps(large.to_dict())) < len(json.dumps(small.to_dict())) + 2000
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1, 2.5, None], ([1.0, 2.5], 1, 0)),
+        ([1, 10**400, None], ([1.0], 1, 1)),
+        ([], ([], 0, 0)),
+        ([None, None], ([], 2, 0)),
+        ([1.0, float("inf"), "2"], ([1.0], 0, 2)),
+    ],
+)
+def test_numeric_lists_fast_and_careful_paths_agree(values: list[Any], expected: Any) -> None:
+    finite, missing, invalid = coerce_numeric(values)
+    assert (finite.tolist(), missing, invalid) == expected
