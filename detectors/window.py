@@ -22,7 +22,7 @@ lacks count as missing for every row of the batch; columns the profile does not 
 
 from __future__ import annotations
 
-import json
+import math
 import zlib
 from collections import Counter
 from collections.abc import Mapping
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from detectors.encoding import ColumnValues, IntArray, category_key, coerce_numeric
 from detectors.profile import CategoricalProfile, NumericProfile, ReferenceProfile
@@ -106,9 +107,9 @@ class NumericCounts:
             "counts": self.counts.tolist(),
             "n_missing": self.n_missing,
             "n_invalid": self.n_invalid,
-            "total": self.total,
-            "below_excess": self.below_excess,
-            "above_excess": self.above_excess,
+            "total": _json_float(self.total),
+            "below_excess": _json_float(self.below_excess),
+            "above_excess": _json_float(self.above_excess),
         }
 
 
@@ -332,13 +333,14 @@ class WindowState:
 
     def to_bytes(self) -> bytes:
         """Compact form for tables and topics: JSON, deflated (bins are mostly zeros)."""
-        return zlib.compress(json.dumps(self.to_dict(), separators=(",", ":")).encode(), 1)
+        # orjson: the state is written once per batch on the hot path; stdlib json is 5x slower.
+        return zlib.compress(orjson.dumps(self.to_dict()), 1)
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> WindowState:
         try:
-            data = json.loads(zlib.decompress(payload))
-        except (zlib.error, ValueError) as exc:
+            data = orjson.loads(zlib.decompress(payload))
+        except (zlib.error, orjson.JSONDecodeError) as exc:
             raise IncompatibleStateError(f"not a serialized window state: {exc}") from exc
         return cls.from_dict(data)
 
@@ -362,6 +364,11 @@ def _merge_counts(a: ColumnCounts, b: ColumnCounts) -> ColumnCounts:
     if isinstance(a, CategoricalCounts) and isinstance(b, CategoricalCounts):
         return a.merged(b)
     raise IncompatibleStateError("cannot merge numeric counts with categorical counts")
+
+
+def _json_float(value: float) -> float | str:
+    # JSON has no infinity: a sum that overflowed travels as "inf" and reads back as one.
+    return value if math.isfinite(value) else repr(value)
 
 
 def _counts_from_dict(spec: Mapping[str, Any]) -> ColumnCounts:

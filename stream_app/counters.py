@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
 
@@ -18,6 +19,14 @@ class Counters:
     quality_revisions: int = 0
     triggers: int = 0
     expired_messages: int = 0
+    first_event_at: float = 0.0  # wall-clock seconds of the first prediction processed
+    last_event_at: float = 0.0
 
-    def as_dict(self) -> dict[str, int]:
+    def saw_predictions(self, count: int) -> None:
+        now = time.time()
+        self.first_event_at = self.first_event_at or now
+        self.last_event_at = now
+        self.predictions += count
+
+    def as_dict(self) -> dict[str, float]:
         return asdict(self)

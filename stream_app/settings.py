@@ -55,6 +55,9 @@ class WorkerSettings(BaseSettings):
     store: str = Field(default="memory://", description="Faust table store")
     data_dir: str = Field(default="var/faust", description="Faust's data directory")
     log_level: Literal["debug", "info", "warn", "error"] = "info"
+    stats_file: str | None = Field(
+        default=None, description="Write counters and memory use here as JSON every tick"
+    )
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> WorkerSettings:

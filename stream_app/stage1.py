@@ -31,11 +31,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 from aiokafka.partitioner import murmur2
 
 from detectors import WindowState
 from schemas.events import LabelEvent, PredictionEvent
+from schemas.fast_batch import EnvelopeColumns, parse_envelope
 from schemas.parsing import parse_label_message, parse_prediction_message
 from stream_app import baseline, messages
 from stream_app.counters import Counters
@@ -80,6 +82,10 @@ class _Batch:
     """What one batch accumulates before the state is written once."""
 
     rows: dict[tuple[int, str, float], list[PredictionEvent]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    # Column chunks from batch envelopes, already in the shape WindowState.update takes.
+    columns: dict[tuple[int, str, float], list[dict[str, list[Any]]]] = field(
         default_factory=lambda: defaultdict(list)
     )
     labeled: dict[tuple[str, float, float], list[tuple[Any, Any, Any]]] = field(
@@ -159,6 +165,12 @@ class Stage1:
             await self.close_ready_windows(partition)
 
     async def _prediction(self, message: InputMessage, work: _Batch) -> None:
+        columns = parse_envelope(message.value)
+        if columns is not None:
+            runtime = self.registry.get(columns.model_id)
+            if runtime is not None and runtime.profile is not None:
+                await self._envelope(message.partition, runtime, columns, work)
+                return
         try:
             events = parse_prediction_message(message.value)
         except ValueError as exc:
@@ -190,33 +202,80 @@ class Stage1:
             clock.observe(timestamp)
             work.rows[(partition, runtime.model_id, start)].append(event)
             if runtime.task is not None:
-                await self._keep_summary(partition, runtime, event, start, end, work)
-        self.counters.predictions += len(events)
+                summary = (event.prediction_id, timestamp, event.prediction, event.score)
+                await self._keep_summary(partition, runtime, summary, start, end, work)
+        self.counters.saw_predictions(len(events))
+
+    async def _envelope(
+        self, partition: int, runtime: ModelRuntime, columns: EnvelopeColumns, work: _Batch
+    ) -> None:
+        """A valid batch envelope, a column at a time: what the per-event loop does, in numpy."""
+        clock = self.clock(partition)
+        if columns.model_version:
+            self.versions[(partition, runtime.model_id)] = columns.model_version
+        times = columns.timestamps
+        size, lateness = runtime.window_seconds, runtime.lateness_seconds
+        starts = np.floor(times / size) * size
+        watermark = clock.watermark()
+        # Each event is late against the watermark before it: the partition's, raised by the
+        # events ahead of it in the envelope (late ones never raise it: they are older).
+        before = np.concatenate(([-np.inf if watermark is None else watermark], times[:-1]))
+        late = starts + size + lateness <= np.maximum.accumulate(before)
+        for start in starts[late].tolist():
+            work.late[(runtime.model_id, start, start + size)] += 1
+        self.counters.late += int(late.sum())
+        kept = np.nonzero(~late)[0]
+        self.counters.saw_predictions(len(columns))
+        if kept.size == 0:
+            return
+        clock.observe(float(times[kept].max()))
+        names = [*runtime.feature_names, *runtime.output_names]
+        full = {name: _envelope_column(columns, name) for name in names}
+        for start in np.unique(starts[kept]).tolist():
+            rows = kept[starts[kept] == start]
+            chunk = (
+                full
+                if rows.size == len(columns)
+                else {name: [values[i] for i in rows.tolist()] for name, values in full.items()}
+            )
+            work.columns[(partition, runtime.model_id, start)].append(chunk)
+        if runtime.task is not None:
+            for i in kept.tolist():
+                start = float(starts[i])
+                summary = (
+                    columns.prediction_ids[i],
+                    float(times[i]),
+                    columns.predictions[i],
+                    columns.scores[i],
+                )
+                await self._keep_summary(partition, runtime, summary, start, start + size, work)
 
     async def _keep_summary(
         self,
         partition: int,
         runtime: ModelRuntime,
-        event: PredictionEvent,
+        prediction: tuple[str, float, Any, Any],
         start: float,
         end: float,
         work: _Batch,
     ) -> None:
+        """Keep ``(prediction_id, timestamp, prediction, score)`` for the label join."""
+        prediction_id, timestamp, predicted, score = prediction
         summary = {
             "k": "p",
             "m": runtime.model_id,
             "ws": start,
             "we": end,
-            "y": event.prediction,
-            "s": event.score,
-            "x": event.timestamp.timestamp() + runtime.label_horizon_seconds,
+            "y": predicted,
+            "s": score,
+            "x": timestamp + runtime.label_horizon_seconds,
         }
-        target = join_partition(event.prediction_id, self.n_partitions)
+        target = join_partition(prediction_id, self.n_partitions)
         if target == partition:
-            self._join_summary(partition, event.prediction_id, summary, work)
+            self._join_summary(partition, prediction_id, summary, work)
         else:
-            payload = orjson.dumps({"id": event.prediction_id, **summary})
-            await self.sink.forward_join(event.prediction_id, payload)
+            payload = orjson.dumps({"id": prediction_id, **summary})
+            await self.sink.forward_join(prediction_id, payload)
 
     def _forwarded_summary(self, message: InputMessage, work: _Batch) -> None:
         data = orjson.loads(message.value)
@@ -275,10 +334,12 @@ class Stage1:
     # -- writing state and closing windows -------------------------------------------------
 
     def _write_windows(self, work: _Batch) -> None:
-        for (partition, model_id, start), events in work.rows.items():
+        for group in {*work.rows, *work.columns}:
+            partition, model_id, start = group
             runtime = self.registry.get(model_id)
             if runtime is None:  # unregistered while the batch ran: keep nothing half-done
                 continue
+            events = work.rows.get(group, [])
             key = _window_key(partition, model_id, start)
             stored = self.windows.get(key)
             # A window started without a reference stays a sample to its end.
@@ -293,7 +354,10 @@ class Stage1:
                 if stored
                 else WindowState.empty(runtime.profile, runtime.task)
             )
-            state.update(runtime.profile, columns_of(runtime, events))
+            for chunk in work.columns.get(group, []):
+                state.update(runtime.profile, chunk)
+            if events:
+                state.update(runtime.profile, columns_of(runtime, events))
             self.windows.set(partition, key, state.to_bytes())
         for partition in work.partitions:
             watermark = self.clock(partition).event_watermark
@@ -396,6 +460,14 @@ def columns_of(runtime: ModelRuntime, events: Sequence[PredictionEvent]) -> dict
     if "score" in runtime.output_names:
         columns["score"] = [_scalar_score(event.score) for event in events]
     return columns
+
+
+def _envelope_column(columns: EnvelopeColumns, name: str) -> list[Any]:
+    if name == "prediction":
+        return columns.predictions
+    if name == "score":
+        return list(columns.scores)
+    return columns.column(name)
 
 
 def _scalar_score(score: Any) -> Any:

@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import signal
+import time
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -60,6 +62,17 @@ class DrainingWorker(faust.Worker):
                 handler.setFormatter(JsonFormatter())
 
 
+def rss_bytes() -> int:
+    """Resident memory of this process (Linux), for the stats file and benchmarks."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def build(settings: WorkerSettings) -> Pipeline:
     """Migrate the database and build the pipeline (without starting it)."""
     engine = make_engine(settings.database_url)
@@ -75,5 +88,15 @@ def run_worker(settings: WorkerSettings) -> None:
         log.info("counters: %s", pipeline.counters.as_dict())
 
     pipeline.app.timer(60.0)(report_counters)
+    if settings.stats_file:
+        stats_path = Path(settings.stats_file)
+
+        async def write_stats() -> None:
+            stats = {**pipeline.counters.as_dict(), "rss_bytes": rss_bytes(), "at": time.time()}
+            temporary = stats_path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(stats))
+            temporary.replace(stats_path)  # readers never see half a file
+
+        pipeline.app.timer(settings.tick_seconds)(write_stats)
     worker = DrainingWorker(pipeline, loglevel=settings.log_level)
     worker.execute_from_commandline()

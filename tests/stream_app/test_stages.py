@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from sklearn import metrics as skm
 
@@ -312,3 +313,56 @@ def test_unknown_models_are_registered_when_configured() -> None:
     assert registered == ["fresh"]
     assert pipeline.dead_letters == []
     assert pipeline.writer.windows[("fresh", window_start(0))].window.n_rows == 20
+
+
+def test_batch_envelopes_give_the_same_windows_as_single_events() -> None:
+    events = list(scenario.events(4, 600, drift_from=2, decay_from=3))
+    single = LocalPipeline(RUNTIME, 2)
+    asyncio.run(
+        single.feed(
+            single.message("prediction", e.prediction_id, e.prediction_json()) for e in events
+        )
+    )
+    enveloped = LocalPipeline(RUNTIME, 2)
+    batch = []
+    for offset in range(0, len(events), 250):
+        chunk = events[offset : offset + 250]
+        records = [
+            {
+                "prediction_id": e.prediction_id,
+                "timestamp": e.timestamp,
+                "features": e.features,
+                "prediction": e.prediction,
+                "score": e.score,
+            }
+            for e in chunk
+        ]
+        raw = orjson.dumps(
+            {"model_id": scenario.MODEL_ID, "model_version": "v1", "records": records}
+        )
+        batch.append(enveloped.message("prediction", chunk[0].prediction_id, raw))
+    asyncio.run(enveloped.feed(batch))
+    labels = [e for e in events if e.window < 3][::3]
+    for pipeline in (single, enveloped):
+        asyncio.run(
+            pipeline.feed(
+                pipeline.message("label", e.prediction_id, e.label_json()) for e in labels
+            )
+        )
+        asyncio.run(pipeline.idle(100))
+    assert single.writer.windows.keys() == enveloped.writer.windows.keys()
+    for key, rows in single.writer.windows.items():
+        other = enveloped.writer.windows[key]
+        assert other.window.n_rows == rows.window.n_rows
+        assert {(d.feature, d.method): d.score for d in other.drift} == {
+            (d.feature, d.method): d.score for d in rows.drift
+        }
+    for (_, start, rows), (_, other_start, other) in zip(
+        single.writer.revisions, enveloped.writer.revisions, strict=True
+    ):
+        assert start == other_start
+        assert {m.metric: m.value for m in rows.metrics} == {
+            m.metric: m.value for m in other.metrics
+        }
+    assert single.writer.revisions, "labels arrived after the windows were final"
+    assert enveloped.counters.predictions == single.counters.predictions == len(events)

@@ -1,0 +1,400 @@
+"""Throughput, latency and memory of the worker on the local Apache Kafka broker (issue 4).
+
+Every figure comes with its baseline measured in the same run, on the same topic contents:
+
+- a raw aiokafka consumer decoding single-event messages with orjson (in this process);
+- a bare Faust agent that only consumes and decodes (``bench/bare_faust.py``, own process);
+- the Driftline worker (``driftline worker``, own process), from its first event to the last
+  window committed in SQL.
+
+Run with ``make bench-pipeline`` (or ``python -m bench.pipeline_bench --output docs/benchmarks.md``);
+``--quick`` runs smaller volumes. It generates its own data: 25 features (20 numeric, 5
+categorical), a binary classifier's score, about 600 bytes per event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from aiokafka import AIOKafkaConsumer
+
+from driftline.local import kafka
+from driftline.local.kafka import create_topics
+from driftline.local.worker_process import WorkerProcess, produce, wait_for
+from driftline.registration import register_model
+from schemas.model_config import ModelConfig
+from storage import history
+from storage.db import make_engine, session_factory
+from storage.migrate import upgrade
+from stream_app.stage1 import join_partition
+
+PARTITIONS = 4
+WINDOW = 60
+PER_WINDOW = 5000
+START = 1_767_225_600.0
+NUMERIC = [f"num_{i:02d}" for i in range(20)]
+CATEGORICAL = [f"cat_{i}" for i in range(5)]
+CATEGORIES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+MODEL_ID = "bench"
+
+
+def say(text: str) -> None:
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
+    sys.stderr.flush()
+
+
+def config(task: bool = True) -> ModelConfig:
+    data: dict[str, Any] = {
+        "model_id": MODEL_ID,
+        "window_seconds": WINDOW,
+        "allowed_lateness_seconds": 5,
+        "label_horizon_seconds": 3600,
+        "features": {
+            **dict.fromkeys(NUMERIC, "numeric"),
+            **dict.fromkeys(CATEGORICAL, "categorical"),
+        },
+    }
+    if task:
+        data.update(task="binary", classes=["0", "1"])
+    return ModelConfig.from_dict(data)
+
+
+def reference(rows: int = 20_000) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({name: rng.normal(i, 1 + i / 10, rows) for i, name in enumerate(NUMERIC)})
+    for name in CATEGORICAL:
+        frame[name] = rng.choice(CATEGORIES, size=rows)
+    frame["score"] = rng.random(rows)
+    frame["prediction"] = np.where(frame["score"] >= 0.5, "1", "0")
+    return frame
+
+
+def records(count: int, seed: int = 2) -> Iterator[dict[str, Any]]:
+    """``count`` prediction records, ``PER_WINDOW`` per one-minute window, in time order."""
+    rng = np.random.default_rng(seed)
+    chunk = 10_000
+    for offset in range(0, count, chunk):
+        n = min(chunk, count - offset)
+        numbers = np.round(rng.normal(np.arange(20), 1 + np.arange(20) / 10, (n, 20)), 4)
+        cats = rng.integers(0, len(CATEGORIES), (n, 5))
+        scores = np.round(rng.random(n), 4)
+        for i in range(n):
+            index = offset + i
+            features: dict[str, Any] = dict(zip(NUMERIC, numbers[i].tolist(), strict=True))
+            features.update(
+                {name: CATEGORIES[c] for name, c in zip(CATEGORICAL, cats[i], strict=True)}
+            )
+            yield {
+                "prediction_id": f"p{index}",
+                "timestamp": START
+                + (index // PER_WINDOW) * WINDOW
+                + (index % PER_WINDOW) * WINDOW / PER_WINDOW,
+                "features": features,
+                "prediction": "1" if scores[i] >= 0.5 else "0",
+                "score": float(scores[i]),
+            }
+
+
+def single_messages(topic: str, count: int) -> Iterator[tuple[str, bytes | None, bytes]]:
+    for record in records(count):
+        event = {"model_id": MODEL_ID, "model_version": "v1", **record}
+        yield topic, record["prediction_id"].encode(), orjson.dumps(event)
+
+
+def envelope_messages(
+    topic: str, count: int, size: int
+) -> Iterator[tuple[str, bytes | None, bytes]]:
+    batch: list[dict[str, Any]] = []
+    for record in records(count):
+        batch.append(record)
+        if len(batch) == size:
+            yield (
+                topic,
+                batch[0]["prediction_id"].encode(),
+                orjson.dumps({"model_id": MODEL_ID, "model_version": "v1", "records": batch}),
+            )
+            batch = []
+    if batch:
+        yield (
+            topic,
+            batch[0]["prediction_id"].encode(),
+            orjson.dumps({"model_id": MODEL_ID, "model_version": "v1", "records": batch}),
+        )
+
+
+def closers(topic: str, after: float) -> list[tuple[str, bytes | None, bytes]]:
+    """One event per partition far enough ahead that every earlier window can close."""
+    out: list[tuple[str, bytes | None, bytes]] = []
+    for partition in range(PARTITIONS):
+        key = next(
+            f"close-{partition}-{i}"
+            for i in range(10_000)
+            if join_partition(f"close-{partition}-{i}", PARTITIONS) == partition
+        )
+        event = {
+            "model_id": MODEL_ID,
+            "prediction_id": key,
+            "timestamp": after,
+            "features": {},
+            "prediction": "0",
+            "score": 0.5,
+        }
+        out.append((topic, key.encode(), orjson.dumps(event)))
+    return out
+
+
+async def raw_consume_rate(bootstrap: str, topic: str, count: int) -> float:
+    """Messages per second a plain aiokafka consumer reads and decodes with orjson."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+    )
+    await consumer.start()
+    try:
+        seen, first = 0, 0.0
+        deadline = time.monotonic() + 300
+        while seen < count and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for items in batch.values():
+                for item in items:
+                    orjson.loads(item.value)
+                first = first or time.time()
+                seen += len(items)
+        return seen / (time.time() - first)
+    finally:
+        try:
+            await consumer.stop()
+        except asyncio.CancelledError:
+            pass
+
+
+def bare_faust_rate(bootstrap: str, topic: str, count: int, workdir: Path) -> dict[str, float]:
+    out = workdir / f"bare-{uuid.uuid4().hex[:6]}.json"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.bare_faust",
+            "--broker",
+            bootstrap,
+            "--topic",
+            topic,
+            "--partitions",
+            str(PARTITIONS),
+            "--count",
+            str(count),
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(out.exists, 600, "the bare Faust agent to read every message", interval=0.5)
+    finally:
+        process.kill()
+        process.wait(30)
+    result = json.loads(out.read_text())
+    return {
+        "messages_per_s": result["messages"] / (result["last"] - result["first"]),
+        "records_per_s": result["records"] / (result["last"] - result["first"]),
+    }
+
+
+def driftline_run(
+    bootstrap: str,
+    workdir: Path,
+    prefix: str,
+    messages: list[tuple[str, bytes | None, bytes]],
+    n_predictions: int,
+    task: bool,
+    samples_at: tuple[int, ...] = (),
+) -> dict[str, Any]:
+    """Run a worker over a pre-filled topic; events/s from first event to the last window in SQL."""
+    url = f"sqlite+pysqlite:///{workdir / (prefix + 'db')}"
+    engine = make_engine(url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        register_model(session, config(task), reference())
+    stats_file = workdir / f"{prefix}stats.json"
+    worker = WorkerProcess(
+        bootstrap,
+        url,
+        prefix,
+        PARTITIONS,
+        workdir / prefix,
+        {"STATS_FILE": str(stats_file), "BATCH_MAX": "5000"},
+    )
+    worker.create_topics()
+    topic = worker.topics.predictions
+    say(f"producing {len(messages):,} messages ({n_predictions:,} predictions)")
+    asyncio.run(produce(bootstrap, [(topic, k, v) for _, k, v in messages]))
+    last_window_start = START + ((n_predictions - 1) // PER_WINDOW) * WINDOW
+    asyncio.run(produce(bootstrap, closers(topic, last_window_start + 3 * WINDOW)))
+    n_windows = (n_predictions - 1) // PER_WINDOW + 1
+    rss: dict[int, int] = {}
+    worker.start(ready_timeout=120)
+    try:
+
+        def stats() -> dict[str, Any]:
+            try:
+                return dict(json.loads(stats_file.read_text()))
+            except (OSError, ValueError):
+                return {}
+
+        def done() -> bool:
+            current = stats()
+            for mark in samples_at:
+                if mark not in rss and current.get("predictions", 0) >= mark:
+                    rss[mark] = int(current["rss_bytes"])
+            with sessions() as session:
+                rows = history.window_history(session, MODEL_ID, None, None)
+            final = [r for r in rows if r.finalized_at is not None and r.n_rows > PARTITIONS]
+            if final and len(final) % 10 == 0:
+                pass
+            return len(final) >= n_windows
+
+        wait_for(done, 1800, f"{n_windows} final windows", interval=0.5)
+        current = stats()
+        with sessions() as session:
+            rows = history.window_history(session, MODEL_ID, None, None)
+        finished = max(r.finalized_at.timestamp() for r in rows if r.finalized_at is not None)
+        elapsed = finished - current["first_event_at"]
+        return {
+            "predictions_per_s": n_predictions / elapsed,
+            "elapsed_s": elapsed,
+            "rss_bytes": current.get("rss_bytes", 0),
+            "rss_at": rss,
+            "windows": n_windows,
+        }
+    finally:
+        worker.stop()
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    import aiokafka
+    import faust
+
+    return (
+        f"{cpu}, 2 cores; Python {platform.python_version()}, faust-streaming {faust.__version__}, "
+        f"aiokafka {aiokafka.__version__}, Apache Kafka {kafka.KAFKA_VERSION} (KRaft, loopback)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller volumes (a smoke run)")
+    parser.add_argument(
+        "--output", type=Path, help="Markdown file whose pipeline section to rewrite"
+    )
+    args = parser.parse_args(argv)
+    singles = 30_000 if args.quick else 150_000
+    enveloped = 200_000 if args.quick else 2_000_000
+    broker = kafka.start(report=say)
+    results: dict[str, Any] = {"singles": singles, "enveloped": enveloped}
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            workdir = Path(directory)
+            prefix = f"bench{uuid.uuid4().hex[:6]}."
+            baseline_topic = prefix + "baseline.single"
+            create_topics(broker.bootstrap, [baseline_topic], PARTITIONS)
+            single = list(single_messages(baseline_topic, singles))
+            results["message_bytes"] = statistics.mean(len(v) for _, _, v in single[:1000])
+            say(f"producing {singles:,} single-event messages for the baselines")
+            asyncio.run(produce(broker.bootstrap, single))
+            say("baseline: raw aiokafka consume + orjson decode")
+            results["raw_single"] = asyncio.run(
+                raw_consume_rate(broker.bootstrap, baseline_topic, singles)
+            )
+            say("baseline: bare Faust agent consume + decode")
+            results["bare_single"] = bare_faust_rate(
+                broker.bootstrap, baseline_topic, singles, workdir
+            )
+            say("Driftline worker, one event per message")
+            results["driftline_single"] = driftline_run(
+                broker.bootstrap, workdir, prefix + "s.", single, singles, task=False
+            )
+            del single
+            say("Driftline worker, envelopes of 500 records")
+            envelopes = list(envelope_messages("unused", enveloped, 500))
+            results["driftline_envelope"] = driftline_run(
+                broker.bootstrap,
+                workdir,
+                prefix + "e.",
+                envelopes,
+                enveloped,
+                task=False,
+                samples_at=(enveloped // 10,),
+            )
+    finally:
+        if broker.started:
+            kafka.stop(report=say)
+    print(json.dumps(results, indent=2, default=str))  # noqa: T201
+    if args.output:
+        write_section(args.output, render(results))
+    return 0
+
+
+def render(r: dict[str, Any]) -> str:
+    bare = r["bare_single"]["messages_per_s"]
+    single = r["driftline_single"]["predictions_per_s"]
+    env = r["driftline_envelope"]
+    raw = r["raw_single"]
+    rss = env["rss_at"]
+    mark = min(rss) if rss else None
+    growth = (env["rss_bytes"] - rss[mark]) / 2**20 if mark else float("nan")
+    return f"""## Pipeline on the local broker (issue 4)
+
+Measured in one run of `python -m bench.pipeline_bench --output docs/benchmarks.md` on
+{machine()}. Events carry 25 features (20 numeric, 5 categorical) and a score, about
+{r["message_bytes"]:.0f} bytes each; 4 partitions; one-minute windows of 5,000 events;
+the model has no task here (no label join), so the figures are the feature path.
+
+| what | figure | baseline in the same run | ratio | target |
+|---|---|---|---|---|
+| one event per message, worker end to end (first event to last window in SQL) | {single:,.0f} events/s | bare Faust agent, consume + decode: {bare:,.0f} msg/s | {single / bare:.0%} | ≥ 90 % |
+| envelopes of 500 records, worker end to end | {env["predictions_per_s"]:,.0f} predictions/s | raw aiokafka + orjson, single events: {raw:,.0f} msg/s | {env["predictions_per_s"] / raw:.2f}× | ≥ 200,000/s and > raw |
+| worker RSS growth from {mark or 0:,} to {r["enveloped"]:,} predictions | {growth:+.1f} MB | | | ≤ 50 MB (issue asks 0.5 M → 5 M) |
+
+Volumes: {r["singles"]:,} single-event messages, {r["enveloped"]:,} predictions in envelopes.
+"""
+
+
+def write_section(path: Path, text: str) -> None:
+    start, end = "<!-- pipeline:start -->", "<!-- pipeline:end -->"
+    current = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{start}\n{text}\n{end}"
+    if start in current:
+        head, rest = current.split(start, 1)
+        current = head + block + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip() + "\n\n" + block + "\n"
+    path.write_text(current)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

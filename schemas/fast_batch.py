@@ -1,0 +1,193 @@
+"""A columnar fast path for batch envelopes that are obviously valid.
+
+Validating a 500-record envelope with pydantic costs about 8 µs per record, which caps a
+worker near 100,000 predictions per second before it has counted anything. Most envelopes
+are plain: epoch-second timestamps, scalar feature values, a probability score. For those,
+:func:`parse_envelope` checks the same contract with set and numpy operations over whole
+columns and returns the columns the stream needs.
+
+It never accepts what :func:`schemas.parsing.parse_prediction_message` would reject: when a
+check cannot certify an envelope (an ISO timestamp, a per-class score list, anything odd),
+it returns ``None`` and the caller takes the strict path, which accepts it or says exactly
+what is wrong. A property test holds the two paths to the same answers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from schemas.events import MAX_BATCH_RECORDS
+from schemas.timestamps import LATEST
+from schemas.values import MODEL_ID_PATTERN
+
+_ENVELOPE_KEYS = frozenset({"model_id", "model_version", "records"})
+_RECORD_REQUIRED = frozenset({"prediction_id", "timestamp", "features", "prediction"})
+_RECORD_KEYS = _RECORD_REQUIRED | {"score"}
+_MODEL_ID = re.compile(MODEL_ID_PATTERN)
+_LATEST_EPOCH = LATEST.timestamp()
+_FEATURE_TYPES = frozenset({int, float, str, bool, type(None)})
+_OUTCOME_TYPES = frozenset({int, float, str, bool})
+_SCORE_TYPES = frozenset({int, float, type(None)})
+
+
+@dataclass(frozen=True)
+class EnvelopeColumns:
+    """A validated batch envelope, by column."""
+
+    model_id: str
+    model_version: str
+    prediction_ids: list[str]
+    timestamps: npt.NDArray[np.float64]
+    features: list[dict[str, Any]]
+    predictions: list[Any]
+    scores: list[float | int | None]
+    # Feature columns, when every record names the same features (the common case).
+    feature_columns: dict[str, list[Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.prediction_ids)
+
+    def column(self, name: str) -> list[Any]:
+        if self.feature_columns is not None:
+            found = self.feature_columns.get(name)
+            return found if found is not None else [None] * len(self.prediction_ids)
+        return [row.get(name) for row in self.features]
+
+
+def parse_envelope(raw: bytes) -> EnvelopeColumns | None:
+    """The envelope's columns, or ``None`` when only the strict parser can decide.
+
+    Examples
+    --------
+    >>> raw = (b'{"model_id": "churn", "records": ['
+    ...        b'{"prediction_id": "a", "timestamp": 1714564800, "features": {"x": 1.5},'
+    ...        b' "prediction": 1, "score": 0.8}]}')
+    >>> columns = parse_envelope(raw)
+    >>> columns.model_id, columns.timestamps.tolist(), columns.column("x")
+    ('churn', [1714564800.0], [1.5])
+    >>> parse_envelope(raw.replace(b"1714564800", b'"2024-05-01T12:00:00Z"')) is None
+    True
+    """
+    if b'"records"' not in raw:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or not (data.keys() <= _ENVELOPE_KEYS and "records" in data):
+        return None
+    model_id, version, records = (
+        data.get("model_id"),
+        data.get("model_version", ""),
+        data["records"],
+    )
+    if (
+        type(model_id) is not str
+        or not 1 <= len(model_id) <= 128
+        or not _MODEL_ID.fullmatch(model_id)
+    ):
+        return None
+    if type(version) is not str or len(version) > 128:
+        return None
+    if type(records) is not list or not 1 <= len(records) <= MAX_BATCH_RECORDS:
+        return None
+    if any(
+        type(r) is not dict or not _RECORD_REQUIRED <= r.keys() <= _RECORD_KEYS for r in records
+    ):
+        return None
+    ids = [r["prediction_id"] for r in records]
+    if set(map(type, ids)) != {str} or not 1 <= min(map(len, ids)) <= max(map(len, ids)) <= 256:
+        return None
+    timestamps = _timestamps([r["timestamp"] for r in records])
+    features = [r["features"] for r in records]
+    predictions = [r["prediction"] for r in records]
+    scores = [r.get("score") for r in records]
+    if timestamps is None or not _outcomes_ok(predictions) or not _scores_ok(scores):
+        return None
+    if set(map(type, features)) != {dict}:
+        return None
+    columns = _uniform_columns(features)
+    if columns is None and not _features_ok(features):
+        return None
+    if columns is not None and not _columns_ok(columns):
+        return None
+    return EnvelopeColumns(
+        model_id, version, ids, timestamps, features, predictions, scores, columns
+    )
+
+
+def _uniform_columns(features: list[dict[str, Any]]) -> dict[str, list[Any]] | None:
+    """Columns by name when every record has the first record's feature names, else None."""
+    names = tuple(features[0])
+    if not names or set(map(len, features)) != {len(names)}:
+        return None
+    try:
+        rows = list(map(itemgetter(*names), features))  # C speed; KeyError: other names
+    except KeyError:
+        return None
+    if len(names) == 1:
+        return {names[0]: rows}
+    return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
+
+
+def _columns_ok(columns: dict[str, list[Any]]) -> bool:
+    names = list(columns)
+    if (
+        set(map(type, names)) != {str}
+        or not 1 <= min(map(len, names)) <= max(map(len, names)) <= 256
+    ):
+        return False
+    return all(set(map(type, values)) <= _FEATURE_TYPES for values in columns.values())
+
+
+def _timestamps(values: list[Any]) -> npt.NDArray[np.float64] | None:
+    if not set(map(type, values)) <= {int, float}:
+        return None  # ISO strings (and anything odd) take the strict path
+    try:
+        array = np.array(values, dtype=np.float64)
+    except OverflowError:
+        return None
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() >= _LATEST_EPOCH:
+        return None
+    # The strict path holds a datetime, which keeps whole microseconds (rounded half to
+    # even); round the same way so both paths put every event in the same window.
+    whole = np.floor(array)
+    micros = np.round((array - whole) * 1e6)
+    return np.asarray((whole * 1e6 + micros) / 1e6, dtype=np.float64)
+
+
+def _features_ok(features: list[Any]) -> bool:
+    names = list(chain.from_iterable(features))
+    if names and (
+        set(map(type, names)) != {str}
+        or not 1 <= min(map(len, names)) <= max(map(len, names)) <= 256
+    ):
+        return False
+    return set(map(type, chain.from_iterable(f.values() for f in features))) <= _FEATURE_TYPES
+
+
+def _outcomes_ok(values: list[Any]) -> bool:
+    types = set(map(type, values))
+    if not types <= _OUTCOME_TYPES:
+        return False
+    return float not in types or all(math.isfinite(v) for v in values if type(v) is float)
+
+
+def _scores_ok(values: list[Any]) -> bool:
+    types = set(map(type, values))
+    if not types <= _SCORE_TYPES:
+        return False  # per-class lists (and anything odd) take the strict path
+    numbers = [v for v in values if v is not None]
+    if not numbers:
+        return True
+    array = np.array(numbers, dtype=np.float64)
+    return bool(np.isfinite(array).all() and array.min() >= 0.0 and array.max() <= 1.0)

@@ -1,0 +1,138 @@
+"""The columnar fast path never accepts what the strict parser rejects, and agrees with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from driftline.errors import InvalidEventError
+from schemas.fast_batch import parse_envelope
+from schemas.parsing import parse_prediction_message
+
+scalar = (
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.text(max_size=5)
+    | st.booleans()
+    | st.none()
+)
+odd = st.lists(st.integers(0, 9), max_size=2) | st.dictionaries(
+    st.text(max_size=2), st.integers(0, 9), max_size=1
+)
+timestamp = (
+    st.floats(min_value=-10, max_value=8_000_000_000)
+    | st.integers(min_value=-10, max_value=8_000_000_000)
+    | st.just("2026-01-01T00:00:00Z")
+    | st.booleans()
+)
+score = (
+    st.none()
+    | st.floats(min_value=-0.5, max_value=1.5)
+    | st.integers(-1, 2)
+    | st.just([0.2, 0.8])
+    | st.booleans()
+)
+record = st.fixed_dictionaries(
+    {
+        "prediction_id": st.text(min_size=0, max_size=4) | st.integers(0, 9),
+        "timestamp": timestamp,
+        "features": st.dictionaries(st.text(min_size=0, max_size=3), scalar | odd, max_size=4),
+        "prediction": scalar | odd,
+    },
+    optional={"score": score, "extra": st.integers(min_value=0, max_value=9)},
+)
+envelope = st.fixed_dictionaries(
+    {
+        "model_id": st.sampled_from(["churn", "bad id", "", "m.1:x"]),
+        "records": st.lists(record, min_size=0, max_size=5),
+    },
+    optional={"model_version": st.text(max_size=3) | st.integers(0, 9)},
+)
+
+
+def _strict(raw: bytes) -> Any:
+    try:
+        return parse_prediction_message(raw)
+    except InvalidEventError:
+        return None
+
+
+@given(envelope)
+def test_fast_path_agrees_with_the_strict_parser(data: dict[str, Any]) -> None:
+    raw = orjson.dumps(data)
+    fast = parse_envelope(raw)
+    strict = _strict(raw)
+    if fast is None:
+        return  # the caller falls back to the strict parser: always safe
+    assert strict is not None, f"fast path accepted what the strict parser rejects: {raw!r}"
+    assert fast.model_id == strict[0].model_id
+    assert fast.model_version == strict[0].model_version
+    assert fast.prediction_ids == [e.prediction_id for e in strict]
+    assert fast.timestamps.tolist() == [e.timestamp.timestamp() for e in strict]
+    assert fast.features == [dict(e.features) for e in strict]
+    assert fast.predictions == [e.prediction for e in strict]
+    assert fast.scores == [e.score for e in strict]
+
+
+def test_plain_envelopes_take_the_fast_path() -> None:
+    records = [
+        {
+            "prediction_id": f"p{i}",
+            "timestamp": 1_767_225_600 + i,
+            "features": {"x": i * 0.5, "c": "a", "b": True, "n": None},
+            "prediction": "1",
+            "score": 0.25,
+        }
+        for i in range(500)
+    ]
+    columns = parse_envelope(
+        orjson.dumps({"model_id": "m", "model_version": "v2", "records": records})
+    )
+    assert columns is not None and len(columns) == 500
+    assert columns.column("x")[:3] == [0.0, 0.5, 1.0]
+    assert columns.column("missing") == [None] * 500
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model_id": "m", "prediction_id": "p", "timestamp": 1, "features": {}, "prediction": 1}',
+        b"{not json",
+        b'{"model_id": "m", "records": []}',
+        b'{"model_id": "m", "records": [{"prediction_id": "p", "timestamp": 1, "features": {"x": [1]}, "prediction": 1}]}',
+    ],
+)
+def test_everything_else_is_left_to_the_strict_parser(raw: bytes) -> None:
+    assert parse_envelope(raw) is None
+
+
+valid_record = st.fixed_dictionaries(
+    {
+        "prediction_id": st.text(min_size=1, max_size=8),
+        "timestamp": st.floats(min_value=0, max_value=7_000_000_000)
+        | st.integers(0, 7_000_000_000),
+        "features": st.dictionaries(st.text(min_size=1, max_size=3), scalar, max_size=4),
+        "prediction": st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=3)
+        | st.booleans(),
+    },
+    optional={"score": st.none() | st.floats(min_value=0, max_value=1) | st.sampled_from([0, 1])},
+)
+
+
+@given(st.lists(valid_record, min_size=1, max_size=6), st.text(max_size=4))
+def test_valid_envelopes_are_accepted_with_the_strict_values(
+    records: list[dict[str, Any]], version: str
+) -> None:
+    raw = orjson.dumps({"model_id": "churn", "model_version": version, "records": records})
+    fast = parse_envelope(raw)
+    strict = parse_prediction_message(raw)
+    assert fast is not None
+    assert fast.timestamps.tolist() == [e.timestamp.timestamp() for e in strict]
+    assert fast.features == [dict(e.features) for e in strict]
+    assert fast.scores == [e.score for e in strict]
+    assert fast.predictions == [e.prediction for e in strict]
