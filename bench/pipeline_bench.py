@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
 import statistics
@@ -180,10 +181,8 @@ async def raw_consume_rate(bootstrap: str, topic: str, count: int) -> float:
                 seen += len(items)
         return seen / (time.time() - first)
     finally:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # aiokafka's group-less stop
             await consumer.stop()
-        except asyncio.CancelledError:
-            pass
 
 
 def bare_faust_rate(bootstrap: str, topic: str, count: int, workdir: Path) -> dict[str, float]:
@@ -353,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if broker.started:
             kafka.stop(report=say)
-    print(json.dumps(results, indent=2, default=str))  # noqa: T201
+    print(json.dumps(results, indent=2, default=str))
     if args.output:
         write_section(args.output, render(results))
     return 0
