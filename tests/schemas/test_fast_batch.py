@@ -103,7 +103,8 @@ def test_plain_envelopes_take_the_fast_path() -> None:
         b'{"model_id": "m", "prediction_id": "p", "timestamp": 1, "features": {}, "prediction": 1}',
         b"{not json",
         b'{"model_id": "m", "records": []}',
-        b'{"model_id": "m", "records": [{"prediction_id": "p", "timestamp": 1, "features": {"x": [1]}, "prediction": 1}]}',
+        b'{"model_id": "m", "records": [{"prediction_id": "p", "timestamp": 1,'
+        b' "features": {"x": [1]}, "prediction": 1}]}',
     ],
 )
 def test_everything_else_is_left_to_the_strict_parser(raw: bytes) -> None:
