@@ -139,14 +139,95 @@ def _uniform_columns(features: list[dict[str, Any]]) -> dict[str, list[Any]] | N
     return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
 
 
+def _names_ok(names: list[Any]) -> bool:
+    if not names:
+        return True
+    return (
+        set(map(type, names)) == {str} and 1 <= min(map(len, names)) <= max(map(len, names)) <= 256
+    )
+
+
 def _columns_ok(columns: dict[str, list[Any]]) -> bool:
-    names = list(columns)
-    if (
-        set(map(type, names)) != {str}
-        or not 1 <= min(map(len, names)) <= max(map(len, names)) <= 256
-    ):
+    if not _names_ok(list(columns)):
         return False
     return all(set(map(type, values)) <= _FEATURE_TYPES for values in columns.values())
+
+
+_CHECKED_NAMES: set[tuple[Any, ...]] = set()
+_SINGLE_REQUIRED = _RECORD_REQUIRED | {"model_id"}
+_SINGLE_KEYS = _RECORD_KEYS | {"model_id", "model_version"}
+
+
+@dataclass(frozen=True, slots=True)
+class SingleEvent:
+    """A validated single prediction event, with its time as epoch seconds."""
+
+    model_id: str
+    model_version: str
+    prediction_id: str
+    timestamp: float
+    features: dict[str, Any]
+    prediction: Any
+    score: float | int | None
+
+
+def parse_single(raw: bytes) -> SingleEvent | None:
+    """A plain single event, or ``None`` when only the strict parser can decide.
+
+    Examples
+    --------
+    >>> raw = (b'{"model_id": "churn", "prediction_id": "p", "timestamp": 1714564800.5,'
+    ...        b' "features": {"x": 1}, "prediction": "1", "score": 0.5}')
+    >>> parse_single(raw).timestamp, parse_single(raw.replace(b"0.5}", b"[0.5]}")) is None
+    (1714564800.5, True)
+    """
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or not _SINGLE_REQUIRED <= data.keys() <= _SINGLE_KEYS:
+        return None
+    model_id, version = data["model_id"], data.get("model_version", "")
+    prediction_id, timestamp = data["prediction_id"], data["timestamp"]
+    features, prediction, score = data["features"], data["prediction"], data.get("score")
+    if (
+        type(model_id) is not str
+        or not 1 <= len(model_id) <= 128
+        or not _MODEL_ID.fullmatch(model_id)
+    ):
+        return None
+    if type(version) is not str or len(version) > 128:
+        return None
+    if type(prediction_id) is not str or not 1 <= len(prediction_id) <= 256:
+        return None
+    if type(timestamp) not in (int, float) or not 0 <= timestamp < _LATEST_EPOCH:
+        return None  # NaN fails the range test too
+    if type(features) is not dict:
+        return None
+    names = tuple(features)
+    if names not in _CHECKED_NAMES:  # producers send the same names over and over
+        if not _names_ok(list(names)):
+            return None
+        if len(_CHECKED_NAMES) < 10_000:
+            _CHECKED_NAMES.add(names)
+    if not set(map(type, features.values())) <= _FEATURE_TYPES:
+        return None
+    if type(prediction) not in _OUTCOME_TYPES or (
+        type(prediction) is float and not math.isfinite(prediction)
+    ):
+        return None
+    if score is not None and (type(score) not in (int, float) or not 0.0 <= score <= 1.0):
+        return None
+    return SingleEvent(
+        model_id, version, prediction_id, _to_micros(float(timestamp)), features, prediction, score
+    )
+
+
+def _to_micros(value: float) -> float:
+    # As datetime.fromtimestamp: whole microseconds, rounded half to even.
+    whole = math.floor(value)
+    micros = round((value - whole) * 1e6)
+    return (whole * 1e6 + micros) / 1e6
 
 
 def _timestamps(values: list[Any]) -> npt.NDArray[np.float64] | None:

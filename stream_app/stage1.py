@@ -37,7 +37,7 @@ from aiokafka.partitioner import murmur2
 
 from detectors import WindowState
 from schemas.events import LabelEvent, PredictionEvent
-from schemas.fast_batch import EnvelopeColumns, parse_envelope
+from schemas.fast_batch import EnvelopeColumns, SingleEvent, parse_envelope, parse_single
 from schemas.parsing import parse_label_message, parse_prediction_message
 from stream_app import baseline, messages
 from stream_app.counters import Counters
@@ -82,6 +82,9 @@ class _Batch:
     """What one batch accumulates before the state is written once."""
 
     rows: dict[tuple[int, str, float], list[PredictionEvent]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    singles: dict[tuple[int, str, float], list[SingleEvent]] = field(
         default_factory=lambda: defaultdict(list)
     )
     # Column chunks from batch envelopes, already in the shape WindowState.update takes.
@@ -165,11 +168,19 @@ class Stage1:
             await self.close_ready_windows(partition)
 
     async def _prediction(self, message: InputMessage, work: _Batch) -> None:
-        columns = parse_envelope(message.value)
-        if columns is not None:
-            runtime = self.registry.get(columns.model_id)
-            if runtime is not None and runtime.profile is not None:
+        # Plain messages take a fast path; anything it cannot certify, and every model
+        # still building its baseline, takes the strict parser below.
+        if b'"records"' in message.value:
+            columns = parse_envelope(message.value)
+            runtime = self.registry.get(columns.model_id) if columns is not None else None
+            if columns is not None and runtime is not None and runtime.profile is not None:
                 await self._envelope(message.partition, runtime, columns, work)
+                return
+        else:
+            single = parse_single(message.value)
+            runtime = self.registry.get(single.model_id) if single is not None else None
+            if single is not None and runtime is not None and runtime.profile is not None:
+                await self._single(message.partition, runtime, single, work)
                 return
         try:
             events = parse_prediction_message(message.value)
@@ -205,6 +216,27 @@ class Stage1:
                 summary = (event.prediction_id, timestamp, event.prediction, event.score)
                 await self._keep_summary(partition, runtime, summary, start, end, work)
         self.counters.saw_predictions(len(events))
+
+    async def _single(
+        self, partition: int, runtime: ModelRuntime, event: SingleEvent, work: _Batch
+    ) -> None:
+        """One plain event: the per-event loop of the strict path without the models."""
+        clock = self.clock(partition)
+        if event.model_version:
+            self.versions[(partition, runtime.model_id)] = event.model_version
+        size = runtime.window_seconds
+        start = window_start(event.timestamp, size)
+        self.counters.saw_predictions(1)
+        watermark = clock.watermark()
+        if watermark is not None and start + size + runtime.lateness_seconds <= watermark:
+            work.late[(runtime.model_id, start, start + size)] += 1
+            self.counters.late += 1
+            return
+        clock.observe(event.timestamp)
+        work.singles[(partition, runtime.model_id, start)].append(event)
+        if runtime.task is not None:
+            summary = (event.prediction_id, event.timestamp, event.prediction, event.score)
+            await self._keep_summary(partition, runtime, summary, start, start + size, work)
 
     async def _envelope(
         self, partition: int, runtime: ModelRuntime, columns: EnvelopeColumns, work: _Batch
@@ -334,6 +366,10 @@ class Stage1:
     # -- writing state and closing windows -------------------------------------------------
 
     def _write_windows(self, work: _Batch) -> None:
+        for group, singles in work.singles.items():
+            runtime = self.registry.get(group[1])
+            if runtime is not None:
+                work.columns[group].append(_columns_of_singles(runtime, singles))
         for group in {*work.rows, *work.columns}:
             partition, model_id, start = group
             runtime = self.registry.get(model_id)
@@ -459,6 +495,20 @@ def columns_of(runtime: ModelRuntime, events: Sequence[PredictionEvent]) -> dict
         columns["prediction"] = [event.prediction for event in events]
     if "score" in runtime.output_names:
         columns["score"] = [_scalar_score(event.score) for event in events]
+    return columns
+
+
+def _columns_of_singles(
+    runtime: ModelRuntime, events: Sequence[SingleEvent]
+) -> dict[str, list[Any]]:
+    features = [event.features for event in events]
+    columns: dict[str, list[Any]] = {
+        name: [row.get(name) for row in features] for name in runtime.feature_names
+    }
+    if "prediction" in runtime.output_names:
+        columns["prediction"] = [event.prediction for event in events]
+    if "score" in runtime.output_names:
+        columns["score"] = [event.score for event in events]
     return columns
 
 

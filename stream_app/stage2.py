@@ -227,6 +227,7 @@ class Stage2:
         if watermark is None:
             return
         prefix = f"{partition}|r|"
+        ready: list[WindowRecord] = []
         for key, raw in self.records.items():
             if not key.startswith(prefix):
                 continue
@@ -238,9 +239,15 @@ class Stage2:
                 record.start, record.end - record.start, runtime.lateness_seconds
             )
             if not record.final and closes <= watermark:
-                await self._finalize(partition, runtime, record)
+                ready.append(record)
             elif record.final and closes + runtime.label_horizon_seconds < watermark:
                 self.records.delete(partition, key)  # labels can no longer revise it
+        # Oldest first: control limits compare a window with the ones before it, and a
+        # baseline is made of a model's first windows.
+        for record in sorted(ready, key=lambda r: (r.model_id, r.start)):
+            runtime = self.registry.get(record.model_id)
+            if runtime is not None:
+                await self._finalize(partition, runtime, record)
 
     async def _finalize(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> None:
         if record.baseline_role or runtime.profile is None:

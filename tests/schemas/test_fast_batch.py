@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from driftline.errors import InvalidEventError
-from schemas.fast_batch import parse_envelope
+from schemas.fast_batch import parse_envelope, parse_single
 from schemas.parsing import parse_prediction_message
 
 scalar = (
@@ -137,3 +137,43 @@ def test_valid_envelopes_are_accepted_with_the_strict_values(
     assert fast.features == [dict(e.features) for e in strict]
     assert fast.scores == [e.score for e in strict]
     assert fast.predictions == [e.prediction for e in strict]
+
+
+single_event = st.fixed_dictionaries(
+    {
+        "model_id": st.sampled_from(["churn", "bad id", ""]),
+        "prediction_id": st.text(min_size=0, max_size=4) | st.integers(0, 9),
+        "timestamp": timestamp,
+        "features": st.dictionaries(st.text(min_size=0, max_size=3), scalar | odd, max_size=4),
+        "prediction": scalar | odd,
+    },
+    optional={
+        "score": score,
+        "model_version": st.text(max_size=3) | st.integers(0, 9),
+        "extra": st.just(1),
+    },
+)
+
+
+@given(single_event | valid_record.map(lambda r: {**r, "model_id": "churn"}))
+def test_single_fast_path_agrees_with_the_strict_parser(data: dict[str, Any]) -> None:
+    raw = orjson.dumps(data)
+    fast = parse_single(raw)
+    strict = _strict(raw)
+    if fast is None:
+        return
+    assert strict is not None, f"fast path accepted what the strict parser rejects: {raw!r}"
+    [event] = strict
+    assert (fast.model_id, fast.model_version, fast.prediction_id) == (
+        event.model_id,
+        event.model_version,
+        event.prediction_id,
+    )
+    assert fast.timestamp == event.timestamp.timestamp()
+    assert fast.features == dict(event.features)
+    assert (fast.prediction, fast.score) == (event.prediction, event.score)
+
+
+@given(valid_record)
+def test_valid_single_events_take_the_fast_path(record: dict[str, Any]) -> None:
+    assert parse_single(orjson.dumps({"model_id": "m", **record})) is not None

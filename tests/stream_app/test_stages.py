@@ -366,3 +366,25 @@ def test_batch_envelopes_give_the_same_windows_as_single_events() -> None:
         }
     assert single.writer.revisions, "labels arrived after the windows were final"
     assert enveloped.counters.predictions == single.counters.predictions == len(events)
+
+
+def test_ready_windows_are_finalized_oldest_first() -> None:
+    pipeline = LocalPipeline(runtime(task=None, classes=[]), 2)
+    events = list(scenario.events(2, 20, drift_from=99, decay_from=99))
+    later = [
+        pipeline.message("prediction", e.prediction_id, e.prediction_json(), partition=0)
+        for e in events
+        if e.window == 1
+    ]
+    earlier = [
+        pipeline.message("prediction", e.prediction_id, e.prediction_json(), partition=1)
+        for e in events
+        if e.window == 0
+    ]
+    asyncio.run(pipeline.feed(later))  # window 1's record exists before window 0's
+    asyncio.run(pipeline.feed(earlier))
+    asyncio.run(pipeline.idle(100))
+    assert list(pipeline.writer.windows) == [
+        (scenario.MODEL_ID, window_start(0)),
+        (scenario.MODEL_ID, window_start(1)),
+    ]
