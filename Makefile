@@ -36,6 +36,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.detectors_bench --output docs/benchmarks.md
+	$(PY) -m bench.pipeline_bench --output docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

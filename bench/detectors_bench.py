@@ -234,8 +234,10 @@ Window of {WINDOW:,} events, {N_NUMERIC} numeric and {N_CATEGORICAL} categorical
 - What the baseline spends its time on: `ks_2samp` sorts the raw reference together with the window
   for each of the 20 numeric features; that is the price of exact KS on raw data, which Driftline
   replaces with fine reference-quantile bins (statistic within 0.0075 of scipy's, tested).
-- The JSON path (numeric values as Python lists, `None` for missing) checks every value's type so
-  that strings and bools are counted as invalid instead of coerced; numpy arrays skip that loop.
+- The JSON path (numeric values as Python lists, `None` for missing) first checks which value
+  types a column holds (one C-level pass); plain numbers and `None` are then converted by numpy
+  at once, while a column holding strings or bools is checked value by value so they are
+  counted as invalid instead of coerced.
 - Serialized window state: **{result["state_bytes"]:,} bytes** (deflated JSON; {result["state_json_bytes"]:,} bytes as plain JSON),
   independent of the number of events.
 - Targets: update {per_event_feature(t["update_window"]):.3f} µs per event per feature (target < 1 µs:
@@ -244,6 +246,19 @@ Window of {WINDOW:,} events, {N_NUMERIC} numeric and {N_CATEGORICAL} categorical
 - Machine: {machine()}.
 - Reproduce: `make bench` (runs `python -m bench.detectors_bench --output docs/benchmarks.md`).
 """
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Replace this benchmark's section of ``path``, leaving the other sections alone."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    current = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{start}\n{text}\n{end}"
+    if start in current:
+        head, rest = current.split(start, 1)
+        current = head + block + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip() + "\n\n" + block + "\n"
+    path.write_text(current)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,9 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.repeats)
     text = report(result)
     if args.output:
-        header = "# Benchmarks\n\nFigures are medians on the machine named under each table.\n\n"
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(header + text)
+        write_section(args.output, "detectors", text)
         print(f"wrote {args.output}", file=sys.stderr)
     print(text)
     return 0

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import platform
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ import orjson
 import pandas as pd
 from aiokafka import AIOKafkaConsumer
 
+from bench.detectors_bench import write_section as write_named
 from driftline.local import kafka
 from driftline.local.kafka import create_topics
 from driftline.local.worker_process import WorkerProcess, produce, wait_for
@@ -226,44 +228,57 @@ def driftline_run(
     n_predictions: int,
     task: bool,
     samples_at: tuple[int, ...] = (),
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Run a worker over a pre-filled topic; events/s from first event to the last window in SQL."""
+    """Run worker(s) over a pre-filled topic; events/s from first event to last window in SQL."""
     url = f"sqlite+pysqlite:///{workdir / (prefix + 'db')}"
     engine = make_engine(url)
     upgrade(engine)
     sessions = session_factory(engine)
     with sessions.begin() as session:
         register_model(session, config(task), reference())
-    stats_file = workdir / f"{prefix}stats.json"
-    worker = WorkerProcess(
-        bootstrap,
-        url,
-        prefix,
-        PARTITIONS,
-        workdir / prefix,
-        {"STATS_FILE": str(stats_file), "BATCH_MAX": "5000"},
-    )
-    worker.create_topics()
-    topic = worker.topics.predictions
+    stats_files = [workdir / f"{prefix}stats{i}.json" for i in range(workers)]
+    processes = [
+        WorkerProcess(
+            bootstrap,
+            url,
+            prefix,
+            PARTITIONS,
+            workdir / f"{prefix}{i}",
+            {"STATS_FILE": str(stats_files[i]), "BATCH_MAX": "5000"},
+            app_id=f"{prefix}app",  # one consumer group: the workers share the partitions
+        )
+        for i in range(workers)
+    ]
+    processes[0].create_topics()
+    topic = processes[0].topics.predictions
     say(f"producing {len(messages):,} messages ({n_predictions:,} predictions)")
     asyncio.run(produce(bootstrap, [(topic, k, v) for _, k, v in messages]))
     last_window_start = START + ((n_predictions - 1) // PER_WINDOW) * WINDOW
     asyncio.run(produce(bootstrap, closers(topic, last_window_start + 3 * WINDOW)))
     n_windows = (n_predictions - 1) // PER_WINDOW + 1
     rss: dict[int, int] = {}
-    worker.start(ready_timeout=120)
     try:
+        for process in processes:
+            process.start(ready_timeout=120)
 
         def stats() -> dict[str, Any]:
-            try:
-                return dict(json.loads(stats_file.read_text()))
-            except (OSError, ValueError):
-                return {}
+            merged: dict[str, Any] = {"predictions": 0, "first_event_at": math.inf, "rss_bytes": 0}
+            for path in stats_files:
+                try:
+                    one = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
+                merged["predictions"] += one["predictions"]
+                merged["rss_bytes"] += one["rss_bytes"]
+                if one["first_event_at"]:
+                    merged["first_event_at"] = min(merged["first_event_at"], one["first_event_at"])
+            return merged
 
         def done() -> bool:
             current = stats()
             for mark in samples_at:
-                if mark not in rss and current.get("predictions", 0) >= mark:
+                if mark not in rss and current["predictions"] >= mark:
                     rss[mark] = int(current["rss_bytes"])
             with sessions() as session:
                 rows = history.window_history(session, MODEL_ID, None, None)
@@ -279,12 +294,14 @@ def driftline_run(
         return {
             "predictions_per_s": n_predictions / elapsed,
             "elapsed_s": elapsed,
-            "rss_bytes": current.get("rss_bytes", 0),
+            "rss_bytes": current["rss_bytes"],
             "rss_at": rss,
             "windows": n_windows,
+            "workers": workers,
         }
     finally:
-        worker.stop()
+        for process in processes:
+            process.stop()
 
 
 def finalization_latency(bootstrap: str, workdir: Path, prefix: str, windows: int) -> list[float]:
@@ -344,40 +361,46 @@ def machine() -> str:
     )
 
 
+def run_single_event_figures(
+    bootstrap: str, workdir: Path, prefix: str, singles: int, results: dict[str, Any]
+) -> None:
+    """Target 1: the worker against a bare Faust agent (and raw aiokafka) on the same topic."""
+    baseline_topic = prefix + "baseline.single"
+    create_topics(bootstrap, [baseline_topic], PARTITIONS)
+    single = list(single_messages(baseline_topic, singles))
+    results["message_bytes"] = statistics.mean(len(v) for _, _, v in single[:1000])
+    say(f"producing {singles:,} single-event messages for the baselines")
+    asyncio.run(produce(bootstrap, single))
+    say("baseline: raw aiokafka consume + orjson decode")
+    results["raw_single"] = asyncio.run(raw_consume_rate(bootstrap, baseline_topic, singles))
+    say("baseline: bare Faust agent consume + decode")
+    results["bare_single"] = bare_faust_rate(bootstrap, baseline_topic, singles, workdir)
+    say("Driftline worker, one event per message")
+    results["driftline_single"] = driftline_run(
+        bootstrap, workdir, prefix + "s.", single, singles, task=False
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller volumes (a smoke run)")
+    parser.add_argument(
+        "--memory", action="store_true", help="the memory run only: 5,000,000 predictions"
+    )
     parser.add_argument(
         "--output", type=Path, help="Markdown file whose pipeline section to rewrite"
     )
     args = parser.parse_args(argv)
     singles = 30_000 if args.quick else 150_000
-    enveloped = 200_000 if args.quick else 2_000_000
+    enveloped = 5_000_000 if args.memory else (200_000 if args.quick else 2_000_000)
     broker = kafka.start(report=say)
     results: dict[str, Any] = {"singles": singles, "enveloped": enveloped}
     try:
         with tempfile.TemporaryDirectory() as directory:
             workdir = Path(directory)
             prefix = f"bench{uuid.uuid4().hex[:6]}."
-            baseline_topic = prefix + "baseline.single"
-            create_topics(broker.bootstrap, [baseline_topic], PARTITIONS)
-            single = list(single_messages(baseline_topic, singles))
-            results["message_bytes"] = statistics.mean(len(v) for _, _, v in single[:1000])
-            say(f"producing {singles:,} single-event messages for the baselines")
-            asyncio.run(produce(broker.bootstrap, single))
-            say("baseline: raw aiokafka consume + orjson decode")
-            results["raw_single"] = asyncio.run(
-                raw_consume_rate(broker.bootstrap, baseline_topic, singles)
-            )
-            say("baseline: bare Faust agent consume + decode")
-            results["bare_single"] = bare_faust_rate(
-                broker.bootstrap, baseline_topic, singles, workdir
-            )
-            say("Driftline worker, one event per message")
-            results["driftline_single"] = driftline_run(
-                broker.bootstrap, workdir, prefix + "s.", single, singles, task=False
-            )
-            del single
+            if not args.memory:
+                run_single_event_figures(broker.bootstrap, workdir, prefix, singles, results)
             say("Driftline worker, envelopes of 500 records")
             envelopes = list(envelope_messages("unused", enveloped, 500))
             results["driftline_envelope"] = driftline_run(
@@ -389,13 +412,46 @@ def main(argv: list[str] | None = None) -> int:
                 task=False,
                 samples_at=(enveloped // 10,),
             )
+            if not args.memory:
+                say("Driftline, two worker processes (one consumer group), envelopes")
+                results["driftline_two"] = driftline_run(
+                    broker.bootstrap,
+                    workdir,
+                    prefix + "two.",
+                    envelopes,
+                    enveloped,
+                    False,
+                    workers=2,
+                )
+                del envelopes
+                say("finalization latency, one window at a time")
+                windows = 20 if args.quick else 40
+                results["latency"] = finalization_latency(
+                    broker.bootstrap, workdir, prefix + "lat.", windows
+                )
     finally:
         if broker.started:
             kafka.stop(report=say)
     print(json.dumps(results, indent=2, default=str))
-    if args.output:
-        write_section(args.output, render(results))
+    if args.output and args.memory:
+        write_named(args.output, "memory", render_memory(results))
+    elif args.output:
+        write_named(args.output, "pipeline", render(results))
     return 0
+
+
+def render_memory(r: dict[str, Any]) -> str:
+    env = r["driftline_envelope"]
+    mark = min(env["rss_at"])
+    before, after = env["rss_at"][mark] / 2**20, env["rss_bytes"] / 2**20
+    return f"""### Memory: 5,000,000 predictions through one worker (issue 4, target 4)
+
+`python -m bench.pipeline_bench --memory --output docs/benchmarks.md`: envelopes of 500
+records, no label join. RSS after {mark:,} predictions: {before:,.0f} MB; after
+{r["enveloped"]:,}: {after:,.0f} MB; growth **{after - before:+,.1f} MB** (target ≤ 50 MB:
+{"met" if after - before <= 50 else "NOT met"}). Throughput in this run:
+{env["predictions_per_s"]:,.0f} predictions/s.
+"""
 
 
 def render(r: dict[str, Any]) -> str:
@@ -429,18 +485,6 @@ the model has no task here (no label join), so the figures are the feature path.
 
 Volumes: {r["singles"]:,} single-event messages, {r["enveloped"]:,} predictions in envelopes.
 """
-
-
-def write_section(path: Path, text: str) -> None:
-    start, end = "<!-- pipeline:start -->", "<!-- pipeline:end -->"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text}\n{end}"
-    if start in current:
-        head, rest = current.split(start, 1)
-        current = head + block + rest.split(end, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n" + block + "\n"
-    path.write_text(current)
 
 
 if __name__ == "__main__":
