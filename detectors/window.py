@@ -81,15 +81,18 @@ class NumericCounts:
         bins = np.searchsorted(profile.edges_array, finite, side="left")
         batch_counts = np.bincount(bins, minlength=self.counts.size)
         self.counts += batch_counts
-        self.total += float(finite.sum())
-        # Distances beyond the reference range make Wasserstein exact in the tails; they
-        # are only computed when a batch has such values, which is the rare case.
-        if batch_counts[0]:
-            self.below_excess += float((profile.minimum - finite[bins == 0]).sum())
-        if batch_counts[-1]:
-            self.above_excess += float(
-                (finite[bins == self.counts.size - 1] - profile.maximum).sum()
-            )
+        # Sums of values near 1e308 overflow to inf; that is kept (and serialized as
+        # "inf"), so numpy need not warn about it.
+        with np.errstate(over="ignore"):
+            self.total += float(finite.sum())
+            # Distances beyond the reference range make Wasserstein exact in the tails;
+            # they are only computed when a batch has such values, the rare case.
+            if batch_counts[0]:
+                self.below_excess += float((profile.minimum - finite[bins == 0]).sum())
+            if batch_counts[-1]:
+                self.above_excess += float(
+                    (finite[bins == self.counts.size - 1] - profile.maximum).sum()
+                )
 
     def merged(self, other: NumericCounts) -> NumericCounts:
         return NumericCounts(
