@@ -61,12 +61,12 @@ def say(text: str) -> None:
     sys.stderr.flush()
 
 
-def config(task: bool = True) -> ModelConfig:
+def config(task: bool = True, horizon: int = 3600) -> ModelConfig:
     data: dict[str, Any] = {
         "model_id": MODEL_ID,
         "window_seconds": WINDOW,
         "allowed_lateness_seconds": 5,
-        "label_horizon_seconds": 3600,
+        "label_horizon_seconds": horizon,
         "features": {
             **dict.fromkeys(NUMERIC, "numeric"),
             **dict.fromkeys(CATEGORICAL, "categorical"),
@@ -346,6 +346,86 @@ def finalization_latency(bootstrap: str, workdir: Path, prefix: str, windows: in
     return latencies
 
 
+def label_join(
+    bootstrap: str, workdir: Path, prefix: str, outstanding: int, labels: int
+) -> dict[str, Any]:
+    """Target 6: memory with ``outstanding`` predictions awaiting labels, then the join rate."""
+    url = f"sqlite+pysqlite:///{workdir / (prefix + 'db')}"
+    engine = make_engine(url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    week = 7 * 24 * 3600  # every summary stays within the label horizon
+    with sessions.begin() as session:
+        register_model(session, config(True, horizon=week), reference())
+    stats_file = workdir / f"{prefix}stats.json"
+    worker = WorkerProcess(
+        bootstrap,
+        url,
+        prefix,
+        PARTITIONS,
+        workdir / prefix,
+        {"STATS_FILE": str(stats_file), "BATCH_MAX": "200"},
+    )
+    worker.create_topics()
+    topics = worker.topics
+
+    def stats() -> dict[str, Any]:
+        try:
+            return dict(json.loads(stats_file.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    say(f"label join: {outstanding:,} predictions in envelopes, then {labels:,} labels")
+    asyncio.run(
+        produce(
+            bootstrap,
+            [(topics.predictions, k, v) for _, k, v in envelope_messages("x", outstanding, 500)],
+        )
+    )
+    worker.start(ready_timeout=120)
+    try:
+        early = outstanding // 10
+        rss_early = wait_for(
+            lambda: stats().get("rss_bytes") if stats().get("predictions", 0) >= early else None,
+            900,
+            f"{early:,} predictions",
+        )
+        wait_for(lambda: stats().get("predictions", 0) >= outstanding, 1800, "every prediction")
+        time.sleep(5)  # forwarded summaries land on their partitions
+        rss_full = stats()["rss_bytes"]
+        rng = np.random.default_rng(3)
+        chosen = rng.choice(outstanding, size=labels, replace=False)
+        batch = [
+            (
+                topics.labels,
+                f"p{i}".encode(),
+                orjson.dumps(
+                    {
+                        "model_id": MODEL_ID,
+                        "prediction_id": f"p{i}",
+                        "label": "1",
+                        "timestamp": START,
+                    }
+                ),
+            )
+            for i in chosen.tolist()
+        ]
+        asyncio.run(produce(bootstrap, batch))
+        began = time.time()
+        wait_for(lambda: stats().get("joined", 0) >= labels, 900, f"{labels:,} labels joined")
+        joined_at = time.time()
+        return {
+            "rss_early": rss_early,
+            "rss_full": rss_full,
+            "early": early,
+            "outstanding": outstanding,
+            "labels": labels,
+            "join_rate": labels / (joined_at - began),
+        }
+    finally:
+        worker.stop()
+
+
 def machine() -> str:
     cpu = "unknown cpu"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -388,6 +468,9 @@ def main(argv: list[str] | None = None) -> int:
         "--memory", action="store_true", help="the memory run only: 5,000,000 predictions"
     )
     parser.add_argument(
+        "--join", action="store_true", help="the label-join run only: 1,000,000 outstanding"
+    )
+    parser.add_argument(
         "--output", type=Path, help="Markdown file whose pipeline section to rewrite"
     )
     args = parser.parse_args(argv)
@@ -395,6 +478,21 @@ def main(argv: list[str] | None = None) -> int:
     enveloped = 5_000_000 if args.memory else (200_000 if args.quick else 2_000_000)
     broker = kafka.start(report=say)
     results: dict[str, Any] = {"singles": singles, "enveloped": enveloped}
+    if args.join:
+        try:
+            with tempfile.TemporaryDirectory() as directory:
+                prefix = f"join{uuid.uuid4().hex[:6]}."
+                outstanding = 100_000 if args.quick else 1_000_000
+                results["join"] = label_join(
+                    broker.bootstrap, Path(directory), prefix, outstanding, outstanding // 10
+                )
+        finally:
+            if broker.started:
+                kafka.stop(report=say)
+        print(json.dumps(results, indent=2, default=str))
+        if args.output:
+            write_named(args.output, "join", render_join(results["join"]))
+        return 0
     try:
         with tempfile.TemporaryDirectory() as directory:
             workdir = Path(directory)
@@ -438,6 +536,21 @@ def main(argv: list[str] | None = None) -> int:
     elif args.output:
         write_named(args.output, "pipeline", render(results))
     return 0
+
+
+def render_join(j: dict[str, Any]) -> str:
+    growth = (j["rss_full"] - j["rss_early"]) / 2**20
+    per = (j["rss_full"] - j["rss_early"]) / (j["outstanding"] - j["early"])
+    return f"""### Label join: {j["outstanding"]:,} outstanding predictions (issue 4, target 6)
+
+`python -m bench.pipeline_bench --join --output docs/benchmarks.md`: a binary model with a
+one-week label horizon, {j["outstanding"]:,} predictions in envelopes and no labels yet, then
+{j["labels"]:,} labels for random ones. Worker RSS grew by **{growth:,.0f} MB** from
+{j["early"]:,} to {j["outstanding"]:,} outstanding predictions (about **{per:,.0f} bytes per
+outstanding prediction**: one table entry of the summary plus the forwarding and changelog
+buffers). Labels joined at **{j["join_rate"]:,.0f} labels/s** end to end (a lookup is a dict
+get; the cost is the per-label message and its changelog delete).
+"""
 
 
 def render_memory(r: dict[str, Any]) -> str:
