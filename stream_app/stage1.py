@@ -26,6 +26,7 @@ partition, where its label will arrive.
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -128,6 +129,8 @@ class Stage1:
         # event brings it back.
         self.versions: dict[tuple[int, str], str] = {}
         self._heartbeats: dict[int, tuple[float, float]] = {}  # partition: (watermark, sent at)
+        # Earliest expiry among a partition's join entries (None: unknown, sweep to learn).
+        self._earliest_expiry: dict[int, float] = {}
         self.heartbeat_interval = 0.5
 
     # -- clocks -------------------------------------------------------------------------
@@ -326,6 +329,12 @@ class Stage1:
                 self.joins.delete(partition, key)
                 return
         self.joins.set(partition, key, orjson.dumps(summary))
+        self._note_expiry(partition, summary["x"])
+
+    def _note_expiry(self, partition: int, expires: float) -> None:
+        known = self._earliest_expiry.get(partition)
+        if known is not None and expires < known:
+            self._earliest_expiry[partition] = expires
 
     async def _label(self, message: InputMessage, work: _Batch) -> None:
         try:
@@ -352,6 +361,7 @@ class Stage1:
             "x": label.timestamp.timestamp() + runtime.label_horizon_seconds,
         }
         self.joins.set(partition, key, orjson.dumps(waiting))
+        self._note_expiry(partition, float(waiting["x"]))
 
     def _pair(self, summary: dict[str, Any], label: Any, work: _Batch) -> None:
         work.labeled[(summary["m"], summary["ws"], summary["we"])].append(
@@ -471,19 +481,37 @@ class Stage1:
         self.expire_joins(partitions)
 
     def expire_joins(self, partitions: Sequence[int]) -> None:
+        """Drop join entries past their label horizon.
+
+        A sweep reads every entry, so it only runs when some partition's watermark has
+        passed the earliest expiry seen since the last sweep (``None`` after a restart:
+        the first tick sweeps once and learns it again).
+        """
         owned = {p: self.clock(p).watermark() for p in partitions}
+        due = [
+            p
+            for p, watermark in owned.items()
+            if watermark is not None
+            and (self._earliest_expiry.get(p) is None or self._earliest_expiry[p] < watermark)
+        ]
+        if not due:
+            return
+        earliest: dict[int, float] = {}
         for key, value in self.joins.items():
             partition = int(key.split("|", 1)[0])
-            watermark = owned.get(partition)
-            if watermark is None:
+            if partition not in due:
                 continue
             entry = orjson.loads(value)
-            if entry["x"] < watermark:
+            if entry["x"] < owned[partition]:
                 self.joins.delete(partition, key)
                 if entry["k"] == "l":
                     self.counters.unmatched_labels += 1
                 else:
                     self.counters.unlabeled_predictions += 1
+            else:
+                earliest[partition] = min(earliest.get(partition, entry["x"]), entry["x"])
+        for partition in due:
+            self._earliest_expiry[partition] = earliest.get(partition, math.inf)
 
 
 def columns_of(runtime: ModelRuntime, events: Sequence[PredictionEvent]) -> dict[str, list[Any]]:

@@ -66,3 +66,23 @@ def test_json_log_lines_are_one_object_each() -> None:
     data = json.loads(line)
     assert data["level"] == "warning" and data["message"] == "late: 3"
     assert data["logger"] == "stream_app" and "ts" in data
+
+
+def test_small_stored_values_get_a_block_of_their_own() -> None:
+    import tracemalloc
+
+    import orjson
+
+    from stream_app.state_store import MemoryStore
+
+    store = MemoryStore()
+    tracemalloc.start()
+    try:
+        for i in range(500):
+            store.set(0, f"k{i}", orjson.dumps({"k": "p", "x": i}))
+        store.writes.clear()
+        used = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert used / 500 < 1024  # orjson's own results would hold 4 KiB each
+    assert store.get("k7") == orjson.dumps({"k": "p", "x": 7})

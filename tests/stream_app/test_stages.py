@@ -388,3 +388,20 @@ def test_ready_windows_are_finalized_oldest_first() -> None:
         (scenario.MODEL_ID, window_start(0)),
         (scenario.MODEL_ID, window_start(1)),
     ]
+
+
+def test_join_entries_expire_after_the_label_horizon() -> None:
+    pipeline = LocalPipeline(runtime(label_horizon_seconds=60), 1)
+    events = list(scenario.events(1, 30, drift_from=99, decay_from=99))
+    asyncio.run(
+        pipeline.feed(
+            pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events
+        )
+    )
+    asyncio.run(pipeline.idle(1))
+    assert len(pipeline.stage1.joins.data) == 30  # type: ignore[attr-defined]
+    asyncio.run(pipeline.idle(10_000))  # the watermark follows the clock past every horizon
+    assert pipeline.stage1.joins.data == {}  # type: ignore[attr-defined]
+    assert pipeline.counters.unlabeled_predictions == 30
+    asyncio.run(pipeline.idle(10))  # nothing left to sweep: no more counting
+    assert pipeline.counters.unlabeled_predictions == 30
