@@ -139,8 +139,8 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
         )
         await dead_letters.send(key=message.key, value=letter.to_json_bytes())
 
-    async def forward_join(prediction_id: str, value: bytes) -> None:
-        await join_topic.send(key=prediction_id.encode(), value=value)
+    async def forward_join(partition: int, value: bytes) -> None:
+        await join_topic.send(key=None, value=value, partition=partition)
 
     async def publish_trigger(trigger: RetrainTrigger) -> None:
         log.info(

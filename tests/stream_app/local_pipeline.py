@@ -76,7 +76,7 @@ class LocalPipeline:
         self.counters = Counters()
         self.registry = ModelRegistry(lambda m: runtime if m == runtime.model_id else None, 1e9)
         self.to_stage2: list[tuple[str | None, bytes, int | None]] = []
-        self.forwarded: list[tuple[str, bytes]] = []
+        self.forwarded: list[tuple[int, bytes]] = []
         self.dead_letters: list[tuple[InputMessage, str]] = []
         self.published: list[RetrainTrigger] = []
         self.writer = RecordingWriter()
@@ -102,8 +102,8 @@ class LocalPipeline:
     async def _dead_letter(self, message: InputMessage, reason: str) -> None:
         self.dead_letters.append((message, reason))
 
-    async def _forward(self, prediction_id: str, value: bytes) -> None:
-        self.forwarded.append((prediction_id, value))
+    async def _forward(self, partition: int, value: bytes) -> None:
+        self.forwarded.append((partition, value))
 
     async def _publish(self, trigger: RetrainTrigger) -> None:
         self.published.append(trigger)
@@ -124,7 +124,9 @@ class LocalPipeline:
         while self.forwarded or self.to_stage2:
             forwarded, self.forwarded = self.forwarded, []
             if forwarded:
-                joins = [self.message("join", key, value) for key, value in forwarded]
+                joins = [
+                    self.message("join", "", value, partition) for partition, value in forwarded
+                ]
                 await self.stage1.process(joins)
             pending, self.to_stage2 = self.to_stage2, []
             for _key, value, _partition in pending:
