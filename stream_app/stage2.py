@@ -79,6 +79,8 @@ class WindowRecord:
     sample: dict[str, Any] | None = None
     # Finalized as part of the baseline (no reference yet): it stays a baseline window.
     baseline_role: bool = False
+    # Labels arrived after finalization; the next tick revises the quality metrics.
+    revision_pending: bool = False
 
     def to_bytes(self) -> bytes:
         data = asdict(self)
@@ -192,11 +194,11 @@ class Stage2:
         else:
             quality.update(message.y_true, message.y_pred)
         record.quality = quality.to_dict()
-        if record.final:
-            record.revision += 1
+        # A final window's metrics are revised on the next tick, once for all the labels
+        # that arrived meanwhile: labels for hundreds of windows arrive mixed, and revising
+        # per message would evaluate and write every window again for each batch.
+        record.revision_pending = record.final
         self._save(partition, record)
-        if record.final:
-            await self._revise_quality(partition, runtime, record)
 
     def _expired(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> bool:
         if record.state or record.final or record.late or record.sources or record.quality:
@@ -447,6 +449,24 @@ class Stage2:
     async def tick(self, partitions: Sequence[int]) -> None:
         for partition in partitions:
             await self.finalize_ready(partition)
+            await self.revise_pending(partition)
+
+    async def revise_pending(self, partition: int) -> None:
+        """Write the quality revisions that labels since the last tick call for."""
+        prefix = f"{partition}|r|"
+        pending = [
+            record
+            for key, raw in self.records.items()
+            if key.startswith(prefix) and (record := WindowRecord.from_bytes(raw)).revision_pending
+        ]
+        for record in sorted(pending, key=lambda r: (r.model_id, r.start)):
+            runtime = self.registry.get(record.model_id)
+            if runtime is None:
+                continue
+            record.revision += 1
+            record.revision_pending = False
+            self._save(partition, record)
+            await self._revise_quality(partition, runtime, record)
 
 
 def _anomalous_metrics(verdicts: dict[str, ControlLimitResult]) -> tuple[str, ...]:

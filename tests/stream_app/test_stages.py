@@ -59,7 +59,8 @@ async def run_scenario(n_partitions: int) -> tuple[LocalPipeline, dict[int, list
     rest = [e for events in delayed.values() for e in events]
     await pipeline.feed(
         pipeline.message("label", e.prediction_id, e.label_json()) for e in rest
-    )  # the stream goes quiet: the timer closes the last windows
+    )
+    await pipeline.idle(0.0)  # the timer writes the revisions the last labels call for
     return pipeline, labeled
 
 
