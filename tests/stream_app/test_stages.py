@@ -57,9 +57,7 @@ async def run_scenario(n_partitions: int) -> tuple[LocalPipeline, dict[int, list
             await pipeline.feed(batch[start : start + 97])
     await pipeline.idle(60.0)  # the stream goes quiet: the timer closes the last windows
     rest = [e for events in delayed.values() for e in events]
-    await pipeline.feed(
-        pipeline.message("label", e.prediction_id, e.label_json()) for e in rest
-    )
+    await pipeline.feed(pipeline.message("label", e.prediction_id, e.label_json()) for e in rest)
     await pipeline.idle(0.0)  # the timer writes the revisions the last labels call for
     return pipeline, labeled
 
