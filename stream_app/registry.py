@@ -21,9 +21,7 @@ from functools import cached_property
 
 from detectors import ControlLimits, DriftConfig, QualityTask, ReferenceProfile
 from schemas.model_config import ModelConfig
-
-OUTPUT_COLUMNS = ("prediction", "score")
-NOT_PROFILED = ("label", "prediction_id", "timestamp")
+from stream_app.profiling import OUTPUT_COLUMNS
 
 
 @dataclass(frozen=True)
