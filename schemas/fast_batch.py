@@ -90,13 +90,7 @@ def parse_envelope(raw: bytes) -> EnvelopeColumns | None:
         data.get("model_version", ""),
         data["records"],
     )
-    if (
-        type(model_id) is not str
-        or not 1 <= len(model_id) <= 128
-        or not _MODEL_ID.fullmatch(model_id)
-    ):
-        return None
-    if type(version) is not str or len(version) > 128:
+    if not _model_fields_ok(model_id, version):
         return None
     if type(records) is not list or not 1 <= len(records) <= MAX_BATCH_RECORDS:
         return None
@@ -120,8 +114,9 @@ def parse_envelope(raw: bytes) -> EnvelopeColumns | None:
         return None
     if columns is not None and not _columns_ok(columns):
         return None
+    # str(): checked to be str above, which mypy cannot see through the helper.
     return EnvelopeColumns(
-        model_id, version, ids, timestamps, features, predictions, scores, columns
+        str(model_id), str(version), ids, timestamps, features, predictions, scores, columns
     )
 
 
@@ -137,6 +132,12 @@ def _uniform_columns(features: list[dict[str, Any]]) -> dict[str, list[Any]] | N
     if len(names) == 1:
         return {names[0]: rows}
     return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
+
+
+def _model_fields_ok(model_id: Any, version: Any) -> bool:
+    if type(model_id) is not str or not 1 <= len(model_id) <= 128:
+        return False
+    return bool(_MODEL_ID.fullmatch(model_id)) and type(version) is str and len(version) <= 128
 
 
 def _names_ok(names: list[Any]) -> bool:
@@ -190,13 +191,7 @@ def parse_single(raw: bytes) -> SingleEvent | None:
     model_id, version = data["model_id"], data.get("model_version", "")
     prediction_id, timestamp = data["prediction_id"], data["timestamp"]
     features, prediction, score = data["features"], data["prediction"], data.get("score")
-    if (
-        type(model_id) is not str
-        or not 1 <= len(model_id) <= 128
-        or not _MODEL_ID.fullmatch(model_id)
-    ):
-        return None
-    if type(version) is not str or len(version) > 128:
+    if not _model_fields_ok(model_id, version):
         return None
     if type(prediction_id) is not str or not 1 <= len(prediction_id) <= 256:
         return None

@@ -46,8 +46,14 @@ def profile_reference(
         if str(c) in NEVER_PROFILED or (keep is not None and str(c) not in keep)
     ]
     profile = build_profile(frame, schema=declared, output_columns=outputs, exclude=exclude)
+    drift_config_of(config).validate(profile, default_registry())
+    return profile
+
+
+def drift_config_of(config: ModelConfig) -> DriftConfig:
+    """The statistical core's drift configuration for a model's settings."""
     drift = config.drift
-    DriftConfig(
+    return DriftConfig(
         numeric_method=drift.numeric_method,
         categorical_method=drift.categorical_method,
         feature_methods=dict(drift.feature_methods),
@@ -55,8 +61,7 @@ def profile_reference(
         thresholds=dict(drift.thresholds),
         warning_thresholds=dict(drift.warning_thresholds),
         drift_share=drift.drift_share,
-    ).validate(profile, default_registry())
-    return profile
+    )
 
 
 def _read(reference: pd.DataFrame | str | Path) -> pd.DataFrame:

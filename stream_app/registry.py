@@ -21,7 +21,7 @@ from functools import cached_property
 
 from detectors import ControlLimits, DriftConfig, QualityTask, ReferenceProfile
 from schemas.model_config import ModelConfig
-from stream_app.profiling import OUTPUT_COLUMNS
+from stream_app.profiling import OUTPUT_COLUMNS, drift_config_of
 
 
 @dataclass(frozen=True)
@@ -63,16 +63,7 @@ class ModelRuntime:
 
     @cached_property
     def drift_config(self) -> DriftConfig:
-        drift = self.config.drift
-        return DriftConfig(
-            numeric_method=drift.numeric_method,
-            categorical_method=drift.categorical_method,
-            feature_methods=dict(drift.feature_methods),
-            also_report=tuple(drift.also_report),
-            thresholds=dict(drift.thresholds),
-            warning_thresholds=dict(drift.warning_thresholds),
-            drift_share=drift.drift_share,
-        )
+        return drift_config_of(self.config)
 
     def control_limits(self, series: str) -> ControlLimits:
         anomaly = self.config.anomaly

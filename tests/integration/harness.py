@@ -1,4 +1,11 @@
-"""The worker process and topic helpers integration tests use (they live in the package)."""
+"""The worker process and topic helpers integration tests use (they live in the package),
+and the one way the tests set up a database with the scenario's model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from driftline.local.worker_process import (
     WorkerProcess,
@@ -7,5 +14,20 @@ from driftline.local.worker_process import (
     read_topic,
     wait_for,
 )
+from driftline.registration import register_model
+from storage.db import make_engine, session_factory
+from storage.migrate import upgrade
+from tests.stream_app import scenario
 
-__all__ = ["WorkerProcess", "produce", "produce_sync", "read_topic", "wait_for"]
+__all__ = ["WorkerProcess", "produce", "produce_sync", "read_topic", "register", "wait_for"]
+
+
+def register(url: str, *, with_reference: bool = True, **overrides: Any) -> sessionmaker[Session]:
+    """Migrate the database at ``url`` and register the scenario's model (with ``overrides``)."""
+    engine = make_engine(url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    reference = scenario.reference() if with_reference else None
+    with sessions.begin() as session:
+        register_model(session, scenario.model_config(**overrides), reference)
+    return sessions

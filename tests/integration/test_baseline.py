@@ -9,9 +9,7 @@ import orjson
 import pytest
 
 from storage import catalog, history
-from storage.db import make_engine, session_factory
-from storage.migrate import upgrade
-from tests.integration.harness import WorkerProcess, produce_sync, wait_for
+from tests.integration.harness import WorkerProcess, produce_sync, register, wait_for
 from tests.stream_app import scenario
 
 pytestmark = pytest.mark.integration
@@ -20,12 +18,7 @@ pytestmark = pytest.mark.integration
 def test_baseline_windows_then_drift_and_auto_registration(
     kafka_bootstrap: str, topic_prefix: str, sqlite_url: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(sqlite_url)
-    upgrade(engine)
-    sessions = session_factory(engine)
-    config = scenario.model_config(baseline_windows=2)
-    with sessions.begin() as session:  # registered without a reference
-        catalog.upsert_model(session, config.model_id, config.model_dump(mode="json"))
+    sessions = register(sqlite_url, with_reference=False, baseline_windows=2)
     worker = WorkerProcess(
         kafka_bootstrap,
         sqlite_url,

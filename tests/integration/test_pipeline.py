@@ -18,12 +18,9 @@ import orjson
 import pytest
 from sklearn import metrics as skm
 
-from driftline.registration import register_model
 from storage import history
 from storage import triggers as trigger_store
-from storage.db import make_engine, session_factory
-from storage.migrate import upgrade
-from tests.integration.harness import WorkerProcess, produce_sync, read_topic, wait_for
+from tests.integration.harness import WorkerProcess, produce_sync, read_topic, register, wait_for
 from tests.stream_app import scenario
 
 pytestmark = pytest.mark.integration
@@ -34,19 +31,6 @@ WINDOWS, PER_WINDOW, DRIFT_FROM, DECAY_FROM = 6, 200, 3, 4
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(f"{request.param}_url"))
-
-
-def sessions_for(url: str) -> Any:
-    engine = make_engine(url)
-    upgrade(engine)
-    return session_factory(engine)
-
-
-def register(url: str, **overrides: Any) -> Any:
-    sessions = sessions_for(url)
-    with sessions.begin() as session:
-        register_model(session, scenario.model_config(**overrides), scenario.reference())
-    return sessions
 
 
 def build_stream(

@@ -10,11 +10,8 @@ from typing import Any
 
 import pytest
 
-from driftline.registration import register_model
 from storage import history
-from storage.db import make_engine, session_factory
-from storage.migrate import upgrade
-from tests.integration.harness import WorkerProcess, produce_sync, wait_for
+from tests.integration.harness import WorkerProcess, produce_sync, register, wait_for
 from tests.stream_app import scenario
 
 pytestmark = pytest.mark.integration
@@ -23,11 +20,7 @@ pytestmark = pytest.mark.integration
 def test_a_killed_worker_resumes_without_loss_or_double_counting(
     kafka_bootstrap: str, topic_prefix: str, sqlite_url: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(sqlite_url)
-    upgrade(engine)
-    sessions = session_factory(engine)
-    with sessions.begin() as session:
-        register_model(session, scenario.model_config(), scenario.reference())
+    sessions = register(sqlite_url)
     events = list(scenario.events(6, 300, drift_from=3, decay_from=99))
     fast = {"SESSION_TIMEOUT_SECONDS": "6"}  # the dead member leaves the group sooner
     first = WorkerProcess(kafka_bootstrap, sqlite_url, topic_prefix, 2, tmp_path / "a", fast)
