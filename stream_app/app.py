@@ -67,6 +67,15 @@ class Pipeline:
         return False
 
 
+def _log_end(app: faust.App, tp: Any) -> int | None:
+    """The partition's log end as of the consumer's last fetch (None before one)."""
+    try:
+        end = app.consumer.highwater(tp)
+    except Exception:
+        return None
+    return int(end) if end is not None else None
+
+
 @dataclass
 class _Activity:
     """How many batches are being processed, and since when nothing changed."""
@@ -236,6 +245,9 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
         mine1 = sorted({tp.partition for tp in assigned if tp.topic == topics.predictions})
         mine2 = sorted({tp.partition for tp in assigned if tp.topic == topics.window_partials})
         async with lock1:
+            for tp in assigned:
+                if tp.topic == topics.predictions:
+                    stage1.note_log_end(tp.partition, _log_end(app, tp))
             await stage1.tick(mine1)
         async with lock2:
             await stage2.tick(mine2)

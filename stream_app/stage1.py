@@ -132,6 +132,8 @@ class Stage1:
         # event brings it back.
         self.versions: dict[tuple[int, str], str] = {}
         self._heartbeats: dict[int, tuple[float, float]] = {}  # partition: (watermark, sent at)
+        # Last processed offset per partition of the predictions topic (backlog detection).
+        self.positions: dict[int, int] = {}
         # Earliest expiry among a partition's join entries (None: unknown, sweep to learn).
         self._earliest_expiry: dict[int, float] = {}
         self.heartbeat_interval = 0.5
@@ -163,6 +165,9 @@ class Stage1:
         for message in batch:
             work.partitions.add(message.partition)
             if message.kind == "prediction":
+                self.positions[message.partition] = max(
+                    message.offset, self.positions.get(message.partition, -1)
+                )
                 await self._prediction(message, work)
             elif message.kind == "label":
                 await self._label(message, work)
@@ -485,6 +490,11 @@ class Stage1:
                 return False
         self._heartbeats[partition] = (watermark, now)
         return True
+
+    def note_log_end(self, partition: int, log_end: int | None) -> None:
+        """Tell the partition's clock whether its log holds events not processed yet."""
+        processed = self.positions.get(partition, -1) + 1
+        self.clock(partition).backlog = log_end is not None and processed < log_end
 
     async def tick(self, partitions: Sequence[int]) -> None:
         """Timer work for the partitions this worker owns: idle closing, join expiry."""

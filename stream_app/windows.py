@@ -10,7 +10,9 @@ already closed in its partition is *late*: counted, reported per window, not add
 
 A partition that receives nothing for ``idle_timeout`` seconds of wall-clock time would hold
 every window open forever; from then on its watermark advances with the wall clock, so a
-quiet model's window still closes (the timer drives this).
+quiet model's window still closes (the timer drives this). A partition whose log holds
+events the worker has not processed yet (a backlog behind other partitions' batches) is
+behind, not idle: its watermark waits for its events.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class PartitionClock:
     clock: Callable[[], float] = time.monotonic
     event_watermark: float | None = None
     last_activity: float = field(default=0.0)
+    # Events of this partition wait to be processed (its log end is past what it has
+    # processed): it is behind, not idle, and its watermark must not follow the clock.
+    backlog: bool = False
 
     def __post_init__(self) -> None:
         self.last_activity = self.clock()
@@ -73,7 +78,7 @@ class PartitionClock:
 
     def watermark(self) -> float | None:
         """Event watermark, plus the idle time beyond ``idle_timeout`` when quiet."""
-        if self.event_watermark is None:
-            return None
+        if self.event_watermark is None or self.backlog:
+            return self.event_watermark
         idle = self.clock() - self.last_activity - self.idle_timeout
         return self.event_watermark + max(0.0, idle)

@@ -404,3 +404,23 @@ def test_join_entries_expire_after_the_label_horizon() -> None:
     assert pipeline.counters.unlabeled_predictions == 30
     asyncio.run(pipeline.idle(10))  # nothing left to sweep: no more counting
     assert pipeline.counters.unlabeled_predictions == 30
+
+
+def test_a_partition_with_a_backlog_is_behind_not_idle() -> None:
+    pipeline = LocalPipeline(runtime(task=None, classes=[]), 2, idle_timeout=5.0)
+    events = list(scenario.events(1, 20, drift_from=99, decay_from=99))
+    batch = [
+        pipeline.message("prediction", e.prediction_id, e.prediction_json(), partition=p)
+        for p in (0, 1)
+        for e in events[:10]
+    ]
+    asyncio.run(pipeline.feed(batch))
+    pipeline.stage1.note_log_end(1, pipeline.stage1.positions[1] + 50)  # 50 events still to come
+    pipeline.clock.now += 1_000
+    assert pipeline.stage1.clock(1).watermark() == pipeline.stage1.clock(1).event_watermark
+    assert pipeline.stage1.clock(0).watermark() > pipeline.stage1.clock(0).event_watermark  # type: ignore[operator]
+    asyncio.run(pipeline.idle(0))
+    assert pipeline.writer.windows == {}  # partition 1 holds the window open
+    pipeline.stage1.note_log_end(1, pipeline.stage1.positions[1] + 1)  # caught up
+    asyncio.run(pipeline.idle(0))
+    assert list(pipeline.writer.windows) == [(scenario.MODEL_ID, window_start(0))]
