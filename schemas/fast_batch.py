@@ -39,6 +39,9 @@ _OUTCOME_TYPES = frozenset({int, float, str, bool})
 _SCORE_TYPES = frozenset({int, float, type(None)})
 
 
+FeatureColumn = list[Any] | npt.NDArray[np.float64]
+
+
 @dataclass(frozen=True)
 class EnvelopeColumns:
     """A validated batch envelope, by column."""
@@ -50,13 +53,14 @@ class EnvelopeColumns:
     features: list[dict[str, Any]]
     predictions: list[Any]
     scores: list[float | int | None]
-    # Feature columns, when every record names the same features (the common case).
-    feature_columns: dict[str, list[Any]] | None = None
+    # Feature columns, when every record names the same features (the common case); a
+    # decoder that knows the model gives numeric ones as float arrays (NaN: missing).
+    feature_columns: dict[str, FeatureColumn] | None = None
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
 
-    def column(self, name: str) -> list[Any]:
+    def column(self, name: str) -> FeatureColumn:
         if self.feature_columns is not None:
             found = self.feature_columns.get(name)
             return found if found is not None else [None] * len(self.prediction_ids)
@@ -90,7 +94,7 @@ def parse_envelope(raw: bytes) -> EnvelopeColumns | None:
         data.get("model_version", ""),
         data["records"],
     )
-    if not _model_fields_ok(model_id, version):
+    if not model_fields_ok(model_id, version):
         return None
     if type(records) is not list or not 1 <= len(records) <= MAX_BATCH_RECORDS:
         return None
@@ -101,7 +105,7 @@ def parse_envelope(raw: bytes) -> EnvelopeColumns | None:
     ids = [r["prediction_id"] for r in records]
     if set(map(type, ids)) != {str} or not 1 <= min(map(len, ids)) <= max(map(len, ids)) <= 256:
         return None
-    timestamps = _timestamps([r["timestamp"] for r in records])
+    timestamps = timestamps_of([r["timestamp"] for r in records])
     features = [r["features"] for r in records]
     predictions = [r["prediction"] for r in records]
     scores = [r.get("score") for r in records]
@@ -120,7 +124,7 @@ def parse_envelope(raw: bytes) -> EnvelopeColumns | None:
     )
 
 
-def _uniform_columns(features: list[dict[str, Any]]) -> dict[str, list[Any]] | None:
+def _uniform_columns(features: list[dict[str, Any]]) -> dict[str, FeatureColumn] | None:
     """Columns by name when every record has the first record's feature names, else None."""
     names = tuple(features[0])
     if not names or set(map(len, features)) != {len(names)}:
@@ -134,7 +138,8 @@ def _uniform_columns(features: list[dict[str, Any]]) -> dict[str, list[Any]] | N
     return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
 
 
-def _model_fields_ok(model_id: Any, version: Any) -> bool:
+def model_fields_ok(model_id: Any, version: Any) -> bool:
+    """The envelope's model id and version meet the contract."""
     if type(model_id) is not str or not 1 <= len(model_id) <= 128:
         return False
     return bool(_MODEL_ID.fullmatch(model_id)) and type(version) is str and len(version) <= 128
@@ -148,7 +153,7 @@ def _names_ok(names: list[Any]) -> bool:
     )
 
 
-def _columns_ok(columns: dict[str, list[Any]]) -> bool:
+def _columns_ok(columns: dict[str, FeatureColumn]) -> bool:
     if not _names_ok(list(columns)):
         return False
     return all(set(map(type, values)) <= _FEATURE_TYPES for values in columns.values())
@@ -191,7 +196,7 @@ def parse_single(raw: bytes) -> SingleEvent | None:
     model_id, version = data["model_id"], data.get("model_version", "")
     prediction_id, timestamp = data["prediction_id"], data["timestamp"]
     features, prediction, score = data["features"], data["prediction"], data.get("score")
-    if not _model_fields_ok(model_id, version):
+    if not model_fields_ok(model_id, version):
         return None
     if type(prediction_id) is not str or not 1 <= len(prediction_id) <= 256:
         return None
@@ -225,7 +230,8 @@ def _to_micros(value: float) -> float:
     return (whole * 1e6 + micros) / 1e6
 
 
-def _timestamps(values: list[Any]) -> npt.NDArray[np.float64] | None:
+def timestamps_of(values: list[Any]) -> npt.NDArray[np.float64] | None:
+    """Epoch-second timestamps as the strict path reads them, or None if it must decide."""
     if not set(map(type, values)) <= {int, float}:
         return None  # ISO strings (and anything odd) take the strict path
     try:

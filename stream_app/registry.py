@@ -21,6 +21,7 @@ from functools import cached_property
 
 from detectors import ControlLimits, DriftConfig, QualityTask, ReferenceProfile
 from schemas.model_config import ModelConfig
+from schemas.typed_envelope import ModelEnvelopeDecoder
 from stream_app.profiling import OUTPUT_COLUMNS, drift_config_of
 
 
@@ -83,6 +84,19 @@ class ModelRuntime:
     @cached_property
     def output_names(self) -> tuple[str, ...]:
         return self.profile.output_columns if self.profile is not None else OUTPUT_COLUMNS
+
+    @cached_property
+    def envelope_decoder(self) -> ModelEnvelopeDecoder | None:
+        """Decodes this model's envelopes into columns; None while there is no reference."""
+        if self.profile is None:
+            return None
+        kinds = self.profile.kinds()
+        features = self.feature_names
+        return ModelEnvelopeDecoder(
+            self.model_id,
+            numeric=[name for name in features if kinds[name] == "numeric"],
+            categorical=[name for name in features if kinds[name] != "numeric"],
+        )
 
 
 def _default_min_std(series: str) -> float:

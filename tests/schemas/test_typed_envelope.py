@@ -1,0 +1,217 @@
+"""The model's own envelope decoder never accepts what the strict parser rejects, and agrees."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from driftline.errors import InvalidEventError
+from schemas.parsing import parse_prediction_message
+from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
+
+NUMERIC = ("a", "b")
+CATEGORICAL = ("c",)
+DECODER = ModelEnvelopeDecoder("churn", numeric=NUMERIC, categorical=CATEGORICAL)
+
+scalar = (
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.text(max_size=5)
+    | st.booleans()
+    | st.none()
+)
+number = st.none() | st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**70), 2**70)
+odd = st.lists(st.integers(0, 9), max_size=2) | st.dictionaries(st.text(max_size=2), st.integers())
+features = st.fixed_dictionaries(
+    {},
+    optional={
+        "a": number | st.text(max_size=2) | st.booleans(),
+        "b": number,
+        "c": scalar | odd,
+        "zz": st.integers(0, 3),
+    },
+)
+record = st.fixed_dictionaries(
+    {
+        "prediction_id": st.text(min_size=0, max_size=4) | st.integers(0, 9),
+        "timestamp": st.floats(min_value=-10, max_value=8_000_000_000)
+        | st.integers(min_value=-10, max_value=8_000_000_000)
+        | st.just("2026-01-01T00:00:00Z"),
+        "features": features,
+        "prediction": scalar | odd,
+    },
+    optional={
+        "score": st.none()
+        | st.floats(min_value=-0.5, max_value=1.5)
+        | st.integers(-1, 2)
+        | st.just([0.2, 0.8]),
+        "extra": st.just(1),
+    },
+)
+envelope = st.fixed_dictionaries(
+    {
+        "model_id": st.sampled_from(["churn", "churn", "other"]),
+        "records": st.lists(record, min_size=0, max_size=5),
+    },
+    optional={"model_version": st.text(max_size=3) | st.integers(0, 9)},
+)
+
+
+def _dumps(data: Any) -> bytes:
+    # The stdlib encoder: it writes integers beyond 64 bits (orjson refuses them) and
+    # escapes non-ASCII text, both of which the decoder has to get right.
+    return json.dumps(data).encode()
+
+
+def _strict(raw: bytes) -> Any:
+    try:
+        return parse_prediction_message(raw)
+    except InvalidEventError:
+        return None
+
+
+def _numeric(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+valid_record = st.fixed_dictionaries(
+    {
+        "prediction_id": st.text(min_size=1, max_size=8),
+        "timestamp": st.floats(min_value=0, max_value=7_000_000_000)
+        | st.integers(0, 7_000_000_000),
+        "features": st.fixed_dictionaries(
+            {},
+            optional={
+                "a": number,
+                "b": number,
+                "c": st.none()
+                | st.text(max_size=4)
+                | st.booleans()
+                | st.integers(-(2**63), 2**64 - 1)
+                | st.floats(allow_nan=False, allow_infinity=False),
+            },
+        ),
+        "prediction": st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=3)
+        | st.booleans()
+        | st.integers(-(2**63), 2**64 - 1),
+    },
+    optional={"score": st.none() | st.floats(min_value=0, max_value=1) | st.sampled_from([0, 1])},
+)
+valid_envelope = st.fixed_dictionaries(
+    {"model_id": st.just("churn"), "records": st.lists(valid_record, min_size=1, max_size=6)},
+    optional={"model_version": st.text(max_size=4)},
+)
+
+
+@given(valid_envelope)
+def test_valid_envelopes_are_decoded_with_the_strict_values(data: dict[str, Any]) -> None:
+    _assert_agrees(_dumps(data), must_decode=True)
+
+
+@given(envelope)
+def test_the_decoder_agrees_with_the_strict_parser(data: dict[str, Any]) -> None:
+    _assert_agrees(_dumps(data), must_decode=False)
+
+
+def _assert_agrees(raw: bytes, must_decode: bool) -> None:
+    fast = DECODER.decode(raw)
+    if fast is None:
+        assert not must_decode, f"a valid envelope was declined: {raw!r}"
+        return  # the general path decides: always safe
+    strict = _strict(raw)
+    assert strict is not None, f"decoder accepted what the strict parser rejects: {raw!r}"
+    assert (fast.model_id, fast.model_version) == (strict[0].model_id, strict[0].model_version)
+    assert fast.prediction_ids == [e.prediction_id for e in strict]
+    assert fast.timestamps.tolist() == [e.timestamp.timestamp() for e in strict]
+    for name in NUMERIC:
+        expected = [_numeric(e.features.get(name)) for e in strict]
+        np.testing.assert_array_equal(fast.column(name), np.array(expected))
+    assert fast.column("c") == [e.features.get("c") for e in strict]
+    assert fast.predictions == [e.prediction for e in strict]
+    assert fast.scores == [e.score for e in strict]
+
+
+def _envelope(**changes: Any) -> bytes:
+    record = {
+        "prediction_id": "p1",
+        "timestamp": 1_767_225_600.25,
+        "features": {"a": 1.5, "b": None, "c": "x"},
+        "prediction": 1,
+        "score": 0.75,
+    }
+    record.update(changes)
+    return _dumps({"model_id": "churn", "model_version": "v1", "records": [record] * 3})
+
+
+def test_a_plain_envelope_is_decoded_by_column() -> None:
+    columns = DECODER.decode(_envelope())
+    assert columns is not None and len(columns) == 3
+    assert columns.column("a").tolist() == [1.5] * 3
+    assert np.isnan(columns.column("b")).all()
+    assert columns.column("c") == ["x"] * 3
+    assert columns.timestamps.tolist() == [1_767_225_600.25] * 3
+    assert (columns.predictions, columns.scores) == ([1] * 3, [0.75] * 3)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"features": {"a": "1.5"}},  # an invalid value: the general path counts it
+        {"features": {"a": True}},
+        {"features": {"unknown": 1}},
+        {"features": {"c": ["x"]}},
+        {"timestamp": "2026-01-01T00:00:00Z"},
+        {"score": [0.25, 0.75]},
+        {"score": 1.5},
+        {"prediction_id": ""},
+        {"extra": 1},
+        {"prediction": 2**70},  # orjson reads it as a float; this decoder would not
+    ],
+)
+def test_what_it_cannot_certify_is_left_to_the_general_path(changes: dict[str, Any]) -> None:
+    assert DECODER.decode(_envelope(**changes)) is None
+
+
+def test_another_models_envelope_is_declined() -> None:
+    raw = _envelope().replace(b'"churn"', b'"other"')
+    assert peek_model_id(raw) == "other" and DECODER.decode(raw) is None
+
+
+def test_feature_names_need_not_be_identifiers() -> None:
+    decoder = ModelEnvelopeDecoder("m", numeric=["age group", "class"], categorical=["1st"])
+    raw = _dumps(
+        {
+            "model_id": "m",
+            "records": [
+                {
+                    "prediction_id": "p",
+                    "timestamp": 1,
+                    "features": {"age group": 3, "class": 1, "1st": "y"},
+                    "prediction": "a",
+                }
+            ],
+        }
+    )
+    columns = decoder.decode(raw)
+    assert columns is not None
+    assert columns.column("age group").tolist() == [3.0] and columns.column("1st") == ["y"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b' {\n "model_id" : "m.1:x" , "records": []}', "m.1:x"),
+        (b'{"model_version": "v", "model_id": "m"}', None),
+        (b'{"model_id": "bad id"}', None),
+        (b"", None),
+    ],
+)
+def test_the_model_id_is_read_from_the_head(raw: bytes, expected: str | None) -> None:
+    assert peek_model_id(raw) == expected
