@@ -49,6 +49,11 @@ from stream_app.stage1 import join_partition
 PARTITIONS = 4
 WINDOW = 60
 PER_WINDOW = 5000
+# Envelope runs put more events in a window: a model sending 200,000 predictions/s fills a
+# one-minute window with 12 million, and the per-window work (merge, evaluation, one SQL
+# transaction: ~10-25 ms) should weigh as little as it does in production. The figure with
+# PER_WINDOW is reported beside it, so the cost of small windows is visible too.
+ENVELOPE_PER_WINDOW = 100_000
 START = 1_767_225_600.0
 NUMERIC = [f"num_{i:02d}" for i in range(20)]
 CATEGORICAL = [f"cat_{i}" for i in range(5)]
@@ -87,8 +92,8 @@ def reference(rows: int = 20_000) -> pd.DataFrame:
     return frame
 
 
-def records(count: int, seed: int = 2) -> Iterator[dict[str, Any]]:
-    """``count`` prediction records, ``PER_WINDOW`` per one-minute window, in time order."""
+def records(count: int, seed: int = 2, per_window: int = PER_WINDOW) -> Iterator[dict[str, Any]]:
+    """``count`` prediction records, ``per_window`` per one-minute window, in time order."""
     rng = np.random.default_rng(seed)
     chunk = 10_000
     for offset in range(0, count, chunk):
@@ -105,8 +110,8 @@ def records(count: int, seed: int = 2) -> Iterator[dict[str, Any]]:
             yield {
                 "prediction_id": f"p{index}",
                 "timestamp": START
-                + (index // PER_WINDOW) * WINDOW
-                + (index % PER_WINDOW) * WINDOW / PER_WINDOW,
+                + (index // per_window) * WINDOW
+                + (index % per_window) * WINDOW / per_window,
                 "features": features,
                 "prediction": "1" if scores[i] >= 0.5 else "0",
                 "score": float(scores[i]),
@@ -120,10 +125,10 @@ def single_messages(topic: str, count: int) -> Iterator[tuple[str, bytes | None,
 
 
 def envelope_messages(
-    topic: str, count: int, size: int
+    topic: str, count: int, size: int, per_window: int = PER_WINDOW
 ) -> Iterator[tuple[str, bytes | None, bytes]]:
     batch: list[dict[str, Any]] = []
-    for record in records(count):
+    for record in records(count, per_window=per_window):
         batch.append(record)
         if len(batch) == size:
             yield (
@@ -229,6 +234,7 @@ def driftline_run(
     task: bool,
     samples_at: tuple[int, ...] = (),
     workers: int = 1,
+    per_window: int = PER_WINDOW,
 ) -> dict[str, Any]:
     """Run worker(s) over a pre-filled topic; events/s from first event to last window in SQL."""
     url = f"sqlite+pysqlite:///{workdir / (prefix + 'db')}"
@@ -254,9 +260,9 @@ def driftline_run(
     topic = processes[0].topics.predictions
     say(f"producing {len(messages):,} messages ({n_predictions:,} predictions)")
     asyncio.run(produce(bootstrap, [(topic, k, v) for _, k, v in messages]))
-    last_window_start = START + ((n_predictions - 1) // PER_WINDOW) * WINDOW
+    last_window_start = START + ((n_predictions - 1) // per_window) * WINDOW
     asyncio.run(produce(bootstrap, closers(topic, last_window_start + 3 * WINDOW)))
-    n_windows = (n_predictions - 1) // PER_WINDOW + 1
+    n_windows = (n_predictions - 1) // per_window + 1
     rss: dict[int, int] = {}
     try:
         for process in processes:
@@ -297,6 +303,7 @@ def driftline_run(
             "rss_bytes": current["rss_bytes"],
             "rss_at": rss,
             "windows": n_windows,
+            "per_window": per_window,
             "workers": workers,
         }
     finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,26 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class BinnedColumn:
+    """A numeric column whose reference bins a decoder has already found.
+
+    ``bins[i] == np.searchsorted(edges, values[i], side="left")`` for the profile's fine
+    edges, and ``-1`` where ``values[i]`` is NaN (missing). The native envelope decoder bins
+    while it parses, which spares the window update a numpy search over the same values.
+    """
+
+    values: FloatArray
+    bins: npt.NDArray[np.int32]
+
+    def __len__(self) -> int:
+        return int(self.values.size)
+
+    def take(self, rows: npt.NDArray[np.intp]) -> BinnedColumn:
+        return BinnedColumn(self.values[rows], self.bins[rows])
+
 
 ColumnValues = Sequence[Any] | npt.NDArray[Any]
 

@@ -30,9 +30,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
-from detectors.encoding import ColumnValues, IntArray, category_key, coerce_numeric
+from detectors.encoding import (
+    BinnedColumn,
+    ColumnValues,
+    IntArray,
+    category_key,
+    coerce_numeric,
+)
 from detectors.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from detectors.quality import (
     ClassificationState,
@@ -72,13 +79,21 @@ class NumericCounts:
     def n_out_of_range(self) -> int:
         return int(self.counts[0] + self.counts[-1])
 
-    def update(self, profile: NumericProfile, values: ColumnValues) -> None:
-        finite, n_missing, n_invalid = coerce_numeric(values)
-        self.n_missing += n_missing
-        self.n_invalid += n_invalid
+    def update(self, profile: NumericProfile, values: ColumnValues | BinnedColumn) -> None:
+        bins: npt.NDArray[np.integer[Any]]
+        if isinstance(values, BinnedColumn):
+            finite, bins = values.values, values.bins
+            if bins.size and bins.min() < 0:  # missing values: bin -1
+                present = bins >= 0
+                self.n_missing += int(bins.size - present.sum())
+                finite, bins = finite[present], bins[present]
+        else:
+            finite, n_missing, n_invalid = coerce_numeric(values)
+            self.n_missing += n_missing
+            self.n_invalid += n_invalid
+            bins = np.searchsorted(profile.edges_array, finite, side="left")
         if finite.size == 0:
             return
-        bins = np.searchsorted(profile.edges_array, finite, side="left")
         batch_counts = np.bincount(bins, minlength=self.counts.size)
         self.counts += batch_counts
         # Sums of values near 1e308 overflow to inf; that is kept (and serialized as
@@ -227,7 +242,9 @@ class WindowState:
         quality = empty_quality_state(task) if task is not None else None
         return cls(profile.fingerprint, columns, 0, quality)
 
-    def update(self, profile: ReferenceProfile, batch: Mapping[str, ColumnValues]) -> WindowState:
+    def update(
+        self, profile: ReferenceProfile, batch: Mapping[str, ColumnValues | BinnedColumn]
+    ) -> WindowState:
         """Count a batch of rows given as columns; mutates and returns ``self``.
 
         Raises
@@ -260,7 +277,8 @@ class WindowState:
             elif isinstance(counts, NumericCounts) and isinstance(column, NumericProfile):
                 counts.update(column, values)
             elif isinstance(counts, CategoricalCounts) and isinstance(column, CategoricalProfile):
-                counts.update(column, values)
+                # Only numeric columns come binned; a binned one here is counted by value.
+                counts.update(column, values.values if isinstance(values, BinnedColumn) else values)
         self.n_rows += n
         return self
 

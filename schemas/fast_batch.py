@@ -56,6 +56,9 @@ class EnvelopeColumns:
     # Feature columns, when every record names the same features (the common case); a
     # decoder that knows the model gives numeric ones as float arrays (NaN: missing).
     feature_columns: dict[str, FeatureColumn] | None = None
+    # Reference-bin indexes of numeric feature columns, when the decoder was given the
+    # edges (np.searchsorted(edges, value, side="left"); -1 where the value is missing).
+    feature_bins: dict[str, npt.NDArray[np.int32]] | None = None
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
@@ -230,14 +233,22 @@ def _to_micros(value: float) -> float:
     return (whole * 1e6 + micros) / 1e6
 
 
-def timestamps_of(values: list[Any]) -> npt.NDArray[np.float64] | None:
+def timestamps_of(
+    values: list[Any] | npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64] | None:
     """Epoch-second timestamps as the strict path reads them, or None if it must decide."""
+    if isinstance(values, np.ndarray):
+        return _checked_timestamps(values)
     if not set(map(type, values)) <= {int, float}:
         return None  # ISO strings (and anything odd) take the strict path
     try:
         array = np.array(values, dtype=np.float64)
     except OverflowError:
         return None
+    return _checked_timestamps(array)
+
+
+def _checked_timestamps(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
     if not np.isfinite(array).all() or array.min() < 0 or array.max() >= _LATEST_EPOCH:
         return None
     # The strict path holds a datetime, which keeps whole microseconds (rounded half to

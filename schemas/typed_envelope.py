@@ -13,6 +13,11 @@ model's id, a feature the model does not declare, a string in a numeric feature 
 an *invalid value* to count, which the general path does), an ISO timestamp, a per-class
 score list, anything odd. A property test holds it to the same answers as the strict parser.
 
+When the native decoder (``schemas/_envelope_native.c``, built at install when a C compiler
+is present) is importable it goes first: it writes numeric features straight into float
+buffers and shares repeated category strings, about four times faster again. It declines
+more than msgspec does (any backslash escape, for one), and msgspec takes what it declines.
+
 The model id is read from the head of the message before anything is decoded (producers
 write it first; :class:`driftline.producer.PredictionProducer` does), so that the right
 decoder can be picked: :func:`peek_model_id`.
@@ -20,6 +25,7 @@ decoder can be picked: :func:`peek_model_id`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -30,6 +36,11 @@ import numpy.typing as npt
 
 from schemas.events import MAX_BATCH_RECORDS
 from schemas.fast_batch import EnvelopeColumns, model_fields_ok, timestamps_of
+
+try:
+    from schemas import _envelope_native as native
+except ImportError:  # built without a C compiler: the msgspec decoder does the work
+    native = None  # type: ignore[assignment]
 
 _HEAD = re.compile(rb'\s*\{\s*"model_id"\s*:\s*"([A-Za-z0-9._:-]{1,128})"')
 # orjson (and so the general path) reads integers outside 64 bits as floats; msgspec keeps
@@ -79,10 +90,29 @@ class ModelEnvelopeDecoder:
     True
     """
 
-    def __init__(self, model_id: str, numeric: Sequence[str], categorical: Sequence[str]) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        edges: Sequence[npt.NDArray[np.float64]] | None = None,
+    ) -> None:
         self.model_id = model_id
         self.numeric = tuple(numeric)
         self.categorical = tuple(categorical)
+        self._native_names = (
+            tuple(name.encode() for name in self.numeric),
+            tuple(name.encode() for name in self.categorical),
+        )
+        self.use_native = native is not None
+        # Sorted bin edges per numeric feature: the native decoder then bins as it parses.
+        self._edges = (
+            None
+            if edges is None
+            else tuple(np.ascontiguousarray(e, dtype=np.float64).tobytes() for e in edges)
+        )
+        if self._edges is not None and len(self._edges) != len(self.numeric):
+            raise ValueError("edges: one array per numeric feature")
         names = (*self.numeric, *self.categorical)
         # Feature names need not be identifiers ("age group"): fields are f0, f1, ... and
         # renamed to the feature names on the wire.
@@ -127,6 +157,49 @@ class ModelEnvelopeDecoder:
 
     def decode(self, raw: bytes) -> EnvelopeColumns | None:
         """The envelope's columns, or ``None`` when the general path has to decide."""
+        if self.use_native:
+            columns = self._decode_native(raw)
+            if columns is not None:
+                return columns
+        return self._decode_msgspec(raw)
+
+    def _decode_native(self, raw: bytes) -> EnvelopeColumns | None:
+        assert native is not None
+        if self._edges is None:
+            decoded = native.decode(raw, *self._native_names)
+        else:
+            decoded = native.decode(raw, *self._native_names, self._edges)
+        if decoded is None:
+            return None
+        model_id, version, n, ids, times, numeric, categorical, predictions, scores, bins = decoded
+        if (
+            model_id != self.model_id
+            or not model_fields_ok(model_id, version)
+            or n > MAX_BATCH_RECORDS
+            or not 1 <= min(map(len, ids)) <= max(map(len, ids)) <= 256
+        ):
+            return None
+        timestamps = timestamps_of(np.frombuffer(times, dtype=np.float64))
+        score_array = np.frombuffer(scores, dtype=np.float64)
+        if timestamps is None or not _score_range_ok(score_array):
+            return None
+        columns: dict[str, Any] = {}
+        feature_bins: dict[str, npt.NDArray[np.int32]] | None = None
+        if self.numeric:
+            rows = np.frombuffer(numeric, dtype=np.float64).reshape(n, len(self.numeric))
+            columns.update(zip(self.numeric, rows.T.copy(), strict=True))
+            if bins is not None:
+                by_row = np.frombuffer(bins, dtype=np.int32).reshape(n, len(self.numeric))
+                feature_bins = dict(zip(self.numeric, by_row.T.copy(), strict=True))
+        columns.update(zip(self.categorical, categorical, strict=True))
+        score_list: list[float | None] = score_array.tolist()
+        if np.isnan(score_array).any():  # NaN: no score (JSON has no NaN)
+            score_list = [None if math.isnan(s) else s for s in score_array.tolist()]
+        return EnvelopeColumns(
+            model_id, version, ids, timestamps, [], predictions, score_list, columns, feature_bins
+        )
+
+    def _decode_msgspec(self, raw: bytes) -> EnvelopeColumns | None:
         try:
             # Any: the struct type is built at run time, so mypy cannot see its fields.
             envelope: Any = self._decoder.decode(raw)
@@ -172,6 +245,9 @@ def _scalars_ok(values: list[Any]) -> bool:
 
 
 def _scores_ok(values: list[float | None]) -> bool:
-    array: npt.NDArray[np.float64] = np.array(values, dtype=np.float64)
+    return _score_range_ok(np.array(values, dtype=np.float64))
+
+
+def _score_range_ok(array: npt.NDArray[np.float64]) -> bool:
     present = array[~np.isnan(array)]
     return bool(present.size == 0 or (present.min() >= 0.0 and present.max() <= 1.0))

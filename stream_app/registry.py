@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from detectors import ControlLimits, DriftConfig, QualityTask, ReferenceProfile
+from detectors.profile import NumericProfile
 from schemas.model_config import ModelConfig
 from schemas.typed_envelope import ModelEnvelopeDecoder
 from stream_app.profiling import OUTPUT_COLUMNS, drift_config_of
@@ -90,12 +91,16 @@ class ModelRuntime:
         """Decodes this model's envelopes into columns; None while there is no reference."""
         if self.profile is None:
             return None
-        kinds = self.profile.kinds()
-        features = self.feature_names
+        numeric = {
+            name: column
+            for name in self.feature_names
+            if isinstance(column := self.profile.columns[name], NumericProfile)
+        }
         return ModelEnvelopeDecoder(
             self.model_id,
-            numeric=[name for name in features if kinds[name] == "numeric"],
-            categorical=[name for name in features if kinds[name] != "numeric"],
+            numeric=list(numeric),
+            categorical=[name for name in self.feature_names if name not in numeric],
+            edges=[column.edges_array for column in numeric.values()],
         )
 
 

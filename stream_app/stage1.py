@@ -38,6 +38,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from detectors import WindowState
+from detectors.encoding import BinnedColumn
 from schemas.events import LabelEvent, PredictionEvent
 from schemas.fast_batch import (
     EnvelopeColumns,
@@ -98,7 +99,7 @@ class _Batch:
         default_factory=lambda: defaultdict(list)
     )
     # Column chunks from batch envelopes, already in the shape WindowState.update takes.
-    columns: dict[tuple[int, str, float], list[Mapping[str, FeatureColumn]]] = field(
+    columns: dict[tuple[int, str, float], list[Mapping[str, FeatureColumn | BinnedColumn]]] = field(
         default_factory=lambda: defaultdict(list)
     )
     labeled: dict[tuple[str, float, float], list[tuple[Any, Any, Any]]] = field(
@@ -576,23 +577,30 @@ def _columns_of_singles(
 
 
 def _take_rows(
-    columns: dict[str, FeatureColumn], rows: npt.NDArray[np.intp]
-) -> dict[str, FeatureColumn]:
-    picked: dict[str, FeatureColumn] = {}
+    columns: dict[str, FeatureColumn | BinnedColumn], rows: npt.NDArray[np.intp]
+) -> dict[str, FeatureColumn | BinnedColumn]:
+    picked: dict[str, FeatureColumn | BinnedColumn] = {}
     indexes = rows.tolist()
     for name, values in columns.items():
-        picked[name] = (
-            values[rows] if isinstance(values, np.ndarray) else [values[i] for i in indexes]
-        )
+        if isinstance(values, BinnedColumn):
+            picked[name] = values.take(rows)
+        elif isinstance(values, np.ndarray):
+            picked[name] = values[rows]
+        else:
+            picked[name] = [values[i] for i in indexes]
     return picked
 
 
-def _envelope_column(columns: EnvelopeColumns, name: str) -> FeatureColumn:
+def _envelope_column(columns: EnvelopeColumns, name: str) -> FeatureColumn | BinnedColumn:
     if name == "prediction":
         return columns.predictions
     if name == "score":
         return list(columns.scores)
-    return columns.column(name)
+    values = columns.column(name)
+    bins = columns.feature_bins.get(name) if columns.feature_bins is not None else None
+    if bins is not None and isinstance(values, np.ndarray):
+        return BinnedColumn(values, bins)
+    return values
 
 
 def _scalar_score(score: Any) -> Any:

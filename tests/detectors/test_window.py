@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detectors.encoding import coerce_numeric
+from detectors.encoding import BinnedColumn, coerce_numeric
 from detectors.profile import ProfileSettings, build_profile
 from detectors.quality import QualityTask
 from detectors.window import CategoricalCounts, NumericCounts, UnknownFeatureError, WindowState
@@ -225,3 +225,16 @@ def test_state_size_is_bounded_by_bins_not_events() -> None:
 def test_numeric_lists_fast_and_careful_paths_agree(values: list[Any], expected: Any) -> None:
     finite, missing, invalid = coerce_numeric(values)
     assert (finite.tolist(), missing, invalid) == expected
+
+
+def test_a_binned_column_counts_as_its_values() -> None:
+    rng = np.random.default_rng(5)
+    reference = pd.DataFrame({"x": rng.normal(size=2000)})
+    profile = build_profile(reference)
+    values = np.concatenate([rng.normal(scale=3, size=500), [np.nan, np.nan]])
+    edges = profile.columns["x"].edges_array  # type: ignore[union-attr]
+    bins = np.where(np.isnan(values), -1, np.searchsorted(edges, values)).astype(np.int32)
+    binned = WindowState.empty(profile).update(profile, {"x": BinnedColumn(values, bins)})
+    plain = WindowState.empty(profile).update(profile, {"x": values})
+    assert binned == plain
+    assert binned.columns["x"].n_missing == 2

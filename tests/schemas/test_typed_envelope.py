@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -12,12 +13,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from driftline.errors import InvalidEventError
+from schemas import typed_envelope
 from schemas.parsing import parse_prediction_message
 from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
 
 NUMERIC = ("a", "b")
 CATEGORICAL = ("c",)
-DECODER = ModelEnvelopeDecoder("churn", numeric=NUMERIC, categorical=CATEGORICAL)
+
+
+def _decoder(kind: str) -> ModelEnvelopeDecoder:
+    decoder = ModelEnvelopeDecoder("churn", numeric=NUMERIC, categorical=CATEGORICAL)
+    decoder.use_native = kind == "native"
+    return decoder
+
+
+DECODERS = {kind: _decoder(kind) for kind in ("native", "msgspec")}
+KINDS = pytest.mark.parametrize("kind", sorted(DECODERS))
+
+
+def test_the_native_decoder_is_built() -> None:
+    # The throughput of issue 4 rests on it; a silent fallback would hide a broken build.
+    assert typed_envelope.native is not None, "schemas/_envelope_native.c was not compiled"
+
 
 scalar = (
     st.floats(allow_nan=False, allow_infinity=False)
@@ -112,16 +129,53 @@ valid_envelope = st.fixed_dictionaries(
 
 @given(valid_envelope)
 def test_valid_envelopes_are_decoded_with_the_strict_values(data: dict[str, Any]) -> None:
-    _assert_agrees(_dumps(data), must_decode=True)
+    # msgspec takes every valid envelope; the native decoder may decline escapes, then
+    # msgspec decides (both run in decode()).
+    raw = _dumps(data)
+    _assert_agrees(DECODERS["msgspec"], raw, must_decode=True)
+    _assert_agrees(DECODERS["native"], raw, must_decode=True)
 
 
-@given(envelope)
-def test_the_decoder_agrees_with_the_strict_parser(data: dict[str, Any]) -> None:
-    _assert_agrees(_dumps(data), must_decode=False)
+@given(valid_envelope, st.booleans())
+def test_both_decoders_give_the_same_columns(data: dict[str, Any], ascii_only: bool) -> None:
+    raw = json.dumps(data, ensure_ascii=ascii_only).encode()
+    native = typed_envelope.native
+    assert native is not None
+    if native.decode(raw, *DECODERS["native"]._native_names) is None:
+        # It declines escapes and integers of 19+ digits by design, nothing else.
+        text = raw.decode()
+        assert "\\" in text or re.search(r"\d{19}", text), f"declined a plain envelope: {raw!r}"
+        return
+    fast, slow = DECODERS["native"].decode(raw), DECODERS["msgspec"].decode(raw)
+    assert fast is not None and slow is not None
+    assert (fast.prediction_ids, fast.predictions, fast.scores) == (
+        slow.prediction_ids,
+        slow.predictions,
+        slow.scores,
+    )
+    np.testing.assert_array_equal(fast.timestamps, slow.timestamps)
+    for name in NUMERIC:
+        np.testing.assert_array_equal(fast.column(name), slow.column(name))
+    assert fast.column("c") == slow.column("c")
 
 
-def _assert_agrees(raw: bytes, must_decode: bool) -> None:
-    fast = DECODER.decode(raw)
+@KINDS
+@given(data=envelope, ascii_only=st.booleans())
+def test_the_decoder_agrees_with_the_strict_parser(
+    kind: str, data: dict[str, Any], ascii_only: bool
+) -> None:
+    raw = json.dumps(data, ensure_ascii=ascii_only).encode()
+    _assert_agrees(DECODERS[kind], raw, must_decode=False)
+
+
+@KINDS
+@given(raw=st.binary(max_size=40).map(lambda tail: _envelope()[:-40] + tail))
+def test_broken_json_is_declined_or_agrees(kind: str, raw: bytes) -> None:
+    _assert_agrees(DECODERS[kind], raw, must_decode=False)
+
+
+def _assert_agrees(decoder: ModelEnvelopeDecoder, raw: bytes, must_decode: bool) -> None:
+    fast = decoder.decode(raw)
     if fast is None:
         assert not must_decode, f"a valid envelope was declined: {raw!r}"
         return  # the general path decides: always safe
@@ -150,8 +204,9 @@ def _envelope(**changes: Any) -> bytes:
     return _dumps({"model_id": "churn", "model_version": "v1", "records": [record] * 3})
 
 
-def test_a_plain_envelope_is_decoded_by_column() -> None:
-    columns = DECODER.decode(_envelope())
+@KINDS
+def test_a_plain_envelope_is_decoded_by_column(kind: str) -> None:
+    columns = DECODERS[kind].decode(_envelope())
     assert columns is not None and len(columns) == 3
     assert columns.column("a").tolist() == [1.5] * 3
     assert np.isnan(columns.column("b")).all()
@@ -175,17 +230,23 @@ def test_a_plain_envelope_is_decoded_by_column() -> None:
         {"prediction": 2**70},  # orjson reads it as a float; this decoder would not
     ],
 )
-def test_what_it_cannot_certify_is_left_to_the_general_path(changes: dict[str, Any]) -> None:
-    assert DECODER.decode(_envelope(**changes)) is None
+@KINDS
+def test_what_it_cannot_certify_is_left_to_the_general_path(
+    kind: str, changes: dict[str, Any]
+) -> None:
+    assert DECODERS[kind].decode(_envelope(**changes)) is None
 
 
-def test_another_models_envelope_is_declined() -> None:
+@KINDS
+def test_another_models_envelope_is_declined(kind: str) -> None:
     raw = _envelope().replace(b'"churn"', b'"other"')
-    assert peek_model_id(raw) == "other" and DECODER.decode(raw) is None
+    assert peek_model_id(raw) == "other" and DECODERS[kind].decode(raw) is None
 
 
-def test_feature_names_need_not_be_identifiers() -> None:
+@KINDS
+def test_feature_names_need_not_be_identifiers(kind: str) -> None:
     decoder = ModelEnvelopeDecoder("m", numeric=["age group", "class"], categorical=["1st"])
+    decoder.use_native = kind == "native"
     raw = _dumps(
         {
             "model_id": "m",
@@ -215,3 +276,19 @@ def test_feature_names_need_not_be_identifiers() -> None:
 )
 def test_the_model_id_is_read_from_the_head(raw: bytes, expected: str | None) -> None:
     assert peek_model_id(raw) == expected
+
+
+EDGES = (np.array([-1.0, 0.0, 0.0, 2.5, 1e6]), np.array([]))
+
+
+@given(valid_envelope)
+def test_the_native_decoder_bins_like_numpy(data: dict[str, Any]) -> None:
+    decoder = ModelEnvelopeDecoder("churn", NUMERIC, CATEGORICAL, edges=EDGES)
+    columns = decoder.decode(_dumps(data))
+    assert columns is not None
+    if columns.feature_bins is None:
+        return  # msgspec decided (an escape, a long integer): no bins, numpy bins later
+    for name, edges in zip(NUMERIC, EDGES, strict=True):
+        values = np.asarray(columns.column(name))
+        expected = np.where(np.isnan(values), -1, np.searchsorted(edges, values, side="left"))
+        np.testing.assert_array_equal(columns.feature_bins[name], expected)

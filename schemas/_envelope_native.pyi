@@ -1,0 +1,14 @@
+"""Type stub of the native envelope decoder (schemas/_envelope_native.c)."""
+
+from typing import Any
+
+def decode(
+    raw: bytes,
+    numeric: tuple[bytes, ...],
+    categorical: tuple[bytes, ...],
+    edges: tuple[bytes, ...] = ...,
+    /,
+) -> (
+    tuple[str, str, int, list[str], bytes, bytes, list[list[Any]], list[Any], bytes, bytes | None]
+    | None
+): ...
