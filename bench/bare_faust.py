@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -29,6 +30,7 @@ def main() -> None:
         f"bare-{os.getpid()}",
         broker=f"kafka://{args.broker}",
         store="memory://",
+        datadir=os.path.join(tempfile.gettempdir(), f"bare-{os.getpid()}"),  # not the cwd
         web_enabled=False,
         web_host="127.0.0.1",
         consumer_auto_offset_reset="earliest",

@@ -6,7 +6,7 @@ def decode(
     raw: bytes,
     numeric: tuple[bytes, ...],
     categorical: tuple[bytes, ...],
-    edges: tuple[bytes, ...] = ...,
+    binners: tuple[tuple[bytes, bytes, float], ...] = ...,
     /,
 ) -> (
     tuple[str, str, int, list[str], bytes, bytes, list[list[Any]], list[Any], bytes, bytes | None]

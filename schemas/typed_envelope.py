@@ -106,13 +106,9 @@ class ModelEnvelopeDecoder:
         )
         self.use_native = native is not None
         # Sorted bin edges per numeric feature: the native decoder then bins as it parses.
-        self._edges = (
-            None
-            if edges is None
-            else tuple(np.ascontiguousarray(e, dtype=np.float64).tobytes() for e in edges)
-        )
-        if self._edges is not None and len(self._edges) != len(self.numeric):
+        if edges is not None and len(edges) != len(self.numeric):
             raise ValueError("edges: one array per numeric feature")
+        self._binners = None if edges is None else tuple(map(_binner, edges))
         names = (*self.numeric, *self.categorical)
         # Feature names need not be identifiers ("age group"): fields are f0, f1, ... and
         # renamed to the feature names on the wire.
@@ -165,10 +161,10 @@ class ModelEnvelopeDecoder:
 
     def _decode_native(self, raw: bytes) -> EnvelopeColumns | None:
         assert native is not None
-        if self._edges is None:
+        if self._binners is None:
             decoded = native.decode(raw, *self._native_names)
         else:
-            decoded = native.decode(raw, *self._native_names, self._edges)
+            decoded = native.decode(raw, *self._native_names, self._binners)
         if decoded is None:
             return None
         model_id, version, n, ids, times, numeric, categorical, predictions, scores, bins = decoded
@@ -235,6 +231,32 @@ class ModelEnvelopeDecoder:
             scores,
             columns,
         )
+
+
+_CELLS_PER_EDGE = 8
+
+
+def _binner(edges: npt.NDArray[np.float64]) -> tuple[bytes, bytes, float]:
+    """What the native decoder bins a numeric feature with: the edges, and a uniform grid
+    over them (per cell, how many edges lie below its start) with its cells per unit.
+
+    Examples
+    --------
+    >>> edges, table, scale = _binner(np.array([0.0, 1.0, 3.0]))
+    >>> np.frombuffer(table, dtype=np.int32)[6:12].tolist(), scale  # cell 8 starts at 1.0
+    ([1, 1, 1, 2, 2, 2], 8.0)
+    """
+    edges = np.ascontiguousarray(edges, dtype=np.float64)
+    span = float(edges[-1] - edges[0]) if edges.size else 0.0
+    if edges.size < 2 or not np.isfinite(span) or span <= 0.0:
+        return edges.tobytes(), b"", 0.0  # no grid: the decoder searches the edges
+    cells = min(_CELLS_PER_EDGE * edges.size, 1 << 16)
+    scale = cells / span
+    starts = edges[0] + np.arange(cells) / scale
+    # Exactness does not rest on the table (the decoder walks from it to the answer); a
+    # table close to the truth keeps the walks short.
+    table = np.searchsorted(edges, starts, side="left").astype(np.int32)
+    return edges.tobytes(), table.tobytes(), scale
 
 
 def _scalars_ok(values: list[Any]) -> bool:

@@ -292,3 +292,21 @@ def test_the_native_decoder_bins_like_numpy(data: dict[str, Any]) -> None:
         values = np.asarray(columns.column(name))
         expected = np.where(np.isnan(values), -1, np.searchsorted(edges, values, side="left"))
         np.testing.assert_array_equal(columns.feature_bins[name], expected)
+
+
+@given(
+    st.lists(st.floats(-1e6, 1e6), min_size=0, max_size=30).map(sorted),
+    st.lists(st.floats(-2e6, 2e6) | st.sampled_from([0.0, 1e-300, -1e300, 1e300]), max_size=30),
+)
+def test_grid_binning_is_exact(edges: list[float], values: list[float]) -> None:
+    # Crowded, repeated and far-apart edges: the walk from the grid must still land on
+    # np.searchsorted's answer.
+    decoder = ModelEnvelopeDecoder("m", ["x"], [], edges=[np.array(edges)])
+    records = [
+        {"prediction_id": "p", "timestamp": 1, "features": {"x": v}, "prediction": 1}
+        for v in values or [0.0]
+    ]
+    columns = decoder.decode(_dumps({"model_id": "m", "records": records}))
+    assert columns is not None and columns.feature_bins is not None
+    expected = np.searchsorted(np.array(edges), columns.column("x"), side="left")
+    np.testing.assert_array_equal(columns.feature_bins["x"], expected)
