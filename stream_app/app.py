@@ -185,6 +185,7 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
         idle_timeout=settings.idle_timeout_seconds,
         counters=counters,
         auto_register=auto_register if settings.unknown_models == "auto-register" else None,
+        decode_threads=settings.decode_threads,
     )
     stage2 = Stage2(
         registry,

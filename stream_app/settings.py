@@ -40,6 +40,12 @@ class WorkerSettings(BaseSettings):
     tick_seconds: float = Field(default=1.0, gt=0, description="Timer period: idle windows, expiry")
     batch_max: int = Field(default=2000, ge=1, description="Most messages per stage-1 batch")
     batch_within_seconds: float = Field(default=0.2, gt=0, description="Longest wait for a batch")
+    decode_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Threads decoding the envelopes of a batch (the native decoder parses "
+        "without the GIL, so two threads use two cores); 1 decodes in the event loop",
+    )
     unknown_models: Literal["dead-letter", "auto-register"] = Field(
         default="dead-letter",
         description="Events of unregistered models: to the dead-letter topic, or register the "

@@ -29,6 +29,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -48,7 +49,7 @@ from schemas.fast_batch import (
     parse_single,
 )
 from schemas.parsing import parse_label_message, parse_prediction_message
-from schemas.typed_envelope import peek_model_id
+from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
 from stream_app import baseline, messages
 from stream_app.counters import Counters
 from stream_app.registry import ModelRegistry, ModelRuntime
@@ -56,6 +57,7 @@ from stream_app.state_store import PartitionedStore
 from stream_app.windows import PartitionClock, window_closes_at, window_start
 
 log = logging.getLogger(__name__)
+_NOT_DECODED = object()  # a message the batch did not decode ahead of its loop
 
 TopicKind = Literal["prediction", "label", "join"]
 FORWARD_CHUNK = 2000  # summaries per label-join message: ~300 KB, under Kafka's 1 MB default
@@ -125,8 +127,16 @@ class Stage1:
         counters: Counters,
         clock: Callable[[], float] | None = None,
         auto_register: Callable[[PredictionEvent], Awaitable[ModelRuntime | None]] | None = None,
+        decode_threads: int = 1,
     ) -> None:
         self.registry = registry
+        # The native decoder releases the GIL while it parses: a batch's envelopes are
+        # decoded on this many threads at once (one: in the event loop, as everything else).
+        self._decode_pool = (
+            ThreadPoolExecutor(decode_threads, thread_name_prefix="driftline-decode")
+            if decode_threads > 1
+            else None
+        )
         self.auto_register = auto_register
         self.windows = windows
         self.joins = joins
@@ -171,13 +181,14 @@ class Stage1:
 
     async def process(self, batch: Sequence[InputMessage]) -> None:
         work = _Batch()
-        for message in batch:
+        decoded = self._decode_in_parallel(batch)
+        for index, message in enumerate(batch):
             work.partitions.add(message.partition)
             if message.kind == "prediction":
                 self.positions[message.partition] = max(
                     message.offset, self.positions.get(message.partition, -1)
                 )
-                await self._prediction(message, work)
+                await self._prediction(message, work, decoded.get(index, _NOT_DECODED))
             elif message.kind == "label":
                 await self._label(message, work)
             else:
@@ -188,11 +199,21 @@ class Stage1:
         for partition in sorted(work.partitions):
             await self.close_ready_windows(partition)
 
-    async def _prediction(self, message: InputMessage, work: _Batch) -> None:
+    async def _prediction(
+        self,
+        message: InputMessage,
+        work: _Batch,
+        decoded: object = _NOT_DECODED,
+    ) -> None:
         # Plain messages take a fast path; anything it cannot certify, and every model
         # still building its baseline, takes the strict parser below.
         if b'"records"' in message.value:
-            columns = self._decode_envelope(message.value)
+            if isinstance(decoded, EnvelopeColumns):
+                columns: EnvelopeColumns | None = decoded
+            elif decoded is None:  # the model's decoder declined it on the pool
+                columns = parse_envelope(message.value)
+            else:
+                columns = self._decode_envelope(message.value)
             runtime = self.registry.get(columns.model_id) if columns is not None else None
             if columns is not None and runtime is not None and runtime.profile is not None:
                 await self._envelope(message.partition, runtime, columns, work)
@@ -237,6 +258,27 @@ class Stage1:
                 summary = (event.prediction_id, timestamp, event.prediction, event.score)
                 await self._keep_summary(partition, runtime, summary, start, end, work)
         self.counters.saw_predictions(len(events))
+
+    def _decode_in_parallel(
+        self, batch: Sequence[InputMessage]
+    ) -> dict[int, EnvelopeColumns | None]:
+        """Envelopes of known models decoded on the pool, by position in the batch."""
+        if self._decode_pool is None:
+            return {}
+        jobs: list[tuple[int, ModelEnvelopeDecoder, bytes]] = []
+        for index, message in enumerate(batch):
+            if message.kind != "prediction" or b'"records"' not in message.value:
+                continue
+            model_id = peek_model_id(message.value)
+            runtime = self.registry.get(model_id) if model_id is not None else None
+            decoder = runtime.envelope_decoder if runtime is not None else None
+            if decoder is not None:
+                jobs.append((index, decoder, message.value))
+        if len(jobs) < 2:
+            return {}
+        results = self._decode_pool.map(lambda job: job[1].decode(job[2]), jobs)
+        # None: the model's decoder declined; the general path decides, as in one thread.
+        return {index: columns for (index, _, _), columns in zip(jobs, results, strict=True)}
 
     def _decode_envelope(self, raw: bytes) -> EnvelopeColumns | None:
         # The model's own decoder when the message names the model up front (~2x faster);

@@ -15,10 +15,12 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from driftline.cli import main
 from driftline.errors import ConfigurationError, ServiceError
 from driftline.local import kafka, postgres
+from driftline.local.kafka_client import delete_topics_with_prefix
 from driftline.local.postgres import PostgresServer
 from driftline.local.processes import run_command, tail
 
@@ -273,6 +275,29 @@ def test_create_topics_is_idempotent_and_refuses_a_different_count(
     kafka.create_topics(kafka_bootstrap, names, partitions=3)
     with pytest.raises(ServiceError, match="already exists with 3 partitions, not 2"):
         kafka.create_topics(kafka_bootstrap, names[:1], partitions=2)
+
+
+@pytest.mark.integration
+def test_topics_are_deleted_by_prefix_only(kafka_bootstrap: str, topic_prefix: str) -> None:
+    doomed = [f"{topic_prefix}gone.a", f"{topic_prefix}gone.b"]
+    kept = f"{topic_prefix}kept"
+    kafka.create_topics(kafka_bootstrap, [*doomed, kept], partitions=1)
+    assert delete_topics_with_prefix(kafka_bootstrap, f"{topic_prefix}gone.") == 2
+    with pytest.raises(ServiceError, match="non-empty prefix"):
+        delete_topics_with_prefix(kafka_bootstrap, "")
+
+    async def names() -> set[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            return {n for n in await admin.list_topics() if n.startswith(topic_prefix)}
+        finally:
+            await admin.close()
+
+    deadline = time.monotonic() + 30  # deletion completes asynchronously on the broker
+    while (found := asyncio.run(names())) != {kept} and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert found == {kept}
 
 
 @pytest.mark.integration

@@ -70,6 +70,7 @@ class LocalPipeline:
         n_partitions: int = 1,
         idle_timeout: float = 5.0,
         auto_register: Any = None,
+        decode_threads: int = 1,
     ):
         self.n_partitions = n_partitions
         self.clock = FakeClock()
@@ -91,6 +92,7 @@ class LocalPipeline:
             counters=self.counters,
             clock=self.clock,
             auto_register=auto_register,
+            decode_threads=decode_threads,
         )
         self.stage2 = Stage2(
             self.registry, MemoryStore(), self.writer, self._publish, self.counters

@@ -314,7 +314,22 @@ def test_unknown_models_are_registered_when_configured() -> None:
     assert pipeline.writer.windows[("fresh", window_start(0))].window.n_rows == 20
 
 
-def test_batch_envelopes_give_the_same_windows_as_single_events() -> None:
+def _envelope(chunk: list[Any], **feature_changes: Any) -> bytes:
+    records = [
+        {
+            "prediction_id": e.prediction_id,
+            "timestamp": e.timestamp,
+            "features": {**e.features, **feature_changes},
+            "prediction": e.prediction,
+            "score": e.score,
+        }
+        for e in chunk
+    ]
+    return orjson.dumps({"model_id": scenario.MODEL_ID, "model_version": "v1", "records": records})
+
+
+@pytest.mark.parametrize("decode_threads", [1, 2])
+def test_batch_envelopes_give_the_same_windows_as_single_events(decode_threads: int) -> None:
     events = list(scenario.events(4, 600, drift_from=2, decay_from=3))
     single = LocalPipeline(RUNTIME, 2)
     asyncio.run(
@@ -322,24 +337,11 @@ def test_batch_envelopes_give_the_same_windows_as_single_events() -> None:
             single.message("prediction", e.prediction_id, e.prediction_json()) for e in events
         )
     )
-    enveloped = LocalPipeline(RUNTIME, 2)
+    enveloped = LocalPipeline(RUNTIME, 2, decode_threads=decode_threads)
     batch = []
     for offset in range(0, len(events), 250):
         chunk = events[offset : offset + 250]
-        records = [
-            {
-                "prediction_id": e.prediction_id,
-                "timestamp": e.timestamp,
-                "features": e.features,
-                "prediction": e.prediction,
-                "score": e.score,
-            }
-            for e in chunk
-        ]
-        raw = orjson.dumps(
-            {"model_id": scenario.MODEL_ID, "model_version": "v1", "records": records}
-        )
-        batch.append(enveloped.message("prediction", chunk[0].prediction_id, raw))
+        batch.append(enveloped.message("prediction", chunk[0].prediction_id, _envelope(chunk)))
     asyncio.run(enveloped.feed(batch))
     labels = [e for e in events if e.window < 3][::3]
     for pipeline in (single, enveloped):
@@ -424,3 +426,33 @@ def test_a_partition_with_a_backlog_is_behind_not_idle() -> None:
     pipeline.stage1.note_log_end(1, pipeline.stage1.positions[1] + 1)  # caught up
     asyncio.run(pipeline.idle(0))
     assert list(pipeline.writer.windows) == [(scenario.MODEL_ID, window_start(0))]
+
+
+def test_envelopes_decoded_on_threads_count_like_the_event_loop() -> None:
+    # Among them one the model's decoder declines (a string in a numeric feature: an
+    # invalid value for the general path to count) and one of an unknown model.
+    events = list(scenario.events(2, 400, drift_from=9, decay_from=9))
+    feature = next(n for n, v in events[0].features.items() if isinstance(v, float))
+    counts = []
+    for threads in (1, 2):
+        pipeline = LocalPipeline(RUNTIME, 1, decode_threads=threads)
+        chunks = [events[i : i + 100] for i in range(0, len(events), 100)]
+        raws = [_envelope(c) for c in chunks[:-1]] + [_envelope(chunks[-1], **{feature: "x"})]
+        raws.append(raws[0].replace(scenario.MODEL_ID.encode(), b"nobody", 1))
+        asyncio.run(pipeline.feed(pipeline.message("prediction", "k", raw) for raw in raws))
+        asyncio.run(pipeline.idle(100))
+        counts.append(
+            (
+                pipeline.counters.predictions,
+                len(pipeline.dead_letters),
+                {k: r.window.n_rows for k, r in pipeline.writer.windows.items()},
+                {
+                    k: [(q.feature, q.invalid_rate) for q in r.data_quality]
+                    for k, r in pipeline.writer.windows.items()
+                },
+            )
+        )
+    assert counts[0] == counts[1]
+    assert counts[0][0] == len(events) and counts[0][1] == 1
+    invalid = [rate for rows in counts[0][3].values() for name, rate in rows if name == feature]
+    assert any(invalid), "the string values were not counted as invalid"
