@@ -23,7 +23,8 @@
  * id lengths, the model id pattern) are left to the Python caller, which owns the contract.
  *
  * decode(raw: bytes, numeric: tuple[bytes, ...], categorical: tuple[bytes, ...],
- *        binners: tuple[tuple[bytes, bytes, float], ...] = None) ->
+ *        binners: tuple[tuple[bytes, bytes, float], ...] | None = None,
+ *        single: tuple[bytes, bytes] | None = None) ->
  *     None | (model_id, model_version, n, ids, timestamps, numeric_rows, categorical,
  *             predictions, scores, bins)
  * where timestamps and scores are bytes of n doubles (NaN: score absent or null),
@@ -34,6 +35,11 @@
  * values, row-major: np.searchsorted(edges, value, side="left"), -1 where missing.
  * Binning here saves a second pass in numpy, whose branching search is ~4x slower on
  * unordered values.
+ *
+ * With single = (model id, int64 offsets), the records are single events (one Kafka message
+ * each, joined by the caller into one envelope-shaped buffer; offsets: where each message
+ * ends in it): each must be exactly its message, carry "model_id" equal to the model id and
+ * may carry "model_version"; the version returned is the last non-empty one.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -96,6 +102,11 @@ typedef struct {
     int has_version;
     Py_ssize_t n;
     PyThreadState *released; /* to take the GIL back for a rare slow number */
+    const char *single_model; /* records are single events of this model (NULL: envelope) */
+    Py_ssize_t single_model_size;
+    const int64_t *single_ends; /* where each event's message ends in the joined buffer */
+    Py_ssize_t n_singles;
+    const char *base;
 } Decoder;
 
 typedef struct {
@@ -415,7 +426,15 @@ static int read_features(Cursor *c, Decoder *d, Py_ssize_t row) {
     return expect(c, '}') ? OK : DECLINE;
 }
 
-enum { HAS_ID = 1, HAS_TIME = 2, HAS_FEATURES = 4, HAS_PREDICTION = 8, HAS_SCORE = 16 };
+enum {
+    HAS_ID = 1,
+    HAS_TIME = 2,
+    HAS_FEATURES = 4,
+    HAS_PREDICTION = 8,
+    HAS_SCORE = 16,
+    HAS_MODEL = 32,
+    HAS_VERSION = 64,
+};
 
 static int key_is(const char *s, Py_ssize_t size, const char *word, Py_ssize_t word_size) {
     return size == word_size && same_bytes(s, word, size);
@@ -466,6 +485,24 @@ static int read_record(Cursor *c, Decoder *d, Py_ssize_t row) {
                 return r;
             if (push(&d->scores, &value, sizeof(double)) != OK)
                 return ERROR;
+        } else if (d->single_model && KEY_IS(key, size, "model_id") && !(seen & HAS_MODEL)) {
+            seen |= HAS_MODEL;
+            const char *s;
+            Py_ssize_t n;
+            if ((r = read_string(c, &s, &n)) != OK)
+                return r;
+            if (n != d->single_model_size || !same_bytes(s, d->single_model, n))
+                return DECLINE; /* another model's event: the general path */
+        } else if (d->single_model && KEY_IS(key, size, "model_version") &&
+                   !(seen & HAS_VERSION)) {
+            seen |= HAS_VERSION;
+            Token version;
+            if ((r = read_string(c, &version.start, &version.size)) != OK)
+                return r;
+            if (version.size) { /* the latest version named, as one event at a time */
+                d->version = version;
+                d->has_version = 1;
+            }
         } else {
             return DECLINE; /* an unknown or repeated key */
         }
@@ -473,6 +510,8 @@ static int read_record(Cursor *c, Decoder *d, Py_ssize_t row) {
     if (!expect(c, '}'))
         return DECLINE;
     int required = HAS_ID | HAS_TIME | HAS_FEATURES | HAS_PREDICTION;
+    if (d->single_model)
+        required |= HAS_MODEL;
     if ((seen & required) != required)
         return DECLINE;
     if (!(seen & HAS_SCORE)) {
@@ -490,8 +529,17 @@ static int read_records(Cursor *c, Decoder *d) {
     do {
         if ((r = read_record(c, d, row)) != OK)
             return r;
+        if (d->single_model) {
+            /* Each event must be exactly one message: a message holding two objects, or
+             * one cut short and finished by the next, is the general path's to reject. */
+            skip_ws(c);
+            if (row >= d->n_singles || c->p - d->base != d->single_ends[row])
+                return DECLINE;
+        }
         row++;
     } while (expect(c, ','));
+    if (d->single_model && row != d->n_singles)
+        return DECLINE;
     if (!expect(c, ']'))
         return DECLINE;
     d->n = row;
@@ -513,7 +561,7 @@ static int read_envelope(Cursor *c, Decoder *d) {
             seen |= 1;
             if ((r = read_string(c, &d->model_id.start, &d->model_id.size)) != OK)
                 return r;
-        } else if (KEY_IS(key, size, "model_version") && !(seen & 2)) {
+        } else if (KEY_IS(key, size, "model_version") && !(seen & 2) && !d->single_model) {
             seen |= 2;
             d->has_version = 1;
             if ((r = read_string(c, &d->version.start, &d->version.size)) != OK)
@@ -740,12 +788,32 @@ static void free_decoder(Decoder *d) {
 static PyObject *decode(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer raw;
-    PyObject *numeric_names, *categorical_names, *binners = NULL, *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*O!O!|O!", &raw, &PyTuple_Type, &numeric_names, &PyTuple_Type,
-                          &categorical_names, &PyTuple_Type, &binners))
+    PyObject *numeric_names, *categorical_names, *binners = Py_None, *single = Py_None;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*O!O!|OO", &raw, &PyTuple_Type, &numeric_names, &PyTuple_Type,
+                          &categorical_names, &binners, &single))
         return NULL;
     Decoder d;
     memset(&d, 0, sizeof(d));
+    PyObject *model = NULL, *ends = NULL;
+    if ((binners != Py_None && !PyTuple_Check(binners)) ||
+        (single != Py_None &&
+         !(PyTuple_Check(single) && PyTuple_GET_SIZE(single) == 2 &&
+           PyBytes_Check(model = PyTuple_GET_ITEM(single, 0)) &&
+           PyBytes_Check(ends = PyTuple_GET_ITEM(single, 1)) &&
+           PyBytes_GET_SIZE(ends) % sizeof(int64_t) == 0))) {
+        PyBuffer_Release(&raw);
+        PyErr_SetString(PyExc_TypeError,
+                        "binners: a tuple or None; single: (model id, int64 ends) or None");
+        return NULL;
+    }
+    if (single != Py_None) {
+        d.single_model = PyBytes_AS_STRING(model);
+        d.single_model_size = PyBytes_GET_SIZE(model);
+        d.single_ends = (const int64_t *)PyBytes_AS_STRING(ends);
+        d.n_singles = PyBytes_GET_SIZE(ends) / (Py_ssize_t)sizeof(int64_t);
+    }
+    d.base = (const char *)raw.buf;
     d.n_numeric = PyTuple_GET_SIZE(numeric_names);
     d.n_categorical = PyTuple_GET_SIZE(categorical_names);
     Py_ssize_t n_features = d.n_numeric + d.n_categorical;
@@ -762,7 +830,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     if (names_of(numeric_names, d.names, d.name_sizes) != OK ||
         names_of(categorical_names, d.names + d.n_numeric, d.name_sizes + d.n_numeric) != OK)
         goto done;
-    if (binners != NULL && binners_of(binners, &d) != OK)
+    if (binners != Py_None && binners_of(binners, &d) != OK)
         goto done;
 
     Cursor c = {(const char *)raw.buf, (const char *)raw.buf + raw.len};
@@ -791,7 +859,8 @@ done:
 
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS,
-     "decode(raw, numeric_names, categorical_names[, binners]): the columns, or None."},
+     "decode(raw, numeric_names, categorical_names[, binners[, single]]): the columns, "
+     "or None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,7 +6,8 @@ def decode(
     raw: bytes,
     numeric: tuple[bytes, ...],
     categorical: tuple[bytes, ...],
-    binners: tuple[tuple[bytes, bytes, float], ...] = ...,
+    binners: tuple[tuple[bytes, bytes, float], ...] | None = ...,
+    single: tuple[bytes, bytes] | None = ...,
     /,
 ) -> (
     tuple[str, str, int, list[str], bytes, bytes, list[list[Any]], list[Any], bytes, bytes | None]

@@ -37,6 +37,10 @@ import numpy.typing as npt
 from schemas.events import MAX_BATCH_RECORDS
 from schemas.fast_batch import EnvelopeColumns, model_fields_ok, timestamps_of
 
+_NativeColumns = tuple[
+    str, str, int, list[str], bytes, bytes, list[list[Any]], list[Any], bytes, bytes | None
+]
+
 try:
     from schemas import _envelope_native as native
 except ImportError:  # built without a C compiler: the msgspec decoder does the work
@@ -159,12 +163,40 @@ class ModelEnvelopeDecoder:
                 return columns
         return self._decode_msgspec(raw)
 
+    def decode_singles(self, raws: Sequence[bytes]) -> EnvelopeColumns | None:
+        """Single-event messages of this model, decoded at once as if one envelope.
+
+        One event per Kafka message is the most common form; decoding a batch of them in
+        one native call costs a fraction of one decoder call per message. ``None`` when the
+        native decoder is missing or any message is not a plain event of this model (the
+        caller then takes them one by one, and the odd one gets its precise answer).
+
+        Examples
+        --------
+        >>> decoder = ModelEnvelopeDecoder("churn", numeric=["age"], categorical=[])
+        >>> events = [b'{"model_id": "churn", "prediction_id": "%d", "timestamp": 1714564800,'
+        ...           b' "features": {"age": %d}, "prediction": 1}' % (i, 40 + i) for i in (1, 2)]
+        >>> columns = decoder.decode_singles(events)
+        >>> columns is None or (columns.prediction_ids, columns.column("age").tolist())
+        (['1', '2'], [41.0, 42.0])
+        >>> columns is None or decoder.decode_singles([events[0] + events[1]]) is None
+        True
+        """
+        if native is None or not raws or len(raws) > MAX_BATCH_RECORDS:
+            return None
+        head = b'{"model_id":"' + self.model_id.encode() + b'","records":['
+        # Where each message ends once joined: the decoder checks every event is exactly
+        # one message, so two objects in one message cannot pass for two events.
+        ends = np.cumsum([len(raw) + 1 for raw in raws], dtype=np.int64) + len(head) - 1
+        joined = head + b",".join(raws) + b"]}"
+        single = (self.model_id.encode(), ends.tobytes())
+        return self._columns(native.decode(joined, *self._native_names, self._binners, single))
+
     def _decode_native(self, raw: bytes) -> EnvelopeColumns | None:
         assert native is not None
-        if self._binners is None:
-            decoded = native.decode(raw, *self._native_names)
-        else:
-            decoded = native.decode(raw, *self._native_names, self._binners)
+        return self._columns(native.decode(raw, *self._native_names, self._binners))
+
+    def _columns(self, decoded: _NativeColumns | None) -> EnvelopeColumns | None:
         if decoded is None:
             return None
         model_id, version, n, ids, times, numeric, categorical, predictions, scores, bins = decoded

@@ -182,13 +182,18 @@ class Stage1:
     async def process(self, batch: Sequence[InputMessage]) -> None:
         work = _Batch()
         decoded = self._decode_in_parallel(batch)
+        runs, in_runs = self._decode_single_runs(batch)
         for index, message in enumerate(batch):
             work.partitions.add(message.partition)
             if message.kind == "prediction":
                 self.positions[message.partition] = max(
                     message.offset, self.positions.get(message.partition, -1)
                 )
-                await self._prediction(message, work, decoded.get(index, _NOT_DECODED))
+                run = runs.get(index)
+                if run is not None:
+                    await self._envelope(message.partition, run[0], run[1], work)
+                elif index not in in_runs:
+                    await self._prediction(message, work, decoded.get(index, _NOT_DECODED))
             elif message.kind == "label":
                 await self._label(message, work)
             else:
@@ -279,6 +284,52 @@ class Stage1:
         results = self._decode_pool.map(lambda job: job[1].decode(job[2]), jobs)
         # None: the model's decoder declined; the general path decides, as in one thread.
         return {index: columns for (index, _, _), columns in zip(jobs, results, strict=True)}
+
+    def _decode_single_runs(
+        self, batch: Sequence[InputMessage]
+    ) -> tuple[dict[int, tuple[ModelRuntime, EnvelopeColumns]], set[int]]:
+        """Runs of single-event messages decoded at once, like one envelope each.
+
+        A run is consecutive single events of one model on one partition (other prediction
+        messages of the partition end it, so the order of events within a partition, which
+        decides what is late, is kept). Returns the decoded runs by the position of their
+        first message, and the positions of every other message they cover. A run the
+        decoder declines is left to the per-message path.
+        """
+        runs: dict[int, tuple[ModelRuntime, EnvelopeColumns]] = {}
+        covered: set[int] = set()
+        open_runs: dict[int, tuple[ModelRuntime, list[int]]] = {}
+        finished: list[tuple[ModelRuntime, list[int]]] = []
+        for index, message in enumerate(batch):
+            if message.kind != "prediction":
+                continue
+            runtime = self._single_event_model(message.value)
+            current = open_runs.get(message.partition)
+            if current is not None and (runtime is None or runtime is not current[0]):
+                finished.append(open_runs.pop(message.partition))
+                current = None
+            if runtime is None:
+                continue
+            if current is None:
+                open_runs[message.partition] = (runtime, [index])
+            else:
+                current[1].append(index)
+        for runtime, indexes in [*finished, *open_runs.values()]:
+            if len(indexes) < 2 or runtime.envelope_decoder is None:
+                continue
+            columns = runtime.envelope_decoder.decode_singles([batch[i].value for i in indexes])
+            if columns is not None:
+                runs[indexes[0]] = (runtime, columns)
+                covered.update(indexes[1:])
+        return runs, covered
+
+    def _single_event_model(self, raw: bytes) -> ModelRuntime | None:
+        """The model of a single-event message that has a reference, else None."""
+        if b'"records"' in raw:
+            return None
+        model_id = peek_model_id(raw)
+        runtime = self.registry.get(model_id) if model_id is not None else None
+        return runtime if runtime is not None and runtime.profile is not None else None
 
     def _decode_envelope(self, raw: bytes) -> EnvelopeColumns | None:
         # The model's own decoder when the message names the model up front (~2x faster);

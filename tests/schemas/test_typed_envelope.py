@@ -310,3 +310,67 @@ def test_grid_binning_is_exact(edges: list[float], values: list[float]) -> None:
     assert columns is not None and columns.feature_bins is not None
     expected = np.searchsorted(np.array(edges), columns.column("x"), side="left")
     np.testing.assert_array_equal(columns.feature_bins["x"], expected)
+
+
+single_event = valid_record.flatmap(
+    lambda record: st.fixed_dictionaries(
+        {"model_id": st.sampled_from(["churn", "churn", "churn", "other"])},
+        optional={"model_version": st.text(max_size=3)},
+    ).map(lambda head: {**head, **record})
+)
+
+
+@given(st.lists(single_event | envelope, min_size=1, max_size=6))
+def test_single_events_decoded_together_agree_with_each_strict_parse(
+    events: list[dict[str, Any]],
+) -> None:
+    raws = [_dumps(event) for event in events]
+    fast = DECODERS["native"].decode_singles(raws)
+    if fast is None:
+        return  # one at a time, as without this path
+    strict = []
+    for raw in raws:
+        parsed = _strict(raw)
+        assert parsed is not None and len(parsed) == 1, f"accepted a bad message: {raw!r}"
+        strict.extend(parsed)
+    assert {e.model_id for e in strict} == {"churn"}
+    assert fast.prediction_ids == [e.prediction_id for e in strict]
+    assert fast.timestamps.tolist() == [e.timestamp.timestamp() for e in strict]
+    for name in NUMERIC:
+        expected = [_numeric(e.features.get(name)) for e in strict]
+        np.testing.assert_array_equal(fast.column(name), np.array(expected))
+    assert fast.column("c") == [e.features.get("c") for e in strict]
+    assert fast.predictions == [e.prediction for e in strict]
+    assert fast.scores == [e.score for e in strict]
+    versions = [e.model_version for e in strict if e.model_version]
+    assert fast.model_version == (versions[-1] if versions else "")
+
+
+def test_plain_single_events_are_decoded_together() -> None:
+    events = [
+        {"model_id": "churn", "model_version": "v2", **json.loads(_envelope())["records"][0]}
+    ] * 4
+    columns = DECODERS["native"].decode_singles([_dumps(e) for e in events])
+    assert columns is not None and len(columns) == 4 and columns.model_version == "v2"
+
+
+def test_a_message_holding_two_events_is_not_two_events() -> None:
+    event = {"model_id": "churn", **json.loads(_envelope())["records"][0]}
+    one = _dumps(event)
+    assert DECODERS["native"].decode_singles([one, one]) is not None
+    assert DECODERS["native"].decode_singles([one + b"," + one]) is None
+    assert DECODERS["native"].decode_singles([one[:-1], b"}"]) is None
+
+
+@given(st.lists(valid_record, min_size=1, max_size=6), st.text(max_size=3))
+def test_valid_single_events_are_decoded_together(
+    records: list[dict[str, Any]], version: str
+) -> None:
+    raws = [_dumps({"model_id": "churn", "model_version": version, **r}) for r in records]
+    fast = DECODERS["native"].decode_singles(raws)
+    text = b"".join(raws).decode()
+    if fast is None:  # escapes and integers of 19+ digits are declined by design
+        assert "\\" in text or re.search(r"\d{19}", text), f"declined plain events: {raws!r}"
+        return
+    assert fast.prediction_ids == [r["prediction_id"] for r in records]
+    assert fast.model_version == version

@@ -456,3 +456,44 @@ def test_envelopes_decoded_on_threads_count_like_the_event_loop() -> None:
     assert counts[0][0] == len(events) and counts[0][1] == 1
     invalid = [rate for rows in counts[0][3].values() for name, rate in rows if name == feature]
     assert any(invalid), "the string values were not counted as invalid"
+
+
+def test_runs_of_single_events_count_like_one_message_at_a_time() -> None:
+    # Single events are decoded a run at a time; an envelope, a bad event, another model's
+    # event or a label in between must change nothing against one message per batch.
+    events = list(scenario.events(3, 300, drift_from=1, decay_from=9))
+    results = []
+    for batch_size in (1, 10_000):
+        pipeline = LocalPipeline(RUNTIME, 2)
+        messages = []
+        for i, event in enumerate(events):
+            if i % 97 == 5:
+                messages.append(pipeline.message("prediction", "k", b'{"model_id": "m"'))
+            if i % 211 == 7:
+                messages.append(pipeline.message("prediction", "e", _envelope(events[i : i + 3])))
+            if i % 53 == 3:
+                other = event.prediction_json().replace(scenario.MODEL_ID.encode(), b"nobody")
+                messages.append(pipeline.message("prediction", "o", other))
+            if i % 5 == 0:
+                messages.append(pipeline.message("label", event.prediction_id, event.label_json()))
+            messages.append(
+                pipeline.message("prediction", event.prediction_id, event.prediction_json())
+            )
+        for start in range(0, len(messages), batch_size):
+            asyncio.run(pipeline.feed(messages[start : start + batch_size]))
+        asyncio.run(pipeline.idle(100))
+        results.append(
+            (
+                pipeline.counters.predictions,
+                pipeline.counters.late,
+                pipeline.counters.joined,
+                len(pipeline.dead_letters),
+                {k: r.window.n_rows for k, r in pipeline.writer.windows.items()},
+                {
+                    k: {(d.feature, d.method): d.score for d in r.drift}
+                    for k, r in pipeline.writer.windows.items()
+                },
+            )
+        )
+    assert results[0] == results[1]
+    assert results[0][3] > 0 and results[0][2] > 0
