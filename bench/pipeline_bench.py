@@ -507,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory() as directory:
                 outstanding = 100_000 if args.quick else 1_000_000
                 results["join"] = label_join(
-                    broker.bootstrap, Path(directory), prefix, outstanding, outstanding // 10
+                    # Labels for 30 % of the predictions, all delayed past the predictions.
+                    broker.bootstrap, Path(directory), prefix, outstanding, outstanding * 3 // 10
                 )
         finally:
             clean_up(broker, prefix)
