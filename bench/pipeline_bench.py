@@ -469,6 +469,25 @@ def run_single_event_figures(
     )
 
 
+def run_envelope_ceilings(
+    bootstrap: str,
+    workdir: Path,
+    prefix: str,
+    envelopes: list[tuple[str, bytes | None, bytes]],
+    results: dict[str, Any],
+) -> None:
+    """What consuming and decoding the envelopes alone costs (no windows, no SQL)."""
+    topic = prefix + "baseline.envelopes"
+    create_topics(bootstrap, [topic], PARTITIONS)
+    asyncio.run(produce(bootstrap, [(topic, k, v) for _, k, v in envelopes]))
+    say("ceiling: raw aiokafka consume + orjson decode of the envelopes")
+    per_message = statistics.mean(len(orjson.loads(v)["records"]) for _, _, v in envelopes[:10])
+    raw = asyncio.run(raw_consume_rate(bootstrap, topic, len(envelopes)))
+    results["raw_envelope_records"] = raw * per_message
+    say("ceiling: bare Faust agent consume + orjson decode of the envelopes")
+    results["bare_envelope"] = bare_faust_rate(bootstrap, topic, len(envelopes), workdir)
+
+
 def clean_up(broker: Any, prefix: str) -> None:
     """Delete the run's topics (gigabytes of envelopes), then stop a broker we started."""
     try:
@@ -508,7 +527,11 @@ def main(argv: list[str] | None = None) -> int:
                 outstanding = 100_000 if args.quick else 1_000_000
                 results["join"] = label_join(
                     # Labels for 30 % of the predictions, all delayed past the predictions.
-                    broker.bootstrap, Path(directory), prefix, outstanding, outstanding * 3 // 10
+                    broker.bootstrap,
+                    Path(directory),
+                    prefix,
+                    outstanding,
+                    outstanding * 3 // 10,
                 )
         finally:
             clean_up(broker, prefix)
@@ -536,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
                 per_window=ENVELOPE_PER_WINDOW,
             )
             if not args.memory:
+                run_envelope_ceilings(broker.bootstrap, workdir, prefix, envelopes, results)
                 say("Driftline, two worker processes (one consumer group), envelopes")
                 results["driftline_two"] = driftline_run(
                     broker.bootstrap,
@@ -615,6 +639,8 @@ def render(r: dict[str, Any]) -> str:
     p99 = latency[min(len(latency) - 1, round(0.99 * (len(latency) - 1)))]
     env_rate = env["predictions_per_s"]
     two_rate = two.get("predictions_per_s", float("nan"))
+    raw_env = r.get("raw_envelope_records", float("nan"))
+    bare_env = r.get("bare_envelope", {}).get("records_per_s", float("nan"))
     small = r.get("driftline_envelope_small", {})
     small_rate = small.get("predictions_per_s", float("nan"))
     return f"""## Pipeline on the local broker (issue 4)
@@ -632,6 +658,7 @@ figures are the feature path.
 | one event per message, worker end to end (first event to last window in SQL) | {single:,.0f} events/s | bare Faust agent, consume + decode: {bare:,.0f} msg/s | {single / bare:.0%} | ≥ 90 % | {"yes" if single >= 0.9 * bare else "no"} |
 | envelopes of 500 records, worker end to end | {env_rate:,.0f} predictions/s | raw aiokafka + orjson, single events: {raw:,.0f} msg/s | {env_rate / raw:.2f}× | ≥ 200,000/s and > raw | {"yes" if env_rate >= 200_000 and env_rate > raw else "no"} |
 | finalization: watermark past end + lateness → row visible in SQL | p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms ({len(latency)} windows) | | | p99 < 1 s | {"yes" if p99 < 1 else "no"} |
+| envelopes: consume + orjson decode only, no windows (the ceilings) | raw aiokafka {raw_env:,.0f} records/s, bare Faust agent {bare_env:,.0f} records/s | Driftline end to end: {env_rate:,.0f}/s | {env_rate / bare_env:.2f}× bare Faust | report | |
 | envelopes of 500 records, windows of {PER_WINDOW:,} events ({small.get("windows", 0):,} windows) | {small_rate:,.0f} predictions/s | envelopes, {ENVELOPE_PER_WINDOW:,}-event windows: {env_rate:,.0f}/s | {small_rate / env_rate:.2f}× | report | |
 | two worker processes, envelopes, 4 partitions | {two_rate:,.0f} predictions/s | one worker: {env_rate:,.0f}/s | {two_rate / env_rate:.2f}× | report | |
 | worker RSS growth from {mark or 0:,} to {r["enveloped"]:,} predictions | {growth:+.1f} MB (RSS {env["rss_bytes"] / 2**20:,.0f} MB) | | | ≤ 50 MB from 0.5 M to 5 M | see below |
