@@ -55,6 +55,10 @@ PER_WINDOW = 5000
 # transaction: ~10-25 ms) should weigh as little as it does in production. The figure with
 # PER_WINDOW is reported beside it, so the cost of small windows is visible too.
 ENVELOPE_PER_WINDOW = 100_000
+# DRIFTLINE_BATCH_MAX counts messages: 5,000 single events are ~3 MB, 5,000 envelopes of 500
+# records ~1.3 GB (and Faust buffers two batches ahead). Envelope runs take 200 at a time.
+SINGLE_BATCH_MAX = 5000
+ENVELOPE_BATCH_MAX = 200
 START = 1_767_225_600.0
 NUMERIC = [f"num_{i:02d}" for i in range(20)]
 CATEGORICAL = [f"cat_{i}" for i in range(5)]
@@ -236,6 +240,7 @@ def driftline_run(
     samples_at: tuple[int, ...] = (),
     workers: int = 1,
     per_window: int = PER_WINDOW,
+    batch_max: int = ENVELOPE_BATCH_MAX,
 ) -> dict[str, Any]:
     """Run worker(s) over a pre-filled topic; events/s from first event to last window in SQL."""
     url = f"sqlite+pysqlite:///{workdir / (prefix + 'db')}"
@@ -252,7 +257,7 @@ def driftline_run(
             prefix,
             PARTITIONS,
             workdir / f"{prefix}{i}",
-            {"STATS_FILE": str(stats_files[i]), "BATCH_MAX": "5000"},
+            {"STATS_FILE": str(stats_files[i]), "BATCH_MAX": str(batch_max)},
             app_id=f"{prefix}app",  # one consumer group: the workers share the partitions
         )
         for i in range(workers)
@@ -465,7 +470,7 @@ def run_single_event_figures(
     results["bare_single"] = bare_faust_rate(bootstrap, baseline_topic, singles, workdir)
     say("Driftline worker, one event per message")
     results["driftline_single"] = driftline_run(
-        bootstrap, workdir, prefix + "s.", single, singles, task=False
+        bootstrap, workdir, prefix + "s.", single, singles, task=False, batch_max=SINGLE_BATCH_MAX
     )
 
 
@@ -555,7 +560,8 @@ def main(argv: list[str] | None = None) -> int:
                 envelopes,
                 enveloped,
                 task=False,
-                samples_at=(enveloped // 10,),
+                # RSS every tenth of the run: the memory section shows the whole curve.
+                samples_at=tuple(range(enveloped // 10, enveloped + 1, enveloped // 10)),
                 per_window=ENVELOPE_PER_WINDOW,
             )
             if not args.memory:
@@ -621,7 +627,10 @@ def render_memory(r: dict[str, Any]) -> str:
 records, no label join. RSS after {mark:,} predictions: {before:,.0f} MB; after
 {r["enveloped"]:,}: {after:,.0f} MB; growth **{after - before:+,.1f} MB** (target ≤ 50 MB:
 {"met" if after - before <= 50 else "NOT met"}). Throughput in this run:
-{env["predictions_per_s"]:,.0f} predictions/s.
+{env["predictions_per_s"]:,.0f} predictions/s; `DRIFTLINE_BATCH_MAX={ENVELOPE_BATCH_MAX}`
+(Faust fetches two batches ahead, so the batch size in messages bounds the envelopes in
+flight). RSS along the run (MB, by predictions processed):
+{", ".join(f"{at / 1e6:g} M: {rss / 2**20:,.0f}" for at, rss in sorted(env["rss_at"].items()))}.
 """
 
 

@@ -107,7 +107,9 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_seconds,
-        stream_buffer_maxsize=max(4096, settings.batch_max * 2),
+        # Messages fetched ahead of the agents: two batches. A count, not bytes, so with
+        # ~270 KB envelopes a smaller DRIFTLINE_BATCH_MAX bounds the memory in flight.
+        stream_buffer_maxsize=max(64, settings.batch_max * 2),
     )
     topics = Topics.with_prefix(settings.topic_prefix)
     join_name = topics.label_join

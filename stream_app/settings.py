@@ -38,7 +38,12 @@ class WorkerSettings(BaseSettings):
         description="Quiet time after which a partition's watermark follows the clock",
     )
     tick_seconds: float = Field(default=1.0, gt=0, description="Timer period: idle windows, expiry")
-    batch_max: int = Field(default=2000, ge=1, description="Most messages per stage-1 batch")
+    batch_max: int = Field(
+        default=2000,
+        ge=1,
+        description="Most messages per stage-1 batch (two batches are fetched ahead); it "
+        "counts messages, so with envelopes of hundreds of records use ~200",
+    )
     batch_within_seconds: float = Field(default=0.2, gt=0, description="Longest wait for a batch")
     decode_threads: int = Field(
         default=2,
