@@ -10,7 +10,11 @@ COPY storage storage
 COPY stream_app stream_app
 COPY alerting alerting
 COPY api api
-RUN pip install --no-cache-dir .
+# gcc builds the native envelope decoder (schemas/_envelope_native.c); without it the
+# install still succeeds and envelopes take the slower msgspec decoder.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-cache-dir . \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 USER nobody
 ENTRYPOINT ["driftline"]
 CMD ["worker"]
