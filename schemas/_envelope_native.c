@@ -442,6 +442,14 @@ static int key_is(const char *s, Py_ssize_t size, const char *word, Py_ssize_t w
 
 #define KEY_IS(s, size, word) key_is(s, size, word, (Py_ssize_t)sizeof(word) - 1)
 
+/* An object member's key and the colon after it. */
+static int read_key(Cursor *c, const char **key, Py_ssize_t *size) {
+    int r = read_string(c, key, size);
+    if (r != OK)
+        return r;
+    return expect(c, ':') ? OK : DECLINE;
+}
+
 static int read_record(Cursor *c, Decoder *d, Py_ssize_t row) {
     int seen = 0, r;
     if (!expect(c, '{') || peek(c, '}'))
@@ -449,10 +457,8 @@ static int read_record(Cursor *c, Decoder *d, Py_ssize_t row) {
     do {
         const char *key;
         Py_ssize_t size;
-        if ((r = read_string(c, &key, &size)) != OK)
+        if ((r = read_key(c, &key, &size)) != OK)
             return r;
-        if (!expect(c, ':'))
-            return DECLINE;
         if (KEY_IS(key, size, "prediction_id") && !(seen & HAS_ID)) {
             seen |= HAS_ID;
             Token id = {.kind = T_STRING};
@@ -553,10 +559,8 @@ static int read_envelope(Cursor *c, Decoder *d) {
     do {
         const char *key;
         Py_ssize_t size;
-        if ((r = read_string(c, &key, &size)) != OK)
+        if ((r = read_key(c, &key, &size)) != OK)
             return r;
-        if (!expect(c, ':'))
-            return DECLINE;
         if (KEY_IS(key, size, "model_id") && !(seen & 1)) {
             seen |= 1;
             if ((r = read_string(c, &d->model_id.start, &d->model_id.size)) != OK)

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from driftline.errors import InvalidEventError
 from schemas import typed_envelope
+from schemas.events import PredictionEvent
+from schemas.fast_batch import EnvelopeColumns
 from schemas.parsing import parse_prediction_message
 from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
 
@@ -182,6 +184,10 @@ def _assert_agrees(decoder: ModelEnvelopeDecoder, raw: bytes, must_decode: bool)
     strict = _strict(raw)
     assert strict is not None, f"decoder accepted what the strict parser rejects: {raw!r}"
     assert (fast.model_id, fast.model_version) == (strict[0].model_id, strict[0].model_version)
+    _assert_same_columns(fast, strict)
+
+
+def _assert_same_columns(fast: EnvelopeColumns, strict: list[PredictionEvent]) -> None:
     assert fast.prediction_ids == [e.prediction_id for e in strict]
     assert fast.timestamps.tolist() == [e.timestamp.timestamp() for e in strict]
     for name in NUMERIC:
@@ -334,14 +340,7 @@ def test_single_events_decoded_together_agree_with_each_strict_parse(
         assert parsed is not None and len(parsed) == 1, f"accepted a bad message: {raw!r}"
         strict.extend(parsed)
     assert {e.model_id for e in strict} == {"churn"}
-    assert fast.prediction_ids == [e.prediction_id for e in strict]
-    assert fast.timestamps.tolist() == [e.timestamp.timestamp() for e in strict]
-    for name in NUMERIC:
-        expected = [_numeric(e.features.get(name)) for e in strict]
-        np.testing.assert_array_equal(fast.column(name), np.array(expected))
-    assert fast.column("c") == [e.features.get("c") for e in strict]
-    assert fast.predictions == [e.prediction for e in strict]
-    assert fast.scores == [e.score for e in strict]
+    _assert_same_columns(fast, strict)
     versions = [e.model_version for e in strict if e.model_version]
     assert fast.model_version == (versions[-1] if versions else "")
 
