@@ -12,12 +12,16 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import random
 import sys
 import time
+
+import orjson
 
 from bench import pipeline_bench as pb
 from stream_app.profiling import profile_reference
 from stream_app.registry import ModelRuntime
+from stream_app.state_store import MemoryStore
 from tests.stream_app.local_pipeline import LocalPipeline
 
 
@@ -25,7 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--single", action="store_true", help="one event per message")
     parser.add_argument("--records", type=int, default=60_000)
+    parser.add_argument(
+        "--join",
+        type=int,
+        metavar="N",
+        help="label-join costs instead: N outstanding predictions, then labels for 10 %%",
+    )
     args = parser.parse_args(argv)
+    if args.join:
+        return join_costs(args.join)
     config = pb.config(task=False)
     pipeline = LocalPipeline(ModelRuntime(config, profile_reference(config, pb.reference())), 4)
     source = (
@@ -50,6 +62,54 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - began
     per_message = 1 if args.single else 500
     sys.stdout.write(f"records/s without the profiler: {len(rest) * per_message / elapsed:,.0f}\n")
+    return 0
+
+
+def join_costs(outstanding: int) -> int:
+    """Memory per outstanding prediction in the join table, and what a label costs."""
+    config = pb.config(task=True, horizon=7 * 24 * 3600)
+    pipeline = LocalPipeline(ModelRuntime(config, profile_reference(config, pb.reference())), 4)
+    source = pb.envelope_messages("t", outstanding, 500)
+    messages = [pipeline.message("prediction", k.decode(), v) for _, k, v in source if k]
+    for start in range(0, len(messages), 20):
+        asyncio.run(pipeline.feed(messages[start : start + 20]))
+    store = pipeline.stage1.joins
+    assert isinstance(store, MemoryStore)
+    store.writes.clear()  # the test store's write log is not part of the table
+    entries = len(store.data)
+    table = sys.getsizeof(store.data) + sum(
+        sys.getsizeof(key) + sys.getsizeof(value) for key, value in store.data.items()
+    )
+    keys = random.Random(1).sample(sorted(store.data), min(100_000, entries))
+    began = time.perf_counter()
+    for key in keys:
+        store.get(key)
+    lookup = (time.perf_counter() - began) / len(keys)
+    chosen = random.Random(2).sample(range(outstanding), outstanding // 10)
+    labels = [
+        pipeline.message(
+            "label",
+            f"p{i}",
+            orjson.dumps(
+                {"model_id": pb.MODEL_ID, "prediction_id": f"p{i}", "label": "1", "timestamp": 0}
+            ),
+        )
+        for i in chosen
+    ]
+    began = time.perf_counter()
+    for start in range(0, len(labels), 200):
+        asyncio.run(pipeline.stage1.process(labels[start : start + 200]))
+    stage1 = (time.perf_counter() - began) / len(labels)
+    began = time.perf_counter()
+    asyncio.run(pipeline.deliver())
+    stage2 = (time.perf_counter() - began) / len(labels)
+    sys.stdout.write(
+        f"{entries:,} join entries for {outstanding:,} predictions; table {table / entries:,.0f}"
+        f" bytes per entry (keys, values, dict)\n"
+        f"lookup (table get): {lookup * 1e9:,.0f} ns; a label in stage 1 (parse, lookup,"
+        f" pair, delete): {stage1 * 1e6:,.1f} us; its window update in stage 2:"
+        f" {stage2 * 1e6:,.1f} us; joined {pipeline.counters.joined:,} of {len(labels):,}\n"
+    )
     return 0
 
 
