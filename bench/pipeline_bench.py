@@ -612,8 +612,9 @@ one-week label horizon, {j["outstanding"]:,} predictions in envelopes and no lab
 {j["labels"]:,} labels for random ones. Worker RSS grew by **{growth:,.0f} MB** from
 {j["early"]:,} to {j["outstanding"]:,} outstanding predictions (about **{per:,.0f} bytes per
 outstanding prediction**: one table entry of the summary plus the forwarding and changelog
-buffers). Labels joined at **{j["join_rate"]:,.0f} labels/s** end to end (a lookup is a dict
-get; the cost is the per-label message and its changelog delete).
+buffers). Labels joined at **{j["join_rate"]:,.0f} labels/s** end to end (what a label
+costs step by step, lookup included: `python -m bench.profile_stage1 --join 1000000`, in the
+analysis below).
 """
 
 
