@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial import distance
 
 from detectors.encoding import FloatArray, IntArray
@@ -177,7 +177,9 @@ def kolmogorov_smirnov(dist: FeatureDistributions) -> MethodScore:
         p_value = float(stats.kstwo.sf(statistic, round(effective)))
     else:
         root = math.sqrt(effective)
-        p_value = float(stats.kstwobign.sf((root + 0.12 + 0.11 / root) * statistic))
+        # special.kolmogorov is kstwobign.sf itself, without the ~60 µs of argument
+        # handling around it (x >= 0 here, inside the distribution's support).
+        p_value = float(special.kolmogorov((root + 0.12 + 0.11 / root) * statistic))
     return MethodScore(statistic, min(1.0, max(0.0, p_value)))
 
 

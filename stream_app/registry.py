@@ -68,6 +68,17 @@ class ModelRuntime:
         return drift_config_of(self.config)
 
     def control_limits(self, series: str) -> ControlLimits:
+        # ~50 series are judged per window: build each one's (validated) limits once.
+        found = self._limits.get(series)
+        if found is None:
+            found = self._limits[series] = self._new_control_limits(series)
+        return found
+
+    @cached_property
+    def _limits(self) -> dict[str, ControlLimits]:
+        return {}
+
+    def _new_control_limits(self, series: str) -> ControlLimits:
         anomaly = self.config.anomaly
         return ControlLimits(
             n_sigma=anomaly.n_sigma,

@@ -111,6 +111,9 @@ class Stage2:
         self.writer = writer
         self.publish_trigger = publish_trigger
         self.counters = counters
+        # Keys of records known to be final (in memory; rebuilt by the first scan after a
+        # restart, since a final record stays final).
+        self._final_keys: set[str] = set()
 
     # -- messages -------------------------------------------------------------------------
 
@@ -233,7 +236,12 @@ class Stage2:
         for key, raw in self.records.items():
             if not key.startswith(prefix):
                 continue
+            if key in self._final_keys:
+                self._expire_final(partition, key, prefix, watermark)
+                continue
             record = WindowRecord.from_bytes(raw)
+            if record.final:
+                self._final_keys.add(key)
             runtime = self.registry.get(record.model_id)
             if runtime is None:
                 continue
@@ -244,12 +252,31 @@ class Stage2:
                 ready.append(record)
             elif record.final and closes + runtime.label_horizon_seconds < watermark:
                 self.records.delete(partition, key)  # labels can no longer revise it
+                self._final_keys.discard(key)
         # Oldest first: control limits compare a window with the ones before it, and a
         # baseline is made of a model's first windows.
         for record in sorted(ready, key=lambda r: (r.model_id, r.start)):
             runtime = self.registry.get(record.model_id)
             if runtime is not None:
                 await self._finalize(partition, runtime, record)
+
+    def _expire_final(self, partition: int, key: str, prefix: str, watermark: float) -> None:
+        """Drop a final window past its label horizon, judged from its key alone.
+
+        Final windows stay until their label horizon (a day of one-minute windows is 1,440
+        records per model); parsing each of them on every watermark would cost more than
+        everything else stage 2 does, and a final record stays final.
+        """
+        model_id, start_text = key[len(prefix) :].rsplit("|", 1)
+        runtime = self.registry.get(model_id)
+        if runtime is None:
+            return
+        closes = window_closes_at(
+            float(start_text), runtime.window_seconds, runtime.lateness_seconds
+        )
+        if closes + runtime.label_horizon_seconds < watermark:
+            self.records.delete(partition, key)
+            self._final_keys.discard(key)
 
     async def _finalize(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> None:
         if record.baseline_role or runtime.profile is None:

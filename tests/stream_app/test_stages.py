@@ -497,3 +497,29 @@ def test_runs_of_single_events_count_like_one_message_at_a_time() -> None:
         )
     assert results[0] == results[1]
     assert results[0][3] > 0 and results[0][2] > 0
+
+
+def test_final_windows_are_dropped_after_their_label_horizon() -> None:
+    # Final windows are known by key after the first scan (not parsed again); they must
+    # still go once the watermark passes their label horizon, and only then.
+    pipeline = LocalPipeline(runtime(label_horizon_seconds=180), 1)
+    events = list(scenario.events(2, 30, drift_from=99, decay_from=99))
+    asyncio.run(
+        pipeline.feed(
+            pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events
+        )
+    )
+
+    def kept() -> set[float]:
+        return {
+            float(key.rsplit("|", 1)[1])
+            for key, _ in pipeline.stage2.records.items()
+            if "|r|" in key
+        }
+
+    asyncio.run(pipeline.idle(60))  # the clock passes the windows: final, within the horizon
+    assert len(pipeline.writer.windows) == 2 and kept() == {window_start(0), window_start(1)}
+    asyncio.run(pipeline.idle(60))  # still within the horizon: kept, now known final by key
+    assert kept() == {window_start(0), window_start(1)}
+    asyncio.run(pipeline.idle(10_000))
+    assert kept() == set()
