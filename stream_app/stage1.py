@@ -516,7 +516,12 @@ class Stage1:
             if runtime.profile is None or (stored is not None and baseline.is_sample(stored)):
                 sample = baseline.BaselineSample.from_bytes(stored) if stored else None
                 sample = sample or baseline.BaselineSample()
-                sample.add(baseline.rows_of(runtime, events), baseline.PARTITION_SAMPLE, key)
+                rows = baseline.rows_of(runtime, events)
+                # Events that took a fast path once the reference existed arrive as columns;
+                # a window that began as a sample stays one and must count them too.
+                for chunk in work.columns.get(group, []):
+                    rows.extend(_rows_of_columns(chunk))
+                sample.add(rows, baseline.PARTITION_SAMPLE, key)
                 self.windows.set(partition, key, sample.to_bytes())
                 continue
             state = (
@@ -667,6 +672,20 @@ def _columns_of_singles(
     if "score" in runtime.output_names:
         columns["score"] = [event.score for event in events]
     return columns
+
+
+def _rows_of_columns(columns: Mapping[str, FeatureColumn | BinnedColumn]) -> list[dict[str, Any]]:
+    """Rows of a column chunk, as :func:`baseline.rows_of` makes them (NaN: missing)."""
+    lists: dict[str, list[Any]] = {}
+    for name, values in columns.items():
+        if isinstance(values, BinnedColumn):
+            values = values.values
+        if isinstance(values, np.ndarray):
+            lists[name] = [None if v != v else v for v in values.tolist()]  # NaN → None
+        else:
+            lists[name] = list(values)
+    names = list(lists)
+    return [dict(zip(names, row, strict=True)) for row in zip(*lists.values(), strict=True)]
 
 
 def _take_rows(

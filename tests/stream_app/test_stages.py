@@ -523,3 +523,30 @@ def test_final_windows_are_dropped_after_their_label_horizon() -> None:
     assert kept() == {window_start(0), window_start(1)}
     asyncio.run(pipeline.idle(10_000))
     assert kept() == set()
+
+
+def test_a_window_begun_as_a_sample_counts_the_events_of_the_fast_paths() -> None:
+    # The reference appears while a window is open: the window stays a sample, and events
+    # that take the fast paths from then on (runs of single events, envelopes) must be
+    # counted in it, not dropped.
+    config = scenario.model_config(baseline_windows=1)
+    pipeline = LocalPipeline(ModelRuntime(config, None), 1)
+    events = list(scenario.events(2, 200, drift_from=99, decay_from=99))
+    first = [e for e in events if e.window == 1][:60]
+    rest = [e for e in events if e.window == 1][60:]
+    asyncio.run(
+        pipeline.feed(
+            pipeline.message("prediction", e.prediction_id, e.prediction_json())
+            for e in [*(e for e in events if e.window == 0), *first]
+        )
+    )
+    pipeline.registry.put(runtime(baseline_windows=1))  # the reference now exists
+    batch = [
+        pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in rest[:70]
+    ]
+    batch.append(pipeline.message("prediction", "e", _envelope(rest[70:])))
+    asyncio.run(pipeline.feed(batch))
+    asyncio.run(pipeline.idle(100))
+    rows = {start: r for (_, start), r in pipeline.writer.windows.items()}
+    assert rows[window_start(1)].window.n_rows == 200
+    assert pipeline.counters.predictions == 400
