@@ -57,7 +57,6 @@ from stream_app.state_store import PartitionedStore
 from stream_app.windows import PartitionClock, window_closes_at, window_start
 
 log = logging.getLogger(__name__)
-_NOT_DECODED = object()  # a message the batch did not decode ahead of its loop
 
 TopicKind = Literal["prediction", "label", "join"]
 FORWARD_CHUNK = 2000  # summaries per label-join message: ~300 KB, under Kafka's 1 MB default
@@ -181,7 +180,7 @@ class Stage1:
 
     async def process(self, batch: Sequence[InputMessage]) -> None:
         work = _Batch()
-        decoded = self._decode_in_parallel(batch)
+        decoded = self._decode_envelopes(batch)
         runs, in_runs = self._decode_single_runs(batch)
         for index, message in enumerate(batch):
             work.partitions.add(message.partition)
@@ -193,7 +192,7 @@ class Stage1:
                 if run is not None:
                     await self._envelope(message.partition, run[0], run[1], work)
                 elif index not in in_runs:
-                    await self._prediction(message, work, decoded.get(index, _NOT_DECODED))
+                    await self._prediction(message, work, decoded.get(index))
             elif message.kind == "label":
                 await self._label(message, work)
             else:
@@ -208,17 +207,12 @@ class Stage1:
         self,
         message: InputMessage,
         work: _Batch,
-        decoded: object = _NOT_DECODED,
+        columns: EnvelopeColumns | None = None,
     ) -> None:
-        # Plain messages take a fast path; anything it cannot certify, and every model
-        # still building its baseline, takes the strict parser below.
+        # Plain messages take a fast path (envelopes were decoded ahead, by the batch);
+        # anything it cannot certify, and every model still building its baseline, takes
+        # the strict parser below.
         if b'"records"' in message.value:
-            if isinstance(decoded, EnvelopeColumns):
-                columns: EnvelopeColumns | None = decoded
-            elif decoded is None:  # the model's decoder declined it on the pool
-                columns = parse_envelope(message.value)
-            else:
-                columns = self._decode_envelope(message.value)
             runtime = self.registry.get(columns.model_id) if columns is not None else None
             if columns is not None and runtime is not None and runtime.profile is not None:
                 await self._envelope(message.partition, runtime, columns, work)
@@ -264,26 +258,32 @@ class Stage1:
                 await self._keep_summary(partition, runtime, summary, start, end, work)
         self.counters.saw_predictions(len(events))
 
-    def _decode_in_parallel(
-        self, batch: Sequence[InputMessage]
-    ) -> dict[int, EnvelopeColumns | None]:
-        """Envelopes of known models decoded on the pool, by position in the batch."""
-        if self._decode_pool is None:
-            return {}
-        jobs: list[tuple[int, ModelEnvelopeDecoder, bytes]] = []
+    def _decode_envelopes(self, batch: Sequence[InputMessage]) -> dict[int, EnvelopeColumns]:
+        """The batch's envelopes that a fast path certifies, by position in the batch.
+
+        The model's own decoder when the message names the model up front (on the pool when
+        there is one: the native decoder parses without the GIL); the model-agnostic fast
+        path when it does not, or when that decoder declines. Registry lookups stay on the
+        event loop. An envelope missing from the result takes the strict parser.
+        """
+        jobs: list[tuple[int, ModelEnvelopeDecoder | None, bytes]] = []
         for index, message in enumerate(batch):
-            if message.kind != "prediction" or b'"records"' not in message.value:
-                continue
-            model_id = peek_model_id(message.value)
-            runtime = self.registry.get(model_id) if model_id is not None else None
-            decoder = runtime.envelope_decoder if runtime is not None else None
-            if decoder is not None:
+            if message.kind == "prediction" and b'"records"' in message.value:
+                runtime = self._model_at_head(message.value)
+                decoder = runtime.envelope_decoder if runtime is not None else None
                 jobs.append((index, decoder, message.value))
-        if len(jobs) < 2:
-            return {}
-        results = self._decode_pool.map(lambda job: job[1].decode(job[2]), jobs)
-        # None: the model's decoder declined; the general path decides, as in one thread.
-        return {index: columns for (index, _, _), columns in zip(jobs, results, strict=True)}
+
+        def decode(job: tuple[int, ModelEnvelopeDecoder | None, bytes]) -> EnvelopeColumns | None:
+            return job[1].decode(job[2]) if job[1] is not None else None
+
+        pool = self._decode_pool if len(jobs) > 1 else None
+        results = pool.map(decode, jobs) if pool is not None else map(decode, jobs)
+        decoded: dict[int, EnvelopeColumns] = {}
+        for (index, _, raw), columns in zip(jobs, results, strict=True):
+            found = columns if columns is not None else parse_envelope(raw)
+            if found is not None:
+                decoded[index] = found
+        return decoded
 
     def _decode_single_runs(
         self, batch: Sequence[InputMessage]
@@ -327,18 +327,13 @@ class Stage1:
         """The model of a single-event message that has a reference, else None."""
         if b'"records"' in raw:
             return None
-        model_id = peek_model_id(raw)
-        runtime = self.registry.get(model_id) if model_id is not None else None
+        runtime = self._model_at_head(raw)
         return runtime if runtime is not None and runtime.profile is not None else None
 
-    def _decode_envelope(self, raw: bytes) -> EnvelopeColumns | None:
-        # The model's own decoder when the message names the model up front (~2x faster);
-        # the model-agnostic fast path when it does not or cannot certify the envelope.
+    def _model_at_head(self, raw: bytes) -> ModelRuntime | None:
+        """The registered model a message names first (as producers write it), else None."""
         model_id = peek_model_id(raw)
-        runtime = self.registry.get(model_id) if model_id is not None else None
-        decoder = runtime.envelope_decoder if runtime is not None else None
-        columns = decoder.decode(raw) if decoder is not None else None
-        return columns if columns is not None else parse_envelope(raw)
+        return self.registry.get(model_id) if model_id is not None else None
 
     async def _single(
         self, partition: int, runtime: ModelRuntime, event: SingleEvent, work: _Batch
