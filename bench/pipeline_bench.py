@@ -34,6 +34,7 @@ import numpy as np
 import orjson
 import pandas as pd
 from aiokafka import AIOKafkaConsumer
+from sqlalchemy.orm import Session, sessionmaker
 
 from bench.detectors_bench import write_section as write_named
 from driftline.local import kafka
@@ -230,6 +231,19 @@ def bare_faust_rate(bootstrap: str, topic: str, count: int, workdir: Path) -> di
     }
 
 
+def registered_database(
+    workdir: Path, prefix: str, model: ModelConfig
+) -> tuple[str, sessionmaker[Session]]:
+    """A fresh SQLite database of the run with ``model`` registered on the bench reference."""
+    url = f"sqlite+pysqlite:///{workdir / (prefix + 'db')}"
+    engine = make_engine(url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        register_model(session, model, reference())
+    return url, sessions
+
+
 def driftline_run(
     bootstrap: str,
     workdir: Path,
@@ -243,12 +257,7 @@ def driftline_run(
     batch_max: int = ENVELOPE_BATCH_MAX,
 ) -> dict[str, Any]:
     """Run worker(s) over a pre-filled topic; events/s from first event to last window in SQL."""
-    url = f"sqlite+pysqlite:///{workdir / (prefix + 'db')}"
-    engine = make_engine(url)
-    upgrade(engine)
-    sessions = session_factory(engine)
-    with sessions.begin() as session:
-        register_model(session, config(task), reference())
+    url, sessions = registered_database(workdir, prefix, config(task))
     stats_files = [workdir / f"{prefix}stats{i}.json" for i in range(workers)]
     processes = [
         WorkerProcess(
@@ -320,12 +329,7 @@ def driftline_run(
 def finalization_latency(bootstrap: str, workdir: Path, prefix: str, windows: int) -> list[float]:
     """Seconds from the moment a window can close (every partition's watermark past its end
     plus lateness) to its row being visible in SQL, polled every 10 ms."""
-    url = f"sqlite+pysqlite:///{workdir / (prefix + 'db')}"
-    engine = make_engine(url)
-    upgrade(engine)
-    sessions = session_factory(engine)
-    with sessions.begin() as session:
-        register_model(session, config(False), reference())
+    url, sessions = registered_database(workdir, prefix, config(False))
     worker = WorkerProcess(bootstrap, url, prefix, PARTITIONS, workdir / prefix)
     worker.create_topics()
     worker.start(ready_timeout=120)
@@ -363,13 +367,8 @@ def label_join(
     bootstrap: str, workdir: Path, prefix: str, outstanding: int, labels: int
 ) -> dict[str, Any]:
     """Target 6: memory with ``outstanding`` predictions awaiting labels, then the join rate."""
-    url = f"sqlite+pysqlite:///{workdir / (prefix + 'db')}"
-    engine = make_engine(url)
-    upgrade(engine)
-    sessions = session_factory(engine)
     week = 7 * 24 * 3600  # every summary stays within the label horizon
-    with sessions.begin() as session:
-        register_model(session, config(True, horizon=week), reference())
+    url, _ = registered_database(workdir, prefix, config(True, horizon=week))
     stats_file = workdir / f"{prefix}stats.json"
     worker = WorkerProcess(
         bootstrap,

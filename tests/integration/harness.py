@@ -15,11 +15,20 @@ from driftline.local.worker_process import (
     wait_for,
 )
 from driftline.registration import register_model
+from storage import history
 from storage.db import make_engine, session_factory
 from storage.migrate import upgrade
 from tests.stream_app import scenario
 
-__all__ = ["WorkerProcess", "produce", "produce_sync", "read_topic", "register", "wait_for"]
+__all__ = [
+    "WorkerProcess",
+    "final_windows",
+    "produce",
+    "produce_sync",
+    "read_topic",
+    "register",
+    "wait_for",
+]
 
 
 def register(url: str, *, with_reference: bool = True, **overrides: Any) -> sessionmaker[Session]:
@@ -31,3 +40,14 @@ def register(url: str, *, with_reference: bool = True, **overrides: Any) -> sess
     with sessions.begin() as session:
         register_model(session, scenario.model_config(**overrides), reference)
     return sessions
+
+
+def final_windows(sessions: sessionmaker[Session], count: int, timeout: float) -> list[Any]:
+    """Wait until the scenario's model has ``count`` windows, every one final; return them."""
+
+    def found() -> list[Any] | None:
+        with sessions() as session:
+            rows = history.window_history(session, scenario.MODEL_ID, None, None)
+        return rows if len(rows) == count and all(r.finalized_at for r in rows) else None
+
+    return list(wait_for(found, timeout, f"{count} final windows"))

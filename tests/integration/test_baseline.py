@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
 from storage import catalog, history
-from tests.integration.harness import WorkerProcess, produce_sync, register, wait_for
+from tests.integration.harness import (
+    WorkerProcess,
+    final_windows,
+    produce_sync,
+    register,
+)
 from tests.stream_app import scenario
 
 pytestmark = pytest.mark.integration
@@ -46,12 +50,7 @@ def test_baseline_windows_then_drift_and_auto_registration(
         ]
         produce_sync(kafka_bootstrap, stream + stranger)
 
-        def windows() -> list[Any] | None:
-            with sessions() as session:
-                rows = history.window_history(session, scenario.MODEL_ID, None, None)
-            return rows if len(rows) == 7 and all(r.finalized_at for r in rows) else None
-
-        rows = wait_for(windows, 90, "seven final windows")
+        rows = final_windows(sessions, 7, 90)
         assert [r.n_rows for r in rows] == [200] * 7
         with sessions() as session:
             current = catalog.list_reference_profiles(session, scenario.MODEL_ID)

@@ -6,12 +6,16 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from storage import history
-from tests.integration.harness import WorkerProcess, produce_sync, register, wait_for
+from tests.integration.harness import (
+    WorkerProcess,
+    final_windows,
+    produce_sync,
+    register,
+)
 from tests.stream_app import scenario
 
 pytestmark = pytest.mark.integration
@@ -41,12 +45,7 @@ def test_a_killed_worker_resumes_without_loss_or_double_counting(
     try:
         produce_sync(kafka_bootstrap, messages[half:])
 
-        def windows() -> list[Any] | None:
-            with sessions() as session:
-                rows = history.window_history(session, scenario.MODEL_ID, None, None)
-            return rows if len(rows) == 6 and all(r.finalized_at for r in rows) else None
-
-        rows = wait_for(windows, 90, "six final windows after the restart")
+        rows = final_windows(sessions, 6, 90)
         assert [r.n_rows for r in rows] == [300] * 6
         with sessions() as session:
             income = history.drift_history(session, scenario.MODEL_ID, "income", None, None, "psi")

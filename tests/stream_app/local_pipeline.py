@@ -118,6 +118,12 @@ class LocalPipeline:
         self.offsets[p] = offset + 1
         return InputMessage(kind, f"{kind}s", p, offset, key.encode(), value)
 
+    async def feed_predictions(self, events: Iterable[Any]) -> None:
+        """One batch of single-event prediction messages (``scenario.Event``s)."""
+        await self.feed(
+            self.message("prediction", e.prediction_id, e.prediction_json()) for e in events
+        )
+
     async def feed(self, batch: Iterable[InputMessage]) -> None:
         await self.stage1.process(list(batch))
         await self.deliver()

@@ -170,11 +170,7 @@ def test_late_events_are_counted_per_window_not_added() -> None:
 def test_an_idle_stream_closes_its_windows_on_the_timer() -> None:
     pipeline = LocalPipeline(RUNTIME, 2, idle_timeout=5.0)
     events = list(scenario.events(1, 40, drift_from=99, decay_from=99))
-    asyncio.run(
-        pipeline.feed(
-            pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events
-        )
-    )
+    asyncio.run(pipeline.feed_predictions(events))
     asyncio.run(pipeline.idle(1.0))
     assert pipeline.writer.windows == {}  # still within the idle timeout
     asyncio.run(pipeline.idle(scenario.WINDOW + scenario.LATENESS + 5.0))
@@ -228,11 +224,7 @@ def test_an_empty_partition_does_not_hold_windows_back() -> None:
 def test_a_partial_past_the_label_horizon_does_not_overwrite_the_window() -> None:
     pipeline = LocalPipeline(runtime(label_horizon_seconds=60), 1)
     events = list(scenario.events(1, 30, drift_from=99, decay_from=99))
-    asyncio.run(
-        pipeline.feed(
-            pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events
-        )
-    )
+    asyncio.run(pipeline.feed_predictions(events))
     asyncio.run(pipeline.idle(10_000))  # final, then dropped once its horizon has passed
     assert pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))].window.n_rows == 30
     stray = WindowState.empty(RUNTIME.profile, RUNTIME.task)
@@ -332,11 +324,7 @@ def _envelope(chunk: list[Any], **feature_changes: Any) -> bytes:
 def test_batch_envelopes_give_the_same_windows_as_single_events(decode_threads: int) -> None:
     events = list(scenario.events(4, 600, drift_from=2, decay_from=3))
     single = LocalPipeline(RUNTIME, 2)
-    asyncio.run(
-        single.feed(
-            single.message("prediction", e.prediction_id, e.prediction_json()) for e in events
-        )
-    )
+    asyncio.run(single.feed_predictions(events))
     enveloped = LocalPipeline(RUNTIME, 2, decode_threads=decode_threads)
     batch = []
     for offset in range(0, len(events), 250):
@@ -394,11 +382,7 @@ def test_ready_windows_are_finalized_oldest_first() -> None:
 def test_join_entries_expire_after_the_label_horizon() -> None:
     pipeline = LocalPipeline(runtime(label_horizon_seconds=60), 1)
     events = list(scenario.events(1, 30, drift_from=99, decay_from=99))
-    asyncio.run(
-        pipeline.feed(
-            pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events
-        )
-    )
+    asyncio.run(pipeline.feed_predictions(events))
     asyncio.run(pipeline.idle(1))
     assert len(pipeline.stage1.joins.data) == 30  # type: ignore[attr-defined]
     asyncio.run(pipeline.idle(10_000))  # the watermark follows the clock past every horizon
@@ -504,11 +488,7 @@ def test_final_windows_are_dropped_after_their_label_horizon() -> None:
     # still go once the watermark passes their label horizon, and only then.
     pipeline = LocalPipeline(runtime(label_horizon_seconds=180), 1)
     events = list(scenario.events(2, 30, drift_from=99, decay_from=99))
-    asyncio.run(
-        pipeline.feed(
-            pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events
-        )
-    )
+    asyncio.run(pipeline.feed_predictions(events))
 
     def kept() -> set[float]:
         return {
