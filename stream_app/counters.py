@@ -19,6 +19,8 @@ class Counters:
     quality_revisions: int = 0
     triggers: int = 0
     expired_messages: int = 0
+    end_of_stream_markers: int = 0
+    duplicates: int = 0  # prediction ids seen again within the dedup horizon
     first_event_at: float = 0.0  # wall-clock seconds of the first prediction processed
     last_event_at: float = 0.0
 

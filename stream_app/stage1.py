@@ -40,6 +40,8 @@ from aiokafka.partitioner import murmur2
 
 from detectors import WindowState
 from detectors.encoding import BinnedColumn
+from driftline.errors import InvalidEventError
+from schemas.control import is_control, parse_end_of_stream
 from schemas.events import LabelEvent, PredictionEvent
 from schemas.fast_batch import (
     EnvelopeColumns,
@@ -188,6 +190,9 @@ class Stage1:
                 self.positions[message.partition] = max(
                     message.offset, self.positions.get(message.partition, -1)
                 )
+                if is_control(message.value):
+                    await self._control(message)
+                    continue
                 run = runs.get(index)
                 if run is not None:
                     await self._envelope(message.partition, run[0], run[1], work)
@@ -202,6 +207,17 @@ class Stage1:
         await self._send_labels_and_late(work)
         for partition in sorted(work.partitions):
             await self.close_ready_windows(partition)
+
+    async def _control(self, message: InputMessage) -> None:
+        """An end-of-stream marker: the partition's watermark moves to the time it names."""
+        try:
+            watermark = parse_end_of_stream(message.value)
+        except InvalidEventError as exc:
+            await self._reject(message, str(exc))
+            return
+        if watermark is not None:
+            self.clock(message.partition).observe(watermark)
+            self.counters.end_of_stream_markers += 1
 
     async def _prediction(
         self,
