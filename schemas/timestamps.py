@@ -64,12 +64,15 @@ def _from_epoch(value: float) -> datetime:
 
 
 def _in_range(moment: datetime) -> datetime:
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    # Compared before converting: an offset can carry a moment past year 1 or 9999, where
+    # astimezone raises OverflowError; aware comparisons do not convert.
     if moment < EARLIEST:
         raise _timestamp_error("must not be before 1970-01-01T00:00:00Z")
     if moment >= LATEST:
         raise _timestamp_error("must be before 2200-01-01T00:00:00Z")
-    return moment
+    return moment.astimezone(UTC)
 
 
 def _from_lower_case_iso(value: str) -> datetime:

@@ -58,6 +58,14 @@ def test_accepted_forms(value: datetime | str | float, expected: datetime) -> No
         ("1970-01-01T01:00:00+02:00", "must not be before 1970"),  # 23:00 UTC the day before
         ("2199-12-31T23:00:00-02:00", "must be before 2200"),  # 01:00 UTC in 2200
         (datetime(1960, 1, 1), "must not be before 1970"),
+        # The offset carries these past year 1 or 9999, beyond what a datetime holds.
+        ("0001-01-01T00:30:00+01:00", "must not be before 1970"),
+        ("0001-01-01T00:00:00+23:59", "must not be before 1970"),
+        ("9999-12-31T23:30:00-01:00", "must be before 2200"),
+        ("9999-12-31T23:59:59.9999999-00:01", "must be before 2200"),
+        (datetime(1, 1, 1, tzinfo=PLUS_TWO), "must not be before 1970"),
+        (-math.inf, "finite"),
+        (-(10**30), "must not be before 1970"),
         (None, "must be an ISO 8601 string or epoch seconds"),
         (b"2024-05-01", "must be an ISO 8601 string or epoch seconds"),
     ],
@@ -78,3 +86,27 @@ def test_epoch_seconds_round_trip(moment: datetime) -> None:
     assert to_utc_datetime(to_epoch_seconds(aware)) == aware
     assert to_utc_datetime(aware.isoformat()) == aware
     assert to_utc_datetime(moment.isoformat()) == aware  # naive ISO: UTC
+
+
+@given(
+    st.datetimes(
+        timezones=st.timezones()
+        | st.builds(
+            timezone,
+            st.timedeltas(
+                min_value=timedelta(hours=-23, minutes=-59),
+                max_value=timedelta(hours=23, minutes=59),
+            ),
+        )
+    ),
+    st.booleans(),
+)
+def test_any_moment_is_accepted_or_rejected_never_crashes(moment: datetime, as_text: bool) -> None:
+    # Year 1 to 9999 with any offset: the extremes overflow when converted to UTC.
+    value = moment.isoformat() if as_text else moment
+    try:
+        result = to_utc_datetime(value)
+    except InvalidEventError:
+        assert not EARLIEST <= moment < LATEST
+    else:
+        assert result == moment and result.tzinfo is UTC
