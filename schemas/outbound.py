@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import base64
 import codecs
+import hashlib
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
+import numpy as np
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from driftline.errors import InvalidEventError
+from driftline.limits import MAX_MESSAGE_BYTES
 from schemas.timestamps import Timestamp
 from schemas.validation_messages import describe_validation_error
 from schemas.values import ModelId, ModelVersion
 
-DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
-"""Dead letters keep at most this much of the original message.
+DEFAULT_MAX_PAYLOAD_BYTES = MAX_MESSAGE_BYTES // 4
+"""Dead letters keep at most this much of the original message, *as written* in the letter.
 
-Kafka's default ``max.message.bytes`` is about 1 MB, and a payload grows when it is escaped
-into a JSON string or base64-encoded (by a third); 256 KiB leaves room for both.
+The bound is on the payload's serialized form (JSON-escaped text or base64), not on the
+bytes kept: a control character escapes to six bytes (``\\u0001``), so 250 KB of raw
+bytes could become 1.5 MB of letter. Bounded this way, a dead letter (payload, an error of
+at most ``MAX_ERROR_CHARS`` characters, a topic name, a few numbers) stays far below
+:data:`driftline.limits.MAX_MESSAGE_BYTES` whatever it embeds.
 """
 MAX_ERROR_CHARS = 2000
 
@@ -131,10 +137,12 @@ class DeadLetter(_Outbound):
     """A message that broke its contract, with the reason and where it came from.
 
     The original value is kept losslessly: as text when it is valid UTF-8 (the usual case,
-    readable in any Kafka tool), else base64 (``payload_encoding`` says which). Values
-    longer than ``DEFAULT_MAX_PAYLOAD_BYTES`` are cut (``payload_truncated``); topic,
-    partition and offset still locate the whole original while the topic retains it.
-    Build one with :meth:`from_message`; the message key stays the original key.
+    readable in any Kafka tool), else base64 (``payload_encoding`` says which). A value
+    whose serialized form would exceed ``DEFAULT_MAX_PAYLOAD_BYTES`` is cut to a prefix
+    (``payload_truncated``), so the letter itself always fits a Kafka message;
+    ``payload_size`` and ``payload_sha256`` still describe the whole value, and topic,
+    partition and offset locate it while the topic retains it. Build one with
+    :meth:`from_message`; the message key stays the original key.
 
     Examples
     --------
@@ -161,6 +169,12 @@ class DeadLetter(_Outbound):
     payload_size: int = Field(ge=0, description="Size of the original value in bytes")
     payload_truncated: bool = Field(
         default=False, description="True when payload holds only the first bytes of the value"
+    )
+    payload_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 (hex) of the whole original value, truncated or not; null for a "
+        "null value",
     )
     received_at: Timestamp = Field(
         default_factory=_now, description="When Driftline read the message"
@@ -191,6 +205,7 @@ class DeadLetter(_Outbound):
             payload_encoding=encoding,
             payload_size=0 if value is None else len(value),
             payload_truncated=truncated,
+            payload_sha256=None if value is None else hashlib.sha256(value).hexdigest(),
             received_at=received_at if received_at is not None else _now(),
         )
 
@@ -203,14 +218,29 @@ class DeadLetter(_Outbound):
         return self.payload.encode()
 
 
+# Bytes each input byte takes in a JSON string as pydantic writes it: control characters
+# escape to \u00XX (6) or a two-byte short form, '"' and '\' to two; everything else,
+# UTF-8 continuation bytes included, is written as is.
+_JSON_BYTES = np.ones(256, dtype=np.int64)
+_JSON_BYTES[:0x20] = 6
+_JSON_BYTES[[0x08, 0x09, 0x0A, 0x0C, 0x0D, 0x22, 0x5C]] = 2
+
+
 def _encode_payload(value: bytes | None, limit: int) -> tuple[str | None, PayloadEncoding, bool]:
+    """The payload field (at most ``limit`` bytes once serialized), its encoding, whether cut."""
     if value is None:
         return None, "utf-8", False
+    # Escaping never shrinks text, so no more than ``limit`` bytes can be kept as text.
     kept = value[:limit]
+    if len(kept) * 6 > limit:  # escaping could push it over: find the longest prefix that fits
+        written = np.cumsum(_JSON_BYTES[np.frombuffer(kept, dtype=np.uint8)])
+        kept = kept[: int(np.searchsorted(written, limit, side="right"))]
     truncated = len(kept) < len(value)
     try:
         # final=False drops a multi-byte character cut in half by the limit instead of failing.
         text = codecs.getincrementaldecoder("utf-8")().decode(kept, final=not truncated)
     except UnicodeDecodeError:
-        return base64.b64encode(kept).decode("ascii"), "base64", truncated
+        # Base64 writes 4 characters per 3 bytes: keep a whole number of 3-byte groups.
+        kept = value[: limit // 4 * 3]
+        return base64.b64encode(kept).decode("ascii"), "base64", len(kept) < len(value)
     return text, "utf-8", truncated

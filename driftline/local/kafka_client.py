@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from driftline.errors import ServiceError
+from driftline.limits import BROKER_MESSAGE_MAX_BYTES
 
 _T = TypeVar("_T")
 
@@ -56,8 +57,12 @@ async def create_topics_async(
     try:
         async with asyncio.timeout(timeout):
             await admin.start()
+            # The size limit is set per topic too: a cluster whose brokers default to
+            # another message.max.bytes still takes every message Driftline writes.
+            configs = {"max.message.bytes": str(BROKER_MESSAGE_MAX_BYTES)}
             response = await admin.create_topics(
-                [NewTopic(name, partitions, 1) for name in names], timeout_ms=int(timeout * 1000)
+                [NewTopic(name, partitions, 1, topic_configs=configs) for name in names],
+                timeout_ms=int(timeout * 1000),
             )
             for entry in response.topic_errors:
                 topic, code = entry[0], entry[1]

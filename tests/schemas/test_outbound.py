@@ -135,6 +135,7 @@ def test_dead_letter_json_has_every_key() -> None:
         "payload_encoding": "utf-8",
         "payload_size": 2,
         "payload_truncated": False,
+        "payload_sha256": "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
         "received_at": "2024-05-01T00:00:00Z",
     }
 
