@@ -20,6 +20,8 @@ worker's own producer.
 
 from __future__ import annotations
 
+from driftline.errors import InvalidInputError
+
 MAX_MESSAGE_BYTES = 1_000_000
 """Largest message value (bytes) Driftline produces or asks producers to send."""
 
@@ -41,3 +43,17 @@ def describe_size(size: int) -> str:
     '1,000,000 bytes (1.0 MB)'
     """
     return f"{size:,} bytes ({size / 1e6:.1f} MB)"
+
+
+class MessageTooLargeError(InvalidInputError):
+    """One record would make a message larger than :data:`MAX_MESSAGE_BYTES`; it was not sent."""
+
+
+def too_large(what: str, size: int) -> MessageTooLargeError:
+    """The error for ``what`` (e.g. ``"prediction p-1 of model churn"``) of ``size`` bytes."""
+    return MessageTooLargeError(
+        f"{what} is {describe_size(size)} as a Kafka message, over Driftline's limit of "
+        f"{describe_size(MAX_MESSAGE_BYTES)} (driftline.limits.MAX_MESSAGE_BYTES); it was "
+        "not sent. Send fewer or smaller features: large blobs (embeddings, documents, "
+        "images) belong in a store, with a reference or a summary in the features"
+    )

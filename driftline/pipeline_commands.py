@@ -1,4 +1,5 @@
-"""``driftline worker`` and ``driftline models …``: run the stream, manage registered models."""
+"""``driftline worker``, ``driftline models …`` and ``driftline flush``: run the stream,
+manage registered models, close the windows of a replay."""
 
 from __future__ import annotations
 
@@ -25,6 +26,24 @@ def add_parsers(commands: Any) -> None:
     listing = actions.add_parser("list", help="list registered models")
     listing.add_argument("--database-url", help="SQLAlchemy URL (default: DRIFTLINE_DATABASE_URL)")
     listing.set_defaults(handler=_list)
+
+    flush = commands.add_parser(
+        "flush",
+        help="after a historical replay: close its last windows now (end-of-stream marker)",
+        description="Publish an end-of-stream marker to every partition of the predictions "
+        "topic: workers move each partition's watermark to --until, closing every window "
+        "that ends (plus its allowed lateness) by then. Predictions older than --until that "
+        "arrive afterwards count as late. Broker and topic prefix default to the worker's "
+        "settings (DRIFTLINE_BROKER, DRIFTLINE_TOPIC_PREFIX, --config).",
+    )
+    flush.add_argument(
+        "--until",
+        help="watermark: ISO 8601 (no offset means UTC) or epoch seconds; default: now",
+    )
+    flush.add_argument("--bootstrap", help="Kafka bootstrap servers, host:port[,host:port]")
+    flush.add_argument("--topic-prefix", help="prefix of the topic names (default: the worker's)")
+    flush.add_argument("--config", help="TOML or JSON file of worker settings (DRIFTLINE_* wins)")
+    flush.set_defaults(handler=_flush)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -78,3 +97,110 @@ def _list(args: argparse.Namespace) -> int:
                 + "\n"
             )
     return 0
+
+
+class UsageError(Exception):
+    """A command-line value that cannot be used; reported in one line with exit status 2."""
+
+
+def _flush(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from driftline.local.kafka_client import run_coroutine
+    from schemas.topics import Topics
+    from stream_app.settings import load_settings
+
+    try:
+        until = parse_until(args.until)
+        bootstrap = bootstrap_servers(args.bootstrap, "--bootstrap") if args.bootstrap else None
+    except UsageError as error:
+        # argparse's own usage errors exit 2 too; one line, so scripts can show it as is.
+        sys.stderr.write(f"driftline flush: error: {error}\n")
+        return 2
+    settings = load_settings(args.config)
+    if bootstrap is None:
+        try:
+            bootstrap = bootstrap_servers(settings.broker, "broker (DRIFTLINE_BROKER)")
+        except UsageError as error:
+            raise ConfigurationError(f"worker setting {error}; or give --bootstrap") from None
+    prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
+    topics = Topics.with_prefix(prefix)
+    end = run_coroutine(_publish_end(bootstrap, topics, until))
+    moment = datetime.fromtimestamp(end.watermark, UTC).isoformat().replace("+00:00", "Z")
+    sys.stdout.write(
+        f"end of stream at {moment}: marker sent to {len(end.partitions)} partitions of "
+        f"{topics.predictions} on {bootstrap}\n"
+    )
+    return 0
+
+
+async def _publish_end(bootstrap: str, topics: Any, until: float | None) -> Any:
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from driftline.errors import ServiceError
+    from driftline.producer import PredictionProducer
+
+    producer = PredictionProducer(bootstrap, topics=topics)
+    try:
+        # Bounded: an unreachable broker would otherwise keep aiokafka retrying.
+        async with asyncio.timeout(60), producer:
+            return await producer.end_of_stream(until)
+    except (KafkaError, OSError, TimeoutError) as error:
+        raise ServiceError(
+            f"cannot publish the end-of-stream marker on {bootstrap} ({error or 'timed out'}); "
+            "is the broker running and is --bootstrap (or DRIFTLINE_BROKER) right?"
+        ) from None
+
+
+def parse_until(text: str | None) -> float | None:
+    """``--until`` as epoch seconds: ISO 8601 (no offset means UTC) or a number of seconds.
+
+    Examples
+    --------
+    >>> parse_until("2026-05-01T00:00:00Z"), parse_until("1777593600"), parse_until(None)
+    (1777593600.0, 1777593600.0, None)
+    """
+    from driftline.errors import InvalidEventError
+    from schemas.timestamps import to_epoch_seconds, to_utc_datetime
+
+    if text is None:
+        return None
+    try:
+        value: str | float = float(text)
+    except ValueError:
+        value = text.strip()
+    try:
+        return to_epoch_seconds(to_utc_datetime(value))
+    except InvalidEventError as error:
+        raise UsageError(
+            f"--until {text!r}: {str(error).removeprefix('timestamp: ')}; give ISO 8601 "
+            "(2026-05-01T00:00:00Z) or epoch seconds"
+        ) from None
+
+
+def bootstrap_servers(broker: str, source: str = "broker") -> str:
+    """aiokafka's ``host:port,host:port`` from a Faust broker URL (``kafka://h:p;kafka://h2:p``).
+
+    Examples
+    --------
+    >>> bootstrap_servers("kafka://127.0.0.1:19092")
+    '127.0.0.1:19092'
+    >>> bootstrap_servers("kafka://a:9092;kafka://b:9092")
+    'a:9092,b:9092'
+    """
+    servers = []
+    for part in broker.replace(";", ",").split(","):
+        server = part.strip().split("://", 1)[-1].strip("/")
+        if not server:
+            continue
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(
+                f"{source} {broker!r}: {server!r} is not host:port; give e.g. 127.0.0.1:19092"
+            )
+        servers.append(server)
+    if not servers:
+        raise UsageError(f"{source} {broker!r} names no host:port; give e.g. 127.0.0.1:19092")
+    return ",".join(servers)

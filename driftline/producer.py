@@ -8,6 +8,14 @@ keyed by the first prediction id. Labels go one per message, keyed by ``predicti
 with Kafka's default partitioner, so each meets its prediction's summary (stage 1 forwards
 summaries of enveloped predictions to the partition their labels hash to).
 
+No message is larger than :data:`driftline.limits.MAX_MESSAGE_BYTES`: an envelope that
+would be is split, and a single record (or label) that alone is is refused with
+:class:`~driftline.limits.MessageTooLargeError` while the rest of its batch is sent.
+
+After a historical replay, :meth:`PredictionProducer.end_of_stream` tells the workers
+that nothing older than a moment will follow, so the last windows close now rather than
+a window plus its lateness of wall-clock time later (see :mod:`schemas.control`).
+
 Examples
 --------
 ::
@@ -15,18 +23,37 @@ Examples
     async with PredictionProducer("127.0.0.1:19092") as producer:
         await producer.predict("churn", "p-1", time.time(), {"age": 42}, prediction="1", score=0.8)
         await producer.label("churn", "p-1", label="0")
+        await producer.end_of_stream()  # after a replay: close the last windows now
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from driftline.errors import ConfigurationError
+from driftline.limits import (
+    BROKER_MESSAGE_MAX_BYTES,
+    MAX_MESSAGE_BYTES,
+    MessageTooLargeError,
+    too_large,
+)
+from schemas.control import end_of_stream_message
 from schemas.topics import Topics
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """What :meth:`PredictionProducer.end_of_stream` published: the watermark, and where."""
+
+    watermark: float
+    partitions: tuple[int, ...]
 
 
 class PredictionProducer:
@@ -48,14 +75,24 @@ class PredictionProducer:
         self.linger_seconds = linger_seconds
         self.model_version = model_version
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, linger_ms=5, acks="all", max_request_size=8 << 20
+            bootstrap_servers=bootstrap,
+            linger_ms=5,
+            acks="all",
+            # A backstop only: envelopes are split at MAX_MESSAGE_BYTES before they get here;
+            # this bound adds the key and the record-batch header, as the broker counts.
+            max_request_size=BROKER_MESSAGE_MAX_BYTES,
         )
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._oldest: dict[str, float] = {}
         self.sent_envelopes = 0
 
     async def __aenter__(self) -> PredictionProducer:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            # A broker that cannot be reached: release the client's connections and tasks.
+            await self._producer.stop()
+            raise
         return self
 
     async def __aexit__(
@@ -102,26 +139,106 @@ class PredictionProducer:
             "label": label,
             "timestamp": time.time() if timestamp is None else timestamp,
         }
-        await self._producer.send(
-            self.topics.labels, key=prediction_id.encode(), value=orjson.dumps(event)
-        )
+        value = orjson.dumps(event)
+        if len(value) > MAX_MESSAGE_BYTES:
+            raise too_large(
+                f"the label of prediction {prediction_id} of model {model_id}", len(value)
+            )
+        await self._producer.send(self.topics.labels, key=prediction_id.encode(), value=value)
 
     async def flush(self) -> None:
-        """Send every queued envelope and wait until the broker has them."""
+        """Send every queued envelope and wait until the broker has them.
+
+        Raises
+        ------
+        MessageTooLargeError
+            When a prediction alone exceeds the limit; every other queued one was sent.
+        """
+        refused: list[Exception] = []
         for model_id in list(self._pending):
-            await self._send(model_id)
+            try:
+                await self._send(model_id)
+            except MessageTooLargeError as error:  # send the other models' envelopes first
+                refused.append(error)
         await self._producer.flush()
+        if refused:
+            raise refused[0]
+
+    async def end_of_stream(self, watermark: float | None = None) -> StreamEnd:
+        """Say that every prediction before ``watermark`` has been published.
+
+        Flushes the queued envelopes, then publishes one end-of-stream marker to every
+        partition of the predictions topic and waits until the broker has them all. Each
+        worker's partition watermark moves to ``watermark`` (epoch seconds, default: now),
+        so every window that ends, plus its allowed lateness, by then closes without
+        waiting for the wall clock. Predictions older than ``watermark`` sent afterwards
+        count as late. Call it at the end of a historical replay (backfill); a live
+        service does not need it.
+
+        Raises
+        ------
+        ConfigurationError
+            When the predictions topic does not exist (wrong prefix, topics not created).
+        """
+        moment = time.time() if watermark is None else float(watermark)
+        marker = end_of_stream_message(moment)  # refuses NaN and infinities before sending
+        await self.flush()
+        partitions = await self._partitions(self.topics.predictions)
+        # Explicit partition numbers: the marker must reach every partition, which no key
+        # or partitioner guarantees. Each is behind this producer's earlier envelopes of
+        # its partition, because the flush above waited for them.
+        sent = [
+            await self._producer.send(self.topics.predictions, value=marker, partition=partition)
+            for partition in partitions
+        ]
+        await asyncio.gather(*sent)  # delivery reports: raises if the broker refused one
+        return StreamEnd(moment, partitions)
 
     async def close(self) -> None:
-        await self.flush()
-        await self._producer.stop()
+        try:
+            await self.flush()
+        finally:
+            await self._producer.stop()
+
+    async def _partitions(self, topic: str) -> tuple[int, ...]:
+        # Metadata of every topic rather than of this one: asking for one topic by name
+        # auto-creates it (with one partition) on brokers that allow that, and a marker
+        # sent to a mistyped topic would hide the mistake.
+        cluster = await self._producer.client.fetch_all_metadata()
+        found = cluster.partitions_for_topic(topic)
+        if not found:
+            raise ConfigurationError(
+                f"topic {topic!r} does not exist on the broker; check the topic prefix (the "
+                "worker's DRIFTLINE_TOPIC_PREFIX) or create the topics first"
+            )
+        return tuple(sorted(found))
 
     async def _send(self, model_id: str) -> None:
         records = self._pending.pop(model_id, [])
         self._oldest.pop(model_id, None)
+        refused = await self._send_records(model_id, records)
+        if refused:
+            prediction_id, size = refused[0]
+            others = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            raise too_large(f"prediction {prediction_id} of model {model_id}{others}", size)
+
+    async def _send_records(
+        self, model_id: str, records: list[dict[str, Any]]
+    ) -> list[tuple[str, int]]:
+        """Send ``records`` in envelopes within the limit; returns the ones that cannot be."""
         if not records:
-            return
+            return []
         envelope = {"model_id": model_id, "model_version": self.model_version, "records": records}
+        value = orjson.dumps(envelope)
+        if len(value) > MAX_MESSAGE_BYTES:
+            if len(records) == 1:
+                return [(records[0]["prediction_id"], len(value))]
+            # Halves until each fits: rare (records of ~2 KB in an envelope of 500), so
+            # the serializations this repeats do not matter.
+            half = len(records) // 2
+            first = await self._send_records(model_id, records[:half])
+            return first + await self._send_records(model_id, records[half:])
         key = records[0]["prediction_id"].encode()
-        await self._producer.send(self.topics.predictions, key=key, value=orjson.dumps(envelope))
+        await self._producer.send(self.topics.predictions, key=key, value=value)
         self.sent_envelopes += 1
+        return []
