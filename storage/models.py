@@ -191,6 +191,10 @@ retrain_triggers = Table(
     Column("data_end", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("published_at", UTCDateTime, nullable=True),
+    # The outbox lease (storage.outbox): which relay is publishing it, and until when no
+    # other relay may take it over.
+    Column("claimed_by", String, nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
     ForeignKeyConstraint(["model_id"], ["models.model_id"], ondelete="CASCADE"),
     Index(None, "model_id", "created_at"),
 )

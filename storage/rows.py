@@ -196,9 +196,15 @@ class TriggerRow:
 
 @dataclass(frozen=True, kw_only=True)
 class TriggerRecord(TriggerRow):
-    """A stored trigger; ``published_at`` is None until it was published to Kafka."""
+    """A stored trigger; ``published_at`` is None until it was published to Kafka.
+
+    ``claimed_by``/``claimed_until``: the relay that last took it for publishing and the end
+    of its lease (see :mod:`storage.outbox`); None before any relay took it.
+    """
 
     published_at: datetime | None
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,9 +1,12 @@
 """Retraining triggers: recorded once, then marked when published to Kafka.
 
-The trigger is written in the same transaction as the window that caused it and published
-afterwards; :func:`unpublished_triggers` finds the ones whose publishing did not happen (a
-crash in between), so they can be sent again. The trigger id is deterministic, so the
-consumer can drop a duplicate.
+The table is the triggers' outbox (:mod:`storage.outbox`): a trigger is written in the same
+transaction as the window that caused it, and published afterwards by the worker's relay
+(:mod:`stream_app.trigger_relay`), which takes unpublished ones with
+:func:`unpublished_triggers` (leasing them to itself) and marks each one with
+:func:`mark_trigger_published` once Kafka has it. A crash in between leaves the trigger
+unpublished, so it is sent again: the trigger id is deterministic, and the consumer drops a
+duplicate by it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy import CursorResult, Select, select
 from sqlalchemy.orm import Session
 
 from driftline.errors import InvalidInputError
+from storage import outbox
 from storage.catalog import require_json, require_model
 from storage.models import retrain_triggers
 from storage.rows import TriggerRecord, TriggerRow
@@ -89,14 +93,46 @@ def last_trigger(session: Session, model_id: str) -> TriggerRecord | None:
     return found[0] if found else None
 
 
-def unpublished_triggers(session: Session, limit: int = 100) -> list[TriggerRecord]:
-    """Triggers of any model not yet published, oldest first."""
+def unpublished_triggers(
+    session: Session,
+    limit: int = 100,
+    *,
+    claim_for: str | None = None,
+    lease_seconds: float = 30.0,
+    now: datetime | None = None,
+) -> list[TriggerRecord]:
+    """Triggers of any model not yet published, oldest first.
+
+    With ``claim_for`` (a relay's name), only those no other relay holds a live lease on,
+    and they are leased to ``claim_for`` for ``lease_seconds`` from ``now`` (the current
+    time by default): see :mod:`storage.outbox`. The returned records show the trigger as
+    read, before the lease.
+    """
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise InvalidInputError(f"limit must be an integer >= 1, got {limit!r}")
+    order = (retrain_triggers.c.created_at, retrain_triggers.c.trigger_id)
+    if claim_for is None:
+        query = (
+            select(retrain_triggers)
+            .where(retrain_triggers.c.published_at.is_(None))
+            .order_by(*order)
+            .limit(limit)
+        )
+        return _records(session, query)
+    now = now or utcnow()
     query = (
         select(retrain_triggers)
-        .where(retrain_triggers.c.published_at.is_(None))
-        .order_by(retrain_triggers.c.created_at, retrain_triggers.c.trigger_id)
+        .where(outbox.claimable(retrain_triggers, retrain_triggers.c.published_at, now))
+        .order_by(*order)
         .limit(limit)
     )
-    return _records(session, query)
+    rows = outbox.claim(
+        session,
+        retrain_triggers,
+        retrain_triggers.c.trigger_id,
+        query,
+        owner=claim_for,
+        now=now,
+        lease_seconds=lease_seconds,
+    )
+    return [TriggerRecord(**row._mapping) for row in rows]

@@ -41,7 +41,7 @@ def test_record_fields_are_the_table_columns_in_order(record: type, table: Table
     ("row", "table", "added_by_storage"),
     [
         (WindowRow, models.windows, {"n_late", "updated_at"}),
-        (TriggerRow, models.retrain_triggers, {"published_at"}),
+        (TriggerRow, models.retrain_triggers, {"published_at", "claimed_by", "claimed_until"}),
     ],
 )
 def test_rows_leave_out_only_what_storage_fills_in(
