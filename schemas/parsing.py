@@ -7,13 +7,15 @@ names the field as the producer wrote it and stays one line.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from driftline.errors import InvalidEventError
-from schemas.events import LabelEvent, PredictionBatch, PredictionEvent
-from schemas.validation_messages import describe_validation_error
+from schemas.events import LabelEvent, PredictionBatch, PredictionEvent, PredictionRecord
+from schemas.validation_messages import describe_validation_error, field_path
+from schemas.values import INT_MAX, INT_MIN, INTEGER_OUT_OF_RANGE, may_hold_wide_integer
 
 _RECORDS_KEY = '"records"'
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -34,6 +36,30 @@ def _validate(model: type[_Model], raw: bytes | str) -> _Model:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise _invalid(exc, raw) from exc
+
+
+def _values(item: PredictionEvent | PredictionRecord | LabelEvent) -> Iterator[tuple[Any, ...]]:
+    """(location, value) of the fields that may hold an integer of any size."""
+    if isinstance(item, LabelEvent):
+        yield ("label",), item.label
+        return
+    for name, value in item.features.items():
+        yield ("features", name), value
+    yield ("prediction",), item.prediction
+
+
+def _refuse_wide_integers(
+    raw: bytes | str, items: Sequence[PredictionEvent | PredictionRecord | LabelEvent], batch: bool
+) -> None:
+    # Not in the value unions: there a bounded int schema would hand a wide integer to the
+    # float schema, which reads it as a float. Timestamps and scores have ranges of their own.
+    if not may_hold_wide_integer(raw):
+        return
+    for index, item in enumerate(items):
+        for loc, value in _values(item):
+            if type(value) is int and not INT_MIN <= value <= INT_MAX:
+                path = field_path((("records", index) if batch else ()) + loc)
+                raise InvalidEventError(f"{path}: {INTEGER_OUT_OF_RANGE}")
 
 
 def _misses_records(exc: ValidationError) -> bool:
@@ -83,15 +109,19 @@ def parse_prediction_message(raw: bytes | str) -> list[PredictionEvent]:
     driftline.errors.InvalidEventError: features.age: value must be a number, string, bool or null
     """  # noqa: E501
     maybe_batch = _RECORDS_KEY.encode() in raw if isinstance(raw, bytes) else _RECORDS_KEY in raw
-    if not maybe_batch:
-        return [_validate(PredictionEvent, raw)]
-    try:
-        return PredictionBatch.model_validate_json(raw).events()
-    except ValidationError as exc:
-        if not _misses_records(exc):
-            raise _invalid(exc, raw) from exc
-    # "records" was only text inside a value or a feature name: a single event after all.
-    return [_validate(PredictionEvent, raw)]
+    if maybe_batch:
+        try:
+            batch = PredictionBatch.model_validate_json(raw)
+        except ValidationError as exc:
+            if not _misses_records(exc):
+                raise _invalid(exc, raw) from exc
+        else:
+            _refuse_wide_integers(raw, batch.records, batch=True)
+            return batch.events()
+    # Most messages; or "records" was only text inside a value or a feature name.
+    event = _validate(PredictionEvent, raw)
+    _refuse_wide_integers(raw, [event], batch=False)
+    return [event]
 
 
 def parse_label_message(raw: bytes | str) -> LabelEvent:
@@ -120,4 +150,6 @@ def parse_label_message(raw: bytes | str) -> LabelEvent:
     ...
     driftline.errors.InvalidEventError: label: field required (+1 more)
     """
-    return _validate(LabelEvent, raw)
+    label = _validate(LabelEvent, raw)
+    _refuse_wide_integers(raw, [label], batch=False)
+    return label

@@ -29,6 +29,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from driftline.errors import InvalidEventError
+from schemas.values import INT_MAX, INT_MIN, INTEGER_OUT_OF_RANGE
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 """Earliest accepted event time (inclusive)."""
@@ -55,6 +56,8 @@ def _timestamp_error(message: str) -> PydanticCustomError:
 def _from_epoch(value: float) -> datetime:
     if isinstance(value, float) and not math.isfinite(value):
         raise _timestamp_error("epoch seconds must be a finite number")
+    if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+        raise _timestamp_error(INTEGER_OUT_OF_RANGE)
     if value < 0:
         raise _timestamp_error("must not be before 1970-01-01T00:00:00Z")
     if value >= _LATEST_EPOCH:

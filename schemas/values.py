@@ -14,6 +14,35 @@ from typing import Annotated, Any
 from pydantic import Field, GetCoreSchemaHandler, StringConstraints
 from pydantic_core import CoreSchema, core_schema
 
+try:
+    from schemas._envelope_native import digit_run
+except ImportError:  # built without a C compiler
+    digit_run = None  # type: ignore[assignment]
+
+# JSON integers must fit in 64 bits, signed or not: orjson (the fast paths, and every
+# serialization later in the pipeline) reads wider ones as floats and refuses to write them.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+INTEGER_OUT_OF_RANGE = "integer out of range, JSON integers must fit in 64 bits"
+_WIDE_DIGITS = 19  # the fewest digits of an integer outside 64 bits
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+
+
+def may_hold_wide_integer(raw: bytes | str) -> bool:
+    """False when no integer literal in ``raw`` can lie outside 64 bits (it has no run of 19
+    digits), which spares the callers a look at every value.
+
+    Examples
+    --------
+    >>> may_hold_wide_integer(b'{"x": 18446744073709551616}'), may_hold_wide_integer(b'{"x": 1}')
+    (True, False)
+    """
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if digit_run is not None:
+        return digit_run(raw, _WIDE_DIGITS)
+    return b"0" * _WIDE_DIGITS in raw.translate(_DIGITS_ONLY)
+
+
 MODEL_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 
 ModelId = Annotated[

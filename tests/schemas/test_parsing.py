@@ -6,6 +6,7 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 
 from driftline.errors import InvalidEventError
@@ -14,6 +15,7 @@ from schemas.events import MAX_BATCH_RECORDS, PredictionBatch, PredictionEvent
 from tests.schemas.examples import MISSING, batch, dumps, event, label, record
 
 NOON = datetime(2024, 5, 1, 12, tzinfo=UTC)
+WIDE = "integer out of range, JSON integers must fit in 64 bits"
 
 
 @pytest.mark.parametrize(
@@ -165,6 +167,19 @@ def _bad_record(i: int) -> dict[str, Any]:
         (dumps(event(timestamp="0001-01-01T00:30:00+01:00")), "timestamp: must not be before"),
         (dumps(event(timestamp="9999-12-31T23:30:00-01:00")), "timestamp: must be before 2200"),
         (dumps(event()).replace(b'"2024-05-01T12:00:00Z"', b"-Infinity"), "timestamp: epoch"),
+        (dumps(event(features={"age": 2**64})), f"features.age: {WIDE}"),
+        (dumps(event(features={"a b": -(2**63) - 1})), f'features["a b"]: {WIDE}'),
+        (dumps(event(features={"age": 10**400})), f"features.age: {WIDE}"),
+        (dumps(event(prediction=2**64)), f"prediction: {WIDE}"),
+        (dumps(event(timestamp=2**64)), f"timestamp: {WIDE}"),
+        (dumps(event(timestamp=-(10**30))), f"timestamp: {WIDE}"),
+        (dumps(event(score=2**64)), "score: must be a probability"),
+        (
+            dumps(
+                batch(records=[record(features={"age": 2**70} if i == 3 else {}) for i in range(5)])
+            ),
+            f"records[3].features.age: {WIDE}",
+        ),
         (dumps(event(scores=[0.1, 0.9])), "scores: unknown field"),
         (dumps(event(records_count=1)), "records_count: unknown field"),
         (dumps(batch(records=[])), "records: list should have at least 1 item"),
@@ -216,6 +231,9 @@ def test_valid_label() -> None:
         (label(timestamp=False), "timestamp: must be an ISO 8601 string or epoch seconds"),
         (label(model_version="1"), "model_version: unknown field"),
         (label(model_id=MISSING), "model_id: field required"),
+        (label(label=2**64), f"label: {WIDE}"),
+        (label(label=-(2**63) - 1), f"label: {WIDE}"),
+        (label(timestamp=2**64), f"timestamp: {WIDE}"),
     ],
 )
 def test_invalid_label(doc: dict[str, Any], reason: str) -> None:
@@ -227,3 +245,24 @@ def test_events_are_frozen() -> None:
     [parsed] = parse_prediction_message(dumps(event()))
     with pytest.raises(ValueError, match="frozen"):
         parsed.prediction_id = "other"
+
+
+@pytest.mark.parametrize("value", [2**64 - 1, -(2**63), 2**63, 10**18])
+def test_integers_of_64_bits_are_kept_exact(value: int) -> None:
+    [parsed] = parse_prediction_message(dumps(event(features={"x": value}, prediction=value)))
+    assert parsed.features["x"] == parsed.prediction == value
+    assert type(parsed.prediction) is int
+    assert parse_label_message(dumps(label(label=value))).label == value
+
+
+def test_what_is_accepted_can_be_written_by_orjson() -> None:
+    # orjson.dumps raises on integers beyond 64 bits: the pipeline serializes events again.
+    [parsed] = parse_prediction_message(dumps(event(features={"x": 2**64 - 1, "y": -(2**63)})))
+    assert orjson.loads(orjson.dumps(parsed.model_dump(mode="json")))["features"]["x"] == 2**64 - 1
+
+
+def test_long_digit_runs_elsewhere_are_not_integers() -> None:
+    digits = "1" * 40
+    doc = event(prediction_id=digits, features={digits: "x", "f": float("0." + digits)})
+    [parsed] = parse_prediction_message(dumps(doc))
+    assert parsed.prediction_id == digits

@@ -26,7 +26,8 @@ times = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2199, 12, 31), timezones=st.just(UTC)
 )
 finite = st.floats(allow_nan=False, allow_infinity=False)
-outcomes = st.one_of(st.integers(-(2**70), 2**70), finite, st.text(), st.booleans())
+# The JSON contract: integers fit in 64 bits, signed or not.
+outcomes = st.one_of(st.integers(-(2**63), 2**64 - 1), finite, st.text(), st.booleans())
 feature_values = st.one_of(outcomes, st.none())
 features = st.dictionaries(st.text(min_size=1, max_size=30), feature_values, max_size=12)
 probabilities = st.floats(min_value=0.0, max_value=1.0)
