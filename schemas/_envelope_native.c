@@ -18,8 +18,9 @@
  * the envelope or say exactly what is wrong with it. It declines on: any key it does not
  * expect, a duplicated key, a backslash escape in any string, a string / bool / nested value
  * in a numeric feature, a nested value in a categorical one, an integer literal of more than
- * 18 digits where an object is built, a timestamp or score that is not a number, a number
- * that overflows a double, and anything that is not JSON. Range checks (timestamps, scores,
+ * 18 digits (one beyond 64 bits is invalid, and orjson and msgspec would read it as a
+ * float), a timestamp or score that is not a number, a number that overflows a double, and
+ * anything that is not JSON. Range checks (timestamps, scores,
  * id lengths, the model id pattern) are left to the Python caller, which owns the contract.
  *
  * decode(raw: bytes, numeric: tuple[bytes, ...], categorical: tuple[bytes, ...],
@@ -39,7 +40,13 @@
  * With single = (model id, int64 offsets), the records are single events (one Kafka message
  * each, joined by the caller into one envelope-shaped buffer; offsets: where each message
  * ends in it): each must be exactly its message, carry "model_id" equal to the model id and
- * may carry "model_version"; the version returned is the last non-empty one.
+ * may carry "model_version". The non-empty versions of a run must be the same bytes, else
+ * it is declined: the one version returned then speaks for every event (an empty one leaves
+ * the stream's version as it is, as one event at a time would), and checking it checks all.
+ *
+ * digit_run(raw: bytes, n: int) -> bool: whether raw holds n ASCII digits in a row, the
+ * cheap test for an integer literal beyond 64 bits (every such literal has 19 digits or
+ * more) that the Python paths run before looking at values.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -259,15 +266,13 @@ static int read_number(Cursor *c, Decoder *d, double *out, int *is_integer,
     c->p = p;
     if (size > MAX_NUMBER_CHARS)
         return DECLINE;
-    if (*is_integer && int_digits <= MAX_INT_DIGITS && integer != NULL) {
+    if (*is_integer && int_digits > MAX_INT_DIGITS)
+        return DECLINE; /* maybe beyond 64 bits: the strict parser names the field */
+    if (*is_integer && integer != NULL) {
         long long value = 0;
         for (const char *q = s + negative; q < p; q++)
             value = value * 10 + (*q - '0');
         *integer = negative ? -value : value;
-    } else if (*is_integer) {
-        *is_integer = 0; /* too long to be certain of orjson's reading as an object */
-        if (integer != NULL)
-            return DECLINE;
     }
     if (fast && exponent >= -22) {
         double value = (double)mantissa;
@@ -505,7 +510,11 @@ static int read_record(Cursor *c, Decoder *d, Py_ssize_t row) {
             Token version;
             if ((r = read_string(c, &version.start, &version.size)) != OK)
                 return r;
-            if (version.size) { /* the latest version named, as one event at a time */
+            if (version.size && d->has_version &&
+                (version.size != d->version.size ||
+                 !same_bytes(version.start, d->version.start, version.size)))
+                return DECLINE; /* versions differ within the run: one at a time */
+            if (version.size) {
                 d->version = version;
                 d->has_version = 1;
             }
@@ -861,10 +870,29 @@ done:
     return result;
 }
 
+static PyObject *digit_run(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer raw;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y*n", &raw, &n))
+        return NULL;
+    const unsigned char *p = raw.buf;
+    Py_ssize_t run = 0;
+    int found = n <= 0;
+    for (Py_ssize_t i = 0; i < raw.len && !found; i++) {
+        run = (unsigned)(p[i] - '0') < 10u ? run + 1 : 0;
+        found = run >= n;
+    }
+    PyBuffer_Release(&raw);
+    return PyBool_FromLong(found);
+}
+
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS,
      "decode(raw, numeric_names, categorical_names[, binners[, single]]): the columns, "
      "or None."},
+    {"digit_run", digit_run, METH_VARARGS,
+     "digit_run(raw, n): whether raw holds n ASCII digits in a row."},
     {NULL, NULL, 0, NULL},
 };
 

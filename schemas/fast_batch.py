@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
@@ -27,7 +28,7 @@ import orjson
 
 from schemas.events import MAX_BATCH_RECORDS
 from schemas.timestamps import LATEST
-from schemas.values import MODEL_ID_PATTERN
+from schemas.values import INT_MIN, MODEL_ID_PATTERN, may_hold_wide_integer
 
 _ENVELOPE_KEYS = frozenset({"model_id", "model_version", "records"})
 _RECORD_REQUIRED = frozenset({"prediction_id", "timestamp", "features", "prediction"})
@@ -37,6 +38,7 @@ _LATEST_EPOCH = LATEST.timestamp()
 _FEATURE_TYPES = frozenset({int, float, str, bool, type(None)})
 _OUTCOME_TYPES = frozenset({int, float, str, bool})
 _SCORE_TYPES = frozenset({int, float, type(None)})
+_WIDE = -float(INT_MIN)  # 2**63
 
 
 FeatureColumn = list[Any] | npt.NDArray[np.float64]
@@ -120,6 +122,10 @@ def parse_envelope(raw: bytes) -> EnvelopeColumns | None:
     if columns is None and not _features_ok(features):
         return None
     if columns is not None and not _columns_ok(columns):
+        return None
+    if may_hold_wide_integer(raw) and (
+        wide_floats(predictions) or wide_floats(chain.from_iterable(f.values() for f in features))
+    ):
         return None
     # str(): checked to be str above, which mypy cannot see through the helper.
     return EnvelopeColumns(
@@ -221,9 +227,21 @@ def parse_single(raw: bytes) -> SingleEvent | None:
         return None
     if score is not None and (type(score) not in (int, float) or not 0.0 <= score <= 1.0):
         return None
+    if may_hold_wide_integer(raw) and wide_floats(chain(features.values(), (prediction,))):
+        return None
     return SingleEvent(
         model_id, version, prediction_id, _to_micros(float(timestamp)), features, prediction, score
     )
+
+
+def wide_floats(values: Iterable[Any]) -> bool:
+    """Whether a float of 2**63 or more in magnitude is among ``values``.
+
+    orjson and msgspec read an integer beyond 64 bits as such a float, where the strict
+    parser rejects it; a float written that large is left to the strict parser as well.
+    Timestamps and scores need no look: their ranges exclude it.
+    """
+    return any(type(v) is float and abs(v) >= _WIDE for v in values)
 
 
 def _to_micros(value: float) -> float:

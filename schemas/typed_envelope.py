@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from schemas.events import MAX_BATCH_RECORDS
 from schemas.fast_batch import EnvelopeColumns, model_fields_ok, timestamps_of
+from schemas.values import INT_MAX, INT_MIN, may_hold_wide_integer
 
 _NativeColumns = tuple[
     str, str, int, list[str], bytes, bytes, list[list[Any]], list[Any], bytes, bytes | None
@@ -47,9 +48,7 @@ except ImportError:  # built without a C compiler: the msgspec decoder does the 
     native = None  # type: ignore[assignment]
 
 _HEAD = re.compile(rb'\s*\{\s*"model_id"\s*:\s*"([A-Za-z0-9._:-]{1,128})"')
-# orjson (and so the general path) reads integers outside 64 bits as floats; msgspec keeps
-# them exact. Where the two would differ (categories, predictions) this path declines.
-_INT_MIN, _INT_LIMIT = -(2**63), 2**64
+_WIDE = -float(INT_MIN)  # 2**63
 
 _PredictionId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 _Version = Annotated[str, msgspec.Meta(max_length=128)]
@@ -251,8 +250,12 @@ class ModelEnvelopeDecoder:
             return None
         columns: dict[str, Any] = {}
         values = zip(*map(msgspec.structs.astuple, features), strict=True)
+        wide = may_hold_wide_integer(raw)
         for name, column in zip(self.numeric, values, strict=False):
             columns[name] = np.array(column, dtype=np.float64)  # None becomes NaN
+            # msgspec reads an integer beyond 64 bits into a float field as a float.
+            if wide and bool((np.abs(columns[name]) >= _WIDE).any()):
+                return None
         for name, column in zip(self.categorical, values, strict=False):
             as_list = list(column)
             if not _scalars_ok(as_list):
@@ -297,10 +300,10 @@ def _binner(edges: npt.NDArray[np.float64]) -> tuple[bytes, bytes, float]:
 
 
 def _scalars_ok(values: list[Any]) -> bool:
-    """False when an integer lies where orjson would have read it as a float."""
+    """False when an integer lies beyond 64 bits (msgspec keeps it; the contract does not)."""
     if int not in set(map(type, values)):
         return True
-    return all(_INT_MIN <= value < _INT_LIMIT for value in values if type(value) is int)
+    return all(INT_MIN <= value <= INT_MAX for value in values if type(value) is int)
 
 
 def _scores_ok(values: list[float | None]) -> bool:

@@ -18,6 +18,8 @@ from schemas.events import PredictionEvent
 from schemas.fast_batch import EnvelopeColumns
 from schemas.parsing import parse_prediction_message
 from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
+from schemas.values import INT_MAX, INT_MIN
+from tests.schemas.strategies import BAD_UTF8, PLACEHOLDER, corrupt, text, wide_integers
 
 NUMERIC = ("a", "b")
 CATEGORICAL = ("c",)
@@ -40,27 +42,31 @@ def test_the_native_decoder_is_built() -> None:
 
 scalar = (
     st.floats(allow_nan=False, allow_infinity=False)
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.text(max_size=5)
+    | st.integers(min_value=INT_MIN, max_value=INT_MAX)
+    | wide_integers
+    | text(max_size=5)
     | st.booleans()
     | st.none()
 )
-number = st.none() | st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**70), 2**70)
-odd = st.lists(st.integers(0, 9), max_size=2) | st.dictionaries(st.text(max_size=2), st.integers())
+number = (
+    st.none() | st.floats(allow_nan=False, allow_infinity=False) | st.integers(INT_MIN, INT_MAX)
+)
+odd = st.lists(st.integers(0, 9), max_size=2) | st.dictionaries(text(max_size=2), st.integers())
 features = st.fixed_dictionaries(
     {},
     optional={
-        "a": number | st.text(max_size=2) | st.booleans(),
-        "b": number,
+        "a": number | wide_integers | text(max_size=2) | st.booleans(),
+        "b": number | wide_integers,
         "c": scalar | odd,
         "zz": st.integers(0, 3),
     },
 )
 record = st.fixed_dictionaries(
     {
-        "prediction_id": st.text(min_size=0, max_size=4) | st.integers(0, 9),
+        "prediction_id": text(min_size=0, max_size=4) | st.integers(0, 9),
         "timestamp": st.floats(min_value=-10, max_value=8_000_000_000)
         | st.integers(min_value=-10, max_value=8_000_000_000)
+        | wide_integers
         | st.just("2026-01-01T00:00:00Z"),
         "features": features,
         "prediction": scalar | odd,
@@ -78,7 +84,7 @@ envelope = st.fixed_dictionaries(
         "model_id": st.sampled_from(["churn", "churn", "other"]),
         "records": st.lists(record, min_size=0, max_size=5),
     },
-    optional={"model_version": st.text(max_size=3) | st.integers(0, 9)},
+    optional={"model_version": text(max_size=3) | st.just("v" * 129) | st.integers(0, 9)},
 )
 
 
@@ -112,14 +118,14 @@ valid_record = st.fixed_dictionaries(
                 "c": st.none()
                 | st.text(max_size=4)
                 | st.booleans()
-                | st.integers(-(2**63), 2**64 - 1)
+                | st.integers(INT_MIN, INT_MAX)
                 | st.floats(allow_nan=False, allow_infinity=False),
             },
         ),
         "prediction": st.floats(allow_nan=False, allow_infinity=False)
         | st.text(max_size=3)
         | st.booleans()
-        | st.integers(-(2**63), 2**64 - 1),
+        | st.integers(INT_MIN, INT_MAX),
     },
     optional={"score": st.none() | st.floats(min_value=0, max_value=1) | st.sampled_from([0, 1])},
 )
@@ -162,11 +168,11 @@ def test_both_decoders_give_the_same_columns(data: dict[str, Any], ascii_only: b
 
 
 @KINDS
-@given(data=envelope, ascii_only=st.booleans())
+@given(data=envelope, ascii_only=st.booleans(), bad=BAD_UTF8)
 def test_the_decoder_agrees_with_the_strict_parser(
-    kind: str, data: dict[str, Any], ascii_only: bool
+    kind: str, data: dict[str, Any], ascii_only: bool, bad: bytes
 ) -> None:
-    raw = json.dumps(data, ensure_ascii=ascii_only).encode()
+    raw = corrupt(json.dumps(data, ensure_ascii=ascii_only).encode(), bad)
     _assert_agrees(DECODERS[kind], raw, must_decode=False)
 
 
@@ -179,7 +185,9 @@ def test_broken_json_is_declined_or_agrees(kind: str, raw: bytes) -> None:
 def _assert_agrees(decoder: ModelEnvelopeDecoder, raw: bytes, must_decode: bool) -> None:
     fast = decoder.decode(raw)
     if fast is None:
-        assert not must_decode, f"a valid envelope was declined: {raw!r}"
+        # A float of 2**63 or more may stand for a wider integer where 19 digits are written.
+        may_decline = not must_decode or re.search(rb"\d{19}", raw)
+        assert may_decline, f"a valid envelope was declined: {raw!r}"
         return  # the general path decides: always safe
     strict = _strict(raw)
     assert strict is not None, f"decoder accepted what the strict parser rejects: {raw!r}"
@@ -233,7 +241,10 @@ def test_a_plain_envelope_is_decoded_by_column(kind: str) -> None:
         {"score": 1.5},
         {"prediction_id": ""},
         {"extra": 1},
-        {"prediction": 2**70},  # orjson reads it as a float; this decoder would not
+        {"prediction": 2**70},  # beyond 64 bits: the strict parser rejects it
+        {"features": {"a": 2**64}},  # msgspec and a plain reading would make it a float
+        {"features": {"b": -(2**63) - 1}},
+        {"features": {"c": 2**64}},
     ],
 )
 @KINDS
@@ -290,9 +301,10 @@ EDGES = (np.array([-1.0, 0.0, 0.0, 2.5, 1e6]), np.array([]))
 @given(valid_envelope)
 def test_the_native_decoder_bins_like_numpy(data: dict[str, Any]) -> None:
     decoder = ModelEnvelopeDecoder("churn", NUMERIC, CATEGORICAL, edges=EDGES)
-    columns = decoder.decode(_dumps(data))
-    assert columns is not None
-    if columns.feature_bins is None:
+    raw = _dumps(data)
+    columns = decoder.decode(raw)
+    assert columns is not None or re.search(rb"\d{19}", raw)
+    if columns is None or columns.feature_bins is None:
         return  # msgspec decided (an escape, a long integer): no bins, numpy bins later
     for name, edges in zip(NUMERIC, EDGES, strict=True):
         values = np.asarray(columns.column(name))
@@ -318,19 +330,73 @@ def test_grid_binning_is_exact(edges: list[float], values: list[float]) -> None:
     np.testing.assert_array_equal(columns.feature_bins["x"], expected)
 
 
-single_event = valid_record.flatmap(
+# Few versions, so that runs often share one; some too long, some not UTF-8 once corrupted.
+versions = st.sampled_from(["", "v1", "v2", "v" * 129, "v" + PLACEHOLDER])
+# Valid, and without the escapes the native decoder declines: runs it decodes.
+plain_text = st.text("ab\u00e9\u4e2d" + PLACEHOLDER, max_size=4)
+plain_record = st.fixed_dictionaries(
+    {
+        "prediction_id": plain_text.filter(bool),
+        "timestamp": st.integers(0, 7_000_000_000) | st.floats(0, 7_000_000_000),
+        "features": st.fixed_dictionaries(
+            {}, optional={"a": number, "b": number, "c": st.none() | plain_text | st.booleans()}
+        ),
+        "prediction": st.integers(-9, 9) | plain_text,
+    },
+    optional={"score": st.none() | st.floats(min_value=0, max_value=1)},
+)
+plain_single = st.tuples(plain_record, st.none() | versions).map(
+    lambda pair: (
+        {"model_id": "churn", **pair[0]} | ({} if pair[1] is None else {"model_version": pair[1]})
+    )
+)
+odd_single = (valid_record | record).flatmap(
     lambda record: st.fixed_dictionaries(
-        {"model_id": st.sampled_from(["churn", "churn", "churn", "other"])},
-        optional={"model_version": st.text(max_size=3)},
+        {"model_id": st.sampled_from(["churn", "churn", "other"])},
+        optional={"model_version": versions | st.integers(0, 9)},
     ).map(lambda head: {**head, **record})
 )
 
 
-@given(st.lists(single_event | envelope, min_size=1, max_size=6))
+@given(
+    # Mostly messages of a run the decoder takes, so that the odd one is the one to find.
+    st.lists(
+        st.sampled_from([plain_single] * 6 + [odd_single, envelope]).flatmap(lambda s: s),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.sampled_from([False] * 6 + [True]), min_size=6, max_size=6),
+    BAD_UTF8,
+)
 def test_single_events_decoded_together_agree_with_each_strict_parse(
-    events: list[dict[str, Any]],
+    events: list[dict[str, Any]], ascii_only: list[bool], bad: bytes
 ) -> None:
-    raws = [_dumps(event) for event in events]
+    raws = [
+        corrupt(json.dumps(event, ensure_ascii=ascii).encode(), bad)
+        for event, ascii in zip(events, ascii_only, strict=False)
+    ]
+    _assert_run_agrees(raws)
+
+
+@given(st.lists(plain_single, min_size=2, max_size=5), BAD_UTF8)
+def test_a_single_run_is_decoded_only_when_every_version_is_valid_and_the_same(
+    events: list[dict[str, Any]], bad: bytes
+) -> None:
+    _assert_run_agrees([corrupt(json.dumps(e, ensure_ascii=False).encode(), bad) for e in events])
+
+
+@given(st.lists(plain_single, min_size=2, max_size=5), st.data())
+def test_a_single_run_with_an_integer_beyond_64_bits_is_declined(
+    events: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    index = data.draw(st.integers(0, len(events) - 1))
+    events[index] = _with_wide_integer(events[index], data)
+    raws = [json.dumps(event, ensure_ascii=False).encode() for event in events]
+    assert _strict(raws[index]) is None
+    assert DECODERS["native"].decode_singles(raws) is None
+
+
+def _assert_run_agrees(raws: list[bytes]) -> None:
     fast = DECODERS["native"].decode_singles(raws)
     if fast is None:
         return  # one at a time, as without this path
@@ -341,8 +407,70 @@ def test_single_events_decoded_together_agree_with_each_strict_parse(
         strict.extend(parsed)
     assert {e.model_id for e in strict} == {"churn"}
     _assert_same_columns(fast, strict)
-    versions = [e.model_version for e in strict if e.model_version]
-    assert fast.model_version == (versions[-1] if versions else "")
+    # The stream keeps the last version named (an empty one changes nothing), one event at
+    # a time; a run stands for its events only when they name one version at most.
+    versions = {e.model_version for e in strict} - {""}
+    assert len(versions) <= 1, f"a run of mixed versions was accepted: {raws!r}"
+    assert fast.model_version == (versions.pop() if versions else "")
+
+
+WIDE_PLACES = [("features", "a"), ("features", "b"), ("features", "c"), ("prediction",)]
+WIDE_PLACES += [("timestamp",), ("score",)]
+
+
+def _with_wide_integer(record: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
+    """``record`` with an integer beyond 64 bits in one of the places that take numbers."""
+    place = data.draw(st.sampled_from(WIDE_PLACES))
+    value = data.draw(wide_integers)
+    if place[0] == "features":
+        return {**record, "features": {**record["features"], place[1]: value}}
+    return {**record, place[0]: value}
+
+
+@KINDS
+@given(data=st.data())
+def test_an_envelope_with_an_integer_beyond_64_bits_is_declined(
+    kind: str, data: st.DataObject
+) -> None:
+    envelope = data.draw(valid_envelope)
+    records = envelope["records"]
+    index = data.draw(st.integers(0, len(records) - 1))
+    records[index] = _with_wide_integer(records[index], data)
+    raw = _dumps(envelope)
+    assert _strict(raw) is None
+    assert DECODERS[kind].decode(raw) is None
+
+
+def _single(version: str | None) -> bytes:
+    event = {"model_id": "churn", **json.loads(_envelope())["records"][0]}
+    if version is not None:
+        event["model_version"] = version
+    return json.dumps(event, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize(
+    "versions",
+    [
+        ["v1", "v" + PLACEHOLDER, "v1"],  # not UTF-8 once corrupted
+        ["v1", "v" * 129, "v1"],
+        ["v" * 129, None],
+        ["v1", "v2"],
+        ["v2", "v1", "v2"],
+    ],
+)
+def test_every_version_of_a_single_run_is_checked(versions: list[str | None]) -> None:
+    raws = [corrupt(_single(version), b"\xff") for version in versions]
+    assert DECODERS["native"].decode_singles(raws) is None
+    assert any(_strict(raw) is None for raw in raws) or len(set(versions) - {None, ""}) > 1
+
+
+@pytest.mark.parametrize(
+    ("versions", "expected"),
+    [(["v1", "v1"], "v1"), (["", "v1", None], "v1"), ([None, ""], ""), (["v1", ""], "v1")],
+)
+def test_a_run_of_one_version_is_decoded_with_it(versions: list[str | None], expected: str) -> None:
+    columns = DECODERS["native"].decode_singles([_single(version) for version in versions])
+    assert columns is not None and columns.model_version == expected
 
 
 def test_plain_single_events_are_decoded_together() -> None:
