@@ -11,6 +11,8 @@ caller should do next:
   (different reference profile, unknown state version); rebuild the state.
 - :class:`DeliveryError`: an alert or trigger could not be delivered;
   :class:`RetryableDeliveryError` says that trying again later may succeed.
+- :class:`StorageUnavailableError`: the database cannot be reached right now; wait and
+  retry, never acknowledge the input that needed it.
 - :class:`ServiceError`: a local service (the Kafka broker, PostgreSQL) could not be
   installed, started or reached; the message says which command to run or which log to read.
 
@@ -43,6 +45,13 @@ class ProfileError(InvalidInputError):
 
 class IncompatibleStateError(DriftlineError, ValueError):
     """Two states cannot be merged, or a stored state cannot be read by this version."""
+
+
+class StorageUnavailableError(DriftlineError):
+    """The database cannot be reached; not the fault of the data being processed.
+
+    Input that needed it is not acknowledged: the caller waits and retries, or stops.
+    """
 
 
 class DeliveryError(DriftlineError):

@@ -14,16 +14,22 @@ windows have been turned into one (see :mod:`stream_app.baseline`).
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from detectors import ControlLimits, DriftConfig, QualityTask, ReferenceProfile
 from detectors.profile import NumericProfile
+from driftline.errors import StorageUnavailableError
 from schemas.model_config import ModelConfig
 from schemas.typed_envelope import ModelEnvelopeDecoder
+from stream_app.backoff import Backoff, first_line
 from stream_app.profiling import OUTPUT_COLUMNS, drift_config_of
+from stream_app.task_checks import TaskCheck
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,11 @@ class ModelRuntime:
         return QualityTask(
             config.task, classes=tuple(config.classes), positive_class=config.positive_class
         )
+
+    @cached_property
+    def task_check(self) -> TaskCheck | None:
+        """Stage 2's acceptance of labels and predictions, for stage 1 to apply first."""
+        return TaskCheck(self.task) if self.task is not None else None
 
     @cached_property
     def drift_config(self) -> DriftConfig:
@@ -136,27 +147,66 @@ Loader = Callable[[str], ModelRuntime | None]
 
 
 class ModelRegistry:
-    """Cached lookups of :class:`ModelRuntime` by model id."""
+    """Cached lookups of :class:`ModelRuntime` by model id.
+
+    The database is read off the event loop, ahead of the batch that needs it
+    (:meth:`prefetch`, which waits and retries while the database is down); :meth:`get`
+    then answers from memory. A model that is neither cached nor prefetched is loaded on
+    the spot, and a database error there becomes :class:`StorageUnavailableError`: the
+    batch is not the message's fault and must not be acknowledged.
+    """
 
     def __init__(
         self,
         loader: Loader,
         refresh_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        retry: Backoff | None = None,
     ) -> None:
         self._loader = loader
         self._refresh = refresh_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, ModelRuntime | None]] = {}
+        self._retry = retry or Backoff()
 
     def get(self, model_id: str) -> ModelRuntime | None:
         now = self._clock()
         cached = self._cache.get(model_id)
         if cached is not None and now - cached[0] < self._refresh:
             return cached[1]
-        runtime = self._loader(model_id)
+        try:
+            runtime = self._loader(model_id)
+        except SQLAlchemyError as exc:
+            if cached is not None:
+                return cached[1]  # stale beats stopping: prefetch refreshes it when it can
+            raise StorageUnavailableError(
+                f"cannot look up model {model_id!r}: {first_line(exc)}"
+            ) from exc
         self._cache[model_id] = (now, runtime)
         return runtime
+
+    async def prefetch(self, model_ids: Iterable[str]) -> None:
+        """Load the models that are missing or stale, in a thread, retrying until it works."""
+        now = self._clock()
+        wanted = sorted(
+            {
+                model_id
+                for model_id in model_ids
+                if (cached := self._cache.get(model_id)) is None or now - cached[0] >= self._refresh
+            }
+        )
+        if not wanted:
+            return
+
+        def load() -> dict[str, ModelRuntime | None]:
+            return {model_id: self._loader(model_id) for model_id in wanted}
+
+        loaded = await self._retry.run(
+            lambda: asyncio.to_thread(load), f"loading models {', '.join(wanted)}"
+        )
+        loaded_at = self._clock()
+        for model_id, runtime in loaded.items():
+            self._cache[model_id] = (loaded_at, runtime)
 
     def put(self, runtime: ModelRuntime) -> None:
         """Make a model known at once (after registering it in this process)."""

@@ -36,11 +36,13 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import orjson
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
+from sqlalchemy.exc import SQLAlchemyError
 
 from detectors import WindowState
 from detectors.encoding import BinnedColumn
-from driftline.errors import InvalidEventError
+from driftline.errors import InvalidEventError, StorageUnavailableError
 from schemas.control import is_control, parse_end_of_stream
 from schemas.events import LabelEvent, PredictionEvent
 from schemas.fast_batch import (
@@ -59,6 +61,13 @@ from stream_app.state_store import PartitionedStore
 from stream_app.windows import PartitionClock, window_closes_at, window_start
 
 log = logging.getLogger(__name__)
+
+# Errors that say nothing about the message being processed: the batch is not acknowledged.
+NOT_THE_MESSAGES_FAULT: tuple[type[BaseException], ...] = (
+    StorageUnavailableError,
+    SQLAlchemyError,
+    KafkaError,
+)
 
 TopicKind = Literal["prediction", "label", "join"]
 FORWARD_CHUNK = 2000  # summaries per label-join message: ~300 KB, under Kafka's 1 MB default
@@ -89,6 +98,15 @@ class Stage1Sink:
 def join_partition(prediction_id: str, n_partitions: int) -> int:
     """The partition Kafka's default partitioner gives a ``prediction_id`` key."""
     return int(murmur2(prediction_id.encode()) & 0x7FFFFFFF) % n_partitions
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Consecutive single-event messages decoded at once (positions in their batch)."""
+
+    runtime: ModelRuntime
+    columns: EnvelopeColumns
+    indexes: tuple[int, ...]
 
 
 @dataclass
@@ -181,6 +199,16 @@ class Stage1:
     # -- the batch ----------------------------------------------------------------------
 
     async def process(self, batch: Sequence[InputMessage]) -> None:
+        """Process one batch; a message that cannot be processed goes to the dead letters.
+
+        Isolation is per message: whatever one message causes (it breaks the contract, or
+        it trips an error nobody foresaw) sends that message to the dead-letter topic with
+        the reason, and the rest of the batch goes on. An error that is not a message's
+        fault (the database, the broker) propagates: the caller must not acknowledge the
+        batch. The models the batch names are loaded first, waiting out a database outage,
+        so that such an error cannot strike half-way through the batch.
+        """
+        await self.registry.prefetch(_model_ids(batch))
         work = _Batch()
         decoded = self._decode_envelopes(batch)
         runs, in_runs = self._decode_single_runs(batch)
@@ -190,23 +218,47 @@ class Stage1:
                 self.positions[message.partition] = max(
                     message.offset, self.positions.get(message.partition, -1)
                 )
-                if is_control(message.value):
-                    await self._control(message)
-                    continue
-                run = runs.get(index)
-                if run is not None:
-                    await self._envelope(message.partition, run[0], run[1], work)
-                elif index not in in_runs:
-                    await self._prediction(message, work, decoded.get(index))
-            elif message.kind == "label":
-                await self._label(message, work)
-            else:
-                self._forwarded_summary(message, work)
+            if index in in_runs:
+                continue
+            run = runs.get(index)
+            try:
+                await self._one(message, work, run, decoded.get(index))
+            except NOT_THE_MESSAGES_FAULT:
+                raise
+            except Exception as exc:
+                members = [message] if run is None else [batch[i] for i in run.indexes]
+                log.exception(
+                    "unexpected error on %s[%d]@%d; dead-lettering %d message(s)",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    len(members),
+                )
+                for member in members:
+                    await self._reject(member, f"could not be processed: {_describe(exc)}")
         self._write_windows(work)
         await self._send_forwarded(work)
         await self._send_labels_and_late(work)
         for partition in sorted(work.partitions):
             await self.close_ready_windows(partition)
+
+    async def _one(
+        self,
+        message: InputMessage,
+        work: _Batch,
+        run: _Run | None,
+        columns: EnvelopeColumns | None,
+    ) -> None:
+        if message.kind == "label":
+            await self._label(message, work)
+        elif message.kind == "join":
+            self._forwarded_summary(message, work)
+        elif is_control(message.value):
+            await self._control(message)
+        elif run is not None:
+            await self._envelope(message.partition, run.runtime, run.columns, work)
+        else:
+            await self._prediction(message, work, columns)
 
     async def _control(self, message: InputMessage) -> None:
         """An end-of-stream marker: the partition's watermark moves to the time it names."""
@@ -231,12 +283,20 @@ class Stage1:
         if b'"records"' in message.value:
             runtime = self.registry.get(columns.model_id) if columns is not None else None
             if columns is not None and runtime is not None and runtime.profile is not None:
+                reason = _outcome_error(runtime, columns)
+                if reason is not None:
+                    await self._reject(message, reason)
+                    return
                 await self._envelope(message.partition, runtime, columns, work)
                 return
         else:
             single = parse_single(message.value)
             runtime = self.registry.get(single.model_id) if single is not None else None
             if single is not None and runtime is not None and runtime.profile is not None:
+                reason = _outcome_error(runtime, single)
+                if reason is not None:
+                    await self._reject(message, reason)
+                    return
                 await self._single(message.partition, runtime, single, work)
                 return
         try:
@@ -250,6 +310,13 @@ class Stage1:
         if runtime is None:
             await self._reject(message, _unknown_model(events[0].model_id))
             return
+        if runtime.task_check is not None:
+            reason = runtime.task_check.predictions_error(
+                [event.prediction for event in events], [event.score for event in events]
+            )
+            if reason is not None:
+                await self._reject(message, reason)
+                return
         partition = message.partition
         clock = self.clock(partition)
         if events[-1].model_version:
@@ -303,7 +370,7 @@ class Stage1:
 
     def _decode_single_runs(
         self, batch: Sequence[InputMessage]
-    ) -> tuple[dict[int, tuple[ModelRuntime, EnvelopeColumns]], set[int]]:
+    ) -> tuple[dict[int, _Run], set[int]]:
         """Runs of single-event messages decoded at once, like one envelope each.
 
         A run is consecutive single events of one model on one partition (other prediction
@@ -312,7 +379,7 @@ class Stage1:
         first message, and the positions of every other message they cover. A run the
         decoder declines is left to the per-message path.
         """
-        runs: dict[int, tuple[ModelRuntime, EnvelopeColumns]] = {}
+        runs: dict[int, _Run] = {}
         covered: set[int] = set()
         open_runs: dict[int, tuple[ModelRuntime, list[int]]] = {}
         finished: list[tuple[ModelRuntime, list[int]]] = []
@@ -334,9 +401,10 @@ class Stage1:
             if len(indexes) < 2 or runtime.envelope_decoder is None:
                 continue
             columns = runtime.envelope_decoder.decode_singles([batch[i].value for i in indexes])
-            if columns is not None:
-                runs[indexes[0]] = (runtime, columns)
-                covered.update(indexes[1:])
+            if columns is None or _outcome_error(runtime, columns) is not None:
+                continue  # each message on its own: only the bad one is dead-lettered
+            runs[indexes[0]] = _Run(runtime, columns, tuple(indexes))
+            covered.update(indexes[1:])
         return runs, covered
 
     def _single_event_model(self, raw: bytes) -> ModelRuntime | None:
@@ -480,6 +548,13 @@ class Stage1:
         runtime = self.registry.get(label.model_id)
         if runtime is None:
             await self._reject(message, _unknown_model(label.model_id))
+            return
+        if runtime.task_check is None:
+            await self._reject(message, f"model {label.model_id!r} has no task: labels unused")
+            return
+        reason = runtime.task_check.label_error(label.label)
+        if reason is not None:
+            await self._reject(message, reason)
             return
         self.counters.labels += 1
         partition = message.partition
@@ -731,6 +806,36 @@ def _scalar_score(score: Any) -> Any:
     if isinstance(score, list):
         return max(score) if score else None
     return score
+
+
+def _outcome_error(runtime: ModelRuntime, decoded: EnvelopeColumns | SingleEvent) -> str | None:
+    """Why decoded predictions cannot enter the model's quality state, if they cannot."""
+    check = runtime.task_check
+    if check is None:
+        return None
+    if isinstance(decoded, SingleEvent):
+        return check.predictions_error([decoded.prediction], [decoded.score])
+    return check.predictions_error(decoded.predictions, decoded.scores)
+
+
+def _model_ids(batch: Sequence[InputMessage]) -> set[str]:
+    """The model ids a batch names, from the head of each message (as producers write it).
+
+    A message laid out otherwise is looked up when it is parsed; only the common layout is
+    needed to keep database lookups out of the middle of a batch.
+    """
+    found: set[str] = set()
+    for message in batch:
+        if message.kind != "join":
+            model_id = peek_model_id(message.value)
+            if model_id is not None:
+                found.add(model_id)
+    return found
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _unknown_model(model_id: str) -> str:

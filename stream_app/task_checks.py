@@ -1,0 +1,111 @@
+"""Whether a prediction or a label can enter its model's quality state, decided in stage 1.
+
+A label outside the model's classes (``"7"``, ``true`` or ``2.5`` for classes ``["0", "1"]``),
+a classifier's prediction that is not a class, or a score that is not a probability would
+only fail in stage 2, where labeled pairs of many messages travel together: one bad value
+would make the whole group fail there, long after its message was acknowledged. Checked
+here, the message that carries it goes to the dead-letter topic with the reason and nothing
+else is affected.
+
+The check *is* stage 2's acceptance: it runs the values through a throwaway quality state
+of the model's task (the same code that counts them later), so the two can never disagree.
+
+Examples
+--------
+>>> from detectors import QualityTask
+>>> check = TaskCheck(QualityTask("binary", classes=("0", "1"), positive_class="1"))
+>>> check.label_error("1") is None, check.label_error(1) is None
+(True, True)
+>>> check.label_error("7")
+"label value '7' is not one of the classes ['0', '1']"
+>>> check.predictions_error(["0", "1"], [0.2, 1.5])
+'scores must be probabilities in [0, 1], got 1.5'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from detectors import QualityTask
+from detectors.encoding import category_key
+from detectors.quality import ClassificationState, empty_quality_state
+from driftline.errors import InvalidInputError
+
+
+class TaskCheck:
+    """Validates labels and predictions (with their scores) against one model's task.
+
+    A cheap test accepts the common case (every value a class, every score a float in
+    [0, 1]); anything it does not certify is judged by the exact check, which also words
+    the reason. The cheap test only ever says "valid" for what the exact one accepts
+    (property-tested).
+    """
+
+    def __init__(self, task: QualityTask) -> None:
+        self.task = task
+        self._class_keys = frozenset(task.classes)
+
+    def label_error(self, label: Any) -> str | None:
+        """Why ``label`` cannot be counted as a true label, or None when it can."""
+        if self._outcomes_certainly_ok([label]):
+            return None
+        # A label is paired with a prediction of the same class set, so checking it as both
+        # sides of one pair tests exactly what stage 2 will do with it.
+        reason = self._exact_error([label], [label], None)
+        if reason is None:
+            return None
+        return reason.replace("y_true value", "label value", 1)
+
+    def predictions_error(
+        self, predictions: Sequence[Any], scores: Sequence[Any] | None
+    ) -> str | None:
+        """Why these predictions (and scores) cannot be counted, or None when they can."""
+        if len(predictions) == 0:
+            return None
+        if self._outcomes_certainly_ok(predictions) and self._scores_certainly_ok(scores):
+            return None
+        truth = _any_valid_labels(self.task, len(predictions))
+        reason = self._exact_error(truth, predictions, scores)
+        if reason is None:
+            return None
+        return reason.replace("y_pred value", "prediction value", 1)
+
+    def _outcomes_certainly_ok(self, values: Sequence[Any]) -> bool:
+        # (type, value) pairs: True == 1 for a set, but they are different classes.
+        distinct = {(type(value), value) for value in values}
+        if self.task.kind == "regression":
+            return all(kind in (int, float) and math.isfinite(value) for kind, value in distinct)
+        return all(
+            kind in (str, int) and category_key(value) in self._class_keys
+            for kind, value in distinct
+        )
+
+    def _scores_certainly_ok(self, scores: Sequence[Any] | None) -> bool:
+        if scores is None or self.task.kind == "regression":
+            return True
+        if self.task.kind != "binary":
+            return all(score is None for score in scores)
+        # Written so that NaN fails: it fails every comparison.
+        return all(
+            score is None or (type(score) is float and 0.0 <= score <= 1.0) for score in scores
+        )
+
+    def _exact_error(self, y_true: Sequence[Any], y_pred: Sequence[Any], scores: Any) -> str | None:
+        state = empty_quality_state(self.task)
+        try:
+            if isinstance(state, ClassificationState):
+                state.update(y_true, y_pred, scores)
+            else:
+                state.update(y_true, y_pred)
+        except InvalidInputError as exc:
+            return str(exc)
+        return None
+
+
+def _any_valid_labels(task: QualityTask, n: int) -> list[Any]:
+    # Stand-ins for the true side, so that only the predictions are judged.
+    if task.kind == "regression":
+        return [0.0] * n
+    return [task.classes[0]] * n
