@@ -21,15 +21,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from driftline.errors import InvalidEventError
 from schemas.events import PredictionEvent
 from schemas.model_config import ModelConfig
-from schemas.outbound import DeadLetter, RetrainTrigger
+from schemas.outbound import DeadLetter
 from schemas.topics import Topics
 from storage import catalog
 from stream_app import messages
 from stream_app.counters import Counters
 from stream_app.model_loader import sql_loader
+from stream_app.outbox_relay import (
+    RELAY_INTERVAL_SECONDS,
+    OutboxMessage,
+    OutboxRelay,
+    SqlTriggerOutbox,
+)
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.settings import WorkerSettings
-from stream_app.sql_writer import SqlResultWriter
+from stream_app.sql_writer import SqlResultWriter, Transactions
 from stream_app.stage1 import InputMessage, Stage1, Stage1Sink, TopicKind
 from stream_app.stage2 import Stage2
 from stream_app.state_store import FaustTableStore
@@ -153,11 +159,11 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
     async def forward_join(partition: int, value: bytes) -> None:
         await join_topic.send(key=None, value=value, partition=partition)
 
-    async def publish_trigger(trigger: RetrainTrigger) -> None:
-        log.info(
-            "retraining trigger %s for %s: %s", trigger.trigger_id, trigger.model_id, trigger.reason
-        )
-        await triggers.send(key=trigger.model_id.encode(), value=trigger.to_json_bytes())
+    async def publish_trigger(message: OutboxMessage) -> None:
+        # Awaiting the send's future waits for the broker's acknowledgement (acks=all):
+        # only then may the relay mark the trigger published.
+        await (await triggers.send(key=message.key, value=message.value))
+        log.info("published retraining trigger %s", message.id)
 
     async def auto_register(event: PredictionEvent) -> ModelRuntime | None:
         config = ModelConfig.from_dict(
@@ -193,8 +199,13 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
         registry,
         FaustTableStore(records_table),
         SqlResultWriter(sessions),
-        publish_trigger,
         counters,
+    )
+    # Stage 2 commits triggers to the outbox; this relay publishes them (every worker runs
+    # one, leases keep them from sending the same trigger).
+    relay = OutboxRelay(
+        [(SqlTriggerOutbox(Transactions(sessions, "the outbox relay")), publish_trigger)],
+        counters=counters,
     )
     kinds: dict[str, TopicKind] = {
         topics.predictions: "prediction",
@@ -262,6 +273,7 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
         )
 
     app.timer(settings.tick_seconds)(tick)
+    app.timer(RELAY_INTERVAL_SECONDS)(relay.tick)
     app.on_partitions_revoked.connect(cast(Any, on_revoked))  # mode types receivers narrowly
     del stage1_agent, stage2_agent  # registered on the app
     return Pipeline(app, topics, stage1, stage2, counters, registry, activity)

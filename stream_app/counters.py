@@ -17,7 +17,9 @@ class Counters:
     unlabeled_predictions: int = 0
     windows_finalized: int = 0
     quality_revisions: int = 0
-    triggers: int = 0
+    triggers: int = 0  # new retraining triggers committed to the outbox
+    outbox_sent: int = 0  # outbox rows (triggers) the relay sent; a resend counts again
+    skipped_stage2_messages: int = 0  # refused by stage 2 (e.g. a label not of the classes)
     expired_messages: int = 0
     end_of_stream_markers: int = 0
     duplicates: int = 0  # prediction ids seen again within the dedup horizon

@@ -1,5 +1,9 @@
 """From a finalized window's report to SQL rows and to the series the control charts watch.
 
+A finalized window becomes one :class:`WindowOutcome` and a quality revision one
+:class:`QualityRevision`: everything the window writes, triggers included, committed to SQL
+in one transaction by :class:`stream_app.sql_writer.SqlResultWriter`.
+
 Series names say what they measure: ``volume`` (events in the window),
 ``output_mean:<column>`` (mean model score), ``positive_rate`` (share of the positive class
 among predictions, binary models), ``drift:<feature>`` (the primary method's score),
@@ -22,7 +26,8 @@ from detectors.quality import (
     regression_metrics,
 )
 from detectors.window import CategoricalCounts, WindowState
-from storage.rows import AnomalyRow, DataQualityRow, DriftRow, MetricRow, WindowRow
+from schemas.outbound import RetrainTrigger
+from storage.rows import AnomalyRow, DataQualityRow, DriftRow, MetricRow, TriggerRow, WindowRow
 from stream_app.registry import ModelRuntime
 
 Series = dict[str, float | None]
@@ -251,3 +256,72 @@ class ReportRows:
             for name, value in metric_values(metrics).items()
         ]
         return cls(window, [], [], metric_rows_, [], record.late)
+
+
+def trigger_row(trigger: RetrainTrigger) -> TriggerRow:
+    """The outbox row of a retraining trigger (published later by the relay)."""
+    return TriggerRow(
+        trigger_id=trigger.trigger_id,
+        model_id=trigger.model_id,
+        model_version=trigger.model_version,
+        reason=trigger.reason,
+        evidence=trigger.evidence,
+        window_start=trigger.window_start,
+        window_end=trigger.window_end,
+        data_start=trigger.data_start,
+        data_end=trigger.data_end,
+        created_at=trigger.created_at,
+    )
+
+
+def _outbox(trigger: RetrainTrigger | None) -> tuple[TriggerRow, ...]:
+    return () if trigger is None else (trigger_row(trigger),)
+
+
+@dataclass(frozen=True)
+class WindowOutcome:
+    """Everything a finalized window writes, committed in one transaction.
+
+    ``rows`` are the window's rows (window, drift, data quality, metrics, anomalies, late
+    count); ``triggers`` the outbox rows of the retraining triggers it fired. Every write is
+    an upsert by natural key and a trigger id is a hash of its evidence, so committing the
+    same outcome twice (a replay) leaves the same rows and one trigger.
+    """
+
+    model_id: str
+    start: float
+    end: float
+    rows: ReportRows
+    triggers: tuple[TriggerRow, ...] = ()
+
+    @classmethod
+    def of(
+        cls, model_id: str, record: Any, rows: ReportRows, trigger: RetrainTrigger | None = None
+    ) -> WindowOutcome:
+        return cls(model_id, record.start, record.end, rows, _outbox(trigger))
+
+
+@dataclass(frozen=True)
+class QualityRevision:
+    """A final window's quality metrics revised by late labels, committed in one transaction.
+
+    ``rows`` carry the revised metrics, label count and coverage, and the 3-sigma verdicts
+    (only the ``metric:`` ones are written); ``triggers`` the retraining triggers the
+    revised metrics fired. A replayed revision with the same labels changes nothing.
+    """
+
+    model_id: str
+    start: float
+    end: float
+    rows: ReportRows
+    triggers: tuple[TriggerRow, ...] = ()
+
+    @classmethod
+    def of(
+        cls, model_id: str, record: Any, rows: ReportRows, trigger: RetrainTrigger | None = None
+    ) -> QualityRevision:
+        return cls(model_id, record.start, record.end, rows, _outbox(trigger))
+
+    @property
+    def metric_anomalies(self) -> list[AnomalyRow]:
+        return [a for a in self.rows.anomalies if a.series.startswith("metric:")]

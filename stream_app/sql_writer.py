@@ -1,94 +1,180 @@
-"""Stage 2's results go to SQL: one transaction per window, off the event loop.
+"""Stage 2's results go to SQL: one transaction per outcome, off the event loop, outage-proof.
 
-SQLAlchemy sessions are synchronous; each write runs in a worker thread
-(``asyncio.to_thread``) so a slow commit never stalls the consumer's heartbeats. Writes are
-upserts by natural keys, so a window written again (a replay, a late partition) rewrites
-the same rows.
+SQLAlchemy sessions are synchronous; each transaction runs in a worker thread
+(``asyncio.to_thread``) so a slow commit never stalls the consumer's heartbeats. A
+finalized window (:class:`~stream_app.results.WindowOutcome`) or a quality revision
+(:class:`~stream_app.results.QualityRevision`) is committed whole, with the outbox rows of
+the triggers it fired, or not at all. Writes are upserts by natural keys, so an outcome
+committed again (a replay, a retry after a commit whose reply was lost) rewrites the same
+rows.
+
+When the database is unreachable (:func:`storage.availability.is_unavailable`: down,
+restarting, network, SQLite locked), :meth:`Transactions.run` waits and tries again,
+forever, with exponential backoff capped at :data:`MAX_DELAY_SECONDS`. It awaits
+``asyncio.sleep``, so the event loop (heartbeats, other agents) keeps running, while stage
+2, which handles one message at a time, does not get to acknowledge the message it is on.
+One WARNING says that it waits and what to check; one INFO says when the database is back.
+Other errors (a constraint violated, a missing table) are bugs and are raised at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from detectors import ReferenceProfile
-from schemas.outbound import RetrainTrigger
+from driftline.errors import StorageUnavailableError
 from storage import repository
-from storage.rows import TriggerRow
-from stream_app.results import ReportRows, utc
+from storage.availability import first_line, is_unavailable
+from stream_app.results import QualityRevision, WindowOutcome, utc
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+FIRST_DELAY_SECONDS = 0.1
+MAX_DELAY_SECONDS = 5.0
+
+
+class Transactions:
+    """Units of work, each in one transaction in a worker thread; waits out outages.
+
+    ``who`` names the waiting component in the log (``"stage 2"``, ``"the trigger relay"``).
+    ``sleep`` is injectable so tests need not wait.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        who: str,
+        *,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        first_delay: float = FIRST_DELAY_SECONDS,
+        max_delay: float = MAX_DELAY_SECONDS,
+    ) -> None:
+        self._sessions = sessions
+        self.who = who
+        self._sleep = sleep
+        self._first_delay = first_delay
+        self._max_delay = max_delay
+        self.waits = 0  # outages waited out, for tests and counters
+
+    def _in_thread(self, work: Callable[[Session], T]) -> T:
+        with self._sessions.begin() as session:
+            return work(session)
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """Commit ``work`` in one transaction, retrying while the database is unreachable."""
+        delay = self._first_delay
+        began: float | None = None
+        attempts = 0
+        while True:
+            try:
+                result = await asyncio.to_thread(self._in_thread, work)
+            except Exception as error:
+                if not is_unavailable(error):
+                    raise
+                attempts += 1
+                if began is None:
+                    began = time.monotonic()
+                    self.waits += 1
+                    log.warning(
+                        "%s is waiting for the database (%s): %s; retrying every %.0f s at most, "
+                        "input stays unacknowledged until it is back — check that the database "
+                        "is running and reachable at %s",
+                        self.who,
+                        type(error).__name__,
+                        first_line(error),
+                        self._max_delay,
+                        self._where(),
+                    )
+                else:
+                    log.debug("%s: database still unreachable: %s", self.who, first_line(error))
+                await self._sleep(delay)
+                delay = min(delay * 2, self._max_delay)
+                continue
+            if began is not None:
+                log.info(
+                    "%s: the database is reachable again after %.1f s (%d failed attempts)",
+                    self.who,
+                    time.monotonic() - began,
+                    attempts,
+                )
+            return result
+
+    async def run_once(self, work: Callable[[Session], T]) -> T:
+        """Commit ``work`` once; for callers that must not wait.
+
+        Raises
+        ------
+        StorageUnavailableError
+            If the database cannot be reached (the work was not committed).
+        """
+        try:
+            return await asyncio.to_thread(self._in_thread, work)
+        except Exception as error:
+            if is_unavailable(error):
+                raise StorageUnavailableError(
+                    f"the database at {self._where()} is unreachable ({first_line(error)}); "
+                    "check that it is running and reachable, then try again"
+                ) from error
+            raise
+
+    def _where(self) -> str:
+        bind = self._sessions.kw.get("bind")
+        url = getattr(bind, "url", None)
+        return url.render_as_string(hide_password=True) if url is not None else "its URL"
 
 
 class SqlResultWriter:
     """The :class:`stream_app.stage2.ResultWriter` of a running worker."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, sessions: sessionmaker[Session] | Transactions) -> None:
+        self.transactions = (
+            sessions if isinstance(sessions, Transactions) else Transactions(sessions, "stage 2")
+        )
 
-    async def _run(self, work: Callable[[Session], T]) -> T:
-        def in_thread() -> T:
-            with self._sessions.begin() as session:
-                return work(session)
+    async def commit_window(self, outcome: WindowOutcome) -> int:
+        """Commit a finalized window and its triggers; return how many triggers are new."""
 
-        return await asyncio.to_thread(in_thread)
-
-    async def write_window(self, model_id: str, start: float, end: float, rows: ReportRows) -> None:
-        def work(session: Session) -> None:
+        def work(session: Session) -> int:
+            rows = outcome.rows
             repository.write_window_results(
                 session, rows.window, rows.drift, rows.data_quality, rows.metrics, rows.anomalies
             )
-            _set_late(session, model_id, start, rows.n_late)
+            _set_late(session, outcome.model_id, outcome.start, rows.n_late)
+            return _insert_triggers(session, outcome.triggers)
 
-        await self._run(work)
+        return await self.transactions.run(work)
 
-    async def write_quality(
-        self, model_id: str, start: float, end: float, rows: ReportRows
-    ) -> None:
-        def work(session: Session) -> None:
+    async def commit_revision(self, revision: QualityRevision) -> int:
+        """Commit a quality revision and its triggers; return how many triggers are new."""
+
+        def work(session: Session) -> int:
+            rows = revision.rows
             repository.write_quality_revision(
                 session,
-                model_id,
-                utc(start),
+                revision.model_id,
+                utc(revision.start),
                 rows.metrics,
                 n_labeled=rows.window.n_labeled,
                 label_coverage=rows.window.label_coverage,
             )
-            metric_anomalies = [a for a in rows.anomalies if a.series.startswith("metric:")]
-            if metric_anomalies:
-                repository.write_anomalies(session, model_id, utc(start), metric_anomalies)
+            anomalies = revision.metric_anomalies
+            if anomalies:
+                repository.write_anomalies(
+                    session, revision.model_id, utc(revision.start), anomalies
+                )
+            return _insert_triggers(session, revision.triggers)
 
-        await self._run(work)
+        return await self.transactions.run(work)
 
     async def set_late(self, model_id: str, start: float, end: float, total: int) -> None:
-        await self._run(lambda session: _set_late(session, model_id, start, total))
-
-    async def save_trigger(self, trigger: RetrainTrigger) -> bool:
-        row = TriggerRow(
-            trigger_id=trigger.trigger_id,
-            model_id=trigger.model_id,
-            model_version=trigger.model_version,
-            reason=trigger.reason,
-            evidence=trigger.evidence,
-            window_start=trigger.window_start,
-            window_end=trigger.window_end,
-            data_start=trigger.data_start,
-            data_end=trigger.data_end,
-            created_at=trigger.created_at,
-        )
-
-        def work(session: Session) -> bool:
-            inserted = repository.insert_trigger(session, row)
-            if inserted:
-                return True
-            # Stored before but maybe never published (a crash in between): publish now.
-            stored = repository.get_trigger(session, trigger.trigger_id)
-            return stored is not None and stored.published_at is None
-
-        return await self._run(work)
+        await self.transactions.run(lambda session: _set_late(session, model_id, start, total))
 
     async def save_profile(self, model_id: str, profile: ReferenceProfile, source: str) -> None:
         def work(session: Session) -> None:
@@ -96,10 +182,13 @@ class SqlResultWriter:
                 session, model_id, profile.fingerprint, profile.to_json(), source, profile.n_rows
             )
 
-        await self._run(work)
+        await self.transactions.run(work)
 
-    async def mark_published(self, trigger_id: str) -> None:
-        await self._run(lambda session: repository.mark_trigger_published(session, trigger_id))
+
+def _insert_triggers(session: Session, triggers: tuple[repository.TriggerRow, ...]) -> int:
+    # Absent ones only: a replay of the window yields the same trigger ids, and a trigger
+    # already in the outbox keeps its publication state.
+    return sum(repository.insert_trigger(session, trigger) for trigger in triggers)
 
 
 def _set_late(session: Session, model_id: str, start: float, total: int) -> None:

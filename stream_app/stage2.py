@@ -1,4 +1,4 @@
-"""Stage 2, per model: merge partials into the final window, judge it, write it, trigger.
+"""Stage 2, per model: merge partials into the final window, judge it, commit it with its trigger.
 
 Messages arrive keyed by model id (see :mod:`stream_app.messages`). Per (model, window)
 stage 2 keeps one record: the merged window state, which input partitions it came from
@@ -8,28 +8,41 @@ have passed a window's end plus its allowed lateness; then the window is finaliz
 
 1. drift, data quality and output drift against the reference (``evaluate_window``);
 2. 3-sigma control limits of every series against the model's previous windows;
-3. one idempotent write of everything to SQL;
-4. the retraining policy, and a trigger published to Kafka when it fires.
+3. the retraining policy on the model's history with this window added (in memory);
+4. everything as one :class:`~stream_app.results.WindowOutcome` (rows and the outbox row of
+   a trigger that fired) committed to SQL in **one** transaction by the writer;
+5. only then the changelog: the record becomes final, the history (with the cooldown's
+   ``last_trigger_end``) is saved.
+
+Stage 2 never publishes: the outbox relay (:mod:`stream_app.outbox_relay`) sends committed
+triggers to Kafka. A crash anywhere before step 5 replays the window from the input topic,
+and the replay commits the same rows and the same trigger id (upserts, deterministic ids),
+so nothing is written twice and nothing is lost. While the database is unreachable the
+writer waits (:mod:`stream_app.sql_writer`) and the message in hand stays unacknowledged.
 
 A final window stays in the table until its label horizon has passed. Labels that arrive
-for it revise its quality metrics (a new revision, with the label coverage); a partial or a
-late count that arrives for it rewrites the same rows. Nothing grows with the event count:
-records are per window, histories are cut to what the control limits and the policy read.
+for it revise its quality metrics on the next tick (a :class:`~stream_app.results.QualityRevision`,
+committed the same way before ``revision_pending`` is cleared); a partial or a late count
+that arrives for it rewrites the same rows, and the record keeps it only once SQL has it.
+A message that cannot be used (a label outside the model's classes, a state that does not
+merge) is logged, counted (``skipped_stage2_messages``) and skipped; the others go on.
+Nothing grows with the event count: records are per window, histories are cut to what the
+control limits and the policy read.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import orjson
 
 from detectors import ControlLimitResult, ReferenceProfile, WindowState, evaluate_window
 from detectors.quality import ClassificationState, empty_quality_state, quality_state_from_dict
-from driftline.errors import DriftlineError
+from driftline.errors import DriftlineError, IncompatibleStateError, InvalidInputError
 from schemas.outbound import RetrainTrigger
 from stream_app import baseline, messages, results
 from stream_app.counters import Counters
@@ -42,21 +55,18 @@ log = logging.getLogger(__name__)
 
 
 class ResultWriter(Protocol):
-    """Where finalized results go (SQL in the worker)."""
+    """Where finalized results go: SQL (:class:`~stream_app.sql_writer.SqlResultWriter`).
 
-    async def write_window(
-        self, model_id: str, start: float, end: float, report_rows: results.ReportRows
-    ) -> None: ...
+    Each call is one transaction: it returns once committed (waiting out a database outage)
+    or raises, and committing the same thing again changes nothing. The commits return how
+    many of the outcome's triggers were new to the outbox.
+    """
 
-    async def write_quality(
-        self, model_id: str, start: float, end: float, report_rows: results.ReportRows
-    ) -> None: ...
+    async def commit_window(self, outcome: results.WindowOutcome) -> int: ...
+
+    async def commit_revision(self, revision: results.QualityRevision) -> int: ...
 
     async def set_late(self, model_id: str, start: float, end: float, total: int) -> None: ...
-
-    async def save_trigger(self, trigger: RetrainTrigger) -> bool: ...
-
-    async def mark_published(self, trigger_id: str) -> None: ...
 
     async def save_profile(self, model_id: str, profile: ReferenceProfile, source: str) -> None: ...
 
@@ -103,13 +113,11 @@ class Stage2:
         registry: ModelRegistry,
         records: PartitionedStore,
         writer: ResultWriter,
-        publish_trigger: Callable[[RetrainTrigger], Awaitable[None]],
         counters: Counters,
     ) -> None:
         self.registry = registry
         self.records = records
         self.writer = writer
-        self.publish_trigger = publish_trigger
         self.counters = counters
         # Keys of records known to be final (in memory; rebuilt by the first scan after a
         # restart, since a final record stays final).
@@ -118,9 +126,29 @@ class Stage2:
     # -- messages -------------------------------------------------------------------------
 
     async def handle(self, partition: int, message: messages.StageMessage) -> None:
+        """Apply one message; a message that cannot be used is logged, counted and skipped.
+
+        Only errors the message's content causes are caught here (bad input, states that do
+        not merge): the rest of the batch must go on. Database outages never get here (the
+        writer waits them out); other errors are bugs and propagate.
+        """
+        try:
+            await self._handle(partition, message)
+        except (InvalidInputError, IncompatibleStateError) as error:
+            self.counters.skipped_stage2_messages += 1
+            if isinstance(message, messages.WatermarkMessage):
+                where = f"from input partition {message.source_partition}"
+            else:
+                start = results.utc(message.window_start).isoformat()
+                where = f"for {message.model_id} window {start}"
+            log.error("skipping a stage-2 %s %s: %s", message.kind, where, error)
+
+    async def _handle(self, partition: int, message: messages.StageMessage) -> None:
         if isinstance(message, messages.WatermarkMessage):
             key = f"{partition}|wm|{message.source_partition}"
             self.records.set(partition, key, orjson.dumps(message.watermark))
+            labels_key = f"{partition}|lwm|{message.source_partition}"
+            self.records.set(partition, labels_key, orjson.dumps(message.label_watermark))
             self.records.set(partition, f"{partition}|np", orjson.dumps(message.n_partitions))
             await self.finalize_ready(partition)
             return
@@ -146,9 +174,9 @@ class Stage2:
             await self._labels(partition, runtime, record, message)
         else:
             record.late += message.count
-            self._save(partition, record)
-            if record.final:
+            if record.final:  # SQL first: a crash before the save replays this message
                 await self.writer.set_late(record.model_id, record.start, record.end, record.late)
+            self._save(partition, record)
 
     async def _partial(
         self,
@@ -174,9 +202,13 @@ class Stage2:
             record.state = state.to_bytes()
         record.sources = (*record.sources, message.source_partition)
         record.version = message.model_version or record.version
-        self._save(partition, record)
-        if record.final:  # a partition that was behind: the same rows, rewritten complete
+        if record.final:
+            # A partition that was behind: the same rows, rewritten complete. The record
+            # (which now lists this partition) is saved after the commit: saved before, a
+            # crash in between would make the replayed partial look merged already.
             await self._finalize(partition, runtime, record)
+        else:
+            self._save(partition, record)
 
     async def _labels(
         self,
@@ -206,7 +238,7 @@ class Stage2:
     def _expired(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> bool:
         if record.state or record.final or record.late or record.sources or record.quality:
             return False  # a record we keep: not expired
-        watermark = self.low_watermark(partition)
+        watermark = self.retire_watermark(partition)
         size = record.end - record.start
         closes = window_closes_at(record.start, size, runtime.lateness_seconds)
         return watermark is not None and closes + runtime.label_horizon_seconds < watermark
@@ -227,17 +259,36 @@ class Stage2:
         marks = [mark for mark in reported if mark is not None]
         return min(marks) if marks else None
 
+    def retire_watermark(self, partition: int) -> float | None:
+        """The watermark that both the predictions and the labels of every partition passed.
+
+        A final window is kept for label revisions until this passes its label horizon:
+        judged by predictions alone, a replay whose labels are read behind its predictions
+        would retire windows whose labels have not been read yet.
+        """
+        predictions = self.low_watermark(partition)
+        expected = self.records.get(f"{partition}|np")
+        prefix = f"{partition}|lwm|"
+        labels = [orjson.loads(v) for k, v in self.records.items() if k.startswith(prefix)]
+        if predictions is None or expected is None or len(labels) < orjson.loads(expected):
+            return None
+        if any(mark is None for mark in labels):
+            return None
+        return min(predictions, *labels)
+
     async def finalize_ready(self, partition: int) -> None:
         watermark = self.low_watermark(partition)
         if watermark is None:
             return
+        retire = self.retire_watermark(partition)
         prefix = f"{partition}|r|"
         ready: list[WindowRecord] = []
         for key, raw in self.records.items():
             if not key.startswith(prefix):
                 continue
             if key in self._final_keys:
-                self._expire_final(partition, key, prefix, watermark)
+                if retire is not None:
+                    self._expire_final(partition, key, prefix, retire)
                 continue
             record = WindowRecord.from_bytes(raw)
             if record.final:
@@ -250,7 +301,11 @@ class Stage2:
             )
             if not record.final and closes <= watermark:
                 ready.append(record)
-            elif record.final and closes + runtime.label_horizon_seconds < watermark:
+            elif (
+                record.final
+                and retire is not None
+                and closes + runtime.label_horizon_seconds < retire
+            ):
                 self.records.delete(partition, key)  # labels can no longer revise it
                 self._final_keys.discard(key)
         # Oldest first: control limits compare a window with the ones before it, and a
@@ -291,10 +346,6 @@ class Stage2:
         verdicts = self._control_limits(runtime, history, record.start, series)
         rows = results.ReportRows.of(runtime.model_id, record, report, state, verdicts)
         rows = rows.with_row_count(exact_rows)
-        await self.writer.write_window(runtime.model_id, record.start, record.end, rows)
-        record.final = True
-        self._save(partition, record)
-        self.counters.windows_finalized += 1
         summary = WindowSummary(
             window_start=record.start,
             window_end=record.end,
@@ -304,34 +355,53 @@ class Stage2:
             metrics=results.metric_values(report.quality),
             anomalous_metrics=_anomalous_metrics(verdicts),
         )
-        await self._remember_and_maybe_trigger(partition, runtime, record, summary, series)
+        # ``history`` is this call's own copy: the changelog keeps the old one until the
+        # commit below succeeded.
+        trigger = self._remember(runtime, record, summary, series, history)
+        outcome = results.WindowOutcome.of(runtime.model_id, record, rows, trigger)
+        new_triggers = await self.writer.commit_window(outcome)
+        record.final = True
+        self._save(partition, record)
+        self._save_history(partition, runtime.model_id, history)
+        self.counters.windows_finalized += 1
+        self.counters.triggers += new_triggers
 
     async def _revise_quality(
         self, partition: int, runtime: ModelRuntime, record: WindowRecord
     ) -> None:
+        """Commit the revision the labels since the last tick call for, then clear the flag.
+
+        The record is changed only after the commit: a failed write leaves it pending, and
+        the next tick tries again.
+        """
+        revised = replace(record, revision=record.revision + 1, revision_pending=False)
+        history: dict[str, Any] | None = None
+        trigger = None
         if record.baseline_role or runtime.profile is None:
-            rows = self._baseline_rows(runtime, record)
-            await self.writer.write_quality(runtime.model_id, record.start, record.end, rows)
-            self.counters.quality_revisions += 1
-            return
-        state = self._state(runtime, record)
-        report = evaluate_window(runtime.profile, state, runtime.drift_config)
-        series = results.quality_series(report)
-        history = self._history(partition, runtime.model_id)
-        verdicts = self._control_limits(runtime, history, record.start, series)
-        rows = results.ReportRows.of(runtime.model_id, record, report, state, verdicts)
-        await self.writer.write_quality(runtime.model_id, record.start, record.end, rows)
+            rows = self._baseline_rows(runtime, revised)
+        else:
+            state = self._state(runtime, revised)
+            report = evaluate_window(runtime.profile, state, runtime.drift_config)
+            series = results.quality_series(report)
+            history = self._history(partition, runtime.model_id)
+            verdicts = self._control_limits(runtime, history, revised.start, series)
+            rows = results.ReportRows.of(runtime.model_id, revised, report, state, verdicts)
+            entry = history["windows"].get(repr(revised.start))
+            if entry is None:
+                history = None  # cut from the history: nothing for the policy to revise
+            else:
+                entry["series"].update(series)
+                entry["summary"]["metrics"] = results.metric_values(report.quality)
+                entry["summary"]["anomalous_metrics"] = list(_anomalous_metrics(verdicts))
+                summary = _summary_from(entry["summary"])
+                trigger = self._remember(runtime, revised, summary, entry["series"], history)
+        revision = results.QualityRevision.of(runtime.model_id, revised, rows, trigger)
+        new_triggers = await self.writer.commit_revision(revision)
+        self._save(partition, revised)
+        if history is not None:
+            self._save_history(partition, runtime.model_id, history)
         self.counters.quality_revisions += 1
-        entry = history["windows"].get(repr(record.start))
-        if entry is None:
-            return
-        entry["series"].update(series)
-        entry["summary"]["metrics"] = results.metric_values(report.quality)
-        entry["summary"]["anomalous_metrics"] = list(_anomalous_metrics(verdicts))
-        summary = _summary_from(entry["summary"])
-        await self._remember_and_maybe_trigger(
-            partition, runtime, record, summary, entry["series"], history
-        )
+        self.counters.triggers += new_triggers
 
     def _control_limits(
         self,
@@ -348,16 +418,19 @@ class Stage2:
             for name, value in series.items()
         }
 
-    async def _remember_and_maybe_trigger(
+    def _remember(
         self,
-        partition: int,
         runtime: ModelRuntime,
         record: WindowRecord,
         summary: WindowSummary,
         series: results.Series,
-        history: dict[str, Any] | None = None,
-    ) -> None:
-        history = history or self._history(partition, runtime.model_id)
+        history: dict[str, Any],
+    ) -> RetrainTrigger | None:
+        """Add the window to ``history`` (in memory) and return the trigger the policy fires.
+
+        The caller saves ``history`` once the trigger is committed, so a trigger that failed
+        to commit does not start the cooldown that would suppress it on the retry.
+        """
         windows = history["windows"]
         windows[repr(record.start)] = {"series": series, "summary": _summary_dict(summary)}
         keep = max(runtime.config.anomaly.window, runtime.config.retrain.of_last_windows) + 1
@@ -374,13 +447,10 @@ class Stage2:
         )
         if trigger is not None:
             history["last_trigger_end"] = record.end
-        self.records.set(
-            partition, _history_key(partition, runtime.model_id), orjson.dumps(history)
-        )
-        if trigger is not None and await self.writer.save_trigger(trigger):
-            await self.publish_trigger(trigger)
-            await self.writer.mark_published(trigger.trigger_id)
-            self.counters.triggers += 1
+        return trigger
+
+    def _save_history(self, partition: int, model_id: str, history: dict[str, Any]) -> None:
+        self.records.set(partition, _history_key(partition, model_id), orjson.dumps(history))
 
     # -- records --------------------------------------------------------------------------
 
@@ -433,7 +503,7 @@ class Stage2:
         self, partition: int, runtime: ModelRuntime, record: WindowRecord
     ) -> None:
         rows = self._baseline_rows(runtime, record)
-        await self.writer.write_window(runtime.model_id, record.start, record.end, rows)
+        await self.writer.commit_window(results.WindowOutcome.of(runtime.model_id, record, rows))
         record.final = True
         record.baseline_role = True
         self._save(partition, record)
@@ -490,9 +560,6 @@ class Stage2:
             runtime = self.registry.get(record.model_id)
             if runtime is None:
                 continue
-            record.revision += 1
-            record.revision_pending = False
-            self._save(partition, record)
             await self._revise_quality(partition, runtime, record)
 
 

@@ -12,12 +12,14 @@ from typing import Any
 
 from detectors import ReferenceProfile
 from schemas.outbound import RetrainTrigger
+from storage.rows import TriggerRow
 from stream_app import messages
 from stream_app.counters import Counters
+from stream_app.outbox_relay import OutboxMessage, OutboxRelay, trigger_message
 from stream_app.registry import ModelRegistry, ModelRuntime
-from stream_app.results import ReportRows
+from stream_app.results import QualityRevision, ReportRows, WindowOutcome
 from stream_app.stage1 import InputMessage, Stage1, Stage1Sink, join_partition
-from stream_app.stage2 import Stage2
+from stream_app.stage2 import ResultWriter, Stage2
 from stream_app.state_store import MemoryStore
 
 
@@ -31,36 +33,65 @@ class FakeClock:
 
 @dataclass
 class RecordingWriter:
+    """Stage 2's writer in memory; its ``triggers`` are the outbox (see :class:`MemoryOutbox`).
+
+    ``fail`` is called with the operation's name before each one; a test makes it raise to
+    stand for a write that did not commit.
+    """
+
     windows: dict[tuple[str, float], ReportRows] = field(default_factory=dict)
     revisions: list[tuple[str, float, ReportRows]] = field(default_factory=list)
     late: dict[tuple[str, float], int] = field(default_factory=dict)
-    triggers: dict[str, RetrainTrigger] = field(default_factory=dict)
+    triggers: dict[str, TriggerRow] = field(default_factory=dict)
     published: set[str] = field(default_factory=set)
     profiles: list[tuple[str, ReferenceProfile, str]] = field(default_factory=list)
+    fail: Any = None
 
-    async def write_window(self, model_id: str, start: float, end: float, rows: ReportRows) -> None:
-        self.windows[(model_id, start)] = rows
-        self.late[(model_id, start)] = rows.n_late
+    def _attempt(self, operation: str) -> None:
+        if self.fail is not None:
+            self.fail(operation)
 
-    async def write_quality(
-        self, model_id: str, start: float, end: float, rows: ReportRows
-    ) -> None:
-        self.revisions.append((model_id, start, rows))
+    def _outbox(self, rows: tuple[TriggerRow, ...]) -> int:
+        new = [row for row in rows if row.trigger_id not in self.triggers]
+        self.triggers.update((row.trigger_id, row) for row in new)
+        return len(new)
+
+    async def commit_window(self, outcome: WindowOutcome) -> int:
+        self._attempt("commit_window")
+        self.windows[(outcome.model_id, outcome.start)] = outcome.rows
+        self.late[(outcome.model_id, outcome.start)] = outcome.rows.n_late
+        return self._outbox(outcome.triggers)
+
+    async def commit_revision(self, revision: QualityRevision) -> int:
+        self._attempt("commit_revision")
+        self.revisions.append((revision.model_id, revision.start, revision.rows))
+        return self._outbox(revision.triggers)
 
     async def set_late(self, model_id: str, start: float, end: float, total: int) -> None:
+        self._attempt("set_late")
         self.late[(model_id, start)] = total
 
-    async def save_trigger(self, trigger: RetrainTrigger) -> bool:
-        if trigger.trigger_id in self.triggers:
-            return trigger.trigger_id not in self.published
-        self.triggers[trigger.trigger_id] = trigger
-        return True
-
-    async def mark_published(self, trigger_id: str) -> None:
-        self.published.add(trigger_id)
-
     async def save_profile(self, model_id: str, profile: ReferenceProfile, source: str) -> None:
+        self._attempt("save_profile")
         self.profiles.append((model_id, profile, source))
+
+
+class MemoryOutbox:
+    """The relay's view of a :class:`RecordingWriter`'s triggers (no leases: one relay)."""
+
+    name = "retraining triggers"
+
+    def __init__(self, writer: RecordingWriter) -> None:
+        self.writer = writer
+
+    async def claim(self, owner: str, lease_seconds: float, limit: int) -> list[OutboxMessage]:
+        rows = [
+            row for key, row in self.writer.triggers.items() if key not in self.writer.published
+        ]
+        return [trigger_message(row) for row in rows[:limit]]
+
+    async def mark_sent(self, message_id: str) -> None:
+        self.writer.published.add(message_id)
 
 
 class LocalPipeline:
@@ -94,9 +125,8 @@ class LocalPipeline:
             auto_register=auto_register,
             decode_threads=decode_threads,
         )
-        self.stage2 = Stage2(
-            self.registry, MemoryStore(), self.writer, self._publish, self.counters
-        )
+        self.stage2 = Stage2(self.registry, MemoryStore(), self.writer, self.counters)
+        self.relay = OutboxRelay([(MemoryOutbox(self.writer), self._publish)], owner="local")
 
     async def _to_stage2(self, key: str | None, value: bytes, partition: int | None) -> None:
         self.to_stage2.append((key, value, partition))
@@ -107,8 +137,12 @@ class LocalPipeline:
     async def _forward(self, partition: int, value: bytes) -> None:
         self.forwarded.append((partition, value))
 
-    async def _publish(self, trigger: RetrainTrigger) -> None:
-        self.published.append(trigger)
+    async def _publish(self, message: OutboxMessage) -> None:
+        self.published.append(RetrainTrigger.from_json_bytes(message.value))
+
+    def use_writer(self, writer: ResultWriter) -> None:
+        """Stage 2 writes through ``writer`` (e.g. a real SQL writer) from now on."""
+        self.stage2.writer = writer
 
     def message(
         self, kind: Any, key: str, value: bytes, partition: int | None = None
@@ -141,9 +175,10 @@ class LocalPipeline:
                 await self.stage2.handle(0, messages.decode(value))
 
     async def idle(self, seconds: float) -> None:
-        """Let wall-clock time pass with no events, then run the timer."""
+        """Let wall-clock time pass with no events, then run the timers (the relay's too)."""
         self.clock.now += seconds
         await self.stage1.tick(list(range(self.n_partitions)))
         await self.deliver()
         await self.stage2.tick([0])
         await self.deliver()
+        await self.relay.run_once()
