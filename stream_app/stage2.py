@@ -147,8 +147,6 @@ class Stage2:
         if isinstance(message, messages.WatermarkMessage):
             key = f"{partition}|wm|{message.source_partition}"
             self.records.set(partition, key, orjson.dumps(message.watermark))
-            labels_key = f"{partition}|lwm|{message.source_partition}"
-            self.records.set(partition, labels_key, orjson.dumps(message.label_watermark))
             self.records.set(partition, f"{partition}|np", orjson.dumps(message.n_partitions))
             await self.finalize_ready(partition)
             return
@@ -238,7 +236,7 @@ class Stage2:
     def _expired(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> bool:
         if record.state or record.final or record.late or record.sources or record.quality:
             return False  # a record we keep: not expired
-        watermark = self.retire_watermark(partition)
+        watermark = self.low_watermark(partition)
         size = record.end - record.start
         closes = window_closes_at(record.start, size, runtime.lateness_seconds)
         return watermark is not None and closes + runtime.label_horizon_seconds < watermark
@@ -259,36 +257,17 @@ class Stage2:
         marks = [mark for mark in reported if mark is not None]
         return min(marks) if marks else None
 
-    def retire_watermark(self, partition: int) -> float | None:
-        """The watermark that both the predictions and the labels of every partition passed.
-
-        A final window is kept for label revisions until this passes its label horizon:
-        judged by predictions alone, a replay whose labels are read behind its predictions
-        would retire windows whose labels have not been read yet.
-        """
-        predictions = self.low_watermark(partition)
-        expected = self.records.get(f"{partition}|np")
-        prefix = f"{partition}|lwm|"
-        labels = [orjson.loads(v) for k, v in self.records.items() if k.startswith(prefix)]
-        if predictions is None or expected is None or len(labels) < orjson.loads(expected):
-            return None
-        if any(mark is None for mark in labels):
-            return None
-        return min(predictions, *labels)
-
     async def finalize_ready(self, partition: int) -> None:
         watermark = self.low_watermark(partition)
         if watermark is None:
             return
-        retire = self.retire_watermark(partition)
         prefix = f"{partition}|r|"
         ready: list[WindowRecord] = []
         for key, raw in self.records.items():
             if not key.startswith(prefix):
                 continue
             if key in self._final_keys:
-                if retire is not None:
-                    self._expire_final(partition, key, prefix, retire)
+                self._expire_final(partition, key, prefix, watermark)
                 continue
             record = WindowRecord.from_bytes(raw)
             if record.final:
@@ -301,11 +280,7 @@ class Stage2:
             )
             if not record.final and closes <= watermark:
                 ready.append(record)
-            elif (
-                record.final
-                and retire is not None
-                and closes + runtime.label_horizon_seconds < retire
-            ):
+            elif record.final and closes + runtime.label_horizon_seconds < watermark:
                 self.records.delete(partition, key)  # labels can no longer revise it
                 self._final_keys.discard(key)
         # Oldest first: control limits compare a window with the ones before it, and a
