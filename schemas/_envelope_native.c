@@ -870,28 +870,42 @@ done:
     return result;
 }
 
-static PyObject *digit_run(PyObject *self, PyObject *args) {
-    (void)self;
-    Py_buffer raw;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "y*n", &raw, &n))
-        return NULL;
-    const unsigned char *p = raw.buf;
-    Py_ssize_t run = 0;
-    int found = n <= 0;
-    for (Py_ssize_t i = 0; i < raw.len && !found; i++) {
-        run = (unsigned)(p[i] - '0') < 10u ? run + 1 : 0;
-        found = run >= n;
+/* Probes every n-th byte: a run of n digits covers one of them, and a probe that lands on a
+ * digit walks back only over the short runs of ordinary numbers (about ten times fewer
+ * reads than looking at every byte of an envelope). */
+static int has_digit_run(const unsigned char *p, Py_ssize_t size, Py_ssize_t n) {
+    if (n <= 0)
+        return 1;
+    Py_ssize_t start = 0; /* no run of n ends before start + n - 1 */
+    while (start + n <= size) {
+        Py_ssize_t j = start + n - 1, k = j;
+        while (k >= start && (unsigned)(p[k] - '0') < 10u)
+            k--;
+        if (k < start)
+            return 1; /* p[start .. j] are all digits */
+        start = k + 1;
     }
-    PyBuffer_Release(&raw);
-    return PyBool_FromLong(found);
+    return 0;
+}
+
+static PyObject *digit_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "digit_run(raw: bytes, n: int)");
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    return PyBool_FromLong(has_digit_run(p, PyBytes_GET_SIZE(args[0]), n));
 }
 
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS,
      "decode(raw, numeric_names, categorical_names[, binners[, single]]): the columns, "
      "or None."},
-    {"digit_run", digit_run, METH_VARARGS,
+    {"digit_run", (PyCFunction)(void (*)(void))digit_run, METH_FASTCALL,
      "digit_run(raw, n): whether raw holds n ASCII digits in a row."},
     {NULL, NULL, 0, NULL},
 };

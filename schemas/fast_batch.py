@@ -219,7 +219,8 @@ def parse_single(raw: bytes) -> SingleEvent | None:
             return None
         if len(_CHECKED_NAMES) < 10_000:
             _CHECKED_NAMES.add(names)
-    if not set(map(type, features.values())) <= _FEATURE_TYPES:
+    types = set(map(type, features.values()))
+    if not types <= _FEATURE_TYPES:
         return None
     if type(prediction) not in _OUTCOME_TYPES or (
         type(prediction) is float and not math.isfinite(prediction)
@@ -227,7 +228,11 @@ def parse_single(raw: bytes) -> SingleEvent | None:
         return None
     if score is not None and (type(score) not in (int, float) or not 0.0 <= score <= 1.0):
         return None
-    if may_hold_wide_integer(raw) and wide_floats(chain(features.values(), (prediction,))):
+    if (
+        (float in types or type(prediction) is float)
+        and may_hold_wide_integer(raw)
+        and wide_floats(chain(features.values(), (prediction,)))
+    ):
         return None
     return SingleEvent(
         model_id, version, prediction_id, _to_micros(float(timestamp)), features, prediction, score

@@ -172,8 +172,10 @@ class ModelEnvelopeDecoder:
 
         One event per Kafka message is the most common form; decoding a batch of them in
         one native call costs a fraction of one decoder call per message. ``None`` when the
-        native decoder is missing or any message is not a plain event of this model (the
-        caller then takes them one by one, and the odd one gets its precise answer).
+        native decoder is missing, any message is not a plain event of this model, or two
+        messages name different versions (the caller then takes them one by one, and the
+        odd one gets its precise answer). The version returned is the one the messages
+        name, ``""`` if none does: what the stream keeps taking them one at a time.
 
         Examples
         --------
@@ -250,11 +252,10 @@ class ModelEnvelopeDecoder:
             return None
         columns: dict[str, Any] = {}
         values = zip(*map(msgspec.structs.astuple, features), strict=True)
-        wide = may_hold_wide_integer(raw)
         for name, column in zip(self.numeric, values, strict=False):
-            columns[name] = np.array(column, dtype=np.float64)  # None becomes NaN
+            array = columns[name] = np.array(column, dtype=np.float64)  # None becomes NaN
             # msgspec reads an integer beyond 64 bits into a float field as a float.
-            if wide and bool((np.abs(columns[name]) >= _WIDE).any()):
+            if bool((np.abs(array) >= _WIDE).any()) and may_hold_wide_integer(raw):
                 return None
         for name, column in zip(self.categorical, values, strict=False):
             as_list = list(column)
