@@ -43,3 +43,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+
+# Fuzz the native envelope decoder against the strict parser for FUZZ_SECONDS (not part of
+# `make test`: it needs atheris and runs for minutes). Crash files land in the temp dir it names.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install --progress-bar off -q atheris
+	$(PY) -m pip install --progress-bar off -q -e . --no-deps
+	$(PY) fuzz/fuzz_native_decoder.py -max_total_time=$(FUZZ_SECONDS)
