@@ -18,6 +18,8 @@ from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from storage.availability import first_line, is_unavailable
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -43,13 +45,19 @@ class Backoff:
             raise ValueError(f"need 0 < first <= cap, got first={self.first}, cap={self.cap}")
 
     async def run(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
-        """Await ``attempt()`` until it does not raise a database error."""
+        """Await ``attempt()`` until the database answers; other errors are raised at once.
+
+        What counts as "unreachable" is :func:`storage.availability.is_unavailable`, the
+        same rule the result writer waits by.
+        """
         delay = self.first
         failing_since: float | None = None
         while True:
             try:
                 result = await attempt()
             except SQLAlchemyError as exc:
+                if not is_unavailable(exc):
+                    raise  # a bug or a schema problem: waiting would spin forever
                 if failing_since is None:
                     failing_since = time.monotonic()
                     log.warning(
@@ -70,8 +78,3 @@ class Backoff:
                     what,
                 )
             return result
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -27,7 +27,8 @@ from detectors.profile import NumericProfile
 from driftline.errors import StorageUnavailableError
 from schemas.model_config import ModelConfig
 from schemas.typed_envelope import ModelEnvelopeDecoder
-from stream_app.backoff import Backoff, first_line
+from storage.availability import first_line, is_unavailable
+from stream_app.backoff import Backoff
 from stream_app.profiling import OUTPUT_COLUMNS, drift_config_of
 from stream_app.task_checks import TaskCheck
 
@@ -177,6 +178,8 @@ class ModelRegistry:
         try:
             runtime = self._loader(model_id)
         except SQLAlchemyError as exc:
+            if not is_unavailable(exc):
+                raise
             if cached is not None:
                 return cached[1]  # stale beats stopping: prefetch refreshes it when it can
             raise StorageUnavailableError(
