@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import faust
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +43,8 @@ from stream_app.stage2 import Stage2
 from stream_app.state_store import FaustTableStore
 
 log = logging.getLogger(__name__)
+
+EXIT_FATAL = 70  # EX_SOFTWARE: the worker stopped itself; restart it (systemd, Kubernetes)
 
 
 @dataclass
@@ -98,7 +102,33 @@ class _Activity:
         self.last_change = time.monotonic()
 
 
-def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -> Pipeline:
+def stop_without_acknowledging(stage: str, exc: BaseException) -> NoReturn:
+    """End the process at once: the batch in flight is neither acknowledged nor committed.
+
+    Faust acknowledges a ``take_events`` batch whenever its loop body exits, by an exception
+    too, and its supervisor then restarts the agent while the stream's background drainer
+    goes on reading and acknowledging messages that no agent processes. A clean shutdown
+    would commit those offsets. Exiting without either makes the restarted worker read the
+    batch again from the last commit, from state restored from the changelogs.
+    """
+    log.critical(
+        "%s failed with an error that is not one message's fault (%s: %s); stopping the "
+        "worker without acknowledging the batch in flight, which is processed again on "
+        "restart. If this repeats, report it with this log",
+        stage,
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
+    logging.shutdown()
+    os._exit(EXIT_FATAL)
+
+
+def create_pipeline(
+    settings: WorkerSettings,
+    sessions: sessionmaker[Session],
+    on_fatal: Callable[[str, BaseException], None] = stop_without_acknowledging,
+) -> Pipeline:
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
@@ -235,6 +265,10 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
             try:
                 async with lock1:
                     await stage1.process(batch)
+            except Exception as exc:
+                # Stage 1 dead-letters what a message causes; what is left is not the
+                # batch's fault, and leaving this loop body would acknowledge it.
+                on_fatal("stage 1", exc)
             finally:
                 activity.end()
 
@@ -251,10 +285,18 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
                             log.error("skipping malformed internal message: %s", exc)
                             continue
                         await stage2.handle(event.message.partition, message)
+            except Exception as exc:
+                on_fatal("stage 2", exc)
             finally:
                 activity.end()
 
     async def tick() -> None:
+        try:
+            await _tick()
+        except Exception as exc:
+            on_fatal("the timer", exc)
+
+    async def _tick() -> None:
         assigned = app.consumer.assignment() if app.consumer else set()
         mine1 = sorted({tp.partition for tp in assigned if tp.topic == topics.predictions})
         mine2 = sorted({tp.partition for tp in assigned if tp.topic == topics.window_partials})
@@ -262,6 +304,8 @@ def create_pipeline(settings: WorkerSettings, sessions: sessionmaker[Session]) -
             for tp in assigned:
                 if tp.topic == topics.predictions:
                     stage1.note_log_end(tp.partition, _log_end(app, tp))
+                elif tp.topic == topics.labels:
+                    stage1.note_label_log_end(tp.partition, _log_end(app, tp))
             await stage1.tick(mine1)
         async with lock2:
             await stage2.tick(mine2)

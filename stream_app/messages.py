@@ -63,6 +63,10 @@ class WatermarkMessage:
     source_partition: int
     n_partitions: int
     watermark: float | None  # None: the partition has seen no event yet
+    # How far the partition's labels have got (None: labels may still come for anything):
+    # a final window is kept for revisions until every partition's labels passed its
+    # label horizon, however far predictions have run ahead.
+    label_watermark: float | None = None
     kind: Literal["watermark"] = "watermark"
 
 

@@ -174,6 +174,11 @@ class Stage1:
         self.positions: dict[int, int] = {}
         # Earliest expiry among a partition's join entries (None: unknown, sweep to learn).
         self._earliest_expiry: dict[int, float] = {}
+        # Event-time progress of each partition's labels, and of every partition's
+        # predictions as heard on the label-join topic (target: {source: watermark}).
+        self.label_clocks: dict[int, PartitionClock] = {}
+        self.label_positions: dict[int, int] = {}
+        self.join_marks: dict[int, dict[int, float | None]] = {}
         self.heartbeat_interval = 0.5
 
     # -- clocks -------------------------------------------------------------------------
@@ -191,10 +196,50 @@ class Stage1:
             self.clocks[partition] = found
         return found
 
+    def label_clock(self, partition: int) -> PartitionClock:
+        """Event-time progress of the labels of a partition (its label-join entries)."""
+        found = self.label_clocks.get(partition)
+        if found is None:
+            found = (
+                PartitionClock(self.idle_timeout, self._clock_source)
+                if self._clock_source
+                else PartitionClock(self.idle_timeout)
+            )
+            stored = self.windows.get(_label_watermark_key(partition))
+            found.restore(orjson.loads(stored) if stored else None)
+            self.label_clocks[partition] = found
+        return found
+
+    def label_watermark(self, partition: int) -> float | None:
+        """How far labels of the partition have got; None while any may still be unread.
+
+        A partition whose labels log is unread (or not known yet) holds everything: in a
+        replay the predictions may be read months ahead of the labels. One that has read
+        its whole labels log and never saw a label follows its predictions.
+        """
+        clock = self.label_clock(partition)
+        if clock.backlog:
+            return None
+        own = clock.watermark()
+        return own if own is not None else self.clock(partition).watermark()
+
+    def prediction_low_watermark(self, partition: int) -> float | None:
+        """The watermark every partition's predictions passed, as heard on the join topic.
+
+        A prediction whose label came first may be forwarded from any partition; its label
+        waits until every partition has passed the label's horizon.
+        """
+        marks = self.join_marks.get(partition, {})
+        if len(marks) < self.n_partitions or any(mark is None for mark in marks.values()):
+            return None
+        return min(mark for mark in marks.values() if mark is not None)
+
     def forget_partitions(self, partitions: Sequence[int]) -> None:
         """Drop in-memory clocks of revoked partitions (their tables move with them)."""
         for partition in partitions:
             self.clocks.pop(partition, None)
+            self.label_clocks.pop(partition, None)
+            self.join_marks.pop(partition, None)
 
     # -- the batch ----------------------------------------------------------------------
 
@@ -213,10 +258,15 @@ class Stage1:
         decoded = self._decode_envelopes(batch)
         runs, in_runs = self._decode_single_runs(batch)
         for index, message in enumerate(batch):
-            work.partitions.add(message.partition)
+            if message.kind != "join":  # forwarded summaries move no watermark of theirs
+                work.partitions.add(message.partition)
             if message.kind == "prediction":
                 self.positions[message.partition] = max(
                     message.offset, self.positions.get(message.partition, -1)
+                )
+            elif message.kind == "label":
+                self.label_positions[message.partition] = max(
+                    message.offset, self.label_positions.get(message.partition, -1)
                 )
             if index in in_runs:
                 continue
@@ -507,7 +557,12 @@ class Stage1:
             work.forward[target].append({"id": prediction_id, **summary})
 
     def _forwarded_summary(self, message: InputMessage, work: _Batch) -> None:
-        for summary in orjson.loads(message.value):
+        forwarded = orjson.loads(message.value)
+        if isinstance(forwarded, dict):  # a partition's watermark, after its summaries
+            marks = self.join_marks.setdefault(message.partition, {})
+            marks[int(forwarded["source"])] = forwarded["watermark"]
+            return
+        for summary in forwarded:
             prediction_id = summary.pop("id")
             self._join_summary(message.partition, prediction_id, summary, work)
 
@@ -556,6 +611,7 @@ class Stage1:
         if reason is not None:
             await self._reject(message, reason)
             return
+        self.label_clock(message.partition).observe(label.timestamp.timestamp())
         self.counters.labels += 1
         partition = message.partition
         key = _join_key(partition, label.prediction_id)
@@ -624,6 +680,10 @@ class Stage1:
             watermark = self.clock(partition).event_watermark
             if watermark is not None:
                 self.windows.set(partition, _watermark_key(partition), orjson.dumps(watermark))
+            labels = self.label_clock(partition).event_watermark
+            if labels is not None:
+                key = _label_watermark_key(partition)
+                self.windows.set(partition, key, orjson.dumps(labels))
 
     async def _send_labels_and_late(self, work: _Batch) -> None:
         for (model_id, start, end), pairs in work.labeled.items():
@@ -640,8 +700,11 @@ class Stage1:
         watermark = clock.watermark()
         if watermark is None:
             # Nothing seen yet; stage 2 still needs to hear that this partition is empty,
-            # or it could not tell an empty partition from a slow one.
-            await self._heartbeat(partition, None, closed_any=False)
+            # or it could not tell an empty partition from a slow one. One that has not been
+            # read yet (a replay's backlog, or its log end unknown) is slow: it stays silent,
+            # so stage 2 waits for it instead of finalizing windows without its events.
+            if not clock.backlog:
+                await self._heartbeat(partition, None, closed_any=False)
             return
         prefix = f"{partition}|w|"
         closed_any = False
@@ -667,11 +730,17 @@ class Stage1:
     async def _heartbeat(self, partition: int, watermark: float | None, closed_any: bool) -> None:
         if not self._heartbeat_due(partition, watermark, closed_any):
             return
+        labels = self.label_watermark(partition)
         heartbeat = messages.encode(
-            messages.WatermarkMessage(partition, self.n_partitions, watermark)
+            messages.WatermarkMessage(partition, self.n_partitions, watermark, labels)
         )
         for target in range(self.sink.stage2_partitions):
             await self.sink.to_stage2(None, heartbeat, target)
+        # Every label-join partition hears how far this partition's predictions have got,
+        # after the summaries it forwarded (same producer, same partition: in order).
+        mark = orjson.dumps({"source": partition, "watermark": watermark})
+        for target in range(self.n_partitions):
+            await self.sink.forward_join(target, mark)
 
     def _heartbeat_due(self, partition: int, watermark: float | None, closed_any: bool) -> bool:
         # Stage 2 only needs a watermark that moved, and not faster than it can use it;
@@ -689,10 +758,23 @@ class Stage1:
         self._heartbeats[partition] = (watermark, now)
         return True
 
+    def note_label_log_end(self, partition: int, log_end: int | None) -> None:
+        """Whether the partition's labels log holds labels not processed yet (unknown: yes)."""
+        processed = self.label_positions.get(partition, -1) + 1
+        self.label_clock(partition).backlog = log_end is None or processed < log_end
+
     def note_log_end(self, partition: int, log_end: int | None) -> None:
-        """Tell the partition's clock whether its log holds events not processed yet."""
+        """Tell the partition's clock whether its log holds events not processed yet.
+
+        An unknown log end (no fetch yet) counts as a backlog only while the partition has
+        seen nothing: it must not be reported empty before it was read.
+        """
         processed = self.positions.get(partition, -1) + 1
-        self.clock(partition).backlog = log_end is not None and processed < log_end
+        clock = self.clock(partition)
+        if log_end is None:
+            clock.backlog = clock.event_watermark is None
+        else:
+            clock.backlog = processed < log_end
 
     async def tick(self, partitions: Sequence[int]) -> None:
         """Timer work for the partitions this worker owns: idle closing, join expiry."""
@@ -701,18 +783,27 @@ class Stage1:
         self.expire_joins(partitions)
 
     def expire_joins(self, partitions: Sequence[int]) -> None:
-        """Drop join entries past their label horizon.
+        """Drop join entries past their label horizon, by the clock of what they wait for.
 
-        A sweep reads every entry, so it only runs when some partition's watermark has
-        passed the earliest expiry seen since the last sweep (``None`` after a restart:
-        the first tick sweeps once and learns it again).
+        A prediction waits for its label: it goes once the partition's *labels* have passed
+        its horizon. A label that came first waits for its prediction, which may be
+        forwarded from any partition: it goes once *every* partition's predictions have
+        passed its horizon. Neither side is judged by the other's progress, so whatever
+        order the topics are read in (predictions months ahead of labels in a replay, or
+        the reverse), nothing that can still be joined expires.
+
+        A sweep reads every entry, so it only runs when a watermark has passed the earliest
+        expiry seen since the last sweep (``None`` after a restart: sweep once to learn it).
         """
-        owned = {p: self.clock(p).watermark() for p in partitions}
+        marks = {p: (self.label_watermark(p), self.prediction_low_watermark(p)) for p in partitions}
         due = [
             p
-            for p, watermark in owned.items()
-            if watermark is not None
-            and (self._earliest_expiry.get(p) is None or self._earliest_expiry[p] < watermark)
+            for p, pair in marks.items()
+            if any(mark is not None for mark in pair)
+            and (
+                self._earliest_expiry.get(p) is None
+                or any(mark is not None and self._earliest_expiry[p] < mark for mark in pair)
+            )
         ]
         if not due:
             return
@@ -722,7 +813,9 @@ class Stage1:
             if partition not in due:
                 continue
             entry = orjson.loads(value)
-            if entry["x"] < owned[partition]:
+            labels_at, predictions_at = marks[partition]
+            waits_for = predictions_at if entry["k"] == "l" else labels_at
+            if waits_for is not None and entry["x"] < waits_for:
                 self.joins.delete(partition, key)
                 if entry["k"] == "l":
                     self.counters.unmatched_labels += 1
@@ -851,6 +944,10 @@ def _window_key(partition: int, model_id: str, start: float) -> str:
 
 def _watermark_key(partition: int) -> str:
     return f"{partition}|wm"
+
+
+def _label_watermark_key(partition: int) -> str:
+    return f"{partition}|lwm"
 
 
 def _join_key(partition: int, prediction_id: str) -> str:

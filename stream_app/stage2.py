@@ -147,6 +147,8 @@ class Stage2:
         if isinstance(message, messages.WatermarkMessage):
             key = f"{partition}|wm|{message.source_partition}"
             self.records.set(partition, key, orjson.dumps(message.watermark))
+            labels_key = f"{partition}|lwm|{message.source_partition}"
+            self.records.set(partition, labels_key, orjson.dumps(message.label_watermark))
             self.records.set(partition, f"{partition}|np", orjson.dumps(message.n_partitions))
             await self.finalize_ready(partition)
             return
@@ -232,11 +234,14 @@ class Stage2:
         # per message would evaluate and write every window again for each batch.
         record.revision_pending = record.final
         self._save(partition, record)
+        # Until it is revised, the window must not be retired by its key alone: a watermark
+        # arriving before the next tick would drop the labels it just took.
+        self._final_keys.discard(_record_key(partition, record.model_id, record.start))
 
     def _expired(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> bool:
         if record.state or record.final or record.late or record.sources or record.quality:
             return False  # a record we keep: not expired
-        watermark = self.low_watermark(partition)
+        watermark = self.retire_watermark(partition)
         size = record.end - record.start
         closes = window_closes_at(record.start, size, runtime.lateness_seconds)
         return watermark is not None and closes + runtime.label_horizon_seconds < watermark
@@ -257,20 +262,39 @@ class Stage2:
         marks = [mark for mark in reported if mark is not None]
         return min(marks) if marks else None
 
+    def retire_watermark(self, partition: int) -> float | None:
+        """The watermark that both the predictions and the labels of every partition passed.
+
+        A final window is kept for label revisions until this passes its label horizon:
+        judged by predictions alone, a replay whose labels are read behind its predictions
+        would retire windows whose labels have not been read yet.
+        """
+        predictions = self.low_watermark(partition)
+        expected = self.records.get(f"{partition}|np")
+        prefix = f"{partition}|lwm|"
+        labels = [orjson.loads(v) for k, v in self.records.items() if k.startswith(prefix)]
+        if predictions is None or expected is None or len(labels) < orjson.loads(expected):
+            return None
+        if any(mark is None for mark in labels):
+            return None
+        return min(predictions, *(float(mark) for mark in labels))
+
     async def finalize_ready(self, partition: int) -> None:
         watermark = self.low_watermark(partition)
         if watermark is None:
             return
+        retire = self.retire_watermark(partition)
         prefix = f"{partition}|r|"
         ready: list[WindowRecord] = []
         for key, raw in self.records.items():
             if not key.startswith(prefix):
                 continue
             if key in self._final_keys:
-                self._expire_final(partition, key, prefix, watermark)
+                if retire is not None:
+                    self._expire_final(partition, key, prefix, retire)
                 continue
             record = WindowRecord.from_bytes(raw)
-            if record.final:
+            if record.final and not record.revision_pending:
                 self._final_keys.add(key)
             runtime = self.registry.get(record.model_id)
             if runtime is None:
@@ -280,7 +304,12 @@ class Stage2:
             )
             if not record.final and closes <= watermark:
                 ready.append(record)
-            elif record.final and closes + runtime.label_horizon_seconds < watermark:
+            elif (
+                record.final
+                and not record.revision_pending
+                and retire is not None
+                and closes + runtime.label_horizon_seconds < retire
+            ):
                 self.records.delete(partition, key)  # labels can no longer revise it
                 self._final_keys.discard(key)
         # Oldest first: control limits compare a window with the ones before it, and a

@@ -1,0 +1,126 @@
+"""Every label joins its prediction exactly once, whatever order the topics are read in.
+
+Before: join entries expired by the predictions' watermark only. In a replay whose
+predictions were read ahead of the labels (or whose forwarded summaries arrived after the
+timer ran), predictions waited out their label horizon before their labels were even read,
+and stage 2 retired final windows before their labels came: labels were lost for good.
+The timer here runs between every batch and the delivery of what it forwarded, as the
+worker's timer may.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pytest
+
+from stream_app.stage1 import InputMessage
+from tests.stream_app import scenario
+from tests.stream_app.local_pipeline import LocalPipeline
+from tests.stream_app.test_stages import runtime, window_start
+
+WINDOWS, PER_WINDOW, ENVELOPE = 10, 120, 40
+# Two windows of label horizon over a ten-window replay: most of the replay lies beyond
+# any prediction's horizon when the other topic is read all ahead.
+RUNTIME = runtime(label_horizon_seconds=2 * scenario.WINDOW)
+
+
+def _envelope(events: Sequence[scenario.Event]) -> bytes:
+    records = []
+    for event in events:
+        record = orjson.loads(event.prediction_json())
+        del record["model_id"], record["model_version"]
+        records.append(record)
+    return orjson.dumps({"model_id": scenario.MODEL_ID, "model_version": "v1", "records": records})
+
+
+async def _run(
+    pipeline: LocalPipeline, batches: Sequence[Sequence[InputMessage]], log_ends: dict[int, int]
+) -> None:
+    partitions = list(range(pipeline.n_partitions))
+    for batch in batches:
+        await pipeline.stage1.process(list(batch))
+        _note_log_ends(pipeline, log_ends)
+        await pipeline.stage1.tick(partitions)  # the timer, before what was forwarded arrives
+        await pipeline.deliver()
+    for _ in range(2):
+        _note_log_ends(pipeline, log_ends)
+        await pipeline.idle(10 * scenario.WINDOW)  # quiet: windows close, revisions follow
+
+
+def _note_log_ends(pipeline: LocalPipeline, log_ends: dict[int, int]) -> None:
+    # What the worker's timer learns from the consumer: how far each labels log goes.
+    for partition, end in log_ends.items():
+        pipeline.stage1.note_label_log_end(partition, end)
+
+
+def _replay(order: str, n_partitions: int, envelopes: bool) -> tuple[LocalPipeline, int]:
+    pipeline = LocalPipeline(RUNTIME, n_partitions)
+    events = list(scenario.events(WINDOWS, PER_WINDOW, drift_from=99, decay_from=99))
+    if envelopes:
+        predictions = [
+            pipeline.message(
+                "prediction", events[i].prediction_id, _envelope(events[i : i + ENVELOPE])
+            )
+            for i in range(0, len(events), ENVELOPE)
+        ]
+    else:
+        predictions = [
+            pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events
+        ]
+    labels = [pipeline.message("label", e.prediction_id, e.label_json()) for e in events[::2]]
+    log_ends = {
+        p: max((m.offset + 1 for m in labels if m.partition == p), default=0)
+        for p in range(n_partitions)
+    }
+    first, second = (predictions, labels) if order == "predictions first" else (labels, predictions)
+    if order == "interleaved":
+        first, second = _interleave(predictions, labels), []
+    batches = [first[i : i + 7] for i in range(0, len(first), 7)]
+    batches += [second[i : i + 7] for i in range(0, len(second), 7)]
+    asyncio.run(_run(pipeline, batches, log_ends))
+    return pipeline, len(labels)
+
+
+def _interleave(a: list[Any], b: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for i in range(max(len(a), len(b))):
+        out += a[i : i + 1] + b[i : i + 1]
+    return out
+
+
+def _labeled_per_window(pipeline: LocalPipeline) -> dict[float, int]:
+    latest: dict[float, int] = {}
+    for (_, start), rows in sorted(pipeline.writer.windows.items()):
+        latest[start] = rows.window.n_labeled
+    for _, start, rows in pipeline.writer.revisions:
+        latest[start] = rows.window.n_labeled
+    return latest
+
+
+@pytest.mark.parametrize("envelopes", [True, False], ids=["envelopes", "single events"])
+@pytest.mark.parametrize("n_partitions", [1, 3, 4])
+@pytest.mark.parametrize("order", ["predictions first", "labels first", "interleaved"])
+def test_every_label_joins_its_prediction_exactly_once(
+    order: str, n_partitions: int, envelopes: bool
+) -> None:
+    pipeline, n_labels = _replay(order, n_partitions, envelopes)
+    assert pipeline.counters.joined == n_labels
+    assert pipeline.counters.unmatched_labels == 0
+    assert pipeline.counters.expired_messages == 0
+    per_window = _labeled_per_window(pipeline)
+    assert per_window == {window_start(w): PER_WINDOW // 2 for w in range(WINDOWS)}
+    assert pipeline.dead_letters == []
+
+
+def test_predictions_without_labels_still_expire_once_the_labels_are_read() -> None:
+    pipeline, _ = _replay("labels first", 3, envelopes=True)
+    # Half the predictions never get a label: they leave the join table once every label
+    # was read and the horizon passed, so the table does not grow without bound.
+    left = Counter(orjson.loads(v)["k"] for _, v in pipeline.stage1.joins.items())
+    assert left == Counter()
+    assert pipeline.counters.unlabeled_predictions == WINDOWS * PER_WINDOW // 2
