@@ -9,8 +9,10 @@ trace and the monitoring would quietly lose a signal; rejected, the event lands 
 dead-letter topic with ``"scores: unknown field …"`` and the producer gets fixed. A new
 field is a new contract version (``….v2`` topics and schemas), not a silent extension.
 
-Types are strict: ``"3"`` is not a number and ``1`` is not ``true``. Models are frozen:
-an event is a fact.
+Types are strict: ``"3"`` is not a number and ``1`` is not ``true``. JSON integers must fit
+in 64 bits (-2**63 to 2**64-1): wider ones would be read as floats by the fast paths and
+could not be written again by orjson, so the parser rejects them (:mod:`schemas.parsing`).
+Models are frozen: an event is a fact.
 """
 
 from __future__ import annotations

@@ -89,7 +89,8 @@ def parse_prediction_message(raw: bytes | str) -> list[PredictionEvent]:
     InvalidEventError
         When the message breaks the contract. The message is ``"path: what is wrong"``
         for the first problem found, e.g. ``"records[3].features.age: value must be a
-        number, string, bool or null"``, or ``"not valid JSON: …"``.
+        number, string, bool or null"``, ``"prediction: integer out of range, JSON integers
+        must fit in 64 bits"`` or ``"not valid JSON: …"``.
 
     Examples
     --------
