@@ -36,7 +36,7 @@ from detectors.quality import (
 )
 from detectors.registry import DriftMethod, MethodRegistry, MethodSpec, default_registry
 from detectors.window import WindowState
-from driftline.errors import ConfigurationError
+from driftline.errors import ConfigurationError, IncompatibleStateError
 
 Status = Literal["ok", "warning", "drift", "no data"]
 
@@ -160,7 +160,20 @@ def evaluate_window(
     """Compute drift, data quality and quality metrics of a window against its reference.
 
     Columns with no valid value in the window get status ``"no data"`` and ``None`` scores.
+
+    Raises
+    ------
+    IncompatibleStateError
+        When ``state`` was built on another reference than ``profile`` (its fingerprint
+        differs): its bins cannot be compared with this profile's.
     """
+    if state.fingerprint != profile.fingerprint:
+        # Bins of one reference read against another's would give numbers that look right
+        # and mean nothing.
+        raise IncompatibleStateError(
+            f"window state was built on reference {state.fingerprint}, "
+            f"not {profile.fingerprint}: judge it against its own reference"
+        )
     config = config or DriftConfig()
     registry = registry or default_registry()
     config.validate(profile, registry)

@@ -28,7 +28,7 @@ from schemas.topics import Topics
 from storage import catalog
 from stream_app import messages
 from stream_app.counters import Counters
-from stream_app.model_loader import sql_loader
+from stream_app.model_loader import sql_loader, sql_profile_loader
 from stream_app.outbox_relay import (
     RELAY_INTERVAL_SECONDS,
     OutboxMessage,
@@ -164,7 +164,11 @@ def create_pipeline(
     records_table = app.Table("stage2-records", partitions=settings.stage2_partitions, **table)
 
     counters = Counters()
-    registry = ModelRegistry(sql_loader(sessions), settings.registry_refresh_seconds)
+    registry = ModelRegistry(
+        sql_loader(sessions),
+        settings.registry_refresh_seconds,
+        profile_loader=sql_profile_loader(sessions),
+    )
 
     async def to_stage2(key: str | None, value: bytes, partition: int | None) -> None:
         await partials.send(key=key.encode() if key else None, value=value, partition=partition)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from detectors import ReferenceProfile
 from schemas.model_config import ModelConfig
 from storage import catalog
-from stream_app.registry import Loader, ModelRuntime
+from stream_app.registry import Loader, ModelRuntime, ProfileLoader
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,24 @@ def sql_loader(sessions: sessionmaker[Session]) -> Loader:
             if record is None:
                 return None
             current = catalog.get_current_profile(session, model_id)
+            history = tuple(
+                (info.created_at.timestamp(), info.fingerprint)
+                for info in catalog.list_reference_profiles(session, model_id)
+            )
         config = ModelConfig.model_validate(record.config)
         if current is None:
             return ModelRuntime(config, None)
-        return ModelRuntime(config, ReferenceProfile.from_json(current.profile_json))
+        return ModelRuntime(config, ReferenceProfile.from_json(current.profile_json), history)
+
+    return load
+
+
+def sql_profile_loader(sessions: sessionmaker[Session]) -> ProfileLoader:
+    """Loads any stored reference of a model by fingerprint (windows bound to an old one)."""
+
+    def load(model_id: str, fingerprint: str) -> ReferenceProfile | None:
+        with sessions() as session:
+            body = catalog.get_reference_profile(session, model_id, fingerprint)
+        return None if body is None else ReferenceProfile.from_json(body)
 
     return load

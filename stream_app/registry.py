@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from detectors import ControlLimits, DriftConfig, QualityTask, ReferenceProfile
 from detectors.profile import NumericProfile
-from driftline.errors import StorageUnavailableError
+from driftline.errors import IncompatibleStateError, StorageUnavailableError
 from schemas.model_config import ModelConfig
 from schemas.typed_envelope import ModelEnvelopeDecoder
 from storage.availability import first_line, is_unavailable
@@ -39,6 +39,27 @@ class ModelRuntime:
 
     config: ModelConfig
     profile: ReferenceProfile | None
+    # Every stored reference of the model as (registered at, epoch seconds; fingerprint),
+    # oldest first: which reference a window is judged against (see fingerprint_for).
+    history: tuple[tuple[float, str], ...] = ()
+
+    def fingerprint_for(self, window_start: float) -> str | None:
+        """The reference a window starting at ``window_start`` is bound to.
+
+        A reference applies to the windows that start at or after it was registered; a
+        window already open then keeps the one it began with, in every partition alike,
+        since the rule reads data, not the order events arrive in. Windows older than
+        every registration use the first reference.
+        """
+        if self.profile is None:
+            return None
+        if not self.history:
+            return self.profile.fingerprint
+        chosen = self.history[0][1]
+        for registered_at, fingerprint in self.history:
+            if registered_at <= window_start:
+                chosen = fingerprint
+        return chosen
 
     @property
     def in_baseline(self) -> bool:
@@ -145,6 +166,7 @@ def _default_min_std(series: str) -> float:
 
 
 Loader = Callable[[str], ModelRuntime | None]
+ProfileLoader = Callable[[str, str], ReferenceProfile | None]  # (model id, fingerprint)
 
 
 class ModelRegistry:
@@ -163,12 +185,15 @@ class ModelRegistry:
         refresh_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         retry: Backoff | None = None,
+        profile_loader: ProfileLoader | None = None,
     ) -> None:
         self._loader = loader
         self._refresh = refresh_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, ModelRuntime | None]] = {}
         self._retry = retry or Backoff()
+        self._profile_loader = profile_loader
+        self._bound: dict[tuple[str, str], ModelRuntime] = {}
 
     def get(self, model_id: str) -> ModelRuntime | None:
         now = self._clock()
@@ -210,6 +235,29 @@ class ModelRegistry:
         loaded_at = self._clock()
         for model_id, runtime in loaded.items():
             self._cache[model_id] = (loaded_at, runtime)
+
+    async def bound_to(self, runtime: ModelRuntime, fingerprint: str) -> ModelRuntime:
+        """``runtime`` judged against the reference ``fingerprint`` (an earlier one, say)."""
+        if runtime.profile is not None and runtime.profile.fingerprint == fingerprint:
+            return runtime
+        key = (runtime.model_id, fingerprint)
+        found = self._bound.get(key)
+        if found is None or found.config != runtime.config:
+            loader = self._profile_loader
+            if loader is None:
+                raise IncompatibleStateError(
+                    f"model {runtime.model_id!r}: reference {fingerprint} is not loadable here"
+                )
+            profile = await self._retry.run(
+                lambda: asyncio.to_thread(loader, runtime.model_id, fingerprint),
+                f"loading reference {fingerprint} of {runtime.model_id}",
+            )
+            if profile is None:
+                raise IncompatibleStateError(
+                    f"model {runtime.model_id!r} has no stored reference {fingerprint}"
+                )
+            found = self._bound[key] = ModelRuntime(runtime.config, profile, runtime.history)
+        return found
 
     def put(self, runtime: ModelRuntime) -> None:
         """Make a model known at once (after registering it in this process)."""

@@ -286,7 +286,7 @@ class Stage1:
                 )
                 for member in members:
                     await self._reject(member, f"could not be processed: {_describe(exc)}")
-        self._write_windows(work)
+        await self._write_windows(work)
         await self._send_forwarded(work)
         await self._send_labels_and_late(work)
         for partition in sorted(work.partitions):
@@ -641,7 +641,7 @@ class Stage1:
 
     # -- writing state and closing windows -------------------------------------------------
 
-    def _write_windows(self, work: _Batch) -> None:
+    async def _write_windows(self, work: _Batch) -> None:
         for group, singles in work.singles.items():
             runtime = self.registry.get(group[1])
             if runtime is not None:
@@ -666,15 +666,20 @@ class Stage1:
                 sample.add(rows, baseline.PARTITION_SAMPLE, key)
                 self.windows.set(partition, key, sample.to_bytes())
                 continue
-            state = (
-                WindowState.from_bytes(stored)
-                if stored
-                else WindowState.empty(runtime.profile, runtime.task)
-            )
+            state = WindowState.from_bytes(stored) if stored else None
+            # A window keeps the reference it began with; a new one starts with the reference
+            # its start time calls for (see ModelRuntime.fingerprint_for).
+            bound = state.fingerprint if state is not None else runtime.fingerprint_for(start)
+            window_runtime = await self.registry.bound_to(runtime, bound or "")
+            profile = window_runtime.profile
+            assert profile is not None
+            if state is None:
+                state = WindowState.empty(profile, runtime.task)
+            same_bins = window_runtime is runtime
             for chunk in work.columns.get(group, []):
-                state.update(runtime.profile, chunk)
+                state.update(profile, chunk if same_bins else _unbinned(chunk))
             if events:
-                state.update(runtime.profile, columns_of(runtime, events))
+                state.update(profile, columns_of(window_runtime, events))
             self.windows.set(partition, key, state.to_bytes())
         for partition in work.partitions:
             watermark = self.clock(partition).event_watermark
@@ -865,6 +870,16 @@ def _rows_of_columns(columns: Mapping[str, FeatureColumn | BinnedColumn]) -> lis
             lists[name] = list(values)
     names = list(lists)
     return [dict(zip(names, row, strict=True)) for row in zip(*lists.values(), strict=True)]
+
+
+def _unbinned(
+    columns: Mapping[str, FeatureColumn | BinnedColumn],
+) -> dict[str, FeatureColumn | BinnedColumn]:
+    """A chunk's raw values: the fast paths binned them for the current reference only."""
+    return {
+        name: values.values if isinstance(values, BinnedColumn) else values
+        for name, values in columns.items()
+    }
 
 
 def _take_rows(

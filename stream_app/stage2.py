@@ -341,6 +341,8 @@ class Stage2:
         if record.baseline_role or runtime.profile is None:
             await self._finalize_baseline(partition, runtime, record)
             return
+        runtime = await self._bound(runtime, record)
+        assert runtime.profile is not None
         state = self._state(runtime, record)
         report = evaluate_window(runtime.profile, state, runtime.drift_config)
         series = results.window_series(runtime, report, state)
@@ -384,6 +386,8 @@ class Stage2:
         if record.baseline_role or runtime.profile is None:
             rows = self._baseline_rows(runtime, revised)
         else:
+            runtime = await self._bound(runtime, revised)
+            assert runtime.profile is not None
             state = self._state(runtime, revised)
             report = evaluate_window(runtime.profile, state, runtime.drift_config)
             series = results.quality_series(report)
@@ -465,6 +469,14 @@ class Stage2:
     def _save(self, partition: int, record: WindowRecord) -> None:
         key = _record_key(partition, record.model_id, record.start)
         self.records.set(partition, key, record.to_bytes())
+
+    async def _bound(self, runtime: ModelRuntime, record: WindowRecord) -> ModelRuntime:
+        """The model as its window is judged: against the reference its state was built on."""
+        if record.state is None:
+            bound = runtime.fingerprint_for(record.start)
+        else:
+            bound = WindowState.from_bytes(record.state).fingerprint
+        return runtime if bound is None else await self.registry.bound_to(runtime, bound)
 
     def _state(self, runtime: ModelRuntime, record: WindowRecord) -> WindowState:
         """The window's binned state with its labeled pairs; needs the model's profile.
