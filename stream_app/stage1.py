@@ -56,6 +56,7 @@ from schemas.parsing import parse_label_message, parse_prediction_message
 from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
 from stream_app import baseline, messages
 from stream_app.counters import Counters
+from stream_app.dedup import WindowDedup, envelope_identity
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.state_store import PartitionedStore
 from stream_app.windows import PartitionClock, window_closes_at, window_start
@@ -158,6 +159,7 @@ class Stage1:
         )
         self.auto_register = auto_register
         self.windows = windows
+        self.dedup = WindowDedup(windows)
         self.joins = joins
         self.sink = sink
         self.n_partitions = n_partitions
@@ -240,6 +242,7 @@ class Stage1:
             self.clocks.pop(partition, None)
             self.label_clocks.pop(partition, None)
             self.join_marks.pop(partition, None)
+        self.dedup.forget_partitions(list(partitions))
 
     # -- the batch ----------------------------------------------------------------------
 
@@ -287,6 +290,7 @@ class Stage1:
                 for member in members:
                     await self._reject(member, f"could not be processed: {_describe(exc)}")
         await self._write_windows(work)
+        self.dedup.save()
         await self._send_forwarded(work)
         await self._send_labels_and_late(work)
         for partition in sorted(work.partitions):
@@ -306,7 +310,7 @@ class Stage1:
         elif is_control(message.value):
             await self._control(message)
         elif run is not None:
-            await self._envelope(message.partition, run.runtime, run.columns, work)
+            await self._envelope(message.partition, run.runtime, run.columns, work, singles=True)
         else:
             await self._prediction(message, work, columns)
 
@@ -337,7 +341,7 @@ class Stage1:
                 if reason is not None:
                     await self._reject(message, reason)
                     return
-                await self._envelope(message.partition, runtime, columns, work)
+                await self._envelope(message.partition, runtime, columns, work, singles=False)
                 return
         else:
             single = parse_single(message.value)
@@ -371,6 +375,20 @@ class Stage1:
         clock = self.clock(partition)
         if events[-1].model_version:
             self.versions[(partition, runtime.model_id)] = events[-1].model_version
+        identity = (
+            envelope_identity(
+                events[0].prediction_id,
+                events[-1].prediction_id,
+                len(events),
+                events[0].timestamp.timestamp(),
+            )
+            if b'"records"' in message.value
+            else None
+        )
+        if identity is not None and not self._first_envelope_copy(
+            partition, runtime, events, identity
+        ):
+            return
         for event in events:
             timestamp = event.timestamp.timestamp()
             start = window_start(timestamp, runtime.window_seconds)
@@ -384,12 +402,38 @@ class Stage1:
                 work.late[(runtime.model_id, start, end)] += 1
                 self.counters.late += 1
                 continue
+            group = (partition, runtime.model_id, start)
+            if identity is None and not self.dedup.first_time(group, event.prediction_id):
+                self.counters.duplicates += 1
+                continue
             clock.observe(timestamp)
-            work.rows[(partition, runtime.model_id, start)].append(event)
+            work.rows[group].append(event)
             if runtime.task is not None:
                 summary = (event.prediction_id, timestamp, event.prediction, event.score)
                 await self._keep_summary(partition, runtime, summary, start, end, work)
         self.counters.saw_predictions(len(events))
+
+    def _first_envelope_copy(
+        self,
+        partition: int,
+        runtime: ModelRuntime,
+        events: Sequence[PredictionEvent],
+        identity: str,
+    ) -> bool:
+        """Whether a strictly parsed envelope was not counted before (as :meth:`_first_copies`)."""
+        watermark = self.clock(partition).watermark()
+        size, lateness = runtime.window_seconds, runtime.lateness_seconds
+        starts = {window_start(event.timestamp.timestamp(), size) for event in events}
+        open_starts = [
+            start
+            for start in sorted(starts)
+            if watermark is None or window_closes_at(start, size, lateness) > watermark
+        ]
+        groups = [(partition, runtime.model_id, start) for start in open_starts]
+        if all([self.dedup.first_time(group, identity) for group in groups]):
+            return True
+        self.counters.duplicates += len(events)
+        return False
 
     def _decode_envelopes(self, batch: Sequence[InputMessage]) -> dict[int, EnvelopeColumns]:
         """The batch's envelopes that a fast path certifies, by position in the batch.
@@ -484,6 +528,9 @@ class Stage1:
             work.late[(runtime.model_id, start, start + size)] += 1
             self.counters.late += 1
             return
+        if not self.dedup.first_time((partition, runtime.model_id, start), event.prediction_id):
+            self.counters.duplicates += 1
+            return
         clock.observe(event.timestamp)
         work.singles[(partition, runtime.model_id, start)].append(event)
         if runtime.task is not None:
@@ -491,7 +538,13 @@ class Stage1:
             await self._keep_summary(partition, runtime, summary, start, start + size, work)
 
     async def _envelope(
-        self, partition: int, runtime: ModelRuntime, columns: EnvelopeColumns, work: _Batch
+        self,
+        partition: int,
+        runtime: ModelRuntime,
+        columns: EnvelopeColumns,
+        work: _Batch,
+        *,
+        singles: bool,
     ) -> None:
         """A valid batch envelope, a column at a time: what the per-event loop does, in numpy."""
         clock = self.clock(partition)
@@ -510,6 +563,7 @@ class Stage1:
         self.counters.late += int(late.sum())
         kept = np.nonzero(~late)[0]
         self.counters.saw_predictions(len(columns))
+        kept = self._first_copies(partition, runtime.model_id, columns, starts, kept, singles)
         if kept.size == 0:
             return
         clock.observe(float(times[kept].max()))
@@ -529,6 +583,42 @@ class Stage1:
                     columns.scores[i],
                 )
                 await self._keep_summary(partition, runtime, summary, start, start + size, work)
+
+    def _first_copies(
+        self,
+        partition: int,
+        model_id: str,
+        columns: EnvelopeColumns,
+        starts: npt.NDArray[np.float64],
+        kept: npt.NDArray[np.intp],
+        singles: bool,
+    ) -> npt.NDArray[np.intp]:
+        """The kept rows not counted before in their window (see :mod:`stream_app.dedup`)."""
+        if kept.size == 0:
+            return kept
+        if singles:  # a run of single-event messages: each is its own identity
+            ids = columns.prediction_ids
+            fresh = [
+                i
+                for i in kept.tolist()
+                if self.dedup.first_time((partition, model_id, float(starts[i])), ids[i])
+            ]
+            self.counters.duplicates += kept.size - len(fresh)
+            return np.asarray(fresh, dtype=np.intp)
+        identity = envelope_identity(
+            columns.prediction_ids[0],
+            columns.prediction_ids[-1],
+            len(columns),
+            float(columns.timestamps[0]),
+        )
+        # Recorded in every window the envelope touches: a retry whose first rows turned
+        # late meanwhile is still recognised in the windows it would add to.
+        groups = [(partition, model_id, start) for start in np.unique(starts[kept]).tolist()]
+        fresh_in = [self.dedup.first_time(group, identity) for group in groups]
+        if all(fresh_in):
+            return kept
+        self.counters.duplicates += kept.size
+        return kept[:0]
 
     async def _keep_summary(
         self,
@@ -729,6 +819,7 @@ class Stage1:
             )
             await self.sink.to_stage2(model_id, messages.encode(partial), None)
             self.windows.delete(partition, key)
+            self.dedup.forget((partition, model_id, start))
             closed_any = True
         await self._heartbeat(partition, watermark, closed_any)
 
