@@ -2,7 +2,9 @@
 
 ``driftline worker`` calls :func:`run_worker`. On SIGTERM (or Ctrl-C) the worker stops
 taking messages, finishes the batch in flight, then lets Faust commit offsets, flush the
-producer and the table changelogs, and exit. Logs are one JSON object per line when
+producer and the table changelogs, and exit. A batch that cannot finish in time (the
+database is down) is not committed: the worker exits with status 70 and the batch is
+processed again when it restarts. Logs are one JSON object per line when
 ``DRIFTLINE_LOG_FORMAT=json``; counters are logged every minute.
 """
 
@@ -21,7 +23,7 @@ import faust
 from schemas.typed_envelope import native_decoder_available
 from storage.db import make_engine, session_factory
 from storage.migrate import upgrade
-from stream_app.app import Pipeline, create_pipeline
+from stream_app.app import EXIT_FATAL, Pipeline, create_pipeline
 from stream_app.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -52,9 +54,18 @@ class DrainingWorker(faust.Worker):
     async def _stop_on_signal(self, signal: signal.Signals) -> None:
         log.info("%s received: draining the batch in flight before stopping", signal.name)
         drained = await self.pipeline.drain()
-        if not drained:
-            log.warning("the batch in flight did not finish in time; stopping anyway")
         log.info("counters at stop: %s", self.pipeline.counters.as_dict())
+        if not drained:
+            # Stopping Faust now would cancel the agent, and take_events acknowledges a
+            # batch however its loop ends: the batch (waiting for the database, say) would
+            # be committed unprocessed. Exiting without a commit makes the restarted worker
+            # read it again.
+            log.error(
+                "the batch in flight did not finish in time (is the database down?); "
+                "exiting without committing it, so it is processed again on restart"
+            )
+            logging.shutdown()
+            os._exit(EXIT_FATAL)
         await super()._stop_on_signal(signal)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
