@@ -228,6 +228,7 @@ def create_pipeline(
         counters=counters,
         auto_register=auto_register if settings.unknown_models == "auto-register" else None,
         decode_threads=settings.decode_threads,
+        max_future_seconds=settings.max_future_seconds,
     )
     stage2 = Stage2(
         registry,

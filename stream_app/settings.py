@@ -57,6 +57,11 @@ class WorkerSettings(BaseSettings):
         "model with default settings (its first windows become its baseline)",
     )
     registry_refresh_seconds: float = Field(default=30.0, gt=0)
+    max_future_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="Events and labels stamped further ahead of the worker's clock are refused",
+    )
     session_timeout_seconds: float = Field(
         default=60.0,
         ge=6,

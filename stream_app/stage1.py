@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -148,8 +149,14 @@ class Stage1:
         clock: Callable[[], float] | None = None,
         auto_register: Callable[[PredictionEvent], Awaitable[ModelRuntime | None]] | None = None,
         decode_threads: int = 1,
+        max_future_seconds: float = 86_400.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
+        # One event stamped in year 2199 would move its partition's watermark there and
+        # make every later event of the partition late: such times are refused instead.
+        self.max_future_seconds = max_future_seconds
+        self.wall_clock = wall_clock
         # The native decoder releases the GIL while it parses: a batch's envelopes are
         # decoded on this many threads at once (one: in the event loop, as everything else).
         self._decode_pool = (
@@ -314,6 +321,16 @@ class Stage1:
         else:
             await self._prediction(message, work, columns)
 
+    def _future_error(self, latest: float) -> str | None:
+        """Why an event time cannot be believed, if it is too far ahead of the clock."""
+        ahead = latest - self.wall_clock()
+        if ahead <= self.max_future_seconds:
+            return None
+        return (
+            f"timestamp is {ahead / 86_400:.1f} days ahead of the worker's clock (more than "
+            f"{self.max_future_seconds:g} s): check the producer's clock and time unit"
+        )
+
     async def _control(self, message: InputMessage) -> None:
         """An end-of-stream marker: the partition's watermark moves to the time it names."""
         try:
@@ -322,6 +339,10 @@ class Stage1:
             await self._reject(message, str(exc))
             return
         if watermark is not None:
+            reason = self._future_error(watermark)
+            if reason is not None:
+                await self._reject(message, reason)
+                return
             self.clock(message.partition).observe(watermark)
             self.counters.end_of_stream_markers += 1
 
@@ -337,7 +358,9 @@ class Stage1:
         if b'"records"' in message.value:
             runtime = self.registry.get(columns.model_id) if columns is not None else None
             if columns is not None and runtime is not None and runtime.profile is not None:
-                reason = _outcome_error(runtime, columns)
+                reason = _outcome_error(runtime, columns) or self._future_error(
+                    float(columns.timestamps.max())
+                )
                 if reason is not None:
                     await self._reject(message, reason)
                     return
@@ -347,7 +370,7 @@ class Stage1:
             single = parse_single(message.value)
             runtime = self.registry.get(single.model_id) if single is not None else None
             if single is not None and runtime is not None and runtime.profile is not None:
-                reason = _outcome_error(runtime, single)
+                reason = _outcome_error(runtime, single) or self._future_error(single.timestamp)
                 if reason is not None:
                     await self._reject(message, reason)
                     return
@@ -364,13 +387,14 @@ class Stage1:
         if runtime is None:
             await self._reject(message, _unknown_model(events[0].model_id))
             return
-        if runtime.task_check is not None:
+        reason = self._future_error(max(event.timestamp.timestamp() for event in events))
+        if reason is None and runtime.task_check is not None:
             reason = runtime.task_check.predictions_error(
                 [event.prediction for event in events], [event.score for event in events]
             )
-            if reason is not None:
-                await self._reject(message, reason)
-                return
+        if reason is not None:
+            await self._reject(message, reason)
+            return
         partition = message.partition
         clock = self.clock(partition)
         if events[-1].model_version:
@@ -495,7 +519,11 @@ class Stage1:
             if len(indexes) < 2 or runtime.envelope_decoder is None:
                 continue
             columns = runtime.envelope_decoder.decode_singles([batch[i].value for i in indexes])
-            if columns is None or _outcome_error(runtime, columns) is not None:
+            if (
+                columns is None
+                or _outcome_error(runtime, columns) is not None
+                or self._future_error(float(columns.timestamps.max())) is not None
+            ):
                 continue  # each message on its own: only the bad one is dead-lettered
             runs[indexes[0]] = _Run(runtime, columns, tuple(indexes))
             covered.update(indexes[1:])
@@ -697,7 +725,9 @@ class Stage1:
         if runtime.task_check is None:
             await self._reject(message, f"model {label.model_id!r} has no task: labels unused")
             return
-        reason = runtime.task_check.label_error(label.label)
+        reason = runtime.task_check.label_error(label.label) or self._future_error(
+            label.timestamp.timestamp()
+        )
         if reason is not None:
             await self._reject(message, reason)
             return

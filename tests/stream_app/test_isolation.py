@@ -57,6 +57,12 @@ BAD_PREDICTIONS = {
     "prediction not a class": _prediction(prediction="7"),
     "bool prediction": _prediction(prediction=True),
     "score above 1": _prediction(score=1.5),
+    # Accepted by the contract (before 2200) but it would move the partition's watermark
+    # to 2199, making every later event of the partition late.
+    "far future": _prediction(timestamp="2199-01-01T00:00:00Z"),
+    "envelope with one far-future record": _envelope(
+        [_record(GOOD[2], prediction_id="bad-env"), _record(GOOD[3], timestamp=7_000_000_000.0)]
+    ),
     "envelope with one bad class": _envelope(
         [_record(GOOD[2]), _record(GOOD[3], prediction_id="bad-env", prediction="2.5")]
     ),
@@ -72,6 +78,25 @@ def test_a_bad_prediction_is_dead_lettered_and_its_batch_flows(value: bytes) -> 
     asyncio.run(pipeline.idle(200))
     assert [m.key for m, _ in pipeline.dead_letters] == [b"bad"]
     assert pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))].window.n_rows == 20
+
+
+def test_a_far_future_label_does_not_expire_the_join() -> None:
+    pipeline = LocalPipeline(RUNTIME, 1)
+    predictions = [
+        pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in GOOD
+    ]
+    future = orjson.loads(GOOD[0].label_json())
+    future.update(prediction_id="elsewhere", timestamp="2199-01-01T00:00:00Z")
+    labels = [pipeline.message("label", "elsewhere", orjson.dumps(future))]
+    labels += [pipeline.message("label", e.prediction_id, e.label_json()) for e in GOOD]
+    asyncio.run(pipeline.feed(predictions[:10] + labels[:1]))
+    asyncio.run(pipeline.idle(0.0))  # the timer: expiry runs
+    asyncio.run(pipeline.feed(predictions[10:] + labels[1:]))
+    asyncio.run(pipeline.idle(200))
+    assert [m.key for m, _ in pipeline.dead_letters] == [b"elsewhere"]
+    assert "ahead of the worker's clock" in pipeline.dead_letters[0][1]
+    rows = pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))]
+    assert rows.window.n_labeled == 20
 
 
 @pytest.mark.parametrize("label", ["7", True, 2.5, None])
