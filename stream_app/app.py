@@ -106,10 +106,11 @@ def stop_without_acknowledging(stage: str, exc: BaseException) -> NoReturn:
     """End the process at once: the batch in flight is neither acknowledged nor committed.
 
     Faust acknowledges a ``take_events`` batch whenever its loop body exits, by an exception
-    too, and its supervisor then restarts the agent while the stream's background drainer
-    goes on reading and acknowledging messages that no agent processes. A clean shutdown
-    would commit those offsets. Exiting without either makes the restarted worker read the
-    batch again from the last commit, from state restored from the changelogs.
+    too: its supervisor restarts the agent, which goes on with the next batch, and the
+    failed one is committed unprocessed (with a plain agent on the local broker, the 100
+    messages of a batch that raised were never seen again). A clean shutdown would commit
+    it too. Exiting without either makes the restarted worker read the batch again from
+    the last commit, with state restored from the changelogs.
     """
     log.critical(
         "%s failed with an error that is not one message's fault (%s: %s); stopping the "
