@@ -51,7 +51,7 @@ def truncated(rng: random.Random, i: int) -> Message:
 
 
 def wrong_type(rng: random.Random, i: int) -> Message:
-    changes = rng.choice(
+    changes: dict[str, object] = rng.choice(
         [
             {"prediction_id": i},
             {"features": [1, 2, 3]},
@@ -197,6 +197,7 @@ def generate(n: int, seed: int = 20261129) -> tuple[list[Message], Counter[str]]
     out: list[Message] = []
     kinds: Counter[str] = Counter()
     for i in range(n):
+        make: Callable[[random.Random, int], Message]
         if i < HUGE:
             name, make = "huge payloads", huge
         else:
