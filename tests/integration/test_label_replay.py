@@ -1,0 +1,110 @@
+"""Months of predictions and labels replayed through a real worker: every label joins once.
+
+The shape that lost a third of the labels before: predictions in batch envelopes keyed by
+their first prediction id (so each prediction's summary is forwarded to the partition its
+label hashes to), labels as single messages keyed by prediction id, weekly windows, the
+two topics written in event-time order and read by the worker in whatever order its
+fetches return. Run for envelopes and for single events, each over four partitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from driftline.cli import main
+from driftline.producer import PredictionProducer
+from storage import history
+from stream_app.windows import window_start
+from tests.integration.harness import WorkerProcess, final_windows, register, wait_for
+from tests.stream_app import scenario
+
+pytestmark = pytest.mark.integration
+
+DAY = 86_400.0
+WEEK = 7 * DAY
+WINDOWS, PER_WINDOW, PARTITIONS = 12, 250, 4
+FIRST = window_start(scenario.START, WEEK)
+
+
+def _stream(seed: int) -> tuple[list[tuple[float, str, scenario.Event]], Counter[int]]:
+    """Predictions and (for 60 %) labels 1-4 days later, in event-time order."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[float, str, scenario.Event]] = []
+    labeled: Counter[int] = Counter()
+    for event in scenario.events(WINDOWS, PER_WINDOW, drift_from=99, decay_from=99, seed=seed):
+        offset = event.timestamp - (scenario.START + event.window * scenario.WINDOW)
+        moment = FIRST + event.window * WEEK + offset * (WEEK / scenario.WINDOW)
+        stretched = scenario.Event(**{**event.__dict__, "timestamp": moment})
+        out.append((moment, "prediction", stretched))
+        if rng.random() < 0.6:
+            out.append((moment + rng.uniform(1, 4) * DAY, "label", stretched))
+            labeled[event.window] += 1
+    out.sort(key=lambda item: item[0])
+    return out, labeled
+
+
+async def _replay(
+    bootstrap: str,
+    worker: WorkerProcess,
+    stream: list[tuple[float, str, scenario.Event]],
+    envelope: int,
+) -> None:
+    producer = PredictionProducer(bootstrap, topics=worker.topics, batch_size=envelope)
+    async with producer:
+        for moment, kind, e in stream:
+            if kind == "prediction":
+                await producer.predict(
+                    scenario.MODEL_ID, e.prediction_id, moment, e.features, e.prediction, e.score
+                )
+            else:
+                await producer.label(scenario.MODEL_ID, e.prediction_id, e.label, moment)
+
+
+@pytest.mark.parametrize(("envelope", "seed"), [(500, 3), (1, 4)], ids=["envelopes", "singles"])
+def test_a_long_replay_joins_every_label_exactly_once(
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    sqlite_url: str,
+    tmp_path: Path,
+    envelope: int,
+    seed: int,
+) -> None:
+    sessions = register(
+        sqlite_url,
+        window_seconds=int(WEEK),
+        allowed_lateness_seconds=int(DAY),
+        label_horizon_seconds=int(WEEK),
+    )
+    worker = WorkerProcess(
+        kafka_bootstrap,
+        sqlite_url,
+        topic_prefix,
+        PARTITIONS,
+        tmp_path / "w",
+        {"IDLE_TIMEOUT_SECONDS": str(DAY), "BATCH_MAX": "200"},
+    )
+    worker.create_topics()
+    worker.start()
+    try:
+        stream, labeled = _stream(seed)
+        asyncio.run(_replay(kafka_bootstrap, worker, stream, envelope))
+        # Everything was published: close the last windows now, not a week of clock later.
+        assert main(["flush", "--bootstrap", kafka_bootstrap, "--topic-prefix", topic_prefix]) == 0
+        rows = final_windows(sessions, WINDOWS, 120)
+        assert [r.n_rows for r in rows] == [PER_WINDOW] * WINDOWS
+        expected = [labeled[w] for w in range(WINDOWS)]
+
+        def labels_in_sql() -> list[int] | None:
+            with sessions() as session:
+                found = history.window_history(session, scenario.MODEL_ID, None, None)
+            counts = [r.n_labeled for r in found]
+            return counts if counts == expected else None
+
+        wait_for(labels_in_sql, 60, f"labeled counts {expected} in SQL")
+    finally:
+        assert worker.stop() == 0
