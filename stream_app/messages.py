@@ -67,6 +67,8 @@ class WatermarkMessage:
     # a final window is kept for revisions until every partition's labels passed its
     # label horizon, however far predictions have run ahead.
     label_watermark: float | None = None
+    # Labels of the partition wait unread: hold every window's retirement until they are in.
+    labels_behind: bool = False
     kind: Literal["watermark"] = "watermark"
 
 

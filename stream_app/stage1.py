@@ -857,8 +857,9 @@ class Stage1:
         if not self._heartbeat_due(partition, watermark, closed_any):
             return
         labels = self.label_watermark(partition)
+        behind = self.label_clock(partition).backlog
         heartbeat = messages.encode(
-            messages.WatermarkMessage(partition, self.n_partitions, watermark, labels)
+            messages.WatermarkMessage(partition, self.n_partitions, watermark, labels, behind)
         )
         for target in range(self.sink.stage2_partitions):
             await self.sink.to_stage2(None, heartbeat, target)

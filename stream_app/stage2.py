@@ -148,7 +148,8 @@ class Stage2:
             key = f"{partition}|wm|{message.source_partition}"
             self.records.set(partition, key, orjson.dumps(message.watermark))
             labels_key = f"{partition}|lwm|{message.source_partition}"
-            self.records.set(partition, labels_key, orjson.dumps(message.label_watermark))
+            labels = {"w": message.label_watermark, "behind": message.labels_behind}
+            self.records.set(partition, labels_key, orjson.dumps(labels))
             self.records.set(partition, f"{partition}|np", orjson.dumps(message.n_partitions))
             await self.finalize_ready(partition)
             return
@@ -267,17 +268,19 @@ class Stage2:
 
         A final window is kept for label revisions until this passes its label horizon:
         judged by predictions alone, a replay whose labels are read behind its predictions
-        would retire windows whose labels have not been read yet.
+        would retire windows whose labels have not been read yet. A partition whose labels
+        wait unread holds everything; one that has seen no label (nor event) holds nothing.
         """
         predictions = self.low_watermark(partition)
         expected = self.records.get(f"{partition}|np")
         prefix = f"{partition}|lwm|"
-        labels = [orjson.loads(v) for k, v in self.records.items() if k.startswith(prefix)]
-        if predictions is None or expected is None or len(labels) < orjson.loads(expected):
+        reported = [orjson.loads(v) for k, v in self.records.items() if k.startswith(prefix)]
+        if predictions is None or expected is None or len(reported) < orjson.loads(expected):
             return None
-        if any(mark is None for mark in labels):
+        if any(mark["behind"] for mark in reported):
             return None
-        return min(predictions, *(float(mark) for mark in labels))
+        labels = [float(mark["w"]) for mark in reported if mark["w"] is not None]
+        return min(predictions, *labels)
 
     async def finalize_ready(self, partition: int) -> None:
         watermark = self.low_watermark(partition)

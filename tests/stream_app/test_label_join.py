@@ -124,3 +124,36 @@ def test_predictions_without_labels_still_expire_once_the_labels_are_read() -> N
     left = Counter(orjson.loads(v)["k"] for _, v in pipeline.stage1.joins.items())
     assert left == Counter()
     assert pipeline.counters.unlabeled_predictions == WINDOWS * PER_WINDOW // 2
+
+
+def test_an_empty_partition_does_not_keep_final_windows_forever() -> None:
+    pipeline = LocalPipeline(RUNTIME, 2)
+    events = list(scenario.events(3, 50, drift_from=99, decay_from=99))
+    batch = [
+        pipeline.message("prediction", e.prediction_id, e.prediction_json(), partition=0)
+        for e in events
+    ]
+    for partition in (0, 1):  # both labels logs read to their (empty) end
+        pipeline.stage1.note_label_log_end(partition, 0)
+    asyncio.run(pipeline.feed(batch))
+    for _ in range(3):
+        asyncio.run(pipeline.idle(10 * scenario.WINDOW))
+    assert len(pipeline.writer.windows) == 3
+    kept = [key for key, _ in pipeline.stage2.records.items() if "|r|" in key]
+    assert kept == []  # retired after their label horizon, partition 1 notwithstanding
+
+
+def test_a_partition_whose_labels_are_unread_keeps_final_windows() -> None:
+    pipeline = LocalPipeline(RUNTIME, 2)
+    events = list(scenario.events(3, 50, drift_from=99, decay_from=99))
+    batch = [
+        pipeline.message("prediction", e.prediction_id, e.prediction_json(), partition=0)
+        for e in events
+    ]
+    pipeline.stage1.note_label_log_end(0, 0)
+    pipeline.stage1.note_label_log_end(1, 7)  # seven labels wait on partition 1
+    asyncio.run(pipeline.feed(batch))
+    for _ in range(3):
+        asyncio.run(pipeline.idle(10 * scenario.WINDOW))
+    kept = [key for key, _ in pipeline.stage2.records.items() if "|r|" in key]
+    assert len(kept) == 3  # their labels may still revise them
