@@ -52,3 +52,9 @@ fuzz: $(STAMP)
 	$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install --progress-bar off -q atheris
 	$(PY) -m pip install --progress-bar off -q -e . --no-deps
 	$(PY) fuzz/fuzz_native_decoder.py -max_total_time=$(FUZZ_SECONDS)
+
+# The fault suite (tests/faults): a broker and a PostgreSQL of its own stopped and started
+# while a worker runs, a worker joining and leaving, 10,000 bad messages (~5 minutes).
+.PHONY: test-faults
+test-faults: $(STAMP)
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest tests/faults -q -m faults
