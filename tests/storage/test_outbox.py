@@ -99,11 +99,12 @@ def test_a_lease_needs_an_owner_and_a_positive_length(
         _claim(sessions, "relay-a", lease=0)
 
 
+# PostgreSQL only: SQLite transactions take turns (BEGIN IMMEDIATE), no two claims at once.
+@pytest.mark.integration
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_two_relays_claiming_at_once_get_different_triggers(
     engine: Engine, sessions: sessionmaker[Session], three: list[str]
 ) -> None:
-    if engine.dialect.name == "sqlite":
-        pytest.skip("SQLite transactions take turns (BEGIN IMMEDIATE): no two claims at once")
     # PostgreSQL: the first relay's claim is not committed yet; SKIP LOCKED makes the second
     # take the next trigger instead of waiting for (or, after it, re-sending) the first.
     other = session_factory(engine)
