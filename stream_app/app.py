@@ -106,11 +106,13 @@ def stop_without_acknowledging(stage: str, exc: BaseException) -> NoReturn:
     """End the process at once: the batch in flight is neither acknowledged nor committed.
 
     Faust acknowledges a ``take_events`` batch whenever its loop body exits, by an exception
-    too: its supervisor restarts the agent, which goes on with the next batch, and the
-    failed one is committed unprocessed (with a plain agent on the local broker, the 100
-    messages of a batch that raised were never seen again). A clean shutdown would commit
-    it too. Exiting without either makes the restarted worker read the batch again from
-    the last commit, with state restored from the changelogs.
+    too, and until its supervisor has restarted the agent, the stream's background drainer
+    goes on reading and acknowledging messages that no agent sees. Measured with a plain
+    agent on two topics of four partitions: the first crash lost its batch of 100; the
+    supervisor, rate-limited, restarted the agent 5 s after the second crash, and the 1,500
+    messages that arrived meanwhile were committed without reaching it. A clean shutdown
+    would commit the batch too. Exiting without either makes the restarted worker read the
+    batch again from the last commit, with state restored from the changelogs.
     """
     log.critical(
         "%s failed with an error that is not one message's fault (%s: %s); stopping the "
