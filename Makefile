@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck tests demo bench clean
+.PHONY: install test lint typecheck tests test-unit test-soak demo bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating virtualenv in $(VENV) and installing driftline[dev] (about a minute on a fresh machine)"
@@ -26,8 +26,16 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 tests: $(STAMP)
-	@echo "==> pytest: unit, property, doctest and integration tests (starts Kafka and PostgreSQL)"
-	HYPOTHESIS_PROFILE=ci $(PY) -m pytest
+	@echo "==> pytest: unit, property, doctest, integration and fault tests (starts Kafka and PostgreSQL)"
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -m "not soak"
+
+# The inner loop: no broker, no database server, both cores (under a minute).
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m "not integration and not soak"
+
+# Kill -9 during a 200,000-event replay, three times (minutes; not in make test).
+test-soak: $(STAMP)
+	$(PY) -m pytest -q -m soak -rxX
 
 test: lint typecheck tests
 
