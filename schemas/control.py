@@ -65,9 +65,7 @@ def parse_end_of_stream(raw: bytes) -> float | None:
     except orjson.JSONDecodeError as exc:
         raise InvalidEventError(f"control message is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get(CONTROL_KEY) != END_OF_STREAM:
-        raise InvalidEventError(
-            f"unknown control message: {CONTROL_KEY} must be {END_OF_STREAM!r}"
-        )
+        raise InvalidEventError(f"unknown control message: {CONTROL_KEY} must be {END_OF_STREAM!r}")
     if set(data) != {CONTROL_KEY, "watermark"}:
         raise InvalidEventError("end-of-stream marker: only 'driftline_control' and 'watermark'")
     watermark = data["watermark"]
