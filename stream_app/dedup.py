@@ -20,6 +20,7 @@ batch, so a restarted worker remembers them: rebuilt from the store on first use
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 import orjson
 
@@ -47,6 +48,32 @@ class WindowDedup:
         seen.add(identity)
         self._new[group].append(identity)
         return True
+
+    def first_times(
+        self,
+        partition: int,
+        model_id: str,
+        starts: Sequence[float],
+        identities: Sequence[str],
+        indexes: Sequence[int],
+    ) -> list[int]:
+        """:meth:`first_time` for many rows at once: the indexes seen for the first time."""
+        self._load(partition)
+        fresh: list[int] = []
+        current: float | None = None
+        seen: set[str] = set()
+        new: list[str] = []
+        for i in indexes:
+            if starts[i] != current:
+                current = starts[i]
+                group = (partition, model_id, current)
+                seen, new = self._seen[group], self._new[group]
+            identity = identities[i]
+            if identity not in seen:
+                seen.add(identity)
+                new.append(identity)
+                fresh.append(i)
+        return fresh
 
     def save(self) -> None:
         """Write what this batch added, one chunk per window."""

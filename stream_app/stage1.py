@@ -263,10 +263,11 @@ class Stage1:
         batch. The models the batch names are loaded first, waiting out a database outage,
         so that such an error cannot strike half-way through the batch.
         """
-        await self.registry.prefetch(_model_ids(batch))
+        heads = _model_ids(batch)
+        await self.registry.prefetch({model_id for model_id in heads if model_id is not None})
         work = _Batch()
-        decoded = self._decode_envelopes(batch)
-        runs, in_runs = self._decode_single_runs(batch)
+        decoded = self._decode_envelopes(batch, heads)
+        runs, in_runs = self._decode_single_runs(batch, heads)
         for index, message in enumerate(batch):
             if message.kind != "join":  # forwarded summaries move no watermark of theirs
                 work.partitions.add(message.partition)
@@ -459,7 +460,9 @@ class Stage1:
         self.counters.duplicates += len(events)
         return False
 
-    def _decode_envelopes(self, batch: Sequence[InputMessage]) -> dict[int, EnvelopeColumns]:
+    def _decode_envelopes(
+        self, batch: Sequence[InputMessage], heads: Sequence[str | None]
+    ) -> dict[int, EnvelopeColumns]:
         """The batch's envelopes that a fast path certifies, by position in the batch.
 
         The model's own decoder when the message names the model up front (on the pool when
@@ -470,7 +473,7 @@ class Stage1:
         jobs: list[tuple[int, ModelEnvelopeDecoder | None, bytes]] = []
         for index, message in enumerate(batch):
             if message.kind == "prediction" and b'"records"' in message.value:
-                runtime = self._model_at_head(message.value)
+                runtime = self._model_at_head(heads[index])
                 decoder = runtime.envelope_decoder if runtime is not None else None
                 jobs.append((index, decoder, message.value))
 
@@ -487,7 +490,7 @@ class Stage1:
         return decoded
 
     def _decode_single_runs(
-        self, batch: Sequence[InputMessage]
+        self, batch: Sequence[InputMessage], heads: Sequence[str | None]
     ) -> tuple[dict[int, _Run], set[int]]:
         """Runs of single-event messages decoded at once, like one envelope each.
 
@@ -504,7 +507,7 @@ class Stage1:
         for index, message in enumerate(batch):
             if message.kind != "prediction":
                 continue
-            runtime = self._single_event_model(message.value)
+            runtime = self._single_event_model(message.value, heads[index])
             current = open_runs.get(message.partition)
             if current is not None and (runtime is None or runtime is not current[0]):
                 finished.append(open_runs.pop(message.partition))
@@ -529,17 +532,16 @@ class Stage1:
             covered.update(indexes[1:])
         return runs, covered
 
-    def _single_event_model(self, raw: bytes) -> ModelRuntime | None:
+    def _single_event_model(self, raw: bytes, head: str | None) -> ModelRuntime | None:
         """The model of a single-event message that has a reference, else None."""
         if b'"records"' in raw:
             return None
-        runtime = self._model_at_head(raw)
+        runtime = self._model_at_head(head)
         return runtime if runtime is not None and runtime.profile is not None else None
 
-    def _model_at_head(self, raw: bytes) -> ModelRuntime | None:
+    def _model_at_head(self, head: str | None) -> ModelRuntime | None:
         """The registered model a message names first (as producers write it), else None."""
-        model_id = peek_model_id(raw)
-        return self.registry.get(model_id) if model_id is not None else None
+        return self.registry.get(head) if head is not None else None
 
     async def _single(
         self, partition: int, runtime: ModelRuntime, event: SingleEvent, work: _Batch
@@ -625,14 +627,11 @@ class Stage1:
         if kept.size == 0:
             return kept
         if singles:  # a run of single-event messages: each is its own identity
-            ids = columns.prediction_ids
-            fresh = [
-                i
-                for i in kept.tolist()
-                if self.dedup.first_time((partition, model_id, float(starts[i])), ids[i])
-            ]
+            fresh = self.dedup.first_times(
+                partition, model_id, starts.tolist(), columns.prediction_ids, kept.tolist()
+            )
             self.counters.duplicates += kept.size - len(fresh)
-            return np.asarray(fresh, dtype=np.intp)
+            return kept if len(fresh) == kept.size else np.asarray(fresh, dtype=np.intp)
         identity = envelope_identity(
             columns.prediction_ids[0],
             columns.prediction_ids[-1],
@@ -1048,19 +1047,13 @@ def _outcome_error(runtime: ModelRuntime, decoded: EnvelopeColumns | SingleEvent
     return check.predictions_error(decoded.predictions, decoded.scores)
 
 
-def _model_ids(batch: Sequence[InputMessage]) -> set[str]:
-    """The model ids a batch names, from the head of each message (as producers write it).
+def _model_ids(batch: Sequence[InputMessage]) -> list[str | None]:
+    """The model id each message names at its head (as producers write it), else None.
 
     A message laid out otherwise is looked up when it is parsed; only the common layout is
     needed to keep database lookups out of the middle of a batch.
     """
-    found: set[str] = set()
-    for message in batch:
-        if message.kind != "join":
-            model_id = peek_model_id(message.value)
-            if model_id is not None:
-                found.add(model_id)
-    return found
+    return [peek_model_id(message.value) if message.kind != "join" else None for message in batch]
 
 
 def _describe(exc: BaseException) -> str:

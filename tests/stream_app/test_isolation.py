@@ -143,7 +143,7 @@ def test_an_unforeseen_error_caused_by_one_message_dead_letters_only_that_messag
 
     monkeypatch.setattr(pipeline.stage1, "_prediction", flaky)
     # One message at a time (no runs of single events), so the patch sees each message.
-    monkeypatch.setattr(pipeline.stage1, "_decode_single_runs", lambda batch: ({}, set()))
+    monkeypatch.setattr(pipeline.stage1, "_decode_single_runs", lambda *_: ({}, set()))
     batch = [pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in GOOD]
     asyncio.run(pipeline.feed(batch))
     asyncio.run(pipeline.idle(200))
