@@ -28,10 +28,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from detectors import QualityTask
 from detectors.encoding import category_key
 from detectors.quality import ClassificationState, empty_quality_state
 from driftline.errors import InvalidInputError
+
+# Regression values beyond this would make squared errors overflow once paired (stage 2
+# would then refuse a whole group of pairs): refused on their own instead.
+REGRESSION_LIMIT = 1e100
 
 
 class TaskCheck:
@@ -51,6 +57,9 @@ class TaskCheck:
         """Why ``label`` cannot be counted as a true label, or None when it can."""
         if self._outcomes_certainly_ok([label]):
             return None
+        beyond = self._beyond_limit([label])
+        if beyond is not None:
+            return f"label {beyond}"
         # A label is paired with a prediction of the same class set, so checking it as both
         # sides of one pair tests exactly what stage 2 will do with it.
         reason = self._exact_error([label], [label], None)
@@ -66,6 +75,9 @@ class TaskCheck:
             return None
         if self._outcomes_certainly_ok(predictions) and self._scores_certainly_ok(scores):
             return None
+        beyond = self._beyond_limit(predictions)
+        if beyond is not None:
+            return f"prediction {beyond}"
         truth = _any_valid_labels(self.task, len(predictions))
         reason = self._exact_error(truth, predictions, scores)
         if reason is None:
@@ -73,24 +85,42 @@ class TaskCheck:
         return reason.replace("y_pred value", "prediction value", 1)
 
     def _outcomes_certainly_ok(self, values: Sequence[Any]) -> bool:
-        # (type, value) pairs: True == 1 for a set, but they are different classes.
-        distinct = {(type(value), value) for value in values}
+        # Distinct values by type first (C-speed): True == 1 for a set, but they are
+        # different classes, so a plain set is only sound when one type is present.
+        types = set(map(type, values))
         if self.task.kind == "regression":
-            return all(kind in (int, float) and math.isfinite(value) for kind, value in distinct)
-        return all(
-            kind in (str, int) and category_key(value) in self._class_keys
-            for kind, value in distinct
-        )
+            if not types <= {int, float}:
+                return False
+            return all(abs(value) <= REGRESSION_LIMIT for value in set(values))
+        if len(types) != 1 or not types <= {str, int}:
+            return False
+        return all(category_key(value) in self._class_keys for value in set(values))
+
+    def _beyond_limit(self, values: Sequence[Any]) -> str | None:
+        if self.task.kind != "regression":
+            return None
+        for value in values:
+            if (
+                type(value) in (int, float)
+                and math.isfinite(value)
+                and abs(value) > REGRESSION_LIMIT
+            ):
+                return (
+                    f"{value!r} is beyond ±{REGRESSION_LIMIT:g}: its squared error would overflow"
+                )
+        return None
 
     def _scores_certainly_ok(self, scores: Sequence[Any] | None) -> bool:
         if scores is None or self.task.kind == "regression":
             return True
-        if self.task.kind != "binary":
-            return all(score is None for score in scores)
+        types = set(map(type, scores))
+        if self.task.kind != "binary" or not types <= {float, type(None)}:
+            return types <= {type(None)}
+        if type(None) in types:
+            scores = [score for score in scores if score is not None]
+        array = np.fromiter(scores, dtype=np.float64, count=len(scores))
         # Written so that NaN fails: it fails every comparison.
-        return all(
-            score is None or (type(score) is float and 0.0 <= score <= 1.0) for score in scores
-        )
+        return bool(((array >= 0.0) & (array <= 1.0)).all())
 
     def _exact_error(self, y_true: Sequence[Any], y_pred: Sequence[Any], scores: Any) -> str | None:
         state = empty_quality_state(self.task)

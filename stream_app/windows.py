@@ -31,7 +31,7 @@ def window_start(timestamp: float, size: float) -> float:
     >>> window_start(3725.0, 3600), window_start(3600.0, 3600), window_start(3599.9, 3600)
     (3600.0, 3600.0, 0.0)
     """
-    return math.floor(timestamp / size) * size
+    return float(math.floor(timestamp / size) * size)
 
 
 def window_closes_at(start: float, size: float, lateness: float) -> float:
