@@ -292,7 +292,8 @@ def create_pipeline(
                         except InvalidEventError as exc:
                             log.error("skipping malformed internal message: %s", exc)
                             continue
-                        await stage2.handle(event.message.partition, message)
+                        await stage2.handle(event.message.partition, message, event.message.offset)
+                    await stage2.flush()
             except Exception as exc:
                 on_fatal("stage 2", exc)
             finally:
@@ -315,8 +316,10 @@ def create_pipeline(
                 elif tp.topic == topics.labels:
                     stage1.note_label_log_end(tp.partition, _log_end(app, tp))
             await stage1.tick(mine1)
+            await stage1.flush()
         async with lock2:
             await stage2.tick(mine2)
+            await stage2.flush()
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())

@@ -23,6 +23,7 @@ class Counters:
     expired_messages: int = 0
     end_of_stream_markers: int = 0
     duplicates: int = 0  # prediction ids seen again within the dedup horizon
+    replayed_messages: int = 0  # stage-2 messages read again after a crash, not re-applied
     first_event_at: float = 0.0  # wall-clock seconds of the first prediction processed
     last_event_at: float = 0.0
 

@@ -303,6 +303,12 @@ class Stage1:
         await self._send_labels_and_late(work)
         for partition in sorted(work.partitions):
             await self.close_ready_windows(partition)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Wait until this stage's state writes are on the changelog (before an ack)."""
+        await self.windows.flush()
+        await self.joins.flush()
 
     async def _one(
         self,

@@ -91,6 +91,8 @@ class WindowRecord:
     baseline_role: bool = False
     # Labels arrived after finalization; the next tick revises the quality metrics.
     revision_pending: bool = False
+    # The last window-partials offset applied to this record (-1: none known).
+    applied_offset: int = -1
 
     def to_bytes(self) -> bytes:
         data = asdict(self)
@@ -125,15 +127,22 @@ class Stage2:
 
     # -- messages -------------------------------------------------------------------------
 
-    async def handle(self, partition: int, message: messages.StageMessage) -> None:
+    async def handle(
+        self, partition: int, message: messages.StageMessage, offset: int | None = None
+    ) -> None:
         """Apply one message; a message that cannot be used is logged, counted and skipped.
 
         Only errors the message's content causes are caught here (bad input, states that do
         not merge): the rest of the batch must go on. Database outages never get here (the
         writer waits them out); other errors are bugs and propagate.
+
+        ``offset`` is the message's offset in its window-partials partition. A window record
+        remembers the last offset applied to it, in the same changelog write as what it
+        applied, so a message read again after a crash (its offset not committed yet) is
+        recognised and not counted twice.
         """
         try:
-            await self._handle(partition, message)
+            await self._handle(partition, message, offset)
         except (InvalidInputError, IncompatibleStateError) as error:
             self.counters.skipped_stage2_messages += 1
             if isinstance(message, messages.WatermarkMessage):
@@ -143,7 +152,9 @@ class Stage2:
                 where = f"for {message.model_id} window {start}"
             log.error("skipping a stage-2 %s %s: %s", message.kind, where, error)
 
-    async def _handle(self, partition: int, message: messages.StageMessage) -> None:
+    async def _handle(
+        self, partition: int, message: messages.StageMessage, offset: int | None
+    ) -> None:
         if isinstance(message, messages.WatermarkMessage):
             key = f"{partition}|wm|{message.source_partition}"
             self.records.set(partition, key, orjson.dumps(message.watermark))
@@ -158,6 +169,11 @@ class Stage2:
             log.warning("dropping stage-2 message for unregistered model %s", message.model_id)
             return
         record = self._record(partition, message.model_id, message.window_start, message.window_end)
+        if offset is not None:
+            if offset <= record.applied_offset:
+                self.counters.replayed_messages += 1
+                return
+            record.applied_offset = offset
         if self._expired(partition, runtime, record):
             # Its window was dropped after the label horizon: recreating it from this one
             # message would overwrite complete results with a fragment.
@@ -561,6 +577,10 @@ class Stage2:
     def _history(self, partition: int, model_id: str) -> dict[str, Any]:
         raw = self.records.get(_history_key(partition, model_id))
         return orjson.loads(raw) if raw else {"windows": {}, "last_trigger_end": None}
+
+    async def flush(self) -> None:
+        """Wait until this stage's state writes are on the changelog (before an ack)."""
+        await self.records.flush()
 
     async def tick(self, partitions: Sequence[int]) -> None:
         for partition in partitions:

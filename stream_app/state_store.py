@@ -35,12 +35,21 @@ class PartitionedStore(Protocol):
 
     def items(self) -> Iterator[tuple[str, bytes]]: ...
 
+    async def flush(self) -> None:
+        """Wait until every write so far is on the changelog (the broker acknowledged it)."""
+        ...
+
 
 class FaustTableStore:
     """A Faust table written with explicit changelog partitions."""
 
     def __init__(self, table: Any) -> None:
         self._table = table
+        # Changelog writes go through Faust's producer buffer, and Faust's flush before an
+        # offset commit gives up after 0.1 s with writes still buffered: an offset could be
+        # committed before the state it produced, and a crash then loses that state. The
+        # stages wait for these before their batch is acknowledged.
+        self._pending: list[Any] = []
 
     def get(self, key: str) -> bytes | None:
         value = self._table.data.get(key)
@@ -50,15 +59,22 @@ class FaustTableStore:
         # What Table.__setitem__ does, minus its lookup of the current event's partition.
         value = compact(value)
         self._table.data[key] = value
-        self._table.send_changelog(partition, key, value)
+        self._pending.append(self._table.send_changelog(partition, key, value))
 
     def delete(self, partition: int, key: str) -> None:
         if key in self._table.data:
             del self._table.data[key]
-            self._table.send_changelog(partition, key, None, value_serializer="raw")
+            self._pending.append(
+                self._table.send_changelog(partition, key, None, value_serializer="raw")
+            )
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         return iter(list(self._table.data.items()))
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for future in pending:
+            await future
 
 
 class MemoryStore:
@@ -82,3 +98,6 @@ class MemoryStore:
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         return iter(list(self.data.items()))
+
+    async def flush(self) -> None:
+        return None

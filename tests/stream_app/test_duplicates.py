@@ -129,3 +129,20 @@ def test_memory_per_remembered_prediction_is_bounded() -> None:
     assert per_prediction < 400, per_prediction
     dedup.forget((0, "m", 0.0))
     assert list(store.items()) == []
+
+
+def test_stage_2_applies_a_message_read_again_after_a_crash_once() -> None:
+    from detectors.quality import quality_state_from_dict
+    from stream_app import messages
+
+    pipeline = LocalPipeline(RUNTIME, 1)
+    labels = messages.LabelsMessage(
+        scenario.MODEL_ID, window_start(0), window_start(1), ["1", "0"], ["1", "1"], [0.9, 0.6]
+    )
+    # Offsets 7 and 8 applied; the crash came before the commit, so both are read again.
+    for offset in (7, 8, 7, 8):
+        asyncio.run(pipeline.stage2.handle(0, labels, offset))
+    record = pipeline.stage2._record(0, scenario.MODEL_ID, window_start(0), window_start(1))
+    assert record.quality is not None
+    assert quality_state_from_dict(record.quality).n_labeled == 4
+    assert pipeline.counters.replayed_messages == 2
