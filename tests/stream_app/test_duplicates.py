@@ -25,14 +25,27 @@ def _counts(pipeline: LocalPipeline) -> list[int]:
     ]
 
 
-def _singles(pipeline: LocalPipeline) -> list[InputMessage]:
-    return [pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in EVENTS]
+# Messages are made when they are sent: Kafka gives them rising offsets, and stage 1 skips
+# what is at or below the offsets its state already holds.
+def _singles(pipeline: LocalPipeline, events: list[scenario.Event] = EVENTS) -> list[InputMessage]:
+    return [pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events]
 
 
-def _envelopes(pipeline: LocalPipeline) -> list[InputMessage]:
+def _envelopes(
+    pipeline: LocalPipeline, events: list[scenario.Event] = EVENTS
+) -> list[InputMessage]:
     return [
-        pipeline.message("prediction", EVENTS[i].prediction_id, _envelope(EVENTS[i : i + 50]))
-        for i in range(0, len(EVENTS), 50)
+        pipeline.message("prediction", events[i].prediction_id, _envelope(events[i : i + 50]))
+        for i in range(0, len(events), 50)
+    ]
+
+
+def _copies(pipeline: LocalPipeline, sent: list[InputMessage]) -> list[InputMessage]:
+    """What a producer's retry delivers: the same values again, at new offsets."""
+    assert all(m.key is not None for m in sent)
+    return [
+        pipeline.message(m.kind, (m.key or b"").decode(), m.value, partition=m.partition)
+        for m in sent
     ]
 
 
@@ -42,10 +55,11 @@ def _finish(pipeline: LocalPipeline) -> None:
 
 def test_single_events_delivered_twice_count_once() -> None:
     pipeline = LocalPipeline(RUNTIME, 2)
-    messages = _singles(pipeline)
-    asyncio.run(pipeline.feed(messages[:200]))
-    asyncio.run(pipeline.feed(messages[100:300] + messages[150:160]))  # retried, twice over
-    asyncio.run(pipeline.feed(messages[300:]))
+    first = _singles(pipeline, EVENTS[:200])
+    asyncio.run(pipeline.feed(first))
+    retried = _copies(pipeline, first[100:200]) + _copies(pipeline, first[150:160])
+    asyncio.run(pipeline.feed(retried + _singles(pipeline, EVENTS[200:300])))  # some twice
+    asyncio.run(pipeline.feed(_singles(pipeline, EVENTS[300:])))
     _finish(pipeline)
     assert _counts(pipeline) == [150, 150, 150]
     # Window 0 closed after the first batch: its 50 copies there are late, not added.
@@ -54,9 +68,10 @@ def test_single_events_delivered_twice_count_once() -> None:
 
 def test_envelopes_delivered_twice_count_once() -> None:
     pipeline = LocalPipeline(RUNTIME, 2)
-    envelopes = _envelopes(pipeline)
-    asyncio.run(pipeline.feed(envelopes[:5]))
-    asyncio.run(pipeline.feed(envelopes[3:]))  # the producer retried two of them
+    first = _envelopes(pipeline, EVENTS[:250])
+    asyncio.run(pipeline.feed(first))
+    retried = _copies(pipeline, first[3:5])  # the producer retried two of them
+    asyncio.run(pipeline.feed(retried + _envelopes(pipeline, EVENTS[250:])))
     _finish(pipeline)
     assert _counts(pipeline) == [150, 150, 150]
     assert pipeline.counters.duplicates == 100
@@ -82,7 +97,7 @@ def test_a_copy_after_its_window_closed_is_late_not_added() -> None:
     messages = _singles(pipeline)
     asyncio.run(pipeline.feed(messages))
     _finish(pipeline)
-    asyncio.run(pipeline.feed(messages[:10]))
+    asyncio.run(pipeline.feed(_copies(pipeline, messages[:10])))
     _finish(pipeline)
     assert _counts(pipeline) == [150, 150, 150]
     assert pipeline.counters.late == 10
@@ -90,8 +105,8 @@ def test_a_copy_after_its_window_closed_is_late_not_added() -> None:
 
 def test_a_restarted_stage_1_remembers_what_it_counted() -> None:
     pipeline = LocalPipeline(RUNTIME, 1)
-    messages = _singles(pipeline)
-    asyncio.run(pipeline.feed(messages[:100]))
+    messages = _singles(pipeline, EVENTS[:100])
+    asyncio.run(pipeline.feed(messages))
     old = pipeline.stage1
     # A new process: in-memory state gone, the tables restored from their changelogs.
     pipeline.stage1 = Stage1(
@@ -104,10 +119,13 @@ def test_a_restarted_stage_1_remembers_what_it_counted() -> None:
         counters=pipeline.counters,
         clock=pipeline.clock,
     )
-    asyncio.run(pipeline.feed(messages[50:]))
+    # Read again from an older offset (what it applied is skipped), plus producer retries.
+    again = messages[50:] + _copies(pipeline, messages[60:70])
+    asyncio.run(pipeline.feed(again + _singles(pipeline, EVENTS[100:])))
     _finish(pipeline)
     assert _counts(pipeline) == [150, 150, 150]
-    assert pipeline.counters.duplicates == 50
+    assert pipeline.counters.replayed_messages == 50
+    assert pipeline.counters.duplicates == 10
     assert not [key for key, _ in old.windows.items() if "|dd|" in key]  # forgotten at close
 
 

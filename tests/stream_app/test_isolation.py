@@ -72,8 +72,11 @@ BAD_PREDICTIONS = {
 @pytest.mark.parametrize("value", BAD_PREDICTIONS.values(), ids=list(BAD_PREDICTIONS))
 def test_a_bad_prediction_is_dead_lettered_and_its_batch_flows(value: bytes) -> None:
     pipeline = LocalPipeline(RUNTIME, 1)
-    batch = [pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in GOOD]
-    batch.insert(5, pipeline.message("prediction", "bad", value))
+    batch = [pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in GOOD[:5]]
+    batch.append(pipeline.message("prediction", "bad", value))
+    batch += [
+        pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in GOOD[5:]
+    ]
     asyncio.run(pipeline.feed(batch))
     asyncio.run(pipeline.idle(200))
     assert [m.key for m, _ in pipeline.dead_letters] == [b"bad"]
@@ -105,8 +108,10 @@ def test_a_label_outside_the_classes_is_dead_lettered_not_dropped_in_stage_2(lab
     predictions = [
         pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in GOOD
     ]
-    labels = [pipeline.message("label", e.prediction_id, e.label_json()) for e in GOOD]
-    labels[1] = pipeline.message("label", GOOD[1].prediction_id, _label(label))
+    labels = [
+        pipeline.message("label", e.prediction_id, _label(label) if i == 1 else e.label_json())
+        for i, e in enumerate(GOOD)
+    ]
     asyncio.run(pipeline.feed(predictions + labels))
     asyncio.run(pipeline.idle(200))
     assert len(pipeline.dead_letters) == 1
@@ -120,10 +125,11 @@ def test_a_label_outside_the_classes_is_dead_lettered_not_dropped_in_stage_2(lab
 def test_a_run_of_single_events_with_one_bad_class_loses_only_that_message() -> None:
     pipeline = LocalPipeline(RUNTIME, 1)
     batch = [
-        pipeline.message("prediction", e.prediction_id, e.prediction_json(), partition=0)
-        for e in GOOD
+        pipeline.message("prediction", "bad", _prediction(prediction="7"), partition=0)
+        if i == 7
+        else pipeline.message("prediction", e.prediction_id, e.prediction_json(), partition=0)
+        for i, e in enumerate(GOOD)
     ]
-    batch[7] = pipeline.message("prediction", "bad", _prediction(prediction="7"), partition=0)
     asyncio.run(pipeline.feed(batch))
     asyncio.run(pipeline.idle(200))
     assert [m.key for m, _ in pipeline.dead_letters] == [b"bad"]
