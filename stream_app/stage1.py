@@ -304,7 +304,6 @@ class Stage1:
                 for member in members:
                     await self._reject(member, f"could not be processed: {_describe(exc)}")
         await self._write_windows(work)
-        self.dedup.save()
         await self._send_forwarded(work)
         await self._send_labels_and_late(work)
         for partition in sorted(work.partitions):
@@ -846,6 +845,7 @@ class Stage1:
             if labels is not None:
                 key = _label_watermark_key(partition)
                 self.windows.set(partition, key, orjson.dumps(labels))
+        self.dedup.save()
         # After the state of the batch, in the same changelog partition: restored, it says
         # which input the restored state holds.
         for partition in sorted(self._applied_dirty):
