@@ -196,31 +196,29 @@ class Stage1:
     # -- clocks -------------------------------------------------------------------------
 
     def clock(self, partition: int) -> PartitionClock:
+        """Event-time progress of the predictions of a partition."""
         found = self.clocks.get(partition)
         if found is None:
-            found = (
-                PartitionClock(self.idle_timeout, self._clock_source)
-                if self._clock_source
-                else PartitionClock(self.idle_timeout)
-            )
-            stored = self.windows.get(_watermark_key(partition))
-            found.restore(orjson.loads(stored) if stored else None)
-            self.clocks[partition] = found
+            found = self.clocks[partition] = self._restored_clock(_watermark_key(partition))
         return found
 
     def label_clock(self, partition: int) -> PartitionClock:
         """Event-time progress of the labels of a partition (its label-join entries)."""
         found = self.label_clocks.get(partition)
         if found is None:
-            found = (
-                PartitionClock(self.idle_timeout, self._clock_source)
-                if self._clock_source
-                else PartitionClock(self.idle_timeout)
-            )
-            stored = self.windows.get(_label_watermark_key(partition))
-            found.restore(orjson.loads(stored) if stored else None)
-            self.label_clocks[partition] = found
+            key = _label_watermark_key(partition)
+            found = self.label_clocks[partition] = self._restored_clock(key)
         return found
+
+    def _restored_clock(self, key: str) -> PartitionClock:
+        clock = (
+            PartitionClock(self.idle_timeout, self._clock_source)
+            if self._clock_source
+            else PartitionClock(self.idle_timeout)
+        )
+        stored = self.windows.get(key)
+        clock.restore(orjson.loads(stored) if stored else None)
+        return clock
 
     def label_watermark(self, partition: int) -> float | None:
         """How far labels of the partition have got; None while any may still be unread.
