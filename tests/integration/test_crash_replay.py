@@ -16,7 +16,7 @@ same messages with the real SQL writer; ``test_an_uninterrupted_worker_matches_t
 checks that a worker that is never killed writes exactly that.
 
 ``DRIFTLINE_CRASH_SEED`` picks other kill points (default 7). Run with ``-s`` to see the
-kill points and the per-window counts. docs/reliability-crash.md has the measured results
+kill points and the per-window counts. docs/reliability.md ("A worker killed while it processes") has the measured results
 and the diagnosis.
 """
 
@@ -472,12 +472,10 @@ def kill_points(seed: int) -> list[float]:
 @pytest.mark.soak
 @pytest.mark.xfail(
     strict=False,
-    reason="at-least-once (defect 6): measured wrong in 6 of 12 runs (1 of 6 with these kill "
-    "points) and hung in 2 of 12: replayed envelopes counted late (stage 1 watermark restored "
-    "ahead of the committed offset), label pairs applied twice by stage 2 (records changelog "
-    "ahead of its window-partials offset), labels lost (join-table writes still in Faust's "
-    "producer buffer when the offsets were committed); fix: idempotence by offset, see "
-    "docs/reliability-crash.md",
+    reason="at-least-once: before the offset skips and the changelog barrier, wrong in 6 of 12 "
+    "runs and hung in 2; after them still wrong in the first run made (seed 21): a kill while "
+    "a batch's writes are in flight is not atomic across the join table and stage 2's input. "
+    "See 'A worker killed while it processes' in docs/reliability.md",
 )
 def test_three_kills_during_a_replay_end_as_an_uninterrupted_run(
     kafka_bootstrap: str,
