@@ -16,8 +16,8 @@ same messages with the real SQL writer; ``test_an_uninterrupted_worker_matches_t
 checks that a worker that is never killed writes exactly that.
 
 ``DRIFTLINE_CRASH_SEED`` picks other kill points (default 7). Run with ``-s`` to see the
-kill points and the per-window counts. docs/reliability.md ("A worker killed while it processes") has the measured results
-and the diagnosis.
+kill points and the per-window counts. docs/reliability.md ("A worker killed while it
+processes") has the measured results and the diagnosis.
 """
 
 from __future__ import annotations
