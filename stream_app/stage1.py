@@ -186,9 +186,6 @@ class Stage1:
         # Event-time progress of each partition's labels, and of every partition's
         # predictions as heard on the label-join topic (target: {source: watermark}).
         self.label_clocks: dict[int, PartitionClock] = {}
-        # Last input offset applied per partition and topic kind (restored from the table).
-        self._applied: dict[int, dict[str, int]] = {}
-        self._applied_dirty: set[int] = set()
         self.label_positions: dict[int, int] = {}
         self.join_marks: dict[int, dict[int, float | None]] = {}
         self.heartbeat_interval = 0.5
@@ -250,8 +247,6 @@ class Stage1:
             self.clocks.pop(partition, None)
             self.label_clocks.pop(partition, None)
             self.join_marks.pop(partition, None)
-            self._applied.pop(partition, None)
-            self._applied_dirty.discard(partition)
         self.dedup.forget_partitions(list(partitions))
 
     # -- the batch ----------------------------------------------------------------------
@@ -266,7 +261,6 @@ class Stage1:
         batch. The models the batch names are loaded first, waiting out a database outage,
         so that such an error cannot strike half-way through the batch.
         """
-        batch = self._not_applied(batch)
         heads = _model_ids(batch)
         await self.registry.prefetch({model_id for model_id in heads if model_id is not None})
         work = _Batch()
@@ -307,32 +301,6 @@ class Stage1:
         for partition in sorted(work.partitions):
             await self.close_ready_windows(partition)
         await self.flush()
-
-    def _not_applied(self, batch: Sequence[InputMessage]) -> list[InputMessage]:
-        """The messages whose effects the state does not hold yet.
-
-        After a crash, input is read again from the last committed offset, while the state
-        restored from the changelog may already hold later messages: the last offset applied
-        per topic travels with the partition's watermark (``p|pos``), and what it covers is
-        skipped rather than counted again (or counted late, its window being closed).
-        """
-        fresh: list[InputMessage] = []
-        for message in batch:
-            applied = self._applied_offsets(message.partition)
-            if message.offset <= applied.get(message.kind, -1):
-                self.counters.replayed_messages += 1
-                continue
-            applied[message.kind] = message.offset
-            self._applied_dirty.add(message.partition)
-            fresh.append(message)
-        return fresh
-
-    def _applied_offsets(self, partition: int) -> dict[str, int]:
-        found = self._applied.get(partition)
-        if found is None:
-            stored = self.windows.get(_applied_key(partition))
-            found = self._applied[partition] = orjson.loads(stored) if stored else {}
-        return found
 
     async def flush(self) -> None:
         """Wait until this stage's state writes are on the changelog (before an ack)."""
@@ -844,12 +812,6 @@ class Stage1:
                 key = _label_watermark_key(partition)
                 self.windows.set(partition, key, orjson.dumps(labels))
         self.dedup.save()
-        # After the state of the batch, in the same changelog partition: restored, it says
-        # which input the restored state holds.
-        for partition in sorted(self._applied_dirty):
-            applied = orjson.dumps(self._applied[partition])
-            self.windows.set(partition, _applied_key(partition), applied)
-        self._applied_dirty.clear()
 
     async def _send_labels_and_late(self, work: _Batch) -> None:
         for (model_id, start, end), pairs in work.labeled.items():
@@ -1116,10 +1078,6 @@ def _window_key(partition: int, model_id: str, start: float) -> str:
 
 def _watermark_key(partition: int) -> str:
     return f"{partition}|wm"
-
-
-def _applied_key(partition: int) -> str:
-    return f"{partition}|pos"
 
 
 def _label_watermark_key(partition: int) -> str:
