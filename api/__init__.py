@@ -1,4 +1,4 @@
 """FastAPI app: query endpoints, model/reference management, dashboard, health, metrics.
 
-Empty until the HTTP API lands; importable so the layout in DESIGN.md exists.
+Empty until the HTTP API lands; importable so the layout in docs/architecture.md exists.
 """

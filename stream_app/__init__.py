@@ -1,4 +1,4 @@
-"""Faust app: topics, agents, tables, windowing, the label join and timers (wiring only).
+"""The Faust worker: topics, tables, the two stages, timers and the outbox relay.
 
-Empty until the streaming pipeline lands; importable so the layout in DESIGN.md exists.
+See docs/architecture.md for the dataflow, the state each stage keeps and its clocks.
 """

@@ -1,6 +1,6 @@
 """schemas stays independent of the statistical core yet in step with it.
 
-``schemas`` may not import ``detectors`` (DESIGN.md: both depend on nothing of ours), so
+``schemas`` may not import ``detectors`` (docs/architecture.md: both depend on nothing of ours), so
 the names and defaults it mirrors are checked here, where importing both is allowed.
 """
 

@@ -135,7 +135,7 @@ def test_deleting_a_model_deletes_its_windows_and_results(
 
 
 def test_import_creates_no_engine_and_pulls_in_no_higher_package() -> None:
-    # storage may depend on driftline and schemas only (DESIGN.md), and must not connect
+    # storage may depend on driftline and schemas only (docs/architecture.md), and must not connect
     # anywhere when imported.
     script = """
 import sys
