@@ -24,6 +24,8 @@ class Counters:
     end_of_stream_markers: int = 0
     duplicates: int = 0  # prediction ids seen again within the dedup horizon
     replayed_messages: int = 0  # stage-2 messages read again after a crash, not re-applied
+    replayed_pairs: int = 0  # labeled pairs and late events stage 1 sent again, not re-applied
+    replayed_input: int = 0  # input messages stage 1 read again below its checkpoint, skipped
     first_event_at: float = 0.0  # wall-clock seconds of the first prediction processed
     last_event_at: float = 0.0
 

@@ -3,8 +3,11 @@
 Messages arrive keyed by model id (see :mod:`stream_app.messages`). Per (model, window)
 stage 2 keeps one record: the merged window state, which input partitions it came from
 (a partial replayed after a crash is recognised and not counted twice), the late count and
-whether the window is final. Watermarks from every input partition tell it when all of them
-have passed a window's end plus its allowed lateness; then the window is finalized:
+whether the window is final. Labeled pairs and late counts that stage 1 sends again after
+its own crash are recognised by their origins (input topic, partition and offset; see
+``WindowRecord.origins``) and applied once. Watermarks from every input partition tell it
+when all of them have passed a window's end plus its allowed lateness; then the window is
+finalized:
 
 1. drift, data quality and output drift against the reference (``evaluate_window``);
 2. 3-sigma control limits of every series against the model's previous windows;
@@ -35,7 +38,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import orjson
@@ -93,6 +96,13 @@ class WindowRecord:
     revision_pending: bool = False
     # The last window-partials offset applied to this record (-1: none known).
     applied_offset: int = -1
+    # The highest stage-1 input offset applied to this record, per origin: "p3" (label
+    # pairs made by predictions partition 3), "l3", "j3", and "L3" (late counts). Stage 1
+    # replays its input from its checkpoint after a crash and sends pairs and late counts
+    # again in new window-partials messages (new offsets, batches cut elsewhere), which
+    # ``applied_offset`` cannot recognise; these can. Saved in the same write as the
+    # quality state and late count they guard, so a crash cannot separate them.
+    origins: dict[str, int] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         data = asdict(self)
@@ -104,6 +114,8 @@ class WindowRecord:
         data = orjson.loads(raw)
         data["state"] = base64.b64decode(data["state"]) if data["state"] else None
         data["sources"] = tuple(data["sources"])
+        # Records written before ``origins`` existed lack the key: the default (nothing
+        # known applied) makes them take every pair, as they did.
         return cls(**data)
 
 
@@ -190,7 +202,18 @@ class Stage2:
         elif isinstance(message, messages.LabelsMessage):
             await self._labels(partition, runtime, record, message)
         else:
-            record.late += message.count
+            fresh = _new_late(message, record.origins)
+            if fresh is None:
+                count = message.count
+            else:
+                count, highest, any_new = fresh
+                self.counters.replayed_pairs += message.count - count
+                if not any_new:
+                    # All of it sent again after stage 1's crash: counted already, and in
+                    # SQL already if the window is final. Nothing to write.
+                    return
+                record.origins.update(highest)
+            record.late += count
             if record.final:  # SQL first: a crash before the save replays this message
                 await self.writer.set_late(record.model_id, record.start, record.end, record.late)
             self._save(partition, record)
@@ -236,16 +259,34 @@ class Stage2:
     ) -> None:
         if runtime.task is None:
             return
+        y_true, y_pred, scores = message.y_true, message.y_pred, message.scores
+        highest: dict[str, int] = {}
+        fresh = _new_label_pairs(message, record.origins)
+        if fresh is not None:
+            keep, highest = fresh
+            self.counters.replayed_pairs += len(y_true) - len(keep)
+            if not keep:
+                # Every pair was applied before (stage 1 sent them again after a crash):
+                # saving or flagging a revision would only redo what is done.
+                return
+            if len(keep) < len(y_true):
+                y_true = [y_true[i] for i in keep]
+                y_pred = [y_pred[i] for i in keep]
+                # Scores are per pair when there are any; an empty list stays empty.
+                if len(scores) == len(message.y_true):
+                    scores = [scores[i] for i in keep]
         quality = (
             quality_state_from_dict(record.quality)
             if record.quality
             else empty_quality_state(runtime.task)
         )
         if isinstance(quality, ClassificationState):
-            quality.update(message.y_true, message.y_pred, message.scores)
+            quality.update(y_true, y_pred, scores)
         else:
-            quality.update(message.y_true, message.y_pred)
+            quality.update(y_true, y_pred)
         record.quality = quality.to_dict()
+        # Raised only once the update succeeded, and saved with it just below.
+        record.origins.update(highest)
         # A final window's metrics are revised on the next tick, once for all the labels
         # that arrived meanwhile: labels for hundreds of windows arrive mixed, and revising
         # per message would evaluate and write every window again for each batch.
@@ -600,6 +641,87 @@ class Stage2:
             if runtime is None:
                 continue
             await self._revise_quality(partition, runtime, record)
+
+
+_ORIGIN_KINDS = frozenset("plj")
+
+
+def _new_label_pairs(
+    message: messages.LabelsMessage, applied: dict[str, int]
+) -> tuple[list[int], dict[str, int]] | None:
+    """The positions of the pairs not applied yet, and the origin maxima they raise.
+
+    ``None``: the message says nothing of its origins (sent before they existed), so all of
+    its pairs apply. A pair is new when its origin offset is above the highest applied for
+    its origin key: stage 1 sends a (topic, partition)'s offsets in rising order, and all
+    the pairs one input message makes for a window travel in one labels message. The test
+    is per pair, not per message: a replayed batch may be cut elsewhere, so a re-sent
+    message can hold old and new pairs together.
+    """
+    if message.source_partition < 0 or not message.origin_offsets:
+        return None
+    n_pairs = len(message.y_true)
+    if len(message.origin_kinds) != n_pairs or len(message.origin_offsets) != n_pairs:
+        raise InvalidInputError(
+            f"labels message with {n_pairs} pairs but {len(message.origin_kinds)} origin "
+            f"kinds and {len(message.origin_offsets)} origin offsets"
+        )
+    keep: list[int] = []
+    highest: dict[str, int] = {}
+    for index, (kind, offset) in enumerate(
+        zip(message.origin_kinds, message.origin_offsets, strict=True)
+    ):
+        if kind not in _ORIGIN_KINDS:
+            raise InvalidInputError(f"labels message with an unknown origin kind {kind!r}")
+        key = f"{kind}{message.source_partition}"
+        if offset < 0:
+            # No input offset known for this pair (no Kafka offset is negative): apply it
+            # as a message without origins is applied, rather than drop it as seen.
+            keep.append(index)
+            continue
+        # Compared with what was applied before this message, not with ``highest``: the
+        # pairs of one input message share its offset.
+        if offset > applied.get(key, -1):
+            keep.append(index)
+            highest[key] = max(offset, highest.get(key, -1))
+    return keep, highest
+
+
+def _new_late(
+    message: messages.LateMessage, applied: dict[str, int]
+) -> tuple[int, dict[str, int], bool] | None:
+    """How many of the message's late events were not counted yet, the maximum it raises,
+    and whether any entry was new.
+
+    ``None``: the message says nothing of its origins, so all of ``count`` applies. An entry
+    (a predictions message's offset, its late events in this window) is new when its offset
+    is above the highest counted for ``L{source_partition}``.
+    """
+    if message.source_partition < 0 or not message.origin_offsets:
+        return None
+    if len(message.origin_counts) != len(message.origin_offsets):
+        raise InvalidInputError(
+            f"late message with {len(message.origin_offsets)} origin offsets but "
+            f"{len(message.origin_counts)} origin counts"
+        )
+    if sum(message.origin_counts) != message.count:
+        raise InvalidInputError(
+            f"late message counting {message.count} but its origins {sum(message.origin_counts)}"
+        )
+    key = f"L{message.source_partition}"
+    before = applied.get(key, -1)
+    count = 0
+    highest: dict[str, int] = {}
+    any_new = False
+    for offset, late in zip(message.origin_offsets, message.origin_counts, strict=True):
+        if offset < 0:  # no input offset known (as for labels): counted, not remembered
+            count += late
+            any_new = True
+        elif offset > before:
+            count += late
+            any_new = True
+            highest[key] = max(offset, highest.get(key, -1))
+    return count, highest, any_new
 
 
 def _anomalous_metrics(verdicts: dict[str, ControlLimitResult]) -> tuple[str, ...]:
