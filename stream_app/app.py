@@ -190,10 +190,14 @@ def create_pipeline(
         profile_loader=sql_profile_loader(sessions),
     )
 
-    async def to_stage2(key: str | None, value: bytes, partition: int | None) -> None:
-        await partials.send(key=key.encode() if key else None, value=value, partition=partition)
+    # The sends return what resolves once the broker has the message: stage 1 waits for
+    # it before writing the state that follows (Stage1.flush).
+    async def to_stage2(key: str | None, value: bytes, partition: int | None) -> Any:
+        return await partials.send(
+            key=key.encode() if key else None, value=value, partition=partition
+        )
 
-    async def dead_letter(message: InputMessage, reason: str) -> None:
+    async def dead_letter(message: InputMessage, reason: str) -> Any:
         letter = DeadLetter.from_message(
             reason,
             topic=message.topic,
@@ -208,10 +212,10 @@ def create_pipeline(
             message.offset,
             reason,
         )
-        await dead_letters.send(key=message.key, value=letter.to_json_bytes())
+        return await dead_letters.send(key=message.key, value=letter.to_json_bytes())
 
-    async def forward_join(partition: int, value: bytes) -> None:
-        await join_topic.send(key=None, value=value, partition=partition)
+    async def forward_join(partition: int, value: bytes) -> Any:
+        return await join_topic.send(key=None, value=value, partition=partition)
 
     async def publish_trigger(message: OutboxMessage) -> None:
         # Awaiting the send's future waits for the broker's acknowledgement (acks=all):

@@ -7,6 +7,10 @@ a model's messages:
   watermark passes the window's end plus the allowed lateness;
 - ``labels``: labeled pairs joined in stage 1, attributed to the window of the prediction;
 - ``late``: how many events arrived after their window had closed in the partition;
+
+  both say where they came from (a pair: its label's offset and its summary's; a late
+  count: its predictions message's offset), so what stage 1 sends again after a crash is
+  recognised by stage 2 and applied once;
 - ``watermark``: the partition's event-time watermark, broadcast to every stage-2
   partition, so stage 2 knows when every input partition has passed a window.
 
@@ -17,7 +21,7 @@ version field lets the format change without misreading old messages.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -46,6 +50,17 @@ class LabelsMessage:
     y_true: list[Any]
     y_pred: list[Any]
     scores: list[Any]
+    # Where each pair came from, so stage 2 can recognise a pair stage 1 sent again after
+    # a crash: the input (join) partition; per pair the offset of its label message (the
+    # pair's identity: a label joins once), and the topic ("p" predictions, "j" label-join)
+    # and offset of the message that brought its prediction's summary; and the partition's
+    # checkpoint when the batch began ({topic: offset}, see Stage1.flush): a pair whose
+    # label and summary offsets it covers can never be sent again. -1: not known.
+    source_partition: int = -1
+    origin_kinds: str = ""
+    origin_offsets: list[int] = field(default_factory=list)
+    label_offsets: list[int] = field(default_factory=list)
+    checkpoint: dict[str, int] = field(default_factory=dict)
     kind: Literal["labels"] = "labels"
 
 
@@ -55,6 +70,11 @@ class LateMessage:
     window_start: float
     window_end: float
     count: int
+    # The same for late events: per predictions message of ``source_partition`` (offset),
+    # how many of its events were late for this window. ``count`` is their sum.
+    source_partition: int = -1
+    origin_offsets: list[int] = field(default_factory=list)
+    origin_counts: list[int] = field(default_factory=list)
     kind: Literal["late"] = "late"
 
 

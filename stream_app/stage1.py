@@ -55,7 +55,7 @@ from schemas.fast_batch import (
 )
 from schemas.parsing import parse_label_message, parse_prediction_message
 from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
-from stream_app import baseline, messages
+from stream_app import baseline, messages, window_stamps
 from stream_app.counters import Counters
 from stream_app.dedup import WindowDedup, envelope_identity
 from stream_app.registry import ModelRegistry, ModelRuntime
@@ -72,6 +72,9 @@ NOT_THE_MESSAGES_FAULT: tuple[type[BaseException], ...] = (
 )
 
 TopicKind = Literal["prediction", "label", "join"]
+# How a topic is named in checkpoints and in the origins of what stage 1 sends.
+ORIGIN_OF: dict[str, str] = {"prediction": "p", "label": "l", "join": "j"}
+_KIND_ORDER: dict[str, int] = {"label": 0, "join": 1, "prediction": 2}
 FORWARD_CHUNK = 2000  # summaries per label-join message: ~300 KB, under Kafka's 1 MB default
 
 
@@ -89,11 +92,16 @@ class InputMessage:
 
 @dataclass
 class Stage1Sink:
-    """Where stage 1 sends things (the Faust wiring or a test double)."""
+    """Where stage 1 sends things (the Faust wiring or a test double).
 
-    to_stage2: Callable[[str | None, bytes, int | None], Awaitable[None]]
-    dead_letter: Callable[[InputMessage, str], Awaitable[None]]
-    forward_join: Callable[[int, bytes], Awaitable[None]]  # (target partition, summaries)
+    Each call queues a message and may return an awaitable that resolves once the broker
+    has it: stage 1 waits for those before it writes the state that follows from them.
+    """
+
+    to_stage2: Callable[[str | None, bytes, int | None], Awaitable[Awaitable[Any] | None]]
+    dead_letter: Callable[[InputMessage, str], Awaitable[Awaitable[Any] | None]]
+    # (target partition, summaries)
+    forward_join: Callable[[int, bytes], Awaitable[Awaitable[Any] | None]]
     stage2_partitions: int
 
 
@@ -109,6 +117,7 @@ class _Run:
     runtime: ModelRuntime
     columns: EnvelopeColumns
     indexes: tuple[int, ...]
+    offsets: tuple[int, ...]  # of each row's message (a run is one partition)
 
 
 @dataclass
@@ -125,10 +134,15 @@ class _Batch:
     columns: dict[tuple[int, str, float], list[Mapping[str, FeatureColumn | BinnedColumn]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    labeled: dict[tuple[str, float, float], list[tuple[Any, Any, Any]]] = field(
+    # Labeled pairs by (partition, model, window): (label, prediction, score, summary's
+    # topic, summary's offset, label's offset): what identifies a pair (see messages).
+    labeled: dict[tuple[int, str, float, float], list[tuple[Any, Any, Any, str, int, int]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    late: dict[tuple[str, float, float], int] = field(default_factory=lambda: defaultdict(int))
+    # Late events by (partition, model, window): {offset of their predictions message: n}.
+    late: dict[tuple[int, str, float, float], dict[int, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
     partitions: set[int] = field(default_factory=set)
     # Prediction summaries for other partitions' label joins, by target partition.
     forward: dict[int, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
@@ -189,6 +203,21 @@ class Stage1:
         self.label_positions: dict[int, int] = {}
         self.join_marks: dict[int, dict[int, float | None]] = {}
         self.heartbeat_interval = 0.5
+        # Per partition and input topic, the offset of the last message whose effects are
+        # all on the changelogs (see flush); input at or below it is skipped on a replay.
+        self.checkpoints: dict[int, dict[str, int]] = {}
+        self._unsaved_checkpoints: set[int] = set()
+        self._deliveries: list[Awaitable[Any]] = []
+        # The message being processed, as (topic kind, offset): the origin of the pairs
+        # and late counts it makes, by which stage 2 recognises them when sent again.
+        self._origin: tuple[str, int] = ("p", -1)
+        # Per partition: the highest window stamp above its checkpoint (a replay after a
+        # crash in the middle of a flush; -1: none), and closed-window markers to drop
+        # once a checkpoint covers them (see stream_app.window_stamps).
+        self._replay_until: dict[int, int] = {}
+        self._markers: dict[int, list[tuple[str, int]]] = defaultdict(list)
+        self._joined_marks: dict[int, list[tuple[str, int]]] = defaultdict(list)
+        self._durable_checkpoints: dict[int, dict[str, int]] = {}
 
     # -- clocks -------------------------------------------------------------------------
 
@@ -241,12 +270,66 @@ class Stage1:
             return None
         return min(mark for mark in marks.values() if mark is not None)
 
+    def checkpoint(self, partition: int) -> dict[str, int]:
+        """The partition's checkpoint: {topic kind: last offset applied}, from its store."""
+        found = self.checkpoints.get(partition)
+        if found is None:
+            stored = self.windows.get(_checkpoint_key(partition))
+            found = self.checkpoints[partition] = orjson.loads(stored) if stored else {}
+            self._durable_checkpoints[partition] = dict(found)
+            self._restore_stamps(partition, found.get("p", -1))
+        return found
+
+    def _restore_stamps(self, partition: int, done: int) -> None:
+        """After a restart: which windows hold events past the checkpoint, and the markers."""
+        prefix = f"{partition}|w|"
+        highest = -1
+        self._markers.pop(partition, None)
+        for key, value in self.windows.items():
+            if key.startswith(prefix):
+                stored = window_stamps.read(value)
+                highest = max(highest, stored.stamp)
+                if stored.closed:
+                    self._markers[partition].append((key, stored.stamp))
+        self._replay_until[partition] = highest if highest > done else -1
+        self._joined_marks.pop(partition, None)
+        prefix = f"{partition}|"
+        for key, value in self.joins.items():
+            if key.startswith(prefix) and value.startswith(b'{"k":"d"'):
+                self._joined_marks[partition].append((key, int(orjson.loads(value)["o"])))
+
+    def _replayed(self, partition: int, model_id: str, start: float, offset: int) -> str | None:
+        """For an event of a replay: "applied" (its window has it), "late" (its window was
+        closed after it had arrived), or None (process it)."""
+        if offset > self._replay_until.get(partition, -1):
+            return None
+        value = self.windows.get(_window_key(partition, model_id, start))
+        if value is None:
+            return None
+        stored = window_stamps.read(value)
+        if offset <= stored.stamp:
+            return "applied"
+        return "late" if stored.closed else None
+
+    def _applied_before(self, message: InputMessage) -> bool:
+        """Whether the message's effects are in the restored state already (a replay)."""
+        done = self.checkpoint(message.partition).get(ORIGIN_OF[message.kind], -1)
+        return message.offset <= done
+
     def forget_partitions(self, partitions: Sequence[int]) -> None:
         """Drop in-memory clocks of revoked partitions (their tables move with them)."""
         for partition in partitions:
             self.clocks.pop(partition, None)
             self.label_clocks.pop(partition, None)
             self.join_marks.pop(partition, None)
+            self.positions.pop(partition, None)
+            self.label_positions.pop(partition, None)
+            self.checkpoints.pop(partition, None)
+            self._earliest_expiry.pop(partition, None)
+            self._replay_until.pop(partition, None)
+            self._markers.pop(partition, None)
+            self._joined_marks.pop(partition, None)
+            self._durable_checkpoints.pop(partition, None)
         self.dedup.forget_partitions(list(partitions))
 
     # -- the batch ----------------------------------------------------------------------
@@ -261,14 +344,7 @@ class Stage1:
         batch. The models the batch names are loaded first, waiting out a database outage,
         so that such an error cannot strike half-way through the batch.
         """
-        heads = _model_ids(batch)
-        await self.registry.prefetch({model_id for model_id in heads if model_id is not None})
-        work = _Batch()
-        decoded = self._decode_envelopes(batch, heads)
-        runs, in_runs = self._decode_single_runs(batch, heads)
-        for index, message in enumerate(batch):
-            if message.kind != "join":  # forwarded summaries move no watermark of theirs
-                work.partitions.add(message.partition)
+        for message in batch:
             if message.kind == "prediction":
                 self.positions[message.partition] = max(
                     message.offset, self.positions.get(message.partition, -1)
@@ -277,9 +353,27 @@ class Stage1:
                 self.label_positions[message.partition] = max(
                     message.offset, self.label_positions.get(message.partition, -1)
                 )
+        fresh = [message for message in batch if not self._applied_before(message)]
+        self.counters.replayed_input += len(batch) - len(fresh)
+        # One order for the same messages however a batch was cut: by partition, then
+        # labels, forwarded summaries, predictions. What a batch sends then depends less on
+        # where Kafka cut it, so what a replay sends again matches what went out before;
+        # and a replayed label meets its own stored entry before a summary can take it.
+        batch = sorted(fresh, key=lambda m: (m.partition, _KIND_ORDER[m.kind], m.offset))
+        heads = _model_ids(batch)
+        await self.registry.prefetch({model_id for model_id in heads if model_id is not None})
+        work = _Batch()
+        decoded = self._decode_envelopes(batch, heads)
+        runs, in_runs = self._decode_single_runs(batch, heads)
+        for index, message in enumerate(batch):
+            if message.kind != "join":  # forwarded summaries move no watermark of theirs
+                work.partitions.add(message.partition)
+            self.checkpoint(message.partition)[ORIGIN_OF[message.kind]] = message.offset
+            self._unsaved_checkpoints.add(message.partition)
             if index in in_runs:
                 continue
             run = runs.get(index)
+            self._origin = (ORIGIN_OF[message.kind], message.offset)
             try:
                 await self._one(message, work, run, decoded.get(index))
             except NOT_THE_MESSAGES_FAULT:
@@ -303,9 +397,57 @@ class Stage1:
         await self.flush()
 
     async def flush(self) -> None:
-        """Wait until this stage's state writes are on the changelog (before an ack)."""
-        await self.windows.flush()
+        """Make what was processed durable, in the order a crash replay relies on.
+
+        1. Everything sent (to stage 2, the label-join topic, the dead letters) is on the
+           broker; 2. then the state that follows from it is on the changelogs; 3. then the
+           checkpoint: the input offsets that state covers. A crash before 3 replays the
+           input after the previous checkpoint (whatever Faust committed): the state writes
+           repeat, and stage 2 recognises the pairs and late counts it already has by their
+           origin offsets (a repeated partial, by its source partition). Input at or below
+           a checkpoint is skipped, its effects being in the restored state.
+        """
+        deliveries, self._deliveries = self._deliveries, []
+        for delivery in deliveries:
+            await delivery
         await self.joins.flush()
+        # One changelog partition per input partition keeps these in order, so whatever
+        # part of them a crash lets through is a prefix: window states and closed markers
+        # (stamped), then dedup identities, then the watermarks, then the checkpoint.
+        self.dedup.save()
+        for partition in sorted(self._unsaved_checkpoints):
+            self._save_clocks(partition)
+            checkpoint = orjson.dumps(self.checkpoint(partition))
+            self.windows.set(partition, _checkpoint_key(partition), checkpoint)
+        saved = {p: dict(self.checkpoint(p)) for p in self._unsaved_checkpoints}
+        self._unsaved_checkpoints.clear()
+        await self.windows.flush()
+        self._durable_checkpoints.update(saved)
+        self._drop_covered_markers()
+
+    def _save_clocks(self, partition: int) -> None:
+        watermark = self.clock(partition).event_watermark
+        if watermark is not None:
+            self.windows.set(partition, _watermark_key(partition), orjson.dumps(watermark))
+        labels = self.label_clock(partition).event_watermark
+        if labels is not None:
+            self.windows.set(partition, _label_watermark_key(partition), orjson.dumps(labels))
+
+    def _drop_covered_markers(self) -> None:
+        # Written with the next flush: a marker outliving its use by a batch is harmless.
+        for partition, marks in self._joined_marks.items():
+            labels_done = self.checkpoint(partition).get("l", -1)
+            for key, _ in [m for m in marks if m[1] <= labels_done]:
+                found = self.joins.get(key)
+                if found is not None and found.startswith(b'{"k":"d"'):
+                    self.joins.delete(partition, key)
+            marks[:] = [m for m in marks if m[1] > labels_done]
+        for partition, markers in self._markers.items():
+            done = self.checkpoint(partition).get("p", -1)
+            for key, _ in [m for m in markers if m[1] <= done]:
+                if window_stamps.read(self.windows.get(key) or b"").closed:
+                    self.windows.delete(partition, key)
+            markers[:] = [m for m in markers if m[1] > done]
 
     async def _one(
         self,
@@ -321,7 +463,9 @@ class Stage1:
         elif is_control(message.value):
             await self._control(message)
         elif run is not None:
-            await self._envelope(message.partition, run.runtime, run.columns, work, singles=True)
+            await self._envelope(
+                message.partition, run.runtime, run.columns, work, singles=True, offsets=run.offsets
+            )
         else:
             await self._prediction(message, work, columns)
 
@@ -413,8 +557,11 @@ class Stage1:
             if b'"records"' in message.value
             else None
         )
-        if identity is not None and not self._first_envelope_copy(
-            partition, runtime, events, identity
+        replaying = self._origin[1] <= self._replay_until.get(partition, -1)
+        if (
+            identity is not None
+            and not replaying
+            and not self._first_envelope_copy(partition, runtime, events, identity)
         ):
             return
         for event in events:
@@ -422,15 +569,24 @@ class Stage1:
             start = window_start(timestamp, runtime.window_seconds)
             end = start + runtime.window_seconds
             watermark = clock.watermark()
-            if (
+            group = (partition, runtime.model_id, start)
+            verdict = (
+                self._replayed(partition, runtime.model_id, start, self._origin[1])
+                if replaying
+                else None
+            )
+            if verdict == "applied":  # in its window already: only the clock moves again
+                clock.observe(timestamp)
+                self.dedup.first_time(group, identity or event.prediction_id)
+                continue
+            if verdict == "late" or (
                 watermark is not None
                 and window_closes_at(start, runtime.window_seconds, runtime.lateness_seconds)
                 <= watermark
             ):
-                work.late[(runtime.model_id, start, end)] += 1
+                work.late[(partition, runtime.model_id, start, end)][self._origin[1]] += 1
                 self.counters.late += 1
                 continue
-            group = (partition, runtime.model_id, start)
             if identity is None and not self.dedup.first_time(group, event.prediction_id):
                 self.counters.duplicates += 1
                 continue
@@ -531,7 +687,8 @@ class Stage1:
                 or self._future_error(float(columns.timestamps.max())) is not None
             ):
                 continue  # each message on its own: only the bad one is dead-lettered
-            runs[indexes[0]] = _Run(runtime, columns, tuple(indexes))
+            offsets = tuple(batch[i].offset for i in indexes)
+            runs[indexes[0]] = _Run(runtime, columns, tuple(indexes), offsets)
             covered.update(indexes[1:])
         return runs, covered
 
@@ -557,8 +714,15 @@ class Stage1:
         start = window_start(event.timestamp, size)
         self.counters.saw_predictions(1)
         watermark = clock.watermark()
-        if watermark is not None and start + size + runtime.lateness_seconds <= watermark:
-            work.late[(runtime.model_id, start, start + size)] += 1
+        verdict = self._replayed(partition, runtime.model_id, start, self._origin[1])
+        if verdict == "applied":  # in its window already: only the clock moves again
+            clock.observe(event.timestamp)
+            self.dedup.first_time((partition, runtime.model_id, start), event.prediction_id)
+            return
+        if verdict == "late" or (
+            watermark is not None and start + size + runtime.lateness_seconds <= watermark
+        ):
+            work.late[(partition, runtime.model_id, start, start + size)][self._origin[1]] += 1
             self.counters.late += 1
             return
         if not self.dedup.first_time((partition, runtime.model_id, start), event.prediction_id):
@@ -578,8 +742,13 @@ class Stage1:
         work: _Batch,
         *,
         singles: bool,
+        offsets: Sequence[int] | None = None,
     ) -> None:
-        """A valid batch envelope, a column at a time: what the per-event loop does, in numpy."""
+        """A valid batch envelope, a column at a time: what the per-event loop does, in numpy.
+
+        ``offsets``: for a run of single events, each row's message offset (their origin);
+        an envelope's rows all come from the message being processed.
+        """
         clock = self.clock(partition)
         if columns.model_version:
             self.versions[(partition, runtime.model_id)] = columns.model_version
@@ -591,10 +760,20 @@ class Stage1:
         # events ahead of it in the envelope (late ones never raise it: they are older).
         before = np.concatenate(([-np.inf if watermark is None else watermark], times[:-1]))
         late = starts + size + lateness <= np.maximum.accumulate(before)
-        for start in starts[late].tolist():
-            work.late[(runtime.model_id, start, start + size)] += 1
+        first = min(offsets) if offsets is not None else self._origin[1]
+        if first <= self._replay_until.get(partition, -1):
+            applied, closed = self._replayed_rows(partition, runtime.model_id, starts, offsets)
+            late = (late | closed) & ~applied
+            self._reapply(partition, runtime.model_id, columns, starts, applied, singles)
+            kept_or_late = ~applied
+        else:
+            kept_or_late = None
+        for i in np.nonzero(late)[0].tolist():
+            start = float(starts[i])
+            origin = offsets[i] if offsets is not None else self._origin[1]
+            work.late[(partition, runtime.model_id, start, start + size)][origin] += 1
         self.counters.late += int(late.sum())
-        kept = np.nonzero(~late)[0]
+        kept = np.nonzero(~late if kept_or_late is None else ~late & kept_or_late)[0]
         self.counters.saw_predictions(len(columns))
         kept = self._first_copies(partition, runtime.model_id, columns, starts, kept, singles)
         if kept.size == 0:
@@ -608,6 +787,8 @@ class Stage1:
             work.columns[(partition, runtime.model_id, start)].append(chunk)
         if runtime.task is not None:
             for i in kept.tolist():
+                if offsets is not None:
+                    self._origin = ("p", offsets[i])
                 start = float(starts[i])
                 summary = (
                     columns.prediction_ids[i],
@@ -616,6 +797,52 @@ class Stage1:
                     columns.scores[i],
                 )
                 await self._keep_summary(partition, runtime, summary, start, start + size, work)
+
+    def _replayed_rows(
+        self,
+        partition: int,
+        model_id: str,
+        starts: npt.NDArray[np.float64],
+        offsets: Sequence[int] | None,
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Rows of a replayed envelope or run its windows hold already, and rows whose window
+        was closed after they had arrived (see :meth:`_replayed`)."""
+        applied = np.zeros(len(starts), dtype=bool)
+        closed = np.zeros(len(starts), dtype=bool)
+        for i, start in enumerate(starts.tolist()):
+            offset = offsets[i] if offsets is not None else self._origin[1]
+            verdict = self._replayed(partition, model_id, start, offset)
+            applied[i] = verdict == "applied"
+            closed[i] = verdict == "late"
+        return applied, closed
+
+    def _reapply(
+        self,
+        partition: int,
+        model_id: str,
+        columns: EnvelopeColumns,
+        starts: npt.NDArray[np.float64],
+        applied: npt.NDArray[np.bool_],
+        singles: bool,
+    ) -> None:
+        """Rows already in their windows: the clock and the dedup memory see them again."""
+        rows = np.nonzero(applied)[0]
+        if rows.size == 0:
+            return
+        self.clock(partition).observe(float(columns.timestamps[rows].max()))
+        if singles:
+            self.dedup.first_times(
+                partition, model_id, starts.tolist(), columns.prediction_ids, rows.tolist()
+            )
+            return
+        identity = envelope_identity(
+            columns.prediction_ids[0],
+            columns.prediction_ids[-1],
+            len(columns),
+            float(columns.timestamps[0]),
+        )
+        for start in np.unique(starts[rows]).tolist():
+            self.dedup.first_time((partition, model_id, start), identity)
 
     def _first_copies(
         self,
@@ -693,18 +920,22 @@ class Stage1:
         for target, summaries in sorted(work.forward.items()):
             for start in range(0, len(summaries), FORWARD_CHUNK):
                 chunk = summaries[start : start + FORWARD_CHUNK]
-                await self.sink.forward_join(target, orjson.dumps(chunk))
+                self._delivering(await self.sink.forward_join(target, orjson.dumps(chunk)))
 
     def _join_summary(
         self, partition: int, prediction_id: str, summary: dict[str, Any], work: _Batch
     ) -> None:
         key = _join_key(partition, prediction_id)
+        # Where the summary came from (the message being processed), for the pair's identity.
+        summary["sk"], summary["so"] = self._origin
         stored = self.joins.get(key)
         if stored is not None:
             waiting = orjson.loads(stored)
             if waiting["k"] == "l":  # the label came first: join now
-                self._pair(summary, waiting["y"], work)
-                self.joins.delete(partition, key)
+                self._pair(partition, summary, waiting["y"], waiting.get("o", -1), work)
+                self._joined(partition, key, waiting.get("o", -1), summary["x"])
+                return
+            if waiting["k"] == "d":  # joined already: a copy forwarded again by a replay
                 return
         self.joins.set(partition, key, orjson.dumps(summary))
         self._note_expiry(partition, summary["x"])
@@ -738,28 +969,58 @@ class Stage1:
         partition = message.partition
         key = _join_key(partition, label.prediction_id)
         stored = self.joins.get(key)
-        if stored is not None and orjson.loads(stored)["k"] == "p":
-            self._pair(orjson.loads(stored), label.label, work)
-            self.joins.delete(partition, key)
+        entry = orjson.loads(stored) if stored is not None else None
+        if entry is not None and entry["k"] == "p":
+            self._pair(partition, entry, label.label, message.offset, work)
+            self._joined(partition, key, message.offset, entry["x"])
             return
+        if entry is not None and entry.get("o") == message.offset:
+            return  # this very label, read again by a replay: its effect is in the store
+        if entry is not None and entry["k"] == "d":
+            return  # a second label for a joined prediction (a retried send): not joined again
         waiting = {
             "k": "l",
             "m": label.model_id,
             "y": label.label,
             "x": label.timestamp.timestamp() + runtime.label_horizon_seconds,
+            "o": message.offset,
         }
         self.joins.set(partition, key, orjson.dumps(waiting))
         self._note_expiry(partition, float(waiting["x"]))
 
-    def _pair(self, summary: dict[str, Any], label: Any, work: _Batch) -> None:
-        work.labeled[(summary["m"], summary["ws"], summary["we"])].append(
-            (label, summary["y"], summary["s"])
+    def _joined(self, partition: int, key: str, label_offset: int, expires: float) -> None:
+        """A label and its prediction met: mark it until a checkpoint covers the label.
+
+        Until then a replay may read the label again, or a summary the replay of another
+        partition forwards again; the mark makes both no-ops instead of a second pair.
+        """
+        mark = {"k": "d", "o": label_offset, "x": expires}
+        self.joins.set(partition, key, orjson.dumps(mark))
+        self._joined_marks[partition].append((key, label_offset))
+
+    def _pair(
+        self,
+        partition: int,
+        summary: dict[str, Any],
+        label: Any,
+        label_offset: int,
+        work: _Batch,
+    ) -> None:
+        work.labeled[(partition, summary["m"], summary["ws"], summary["we"])].append(
+            (
+                label,
+                summary["y"],
+                summary["s"],
+                summary.get("sk", "p"),
+                summary.get("so", -1),
+                label_offset,
+            )
         )
         self.counters.joined += 1
 
     async def _reject(self, message: InputMessage, reason: str) -> None:
         self.counters.dead_letters += 1
-        await self.sink.dead_letter(message, reason)
+        self._delivering(await self.sink.dead_letter(message, reason))
 
     # -- writing state and closing windows -------------------------------------------------
 
@@ -775,7 +1036,13 @@ class Stage1:
                 continue
             events = work.rows.get(group, [])
             key = _window_key(partition, model_id, start)
-            stored = self.windows.get(key)
+            found = self.windows.get(key)
+            stored = window_stamps.read(found).state if found is not None else None
+            if found is not None and window_stamps.read(found).closed:
+                # Cannot happen: a replayed event of a closed window is applied or late.
+                log.error("events for closed window %s dropped; report this", key)
+                continue
+            stamp = self.checkpoint(partition).get("p", -1)
             # A window started without a reference stays a sample to its end.
             if runtime.profile is None or (stored is not None and baseline.is_sample(stored)):
                 sample = baseline.BaselineSample.from_bytes(stored) if stored else None
@@ -786,7 +1053,7 @@ class Stage1:
                 for chunk in work.columns.get(group, []):
                     rows.extend(_rows_of_columns(chunk))
                 sample.add(rows, baseline.PARTITION_SAMPLE, key)
-                self.windows.set(partition, key, sample.to_bytes())
+                self.windows.set(partition, key, window_stamps.stamped(stamp, sample.to_bytes()))
                 continue
             state = WindowState.from_bytes(stored) if stored else None
             # A window keeps the reference it began with; a new one starts with the reference
@@ -802,25 +1069,46 @@ class Stage1:
                 state.update(profile, chunk if same_bins else _unbinned(chunk))
             if events:
                 state.update(profile, columns_of(window_runtime, events))
-            self.windows.set(partition, key, state.to_bytes())
-        for partition in work.partitions:
-            watermark = self.clock(partition).event_watermark
-            if watermark is not None:
-                self.windows.set(partition, _watermark_key(partition), orjson.dumps(watermark))
-            labels = self.label_clock(partition).event_watermark
-            if labels is not None:
-                key = _label_watermark_key(partition)
-                self.windows.set(partition, key, orjson.dumps(labels))
-        self.dedup.save()
+            self.windows.set(partition, key, window_stamps.stamped(stamp, state.to_bytes()))
 
     async def _send_labels_and_late(self, work: _Batch) -> None:
-        for (model_id, start, end), pairs in work.labeled.items():
-            y_true, y_pred, scores = (list(column) for column in zip(*pairs, strict=True))
-            message = messages.LabelsMessage(model_id, start, end, y_true, y_pred, scores)
-            await self.sink.to_stage2(model_id, messages.encode(message), None)
-        for (model_id, start, end), count in work.late.items():
-            message_late = messages.LateMessage(model_id, start, end, count)
-            await self.sink.to_stage2(model_id, messages.encode(message_late), None)
+        for (partition, model_id, start, end), pairs in work.labeled.items():
+            y_true, y_pred, scores, kinds, origins, label_offsets = (
+                list(column) for column in zip(*pairs, strict=True)
+            )
+            message = messages.LabelsMessage(
+                model_id,
+                start,
+                end,
+                y_true,
+                y_pred,
+                scores,
+                partition,
+                "".join(kinds),
+                origins,
+                label_offsets,
+                dict(self._durable_checkpoints.get(partition, {})),
+            )
+            await self._send(model_id, messages.encode(message), None)
+        for (partition, model_id, start, end), counts in work.late.items():
+            offsets = sorted(counts)
+            message_late = messages.LateMessage(
+                model_id,
+                start,
+                end,
+                sum(counts.values()),
+                partition,
+                offsets,
+                [counts[offset] for offset in offsets],
+            )
+            await self._send(model_id, messages.encode(message_late), None)
+
+    async def _send(self, key: str | None, value: bytes, partition: int | None) -> None:
+        self._delivering(await self.sink.to_stage2(key, value, partition))
+
+    def _delivering(self, delivery: Awaitable[Any] | None) -> None:
+        if delivery is not None:
+            self._deliveries.append(delivery)
 
     async def close_ready_windows(self, partition: int) -> None:
         """Send every window the partition's watermark has passed, then the watermark."""
@@ -839,6 +1127,9 @@ class Stage1:
         for key, value in self.windows.items():
             if not key.startswith(prefix):
                 continue
+            stored = window_stamps.read(value)
+            if stored.closed:
+                continue
             model_id, start_text = key[len(prefix) :].rsplit("|", 1)
             start = float(start_text)
             runtime = self.registry.get(model_id)
@@ -848,10 +1139,11 @@ class Stage1:
                 continue
             version = self.versions.get((partition, model_id), "")
             partial = messages.PartialMessage(
-                model_id, start, start + size, partition, value, version
+                model_id, start, start + size, partition, stored.state, version
             )
-            await self.sink.to_stage2(model_id, messages.encode(partial), None)
-            self.windows.delete(partition, key)
+            await self._send(model_id, messages.encode(partial), None)
+            self.windows.set(partition, key, window_stamps.closed_marker(stored.stamp))
+            self._markers[partition].append((key, stored.stamp))
             self.dedup.forget((partition, model_id, start))
             closed_any = True
         await self._heartbeat(partition, watermark, closed_any)
@@ -865,12 +1157,12 @@ class Stage1:
             messages.WatermarkMessage(partition, self.n_partitions, watermark, labels, behind)
         )
         for target in range(self.sink.stage2_partitions):
-            await self.sink.to_stage2(None, heartbeat, target)
+            await self._send(None, heartbeat, target)
         # Every label-join partition hears how far this partition's predictions have got,
         # after the summaries it forwarded (same producer, same partition: in order).
         mark = orjson.dumps({"source": partition, "watermark": watermark})
         for target in range(self.n_partitions):
-            await self.sink.forward_join(target, mark)
+            self._delivering(await self.sink.forward_join(target, mark))
 
     def _heartbeat_due(self, partition: int, watermark: float | None, closed_any: bool) -> bool:
         # Stage 2 only needs a watermark that moved, and not faster than it can use it;
@@ -890,7 +1182,10 @@ class Stage1:
 
     def note_label_log_end(self, partition: int, log_end: int | None) -> None:
         """Whether the partition's labels log holds labels not processed yet (unknown: yes)."""
-        processed = self.label_positions.get(partition, -1) + 1
+        # A partition taken over from another worker may have nothing left to read: its
+        # checkpoint says how far the previous owner got.
+        done = max(self.label_positions.get(partition, -1), self.checkpoint(partition).get("l", -1))
+        processed = done + 1
         self.label_clock(partition).backlog = log_end is None or processed < log_end
 
     def note_log_end(self, partition: int, log_end: int | None) -> None:
@@ -899,7 +1194,8 @@ class Stage1:
         An unknown log end (no fetch yet) counts as a backlog only while the partition has
         seen nothing: it must not be reported empty before it was read.
         """
-        processed = self.positions.get(partition, -1) + 1
+        done = max(self.positions.get(partition, -1), self.checkpoint(partition).get("p", -1))
+        processed = done + 1
         clock = self.clock(partition)
         if log_end is None:
             clock.backlog = clock.event_watermark is None
@@ -949,7 +1245,7 @@ class Stage1:
                 self.joins.delete(partition, key)
                 if entry["k"] == "l":
                     self.counters.unmatched_labels += 1
-                else:
+                elif entry["k"] == "p":  # "d": a joined mark a checkpoint did not clear
                     self.counters.unlabeled_predictions += 1
             else:
                 earliest[partition] = min(earliest.get(partition, entry["x"]), entry["x"])
@@ -1082,6 +1378,10 @@ def _watermark_key(partition: int) -> str:
 
 def _label_watermark_key(partition: int) -> str:
     return f"{partition}|lwm"
+
+
+def _checkpoint_key(partition: int) -> str:
+    return f"{partition}|cp"
 
 
 def _join_key(partition: int, prediction_id: str) -> str:

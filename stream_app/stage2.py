@@ -4,8 +4,9 @@ Messages arrive keyed by model id (see :mod:`stream_app.messages`). Per (model, 
 stage 2 keeps one record: the merged window state, which input partitions it came from
 (a partial replayed after a crash is recognised and not counted twice), the late count and
 whether the window is final. Labeled pairs and late counts that stage 1 sends again after
-its own crash are recognised by their origins (input topic, partition and offset; see
-``WindowRecord.origins``) and applied once. Watermarks from every input partition tell it
+its own crash are recognised and applied once: a pair by its label's offset, kept while a
+replay could send it again (``WindowRecord.recent_labels``), a late count by the highest
+predictions offset counted (``WindowRecord.origins``). Watermarks from every input partition tell it
 when all of them have passed a window's end plus its allowed lateness; then the window is
 finalized:
 
@@ -96,13 +97,15 @@ class WindowRecord:
     revision_pending: bool = False
     # The last window-partials offset applied to this record (-1: none known).
     applied_offset: int = -1
-    # The highest stage-1 input offset applied to this record, per origin: "p3" (label
-    # pairs made by predictions partition 3), "l3", "j3", and "L3" (late counts). Stage 1
-    # replays its input from its checkpoint after a crash and sends pairs and late counts
-    # again in new window-partials messages (new offsets, batches cut elsewhere), which
-    # ``applied_offset`` cannot recognise; these can. Saved in the same write as the
-    # quality state and late count they guard, so a crash cannot separate them.
+    # Stage 1 replays its input from its checkpoint after a crash and sends pairs and late
+    # counts again in new window-partials messages (new offsets, batches cut elsewhere),
+    # which ``applied_offset`` cannot recognise; these can. Both are saved in the same
+    # write as the quality state and late count they guard.
+    # Late counts: the highest predictions offset counted, per input partition ("L3").
     origins: dict[str, int] = field(default_factory=dict)
+    # Label pairs a replay could still send again, per input partition: [label offset,
+    # summary topic, summary offset]. Dropped once stage 1's checkpoint covers both offsets.
+    recent_labels: dict[str, list[list[Any]]] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         data = asdict(self)
@@ -114,8 +117,8 @@ class WindowRecord:
         data = orjson.loads(raw)
         data["state"] = base64.b64decode(data["state"]) if data["state"] else None
         data["sources"] = tuple(data["sources"])
-        # Records written before ``origins`` existed lack the key: the default (nothing
-        # known applied) makes them take every pair, as they did.
+        # Records written before ``origins`` and ``recent_labels`` existed lack the keys:
+        # the defaults (nothing known applied) make them take everything, as they did.
         return cls(**data)
 
 
@@ -260,10 +263,9 @@ class Stage2:
         if runtime.task is None:
             return
         y_true, y_pred, scores = message.y_true, message.y_pred, message.scores
-        highest: dict[str, int] = {}
-        fresh = _new_label_pairs(message, record.origins)
+        fresh = _new_label_pairs(message, record.recent_labels)
         if fresh is not None:
-            keep, highest = fresh
+            keep = fresh
             self.counters.replayed_pairs += len(y_true) - len(keep)
             if not keep:
                 # Every pair was applied before (stage 1 sent them again after a crash):
@@ -285,8 +287,6 @@ class Stage2:
         else:
             quality.update(y_true, y_pred)
         record.quality = quality.to_dict()
-        # Raised only once the update succeeded, and saved with it just below.
-        record.origins.update(highest)
         # A final window's metrics are revised on the next tick, once for all the labels
         # that arrived meanwhile: labels for hundreds of windows arrive mixed, and revising
         # per message would evaluate and write every window again for each batch.
@@ -643,48 +643,56 @@ class Stage2:
             await self._revise_quality(partition, runtime, record)
 
 
-_ORIGIN_KINDS = frozenset("plj")
+_SUMMARY_KINDS = frozenset("pj")
 
 
 def _new_label_pairs(
-    message: messages.LabelsMessage, applied: dict[str, int]
-) -> tuple[list[int], dict[str, int]] | None:
-    """The positions of the pairs not applied yet, and the origin maxima they raise.
+    message: messages.LabelsMessage, recent: dict[str, list[list[Any]]]
+) -> list[int] | None:
+    """The positions of the pairs not applied yet; ``recent`` is updated in place.
 
     ``None``: the message says nothing of its origins (sent before they existed), so all of
-    its pairs apply. A pair is new when its origin offset is above the highest applied for
-    its origin key: stage 1 sends a (topic, partition)'s offsets in rising order, and all
-    the pairs one input message makes for a window travel in one labels message. The test
-    is per pair, not per message: a replayed batch may be cut elsewhere, so a re-sent
-    message can hold old and new pairs together.
+    its pairs apply. A pair is identified by its label's offset (a label joins once). Which
+    message completes a join depends on where Kafka cut the batches, so after a crash the
+    same pair may come back made by another message, in another order: stage 2 remembers
+    the labels it applied for as long as a replay could send them again, which ends when
+    stage 1's checkpoint covers both the label and the summary it joined.
     """
-    if message.source_partition < 0 or not message.origin_offsets:
+    if message.source_partition < 0 or not message.label_offsets:
         return None
     n_pairs = len(message.y_true)
-    if len(message.origin_kinds) != n_pairs or len(message.origin_offsets) != n_pairs:
+    sizes = {len(message.origin_kinds), len(message.origin_offsets), len(message.label_offsets)}
+    if sizes != {n_pairs}:
         raise InvalidInputError(
-            f"labels message with {n_pairs} pairs but {len(message.origin_kinds)} origin "
-            f"kinds and {len(message.origin_offsets)} origin offsets"
+            f"labels message with {n_pairs} pairs but origins of other lengths {sorted(sizes)}"
         )
+    if not set(message.origin_kinds) <= _SUMMARY_KINDS:
+        raise InvalidInputError(
+            f"labels message with unknown origin kinds {message.origin_kinds!r}"
+        )
+    key = str(message.source_partition)
+    done = message.checkpoint
+    kept_entries = [
+        entry
+        for entry in recent.get(key, [])
+        if not (done.get("l", -1) >= entry[0] and done.get(entry[1], -1) >= entry[2])
+    ]
+    seen = {entry[0] for entry in kept_entries}
     keep: list[int] = []
-    highest: dict[str, int] = {}
-    for index, (kind, offset) in enumerate(
-        zip(message.origin_kinds, message.origin_offsets, strict=True)
+    for index, (kind, offset, label_offset) in enumerate(
+        zip(message.origin_kinds, message.origin_offsets, message.label_offsets, strict=True)
     ):
-        if kind not in _ORIGIN_KINDS:
-            raise InvalidInputError(f"labels message with an unknown origin kind {kind!r}")
-        key = f"{kind}{message.source_partition}"
-        if offset < 0:
-            # No input offset known for this pair (no Kafka offset is negative): apply it
-            # as a message without origins is applied, rather than drop it as seen.
+        if label_offset < 0:  # a label stored before offsets were: applied, not remembered
             keep.append(index)
-            continue
-        # Compared with what was applied before this message, not with ``highest``: the
-        # pairs of one input message share its offset.
-        if offset > applied.get(key, -1):
+        elif label_offset not in seen:
             keep.append(index)
-            highest[key] = max(offset, highest.get(key, -1))
-    return keep, highest
+            seen.add(label_offset)
+            kept_entries.append([label_offset, kind, offset])
+    if kept_entries:
+        recent[key] = kept_entries
+    else:
+        recent.pop(key, None)
+    return keep
 
 
 def _new_late(

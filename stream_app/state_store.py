@@ -41,15 +41,17 @@ class PartitionedStore(Protocol):
 
 
 class FaustTableStore:
-    """A Faust table written with explicit changelog partitions."""
+    """A Faust table written with explicit changelog partitions.
+
+    Writes change the table at once (later reads in the batch see them) but reach the
+    changelog only at :meth:`flush`, the last write of each key only. The stages flush
+    after what they sent is delivered, so a write on the changelog never stands for a
+    message the broker does not have (the order a crash replay relies on).
+    """
 
     def __init__(self, table: Any) -> None:
         self._table = table
-        # Changelog writes go through Faust's producer buffer, and Faust's flush before an
-        # offset commit gives up after 0.1 s with writes still buffered: an offset could be
-        # committed before the state it produced, and a crash then loses that state. The
-        # stages wait for these before their batch is acknowledged.
-        self._pending: list[Any] = []
+        self._unsent: dict[str, tuple[int, bytes | None]] = {}
 
     def get(self, key: str) -> bytes | None:
         value = self._table.data.get(key)
@@ -59,20 +61,27 @@ class FaustTableStore:
         # What Table.__setitem__ does, minus its lookup of the current event's partition.
         value = compact(value)
         self._table.data[key] = value
-        self._pending.append(self._table.send_changelog(partition, key, value))
+        self._unsent[key] = (partition, value)
 
     def delete(self, partition: int, key: str) -> None:
         if key in self._table.data:
             del self._table.data[key]
-            self._pending.append(
-                self._table.send_changelog(partition, key, None, value_serializer="raw")
-            )
+            self._unsent[key] = (partition, None)
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         return iter(list(self._table.data.items()))
 
     async def flush(self) -> None:
-        pending, self._pending = self._pending, []
+        # Changelog writes go through Faust's producer buffer, and Faust's flush before an
+        # offset commit gives up after 0.1 s with writes still buffered: waiting for each
+        # write's delivery here is what keeps an offset from being committed first.
+        unsent, self._unsent = self._unsent, {}
+        pending = [
+            self._table.send_changelog(partition, key, value, value_serializer="raw")
+            if value is None
+            else self._table.send_changelog(partition, key, value)
+            for key, (partition, value) in unsent.items()
+        ]
         for future in pending:
             await future
 

@@ -1,0 +1,284 @@
+"""Stage 1 killed at any point of what it has made durable, restarted from a committed
+offset at or below its checkpoint: stage 2 ends with the results of a run never killed.
+
+A worker's broker and changelogs are modelled by one log, in the order things become
+durable: messages sent (to stage 2, to the label-join topic) as they are sent, state
+writes as a store flushes them (``Stage1.flush`` orders sends, then state, then the
+checkpoint). A kill keeps a prefix of that log. The restarted stage 1 rebuilds its stores
+from the writes in the prefix and reads its input again from offsets that were committed
+(Faust commits a batch only after its flush returned), possibly several batches back; the
+label-join topic's input is what the prefix holds. Stage 2 reads every message stage 1
+ever sent, in order, duplicates included.
+
+The integration test (tests/integration/test_crash_replay.py) kills a real worker; this
+one tries every kind of kill point in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from schemas.control import end_of_stream_message
+from stream_app import messages
+from stream_app.counters import Counters
+from stream_app.registry import ModelRegistry
+from stream_app.stage1 import InputMessage, Stage1, Stage1Sink, join_partition
+from stream_app.stage2 import Stage2
+from stream_app.state_store import MemoryStore
+from tests.stream_app import scenario
+from tests.stream_app.local_pipeline import FakeClock, RecordingWriter
+from tests.stream_app.test_stages import RUNTIME, _envelope
+
+PARTITIONS = 2
+WINDOWS = 4
+PER_WINDOW = 60
+END = scenario.START + (WINDOWS + 1) * scenario.WINDOW + scenario.LATENESS + 1
+
+Entry = tuple[Any, ...]
+
+
+class KilledError(Exception):
+    """The worker died: nothing after this point of the log became durable."""
+
+
+@dataclass
+class Durable:
+    """The broker and the changelogs, as one log of what became durable, in order."""
+
+    log: list[Entry] = field(default_factory=list)
+    limit: int | None = None
+
+    def append(self, entry: Entry) -> None:
+        if self.limit is not None and len(self.log) >= self.limit:
+            raise KilledError
+        self.log.append(entry)
+
+    def joins(self, partition: int) -> list[bytes]:
+        return [e[2] for e in self.log if e[0] == "join" and e[1] == partition]
+
+
+class LoggedStore:
+    """A store whose writes reach the log when flushed, as FaustTableStore's changelog."""
+
+    def __init__(self, name: str, durable: Durable) -> None:
+        self.name, self.durable = name, durable
+        self.data: dict[str, bytes] = {}
+        for entry in durable.log:  # a restart restores the store from its changelog
+            if entry[0] == "write" and entry[1] == name:
+                _, _, _, key, value = entry
+                if value is None:
+                    self.data.pop(key, None)
+                else:
+                    self.data[key] = value
+        self._unsent: dict[str, tuple[int, bytes | None]] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def set(self, partition: int, key: str, value: bytes) -> None:
+        self.data[key] = value
+        self._unsent[key] = (partition, value)
+
+    def delete(self, partition: int, key: str) -> None:
+        if self.data.pop(key, None) is not None:
+            self._unsent[key] = (partition, None)
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        return iter(list(self.data.items()))
+
+    async def flush(self) -> None:
+        unsent, self._unsent = self._unsent, {}
+        for key, (partition, value) in unsent.items():
+            self.durable.append(("write", self.name, partition, key, value))
+
+
+def _inputs() -> dict[tuple[str, int], list[bytes]]:
+    """Envelopes and single events, labels before and after their predictions, late
+    events, and an end-of-stream marker per partition: per (topic kind, partition)."""
+    rng = np.random.default_rng(11)
+    events = list(scenario.events(WINDOWS, PER_WINDOW, drift_from=2, decay_from=3))
+    inputs: dict[tuple[str, int], list[bytes]] = defaultdict(list)
+    labels_after: list[scenario.Event] = []
+    for w in range(WINDOWS):
+        chunk = [e for e in events if e.window == w]
+        for i in range(0, len(chunk), 10):
+            part = chunk[i : i + 10]
+            if i % 20 == 0:  # an envelope, keyed by its first id: the rest is forwarded
+                p = join_partition(part[0].prediction_id, PARTITIONS)
+                inputs[("prediction", p)].append(_envelope(part))
+            else:
+                for e in part:
+                    p = join_partition(e.prediction_id, PARTITIONS)
+                    inputs[("prediction", p)].append(e.prediction_json())
+            for e in part:
+                if rng.random() < 0.3:  # the label first
+                    p = join_partition(e.prediction_id, PARTITIONS)
+                    inputs[("label", p)].append(e.label_json())
+                elif rng.random() < 0.6:
+                    labels_after.append(e)
+        if w >= 2:  # a few events of window 0 turn up late
+            for e in [x for x in events if x.window == 0][w * 3 : w * 3 + 3]:
+                late = scenario.Event(
+                    f"late-{w}-{e.prediction_id}", e.timestamp, e.features, e.prediction,
+                    e.score, e.label, e.window,
+                )  # fmt: skip
+                inputs[("prediction", join_partition(late.prediction_id, PARTITIONS))].append(
+                    late.prediction_json()
+                )
+    for e in labels_after:
+        inputs[("label", join_partition(e.prediction_id, PARTITIONS))].append(e.label_json())
+    for p in range(PARTITIONS):
+        inputs[("prediction", p)].append(end_of_stream_message(END))
+    return inputs
+
+
+INPUTS = _inputs()
+# Messages per partition and batch: many batches. A restarted worker's batches are cut
+# elsewhere (Kafka's fetches differ), so a replay does not repeat the first run's batches.
+CUTS = [
+    {"prediction": 3, "label": 4, "join": 2},
+    {"prediction": 2, "label": 5, "join": 3},
+    {"prediction": 4, "label": 1, "join": 1},
+    {"prediction": 1, "label": 7, "join": 5},
+]
+
+
+def _registry() -> ModelRegistry:
+    return ModelRegistry(lambda m: RUNTIME if m == RUNTIME.model_id else None, 1e9)
+
+
+async def _incarnation(
+    durable: Durable,
+    start: dict[tuple[str, int], int],
+    commits: list[dict[tuple[str, int], int]],
+    cut: dict[str, int],
+) -> None:
+    """One worker's life: from ``start`` until the input is done or it is killed."""
+
+    async def to_stage2(key: str | None, value: bytes, partition: int | None) -> None:
+        durable.append(("stage2", value))
+
+    async def dead_letter(message: InputMessage, reason: str) -> None:
+        raise AssertionError(f"unexpected dead letter: {reason}")
+
+    async def forward(partition: int, value: bytes) -> None:
+        durable.append(("join", partition, value))
+
+    clock = FakeClock()
+    stage1 = Stage1(
+        _registry(),
+        LoggedStore("windows", durable),
+        LoggedStore("joins", durable),
+        Stage1Sink(to_stage2, dead_letter, forward, 1),
+        n_partitions=PARTITIONS,
+        idle_timeout=1e9,
+        counters=Counters(),
+        clock=clock,
+        wall_clock=lambda: END,
+    )
+    position = dict(start)
+    while True:
+        batch: list[InputMessage] = []
+        for p in range(PARTITIONS):
+            for kind, size in cut.items():
+                values = durable.joins(p) if kind == "join" else INPUTS[(kind, p)]
+                first = position.get((kind, p), 0)
+                batch.extend(
+                    InputMessage(kind, kind, p, offset, None, values[offset])  # type: ignore[arg-type]
+                    for offset in range(first, min(first + size, len(values)))
+                )
+                position[(kind, p)] = min(first + size, len(values))
+        if not batch:
+            # The timer's work once the input is done: heartbeats held back by their rate
+            # limit go out (a worker's clock moves on; this one's only does here).
+            clock.now += 10
+            await stage1.tick(list(range(PARTITIONS)))
+            await stage1.flush()
+            return
+        await stage1.process(batch)
+        commits.append(dict(position))
+
+
+async def _run(kills: list[tuple[int, int]], cuts: list[int] | None = None) -> list[Entry]:
+    """Run to the end; each kill: (log length at which it dies, batches of commit lag).
+
+    ``cuts``: which of :data:`CUTS` each incarnation uses (the first one by default).
+    """
+    cuts = cuts or [0] * (len(kills) + 1)
+    durable = Durable()
+    commits: list[dict[tuple[str, int], int]] = [{}]
+    start: dict[tuple[str, int], int] = {}
+    for (at, lag), cut in zip(kills, cuts, strict=False):
+        durable.limit = at
+        with contextlib.suppress(KilledError):
+            await _incarnation(durable, start, commits, CUTS[cut])
+        durable.limit = None
+        start = commits[max(0, len(commits) - 1 - lag)]
+    await _incarnation(durable, start, commits, CUTS[cuts[len(kills)]])
+    return durable.log
+
+
+async def _stage2(log: list[Entry]) -> dict[str, Any]:
+    registry = _registry()
+    writer = RecordingWriter()
+    stage2 = Stage2(registry, MemoryStore(), writer, Counters())
+    sent = [entry[1] for entry in log if entry[0] == "stage2"]
+    for offset, value in enumerate(sent):
+        await stage2.handle(0, messages.decode(value), offset)
+    await stage2.flush()
+    for _ in range(2):
+        await stage2.tick([0])
+    final = dict(writer.windows)
+    for model_id, start, rows in writer.revisions:
+        final[(model_id, start)] = rows
+    return {
+        key: (
+            rows.window.n_rows,
+            writer.late.get(key),
+            rows.window.n_labeled,
+            sorted((m.metric, round(m.value, 12)) for m in rows.metrics if m.value is not None),
+        )
+        for key, rows in sorted(final.items())
+    }
+
+
+CLEAN_LOG = asyncio.run(_run([]))
+CLEAN = asyncio.run(_stage2(CLEAN_LOG))
+
+
+def test_the_clean_run_has_late_events_labels_and_revisions() -> None:
+    assert len(CLEAN) == WINDOWS + 1 or len(CLEAN) == WINDOWS
+    n_rows = sum(v[0] for v in CLEAN.values())
+    assert n_rows == WINDOWS * PER_WINDOW
+    assert sum(v[1] or 0 for v in CLEAN.values()) > 0  # late events were counted
+    assert all(v[2] > 0 for v in CLEAN.values())  # every window has labels
+
+
+KILL_POINTS = sorted({int(x) for x in np.linspace(1, len(CLEAN_LOG) - 1, 40)})
+
+
+@pytest.mark.parametrize("at", KILL_POINTS)
+@pytest.mark.parametrize("lag", [0, 2])
+def test_a_kill_anywhere_gives_the_clean_results(at: int, lag: int) -> None:
+    # The restarted worker cuts its batches in another of the ways, by kill point.
+    cuts = [0, 1 + at % (len(CUTS) - 1)]
+    assert asyncio.run(_stage2(asyncio.run(_run([(at, lag)], cuts)))) == CLEAN
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_three_kills_give_the_clean_results(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    kills, at = [], 0
+    for _ in range(3):
+        at += int(rng.integers(1, len(CLEAN_LOG) // 3))
+        kills.append((at, int(rng.integers(0, 4))))
+    cuts = [int(c) for c in rng.integers(0, len(CUTS), 4)]
+    assert asyncio.run(_stage2(asyncio.run(_run(kills, cuts)))) == CLEAN
