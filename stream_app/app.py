@@ -166,6 +166,12 @@ def create_pipeline(
         # Messages fetched ahead of the agents: two batches. A count, not bytes, so with
         # ~270 KB envelopes a smaller DRIFTLINE_BATCH_MAX bounds the memory in flight.
         stream_buffer_maxsize=max(64, settings.batch_max * 2),
+        # Standby replicas do not work with the in-memory store: Faust drops a standby's
+        # restored keys when a recovery completes, and a partition that turns from standby
+        # into active is sought both to its start (active) and its end (standby). Measured
+        # in the rebalance fault test: the worker that took its partitions back either
+        # waited forever for that recovery or worked on a stale mix and lost events.
+        table_standby_replicas=0 if settings.store.startswith("memory") else 1,
     )
     topics = Topics.with_prefix(settings.topic_prefix)
     join_name = topics.label_join

@@ -410,6 +410,10 @@ class Stage1:
         deliveries, self._deliveries = self._deliveries, []
         for delivery in deliveries:
             await delivery
+        # Marks the last checkpoint covers go now, with this flush: queued at the end of the
+        # previous one, they could reach the changelog after a rebalance had given their
+        # partition to another worker, and delete what that worker wrote since.
+        self._drop_covered_markers()
         await self.joins.flush()
         # One changelog partition per input partition keeps these in order, so whatever
         # part of them a crash lets through is a prefix: window states and closed markers
@@ -423,7 +427,6 @@ class Stage1:
         self._unsaved_checkpoints.clear()
         await self.windows.flush()
         self._durable_checkpoints.update(saved)
-        self._drop_covered_markers()
 
     def _save_clocks(self, partition: int) -> None:
         watermark = self.clock(partition).event_watermark
@@ -434,16 +437,16 @@ class Stage1:
             self.windows.set(partition, _label_watermark_key(partition), orjson.dumps(labels))
 
     def _drop_covered_markers(self) -> None:
-        # Written with the next flush: a marker outliving its use by a batch is harmless.
+        # By the durable checkpoint: a mark outliving its use by a batch is harmless.
         for partition, marks in self._joined_marks.items():
-            labels_done = self.checkpoint(partition).get("l", -1)
+            labels_done = self._durable_checkpoints.get(partition, {}).get("l", -1)
             for key, _ in [m for m in marks if m[1] <= labels_done]:
                 found = self.joins.get(key)
                 if found is not None and found.startswith(b'{"k":"d"'):
                     self.joins.delete(partition, key)
             marks[:] = [m for m in marks if m[1] > labels_done]
         for partition, markers in self._markers.items():
-            done = self.checkpoint(partition).get("p", -1)
+            done = self._durable_checkpoints.get(partition, {}).get("p", -1)
             for key, _ in [m for m in markers if m[1] <= done]:
                 if window_stamps.read(self.windows.get(key) or b"").closed:
                     self.windows.delete(partition, key)

@@ -52,6 +52,12 @@ class FaustTableStore:
     def __init__(self, table: Any) -> None:
         self._table = table
         self._unsent: dict[str, tuple[int, bytes | None]] = {}
+        # Faust's in-memory store drops the keys of partitions this worker no longer owns
+        # when a recovery completes, by the partition each key was *restored* from; keys
+        # written here are not in that map, so a worker that gave a partition away kept a
+        # stale copy of what it had written. Recording them makes Faust drop them too, and
+        # a partition taken back is rebuilt from its changelog alone.
+        self._key_partition: dict[str, int] | None = getattr(table.data, "_key_partition", None)
 
     def get(self, key: str) -> bytes | None:
         value = self._table.data.get(key)
@@ -62,11 +68,15 @@ class FaustTableStore:
         value = compact(value)
         self._table.data[key] = value
         self._unsent[key] = (partition, value)
+        if self._key_partition is not None:
+            self._key_partition[key] = partition
 
     def delete(self, partition: int, key: str) -> None:
         if key in self._table.data:
             del self._table.data[key]
             self._unsent[key] = (partition, None)
+            if self._key_partition is not None:
+                self._key_partition.pop(key, None)
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         return iter(list(self._table.data.items()))
