@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, cast
 
 import faust
+from faust.types import TP
 from sqlalchemy.orm import Session, sessionmaker
 
 from driftline.errors import InvalidEventError
@@ -223,6 +224,15 @@ def create_pipeline(
     async def forward_join(partition: int, value: bytes) -> Any:
         return await join_topic.send(key=None, value=value, partition=partition)
 
+    kind_topics = {"prediction": topics.predictions, "label": topics.labels, "join": join_name}
+
+    async def rewind(kind: str, partition: int, offset: int) -> int:
+        tp = TP(kind_topics[kind], partition)
+        oldest = (await app.consumer.earliest_offsets(tp)).get(tp)
+        resumes_at = max(offset, oldest if oldest is not None else offset)
+        await app.consumer.seek(tp, resumes_at)
+        return resumes_at
+
     async def publish_trigger(message: OutboxMessage) -> None:
         # Awaiting the send's future waits for the broker's acknowledgement (acks=all):
         # only then may the relay mark the trigger published.
@@ -252,7 +262,7 @@ def create_pipeline(
         registry,
         FaustTableStore(windows_table),
         FaustTableStore(joins_table),
-        Stage1Sink(to_stage2, dead_letter, forward_join, settings.stage2_partitions),
+        Stage1Sink(to_stage2, dead_letter, forward_join, settings.stage2_partitions, rewind),
         n_partitions=settings.partitions,
         idle_timeout=settings.idle_timeout_seconds,
         counters=counters,

@@ -26,6 +26,7 @@ class Counters:
     replayed_messages: int = 0  # stage-2 messages read again after a crash, not re-applied
     replayed_pairs: int = 0  # labeled pairs and late events stage 1 sent again, not re-applied
     replayed_input: int = 0  # input messages stage 1 read again below its checkpoint, skipped
+    input_rewinds: int = 0  # input found past where stage 1 was, read again from there
     first_event_at: float = 0.0  # wall-clock seconds of the first prediction processed
     last_event_at: float = 0.0
 

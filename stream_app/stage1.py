@@ -75,6 +75,7 @@ TopicKind = Literal["prediction", "label", "join"]
 # How a topic is named in checkpoints and in the origins of what stage 1 sends.
 ORIGIN_OF: dict[str, str] = {"prediction": "p", "label": "l", "join": "j"}
 _KIND_ORDER: dict[str, int] = {"label": 0, "join": 1, "prediction": 2}
+REWIND_RETRY_SECONDS = 10.0
 FORWARD_CHUNK = 2000  # summaries per label-join message: ~300 KB, under Kafka's 1 MB default
 
 
@@ -103,6 +104,10 @@ class Stage1Sink:
     # (target partition, summaries)
     forward_join: Callable[[int, bytes], Awaitable[Awaitable[Any] | None]]
     stage2_partitions: int
+    # Read (topic kind, partition) again from an offset, when input skipped ahead of what
+    # stage 1 processed; returns the offset reading resumes at (higher when the log no
+    # longer holds the one asked for). None: no consumer to ask; a gap is only logged.
+    rewind: Callable[[str, int, int], Awaitable[int]] | None = None
 
 
 def join_partition(prediction_id: str, n_partitions: int) -> int:
@@ -218,6 +223,10 @@ class Stage1:
         self._markers: dict[int, list[tuple[str, int]]] = defaultdict(list)
         self._joined_marks: dict[int, list[tuple[str, int]]] = defaultdict(list)
         self._durable_checkpoints: dict[int, dict[str, int]] = {}
+        # Per (topic kind, partition): the next offset stage 1 must read, and where it last
+        # asked to read again (see _in_order).
+        self._next_offsets: dict[tuple[str, int], int] = {}
+        self._rewound_to: dict[tuple[str, int], tuple[int, float]] = {}
 
     # -- clocks -------------------------------------------------------------------------
 
@@ -311,10 +320,64 @@ class Stage1:
             return "applied"
         return "late" if stored.closed else None
 
-    def _applied_before(self, message: InputMessage) -> bool:
-        """Whether the message's effects are in the restored state already (a replay)."""
-        done = self.checkpoint(message.partition).get(ORIGIN_OF[message.kind], -1)
-        return message.offset <= done
+    async def _in_order(self, batch: Sequence[InputMessage]) -> list[InputMessage]:
+        """The messages to process: each input partition's next ones, in offset order.
+
+        A message at or below the checkpoint is skipped: its effects are in the restored
+        state. A message past the next expected offset means input was skipped: Faust acks
+        (and may commit) messages it drops while flow control is off or after a rebalance,
+        expecting them to be read again from the committed offset, which can then be past
+        them. Stage 1 asks the consumer to read again from the next expected offset and
+        drops that partition's messages until that one arrives (asking again every
+        ``REWIND_RETRY_SECONDS``). When the log no longer holds it (retention), reading
+        goes on from the oldest offset it holds, with a warning.
+        """
+        fresh: list[InputMessage] = []
+        for message in batch:
+            key = (ORIGIN_OF[message.kind], message.partition)
+            done = self.checkpoint(message.partition).get(key[0], -1)
+            expected = self._next_offsets.get(key, done + 1 if done >= 0 else None)
+            if message.offset <= done or (expected is not None and message.offset < expected):
+                self.counters.replayed_input += 1
+                continue
+            if expected is not None and message.offset > expected:
+                if self.sink.rewind is None:
+                    gap = (expected, message.offset - 1)
+                    log.warning("%s: offsets %d to %d skipped", _tp(message), *gap)
+                elif not await self._rewind(message, key, expected):
+                    continue
+            self._rewound_to.pop(key, None)
+            self._next_offsets[key] = message.offset + 1
+            fresh.append(message)
+        return fresh
+
+    async def _rewind(self, message: InputMessage, key: tuple[str, int], expected: int) -> bool:
+        """Ask to read ``expected`` again; whether ``message`` may be processed now instead."""
+        assert self.sink.rewind is not None
+        asked = self._rewound_to.get(key)
+        now = time.monotonic()
+        if asked is not None and asked[0] == expected and now - asked[1] < REWIND_RETRY_SECONDS:
+            return False  # fetched before the rewind took effect: it comes again
+        log.warning(
+            "%s: got offset %d, expected %d: reading again from %d",
+            _tp(message),
+            message.offset,
+            expected,
+            expected,
+        )
+        self.counters.input_rewinds += 1
+        resumes_at = await self.sink.rewind(message.kind, message.partition, expected)
+        if resumes_at > expected:
+            log.warning(
+                "%s: offsets %d to %d are no longer in the log (retention): they were never "
+                "processed",
+                _tp(message),
+                expected,
+                resumes_at - 1,
+            )
+            return message.offset >= resumes_at
+        self._rewound_to[key] = (expected, now)
+        return False
 
     def forget_partitions(self, partitions: Sequence[int]) -> None:
         """Drop in-memory clocks of revoked partitions (their tables move with them)."""
@@ -330,6 +393,9 @@ class Stage1:
             self._markers.pop(partition, None)
             self._joined_marks.pop(partition, None)
             self._durable_checkpoints.pop(partition, None)
+            for kind in ORIGIN_OF.values():
+                self._next_offsets.pop((kind, partition), None)
+                self._rewound_to.pop((kind, partition), None)
         self.dedup.forget_partitions(list(partitions))
 
     # -- the batch ----------------------------------------------------------------------
@@ -353,8 +419,7 @@ class Stage1:
                 self.label_positions[message.partition] = max(
                     message.offset, self.label_positions.get(message.partition, -1)
                 )
-        fresh = [message for message in batch if not self._applied_before(message)]
-        self.counters.replayed_input += len(batch) - len(fresh)
+        fresh = await self._in_order(batch)
         # One order for the same messages however a batch was cut: by partition, then
         # labels, forwarded summaries, predictions. What a batch sends then depends less on
         # where Kafka cut it, so what a replay sends again matches what went out before;
@@ -1381,6 +1446,10 @@ def _watermark_key(partition: int) -> str:
 
 def _label_watermark_key(partition: int) -> str:
     return f"{partition}|lwm"
+
+
+def _tp(message: InputMessage) -> str:
+    return f"{message.topic}[{message.partition}]"
 
 
 def _checkpoint_key(partition: int) -> str:

@@ -112,7 +112,7 @@ class LocalPipeline:
         self.dead_letters: list[tuple[InputMessage, str]] = []
         self.published: list[RetrainTrigger] = []
         self.writer = RecordingWriter()
-        self.offsets: dict[int, int] = {}
+        self.offsets: dict[tuple[str, int], int] = {}  # next offset per (topic kind, partition)
         self.stage1 = Stage1(
             self.registry,
             MemoryStore(),
@@ -148,8 +148,8 @@ class LocalPipeline:
         self, kind: Any, key: str, value: bytes, partition: int | None = None
     ) -> InputMessage:
         p = join_partition(key, self.n_partitions) if partition is None else partition
-        offset = self.offsets.get(p, 0)
-        self.offsets[p] = offset + 1
+        offset = self.offsets.get((kind, p), 0)
+        self.offsets[(kind, p)] = offset + 1
         return InputMessage(kind, f"{kind}s", p, offset, key.encode(), value)
 
     async def feed_predictions(self, events: Iterable[Any]) -> None:

@@ -194,7 +194,8 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_the_rest_flows() -> None:
     asyncio.run(pipeline.feed(batch))
     asyncio.run(pipeline.idle(200))
     # Stage 1 takes a batch's labels before its predictions: in the order of the input.
-    letters = sorted(pipeline.dead_letters, key=lambda letter: letter[0].offset)
+    position = {(m.kind, m.offset): i for i, m in enumerate(bad)}
+    letters = sorted(pipeline.dead_letters, key=lambda d: position[(d[0].kind, d[0].offset)])
     reasons = [reason for _, reason in letters]
     assert len(reasons) == 4
     assert reasons[0].startswith("not valid JSON")
