@@ -29,6 +29,7 @@ from schemas.topics import Topics
 from storage import catalog
 from stream_app import messages
 from stream_app.counters import Counters
+from stream_app.input_order import InputOrder
 from stream_app.model_loader import sql_loader, sql_profile_loader
 from stream_app.outbox_relay import (
     RELAY_INTERVAL_SECONDS,
@@ -224,7 +225,12 @@ def create_pipeline(
     async def forward_join(partition: int, value: bytes) -> Any:
         return await join_topic.send(key=None, value=value, partition=partition)
 
-    kind_topics = {"prediction": topics.predictions, "label": topics.labels, "join": join_name}
+    kind_topics = {
+        "prediction": topics.predictions,
+        "label": topics.labels,
+        "join": join_name,
+        "partials": topics.window_partials,
+    }
 
     async def rewind(kind: str, partition: int, offset: int) -> int:
         tp = TP(kind_topics[kind], partition)
@@ -270,12 +276,13 @@ def create_pipeline(
         decode_threads=settings.decode_threads,
         max_future_seconds=settings.max_future_seconds,
     )
-    stage2 = Stage2(
-        registry,
-        FaustTableStore(records_table),
-        SqlResultWriter(sessions),
-        counters,
-    )
+    records_store = FaustTableStore(records_table)
+    stage2 = Stage2(registry, records_store, SqlResultWriter(sessions), counters)
+
+    async def rewind_partials(partition: int, offset: int) -> int:
+        return await rewind("partials", partition, offset)
+
+    stage2_order = InputOrder(records_store, topics.window_partials, rewind_partials)
     # Stage 2 commits triggers to the outbox; this relay publishes them (every worker runs
     # one, leases keep them from sending the same trigger).
     relay = OutboxRelay(
@@ -325,12 +332,17 @@ def create_pipeline(
             try:
                 async with lock2:
                     for event in events:
+                        if not await stage2_order.admit(
+                            event.message.partition, event.message.offset
+                        ):
+                            continue
                         try:
                             message = messages.decode(event.value)
                         except InvalidEventError as exc:
                             log.error("skipping malformed internal message: %s", exc)
                             continue
                         await stage2.handle(event.message.partition, message, event.message.offset)
+                    stage2_order.save()  # last: the next offsets cover the state before them
                     await stage2.flush()
             except Exception as exc:
                 on_fatal("stage 2", exc)
@@ -375,6 +387,9 @@ def create_pipeline(
         # nothing of this worker touches the partitions after it has given them up.
         async with lock1, lock2:
             owned.give_up(revoked, topics)
+            stage2_order.forget(
+                sorted({tp.partition for tp in revoked if tp.topic == topics.window_partials})
+            )
             stage1.forget_partitions(
                 sorted({tp.partition for tp in revoked if tp.topic == topics.predictions})
             )

@@ -262,7 +262,7 @@ def test_the_clean_run_has_late_events_labels_and_revisions() -> None:
     assert all(v[2] > 0 for v in CLEAN.values())  # every window has labels
 
 
-KILL_POINTS = sorted({int(x) for x in np.linspace(1, len(CLEAN_LOG) - 1, 40)})
+KILL_POINTS = sorted({int(x) for x in np.linspace(1, len(CLEAN_LOG) - 1, 24)})
 
 
 @pytest.mark.parametrize("at", KILL_POINTS)
