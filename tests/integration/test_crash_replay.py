@@ -470,13 +470,6 @@ def kill_points(seed: int) -> list[float]:
 
 
 @pytest.mark.soak
-@pytest.mark.xfail(
-    strict=False,
-    reason="at-least-once: before the offset skips and the changelog barrier, wrong in 6 of 12 "
-    "runs and hung in 2; after them still wrong in the first run made (seed 21): a kill while "
-    "a batch's writes are in flight is not atomic across the join table and stage 2's input. "
-    "See 'A worker killed while it processes' in docs/reliability.md",
-)
 def test_three_kills_during_a_replay_end_as_an_uninterrupted_run(
     kafka_bootstrap: str,
     topic_prefix: str,
