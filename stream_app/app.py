@@ -375,9 +375,11 @@ def create_pipeline(
                     stage1.note_log_end(tp.partition, _log_end(app, tp))
                 elif tp.topic == topics.labels:
                     stage1.note_label_log_end(tp.partition, _log_end(app, tp))
+            await stage1.retry_rewinds()
             await stage1.tick(mine1)
             await stage1.flush()
         async with lock2:
+            await stage2_order.retry()
             await stage2.tick(mine2)
             await stage2.flush()
 

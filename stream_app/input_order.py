@@ -21,7 +21,9 @@ from stream_app.state_store import PartitionedStore
 
 log = logging.getLogger(__name__)
 
-RETRY_SECONDS = 10.0  # ask again if what was asked for has not come by then
+# Ask again if what was asked for has not come by then: a seek made while later messages
+# were on their way can be undone by them (Faust drops offsets below the last delivered).
+RETRY_SECONDS = 2.0
 
 
 class InputOrder:
@@ -85,6 +87,15 @@ class InputOrder:
             self._next[partition] = offset + 1
             self._moved.add(partition)
         return True
+
+    async def retry(self) -> None:
+        """Ask again for every hole not filled ``RETRY_SECONDS`` after it was asked (timer)."""
+        now = self._clock()
+        for partition, (expected, asked_at) in list(self._asked.items()):
+            if now - asked_at >= RETRY_SECONDS:
+                self._asked[partition] = (expected, now)
+                self.rewinds += 1
+                await self._rewind(partition, expected)
 
     def save(self) -> None:
         """Write the next offsets of the partitions that moved (last, before a flush)."""

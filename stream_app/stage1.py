@@ -74,8 +74,11 @@ NOT_THE_MESSAGES_FAULT: tuple[type[BaseException], ...] = (
 TopicKind = Literal["prediction", "label", "join"]
 # How a topic is named in checkpoints and in the origins of what stage 1 sends.
 ORIGIN_OF: dict[str, str] = {"prediction": "p", "label": "l", "join": "j"}
+KIND_OF: dict[str, str] = {origin: kind for kind, origin in ORIGIN_OF.items()}
 _KIND_ORDER: dict[str, int] = {"label": 0, "join": 1, "prediction": 2}
-REWIND_RETRY_SECONDS = 10.0
+# A rewind asked while later messages were still on their way can be undone by them (Faust
+# drops offsets below the last one it delivered): the timer asks again after this long.
+REWIND_RETRY_SECONDS = 2.0
 FORWARD_CHUNK = 2000  # summaries per label-join message: ~300 KB, under Kafka's 1 MB default
 
 
@@ -328,9 +331,9 @@ class Stage1:
         (and may commit) messages it drops while flow control is off or after a rebalance,
         expecting them to be read again from the committed offset, which can then be past
         them. Stage 1 asks the consumer to read again from the next expected offset and
-        drops that partition's messages until that one arrives (asking again every
-        ``REWIND_RETRY_SECONDS``). When the log no longer holds it (retention), reading
-        goes on from the oldest offset it holds, with a warning.
+        drops that partition's messages until that one arrives (the timer asks again every
+        ``REWIND_RETRY_SECONDS``: :meth:`retry_rewinds`). When the log no longer holds it
+        (retention), reading goes on from the oldest offset it holds, with a warning.
         """
         fresh: list[InputMessage] = []
         for message in batch:
@@ -350,6 +353,17 @@ class Stage1:
             self._next_offsets[key] = message.offset + 1
             fresh.append(message)
         return fresh
+
+    async def retry_rewinds(self) -> None:
+        """Ask again for every hole not filled ``REWIND_RETRY_SECONDS`` after it was asked."""
+        if self.sink.rewind is None:
+            return
+        now = time.monotonic()
+        for (origin, partition), (expected, asked_at) in list(self._rewound_to.items()):
+            if now - asked_at >= REWIND_RETRY_SECONDS:
+                self._rewound_to[(origin, partition)] = (expected, now)
+                self.counters.input_rewinds += 1
+                await self.sink.rewind(KIND_OF[origin], partition, expected)
 
     async def _rewind(self, message: InputMessage, key: tuple[str, int], expected: int) -> bool:
         """Ask to read ``expected`` again; whether ``message`` may be processed now instead."""

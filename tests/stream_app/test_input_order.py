@@ -104,3 +104,22 @@ def test_without_a_consumer_a_hole_is_logged_and_input_goes_on(caplog: Any) -> N
     _feed(stage1, [4])
     assert counters.predictions == 3
     assert "offsets 2 to 3 skipped" in caplog.text
+
+
+def test_the_timer_asks_again_when_nothing_came(monkeypatch: Any) -> None:
+    # A seek can be undone by messages that were already on their way: ask again later.
+    now = [100.0]
+    monkeypatch.setattr("stream_app.stage1.time.monotonic", lambda: now[0])
+    consumer = Consumer()
+    stage1, _ = _stage1(consumer)
+    _feed(stage1, [0, 1])
+    _feed(stage1, [4])
+    asyncio.run(stage1.retry_rewinds())
+    assert consumer.rewinds == [("prediction", 0, 2)]  # too soon
+    now[0] += 5
+    asyncio.run(stage1.retry_rewinds())
+    assert consumer.rewinds == [("prediction", 0, 2), ("prediction", 0, 2)]
+    _feed(stage1, [2, 3, 4])
+    now[0] += 5
+    asyncio.run(stage1.retry_rewinds())  # filled: nothing more to ask
+    assert len(consumer.rewinds) == 2

@@ -67,3 +67,18 @@ def test_partitions_are_independent_and_a_first_offset_is_accepted() -> None:
     assert _admit(order, 0, [40, 41]) == [40, 41]
     assert _admit(order, 1, [7]) == [7]
     assert asked == []
+
+
+def test_the_timer_asks_again_when_nothing_came() -> None:
+    order, asked, _, clock = _order()
+    _admit(order, 0, [0, 1])
+    _admit(order, 0, [3])
+    asyncio.run(order.retry())
+    assert asked == [(0, 2)]
+    clock.now += 5
+    asyncio.run(order.retry())
+    assert asked == [(0, 2), (0, 2)]
+    assert _admit(order, 0, [2, 3]) == [2, 3]
+    clock.now += 5
+    asyncio.run(order.retry())
+    assert len(asked) == 2
