@@ -917,12 +917,7 @@ class Stage1:
                 partition, model_id, starts.tolist(), columns.prediction_ids, rows.tolist()
             )
             return
-        identity = envelope_identity(
-            columns.prediction_ids[0],
-            columns.prediction_ids[-1],
-            len(columns),
-            float(columns.timestamps[0]),
-        )
+        identity = _identity_of(columns)
         for start in np.unique(starts[rows]).tolist():
             self.dedup.first_time((partition, model_id, start), identity)
 
@@ -944,12 +939,7 @@ class Stage1:
             )
             self.counters.duplicates += kept.size - len(fresh)
             return kept if len(fresh) == kept.size else np.asarray(fresh, dtype=np.intp)
-        identity = envelope_identity(
-            columns.prediction_ids[0],
-            columns.prediction_ids[-1],
-            len(columns),
-            float(columns.timestamps[0]),
-        )
+        identity = _identity_of(columns)
         # Recorded in every window the envelope touches: a retry whose first rows turned
         # late meanwhile is still recognised in the windows it would add to.
         groups = [(partition, model_id, start) for start in np.unique(starts[kept]).tolist()]
@@ -1460,6 +1450,16 @@ def _watermark_key(partition: int) -> str:
 
 def _label_watermark_key(partition: int) -> str:
     return f"{partition}|lwm"
+
+
+def _identity_of(columns: EnvelopeColumns) -> str:
+    """A decoded envelope's dedup identity (see :func:`stream_app.dedup.envelope_identity`)."""
+    return envelope_identity(
+        columns.prediction_ids[0],
+        columns.prediction_ids[-1],
+        len(columns),
+        float(columns.timestamps[0]),
+    )
 
 
 def _tp(message: InputMessage) -> str:
