@@ -29,6 +29,7 @@ from schemas.topics import Topics
 from storage import catalog
 from stream_app import messages
 from stream_app.counters import Counters
+from stream_app.fetch_watch import FetchWatch, consumer_state, fetch_again, is_paused
 from stream_app.input_order import InputOrder
 from stream_app.model_loader import sql_loader, sql_profile_loader
 from stream_app.outbox_relay import (
@@ -42,6 +43,7 @@ from stream_app.settings import WorkerSettings
 from stream_app.sql_writer import SqlResultWriter, Transactions
 from stream_app.stage1 import InputMessage, Stage1, Stage1Sink, TopicKind
 from stream_app.stage2 import Stage2
+from stream_app.stall_watch import Activity, StallWatch
 from stream_app.state_store import FaustTableStore
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ class Pipeline:
     stage2: Stage2
     counters: Counters
     registry: ModelRegistry
-    activity: _Activity = field(default_factory=lambda: _Activity())
+    activity: Activity = field(default_factory=lambda: Activity())
 
     async def drain(self, quiet_seconds: float = 0.5, timeout: float = 30.0) -> bool:
         """Stop taking new messages and wait until the batch in flight is done.
@@ -86,22 +88,6 @@ def _log_end(app: faust.App, tp: Any) -> int | None:
     except Exception:
         return None
     return int(end) if end is not None else None
-
-
-@dataclass
-class _Activity:
-    """How many batches are being processed, and since when nothing changed."""
-
-    active: int = 0
-    last_change: float = field(default_factory=time.monotonic)
-
-    def begin(self) -> None:
-        self.active += 1
-        self.last_change = time.monotonic()
-
-    def end(self) -> None:
-        self.active -= 1
-        self.last_change = time.monotonic()
 
 
 @dataclass
@@ -295,8 +281,10 @@ def create_pipeline(
         join_name: "join",
     }
     lock1, lock2 = asyncio.Lock(), asyncio.Lock()
+    fetch_watch = FetchWatch()
     owned = _Owned()
-    activity = _Activity()
+    activity = Activity()  # the agents' batches: what a drain waits for
+    ticking = Activity()  # the timer's ticks, watched for stalls too
 
     @app.agent(inputs, name="stage1")
     async def stage1_agent(stream: Any) -> None:
@@ -350,10 +338,13 @@ def create_pipeline(
                 activity.end()
 
     async def tick() -> None:
+        ticking.begin()
         try:
             await _tick()
         except Exception as exc:
             on_fatal("the timer", exc)
+        finally:
+            ticking.end()
 
     async def _tick() -> None:
         # The timer runs through rebalances. Between giving partitions up and the new
@@ -376,6 +367,7 @@ def create_pipeline(
                 elif tp.topic == topics.labels:
                     stage1.note_label_log_end(tp.partition, _log_end(app, tp))
             await stage1.retry_rewinds()
+            await fetch_stuck_partitions(assigned)
             await stage1.tick(mine1)
             await stage1.flush()
         async with lock2:
@@ -383,12 +375,44 @@ def create_pipeline(
             await stage2.tick(mine2)
             await stage2.flush()
 
+    async def fetch_stuck_partitions(assigned: Any) -> None:
+        consumer = app.consumer
+        for tp in assigned:
+            kind = kinds.get(tp.topic)
+            if kind is not None:
+                needed = stage1.next_needed(kind, tp.partition)
+            elif tp.topic == topics.window_partials:
+                needed = stage2_order.next_needed(tp.partition)
+            else:
+                continue
+            if is_paused(consumer, tp):
+                fetch_watch.forget(tp)
+                continue
+            log_end = _log_end(app, tp)
+            if needed is None or not fetch_watch.stuck(tp, needed, log_end):
+                continue
+            log.warning(
+                "%s[%d]: offset %d not delivered for %.0f s with the log at %s (consumer: %s); "
+                "fetching it again",
+                tp.topic,
+                tp.partition,
+                needed,
+                fetch_watch.after_seconds,
+                log_end,
+                consumer_state(consumer, tp),
+            )
+            counters.fetch_restarts += 1
+            fetch_again(consumer, tp)
+            await rewind(kind or "partials", tp.partition, needed)
+
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())
         # A tick in flight finishes first (the agents' batches Faust waited for already):
         # nothing of this worker touches the partitions after it has given them up.
         async with lock1, lock2:
             owned.give_up(revoked, topics)
+            for tp in revoked:
+                fetch_watch.forget(tp)
             stage2_order.forget(
                 sorted({tp.partition for tp in revoked if tp.topic == topics.window_partials})
             )
@@ -402,6 +426,17 @@ def create_pipeline(
 
     app.timer(settings.tick_seconds)(tick)
     app.timer(RELAY_INTERVAL_SECONDS)(relay.tick)
+    stall_watches = [
+        StallWatch(activity, settings.stall_seconds, "a batch"),
+        StallWatch(ticking, settings.stall_seconds, "a tick"),
+    ]
+
+    async def watch_stalls() -> None:
+        for watch in stall_watches:
+            await watch.tick()
+        counters.stalls = sum(watch.stalls for watch in stall_watches)
+
+    app.timer(min(5.0, settings.stall_seconds / 2))(watch_stalls)
     app.on_partitions_revoked.connect(cast(Any, on_revoked))  # mode types receivers narrowly
     app.on_partitions_assigned.connect(cast(Any, on_assigned))
     del stage1_agent, stage2_agent  # registered on the app

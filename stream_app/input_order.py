@@ -88,6 +88,10 @@ class InputOrder:
             self._moved.add(partition)
         return True
 
+    def next_needed(self, partition: int) -> int | None:
+        """The next offset to process (None: nothing read or restored yet)."""
+        return self._expected(partition)
+
     async def retry(self) -> None:
         """Ask again for every hole not filled ``RETRY_SECONDS`` after it was asked (timer)."""
         now = self._clock()

@@ -68,6 +68,12 @@ class WorkerSettings(BaseSettings):
         description="How long the group waits for a worker that stopped heart-beating "
         "(a crashed worker's partitions move after this)",
     )
+    stall_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A batch or tick in progress this long without change is logged as a "
+        "stall, with where every task waits",
+    )
     store: str = Field(default="memory://", description="Faust table store")
     data_dir: str = Field(default="var/faust", description="Faust's data directory")
     log_level: Literal["debug", "info", "warn", "error"] = "info"

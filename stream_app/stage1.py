@@ -354,6 +354,14 @@ class Stage1:
             fresh.append(message)
         return fresh
 
+    def next_needed(self, kind: TopicKind, partition: int) -> int | None:
+        """The next offset of a topic partition to process (None: none read or restored)."""
+        key = (ORIGIN_OF[kind], partition)
+        if key in self._next_offsets:
+            return self._next_offsets[key]
+        done = self.checkpoint(partition).get(key[0], -1)
+        return done + 1 if done >= 0 else None
+
     async def retry_rewinds(self) -> None:
         """Ask again for every hole not filled ``REWIND_RETRY_SECONDS`` after it was asked."""
         if self.sink.rewind is None:
