@@ -28,8 +28,15 @@ from schemas.outbound import DeadLetter
 from schemas.topics import Topics
 from storage import catalog
 from stream_app import messages
+from stream_app.consumer_repairs import (
+    commit_blocked,
+    consumer_state,
+    cover_processed,
+    fetch_again,
+    is_paused,
+)
 from stream_app.counters import Counters
-from stream_app.fetch_watch import FetchWatch, consumer_state, fetch_again, is_paused
+from stream_app.fetch_watch import FetchWatch
 from stream_app.input_order import InputOrder
 from stream_app.model_loader import sql_loader, sql_profile_loader
 from stream_app.outbox_relay import (
@@ -370,10 +377,12 @@ def create_pipeline(
             await fetch_stuck_partitions(assigned)
             await stage1.tick(mine1)
             await stage1.flush()
+            await unblock_commits(assigned, stage1_done)
         async with lock2:
             await stage2_order.retry()
             await stage2.tick(mine2)
             await stage2.flush()
+            await unblock_commits(assigned, stage2_done)
 
     async def fetch_stuck_partitions(assigned: Any) -> None:
         consumer = app.consumer
@@ -388,8 +397,12 @@ def create_pipeline(
             if is_paused(consumer, tp):
                 fetch_watch.forget(tp)
                 continue
-            log_end = _log_end(app, tp)
-            if needed is None or not fetch_watch.stuck(tp, needed, log_end):
+            if not fetch_watch.waiting(tp, needed):
+                continue
+            # The broker's, not the consumer's cached log end: a partition never fetched
+            # since the worker started has none.
+            log_end = (await consumer.highwaters(tp)).get(tp)
+            if needed is None or log_end is None or log_end <= needed:
                 continue
             log.warning(
                 "%s[%d]: offset %d not delivered for %.0f s with the log at %s (consumer: %s); "
@@ -404,6 +417,35 @@ def create_pipeline(
             counters.fetch_restarts += 1
             fetch_again(consumer, tp)
             await rewind(kind or "partials", tp.partition, needed)
+
+    def stage1_done(tp: Any) -> int | None:
+        kind = kinds.get(tp.topic)
+        return None if kind is None else stage1.durable_done(kind, tp.partition)
+
+    def stage2_done(tp: Any) -> int | None:
+        if tp.topic != topics.window_partials:
+            return None
+        needed = stage2_order.next_needed(tp.partition)  # saved and flushed with the batch
+        return None if needed is None else needed - 1
+
+    async def unblock_commits(assigned: Any, durable_done: Callable[[Any], int | None]) -> None:
+        consumer = app.consumer
+        for tp in assigned:
+            if not commit_blocked(consumer, tp):
+                continue
+            done = durable_done(tp)
+            state = consumer_state(consumer, tp)
+            if not await cover_processed(consumer, tp, done):
+                continue
+            counters.commit_repairs += 1
+            log.warning(
+                "%s[%d]: Faust's offset commit was held by an offset it will not acknowledge "
+                "(%s); offsets up to %s are processed and durable: marked done",
+                tp.topic,
+                tp.partition,
+                state,
+                done,
+            )
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())

@@ -28,6 +28,7 @@ class Counters:
     replayed_input: int = 0  # input messages stage 1 read again below its checkpoint, skipped
     input_rewinds: int = 0  # input found past where stage 1 was, read again from there
     fetch_restarts: int = 0  # partitions Faust stopped fetching, found and read again
+    commit_repairs: int = 0  # partitions whose offset commit Faust held, moved on (durable)
     stalls: int = 0  # batches or ticks logged as in progress for too long (stall_watch)
     first_event_at: float = 0.0  # wall-clock seconds of the first prediction processed
     last_event_at: float = 0.0

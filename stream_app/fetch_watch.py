@@ -9,10 +9,11 @@ partition with 226 unread messages and a predictions partition with two windows 
 never fetched again within minutes.
 
 This watch only judges; the worker's timer acts on what it says (see ``stream_app.app``).
-A partition is stuck when its log holds messages past the next offset the stage needs and
-that offset has not moved for ``after_seconds``. A busy worker moves every partition it
-holds along well within that (the consumer delivers round-robin across partitions), so a
-false alarm costs one seek, which the stages' offset checks make harmless.
+A partition is stuck when the next offset the stage needs has not moved for
+``after_seconds`` and the broker's log holds messages from there on. A busy worker moves
+every partition it holds along well within that (the consumer delivers round-robin across
+partitions), so a false alarm costs one seek, which the stages' offset checks make
+harmless.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
 
 FETCH_STALL_SECONDS = 20.0
 
@@ -32,12 +32,14 @@ class FetchWatch:
     # Per partition: the next offset needed, and since when it has been that.
     _since: dict[Hashable, tuple[int, float]] = field(default_factory=dict)
 
-    def stuck(self, partition: Hashable, next_needed: int | None, log_end: int | None) -> bool:
-        """Whether ``partition`` has waited ``after_seconds`` with messages to read.
+    def waiting(self, partition: Hashable, next_needed: int | None) -> bool:
+        """Whether ``next_needed`` has not moved for ``after_seconds``.
 
-        Reported again only after another ``after_seconds`` without progress.
+        True again only after another ``after_seconds`` without progress. Whether the log
+        holds anything past it is the caller's question to the broker: a partition Faust
+        never fetched has no log end in the consumer's cache.
         """
-        if next_needed is None or log_end is None or log_end <= next_needed:
+        if next_needed is None:
             self._since.pop(partition, None)
             return False
         now = self.clock()
@@ -52,32 +54,3 @@ class FetchWatch:
 
     def forget(self, partition: Hashable) -> None:
         self._since.pop(partition, None)
-
-
-def consumer_state(consumer: Any, tp: Any) -> str:
-    """What Faust's consumer holds about ``tp``, for the log line of a stuck partition."""
-    active = getattr(consumer, "_active_partitions", None) or set()
-    return (
-        f"active={tp in active} buffered={tp in getattr(consumer, '_buffered_partitions', ())} "
-        f"paused={tp in getattr(consumer, '_paused_partitions', ())}"
-    )
-
-
-def is_paused(consumer: Any, tp: Any) -> bool:
-    """Paused on purpose (a table recovery): not this watch's business."""
-    return tp in getattr(consumer, "_paused_partitions", ())
-
-
-def fetch_again(consumer: Any, tp: Any) -> None:
-    """Put ``tp`` back among the partitions Faust's fetcher reads.
-
-    What ``Consumer.on_buffer_drop`` does when the queue's callback runs; the attributes
-    are Faust's own (faust-streaming 0.15), read defensively. The caller seeks the
-    partition to the offset it needs afterwards.
-    """
-    buffered = getattr(consumer, "_buffered_partitions", None)
-    if buffered is not None:
-        buffered.discard(tp)
-    active = getattr(consumer, "_active_partitions", None)
-    if active is not None:
-        active.add(tp)

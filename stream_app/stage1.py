@@ -362,6 +362,10 @@ class Stage1:
         done = self.checkpoint(partition).get(key[0], -1)
         return done + 1 if done >= 0 else None
 
+    def durable_done(self, kind: TopicKind, partition: int) -> int | None:
+        """The last offset of a topic partition whose effects are on the changelogs."""
+        return self._durable_checkpoints.get(partition, {}).get(ORIGIN_OF[kind])
+
     async def retry_rewinds(self) -> None:
         """Ask again for every hole not filled ``REWIND_RETRY_SECONDS`` after it was asked."""
         if self.sink.rewind is None:

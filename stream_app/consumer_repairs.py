@@ -1,0 +1,90 @@
+"""Repairs of Faust consumer bookkeeping that can stop a partition for good.
+
+Two states measured in the crash and rebalance fault tests, each leaving a healthy-looking
+worker with a partition whose lag never moves again:
+
+* **not fetched**: Faust takes a partition out of the fetcher's active set when the queue
+  of the stream it feeds fills up (``Consumer.on_buffer_full``) and puts it back from a
+  callback the queue runs when it drains; a rebalance clears the queues without running
+  it. Found by :class:`stream_app.fetch_watch.FetchWatch`, undone by :func:`fetch_again`.
+* **not committed**: Faust commits a partition up to the first offset missing from its
+  acknowledged offsets, and commits nothing while the smallest acknowledged one is more
+  than one past the last commit. An offset it never delivers again after a rewind (or
+  drops with flow control off) holds the commit there forever: a replay after every
+  restart, and a lag alert that never clears. :func:`cover_processed` tells Faust that the
+  offsets stage 1 has durably processed (its checkpoint) are done, through the interval
+  set Faust keeps for offsets it will never see (``Consumer._add_gap``, meant for
+  transaction markers), so its next commit moves past them.
+
+The attributes are Faust's own (faust-streaming 0.15), read defensively: a Faust without
+them gets no repair, not an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def consumer_state(consumer: Any, tp: Any) -> str:
+    """What Faust's consumer holds about ``tp``, for a log line."""
+    active = getattr(consumer, "_active_partitions", None) or set()
+    acked = getattr(consumer, "_acked", {}).get(tp) or []
+    committed = getattr(consumer, "_committed_offset", {}).get(tp)
+    return (
+        f"active={tp in active} buffered={tp in getattr(consumer, '_buffered_partitions', ())} "
+        f"paused={tp in getattr(consumer, '_paused_partitions', ())} committed={committed} "
+        f"oldest acknowledged={min(acked) if acked else None}"
+    )
+
+
+def is_paused(consumer: Any, tp: Any) -> bool:
+    """Paused on purpose (a table recovery): nothing to repair."""
+    return tp in getattr(consumer, "_paused_partitions", ())
+
+
+def fetch_again(consumer: Any, tp: Any) -> None:
+    """Put ``tp`` back among the partitions Faust's fetcher reads.
+
+    What ``Consumer.on_buffer_drop`` does when the queue's callback runs. The caller seeks
+    the partition to the offset it needs afterwards.
+    """
+    buffered = getattr(consumer, "_buffered_partitions", None)
+    if buffered is not None:
+        buffered.discard(tp)
+    active = getattr(consumer, "_active_partitions", None)
+    if active is not None:
+        active.add(tp)
+
+
+def commit_blocked(consumer: Any, tp: Any) -> bool:
+    """Whether Faust's next commit of ``tp`` is held by a missing acknowledgement."""
+    committed = getattr(consumer, "_committed_offset", {}).get(tp)
+    acked: list[int] = getattr(consumer, "_acked", {}).get(tp) or []
+    return committed is not None and bool(acked) and min(acked) - committed > 1
+
+
+async def cover_processed(consumer: Any, tp: Any, done: int | None) -> bool:
+    """Let Faust commit ``tp`` past the offsets up to ``done`` (durably processed) it lacks.
+
+    Marks only the offsets missing from Faust's acknowledged ones, and none past ``done``:
+    a commit never passes input whose effects are not on the changelogs. (Marking offsets
+    it also holds as acknowledged would make duplicates, and Faust's commit would then move
+    one offset per commit.) Whether anything was marked.
+    """
+    add_gap = getattr(consumer, "_add_gap", None)
+    committed = getattr(consumer, "_committed_offset", {}).get(tp)
+    acked: list[int] = getattr(consumer, "_acked", {}).get(tp) or []
+    if add_gap is None or done is None or committed is None or not acked:
+        return False
+    held = set(acked)
+    marked = False
+    run_start: int | None = None
+    for offset in range(committed + 1, min(done, max(acked)) + 2):
+        missing = offset <= done and offset not in held
+        if missing and run_start is None:
+            run_start = offset
+        elif not missing and run_start is not None:
+            await add_gap(tp, run_start, offset - 1)
+            marked = True
+            run_start = None
+    return marked

@@ -1,0 +1,78 @@
+"""The repairs of Faust's consumer bookkeeping, on a real (unstarted) Faust consumer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from stream_app.consumer_repairs import (
+    commit_blocked,
+    consumer_state,
+    cover_processed,
+    fetch_again,
+    is_paused,
+)
+
+TOPIC = TP("labels", 1)
+
+
+def consumer_with(committed: int, acked: list[int]) -> Any:
+    app = faust.App("t-repairs", broker="kafka://127.0.0.1:9", web_enabled=False)
+    consumer = app.consumer  # built, never started: no connection
+    consumer._committed_offset[TOPIC] = committed
+    consumer._acked[TOPIC].extend(acked)
+    consumer._acked_index[TOPIC].update(acked)
+    return consumer
+
+
+def commits(consumer: Any) -> list[int | None]:
+    """What Faust's commits of TOPIC would be, one commit after another, until none."""
+    found: list[int | None] = []
+    for _ in range(10):
+        offset = consumer._new_offset(TOPIC)
+        found.append(offset)
+        if offset is None:
+            return found
+        consumer._committed_offset[TOPIC] = offset
+    return found
+
+
+def test_a_missing_acknowledgement_holds_faust_commit_until_covered() -> None:
+    consumer = consumer_with(100, list(range(105, 121)))
+    assert commit_blocked(consumer, TOPIC)
+    assert commits(consumer) == [None], "Faust alone never commits past the hole"
+    assert asyncio.run(cover_processed(consumer, TOPIC, done=110))
+    assert commits(consumer) == [121, None], "one commit past the hole and what follows"
+
+
+def test_a_commit_never_passes_what_is_not_durable() -> None:
+    consumer = consumer_with(100, list(range(105, 111)) + list(range(115, 121)))
+    assert asyncio.run(cover_processed(consumer, TOPIC, done=112))
+    assert commits(consumer) == [113, None], "113 and 114 are not processed yet"
+    assert commit_blocked(consumer, TOPIC)
+    assert asyncio.run(cover_processed(consumer, TOPIC, done=130))
+    assert commits(consumer) == [121, None]
+
+
+def test_nothing_to_cover_changes_nothing() -> None:
+    consumer = consumer_with(100, list(range(101, 110)))
+    assert not commit_blocked(consumer, TOPIC)
+    assert not asyncio.run(cover_processed(consumer, TOPIC, done=99))
+    assert not asyncio.run(cover_processed(consumer, TOPIC, done=None))
+    assert commits(consumer) == [110, None]
+
+
+def test_fetch_again_puts_a_buffered_partition_back_among_the_active() -> None:
+    consumer = consumer_with(0, [])
+    consumer._active_partitions = {TP("predictions", 0)}
+    consumer._buffered_partitions.add(TOPIC)
+    assert consumer_state(consumer, TOPIC).startswith("active=False buffered=True paused=False")
+    fetch_again(consumer, TOPIC)
+    assert consumer._active_partitions == {TP("predictions", 0), TOPIC}
+    assert TOPIC not in consumer._buffered_partitions
+    assert not is_paused(consumer, TOPIC)
+    consumer._paused_partitions.add(TOPIC)
+    assert is_paused(consumer, TOPIC)
