@@ -36,7 +36,7 @@ from stream_app.consumer_repairs import (
     is_paused,
 )
 from stream_app.counters import Counters
-from stream_app.fetch_watch import FetchWatch
+from stream_app.fetch_watch import FETCH_CHECK_SECONDS, FetchWatch
 from stream_app.input_order import InputOrder
 from stream_app.model_loader import sql_loader, sql_profile_loader
 from stream_app.outbox_relay import (
@@ -55,6 +55,8 @@ from stream_app.state_store import FaustTableStore
 
 log = logging.getLogger(__name__)
 
+# Longest wait for a request that runs on Faust's consumer thread (log start and end).
+BROKER_CALL_SECONDS = 10.0
 EXIT_FATAL = 70  # EX_SOFTWARE: the worker stopped itself; restart it (systemd, Kubernetes)
 
 
@@ -227,7 +229,15 @@ def create_pipeline(
 
     async def rewind(kind: str, partition: int, offset: int) -> int:
         tp = TP(kind_topics[kind], partition)
-        oldest = (await app.consumer.earliest_offsets(tp)).get(tp)
+        # Bounded: the request runs on Faust's consumer thread, which a rebalance holds
+        # while our revocation handler waits for the lock this caller holds.
+        try:
+            oldest = (
+                await asyncio.wait_for(app.consumer.earliest_offsets(tp), BROKER_CALL_SECONDS)
+            ).get(tp)
+        except TimeoutError:
+            log.warning("%s[%d]: no answer for the log start; seeking anyway", *tp)
+            oldest = None
         resumes_at = max(offset, oldest if oldest is not None else offset)
         await app.consumer.seek(tp, resumes_at)
         return resumes_at
@@ -374,7 +384,6 @@ def create_pipeline(
                 elif tp.topic == topics.labels:
                     stage1.note_label_log_end(tp.partition, _log_end(app, tp))
             await stage1.retry_rewinds()
-            await fetch_stuck_partitions(assigned)
             await stage1.tick(mine1)
             await stage1.flush()
             await unblock_commits(assigned, stage1_done)
@@ -384,25 +393,38 @@ def create_pipeline(
             await stage2.flush()
             await unblock_commits(assigned, stage2_done)
 
-    async def fetch_stuck_partitions(assigned: Any) -> None:
+    def next_needed(tp: Any) -> int | None:
+        kind = kinds.get(tp.topic)
+        if kind is not None:
+            return stage1.next_needed(kind, tp.partition)
+        if tp.topic == topics.window_partials:
+            return stage2_order.next_needed(tp.partition)
+        return None
+
+    async def fetch_stuck_partitions() -> None:
+        # Its own timer, outside the stages' locks: it waits for the broker.
+        if app.rebalancing or not app.consumer:
+            return
         consumer = app.consumer
-        for tp in assigned:
-            kind = kinds.get(tp.topic)
-            if kind is not None:
-                needed = stage1.next_needed(kind, tp.partition)
-            elif tp.topic == topics.window_partials:
-                needed = stage2_order.next_needed(tp.partition)
-            else:
-                continue
+        waiting = {}
+        for tp in consumer.assignment():
             if is_paused(consumer, tp):
                 fetch_watch.forget(tp)
                 continue
-            if not fetch_watch.waiting(tp, needed):
-                continue
-            # The broker's, not the consumer's cached log end: a partition never fetched
-            # since the worker started has none.
-            log_end = (await consumer.highwaters(tp)).get(tp)
-            if needed is None or log_end is None or log_end <= needed:
+            needed = next_needed(tp)
+            if needed is not None and fetch_watch.waiting(tp, needed):
+                waiting[tp] = needed
+        if not waiting:
+            return
+        # The broker's log ends, not the consumer's: a partition never fetched since the
+        # worker started has none cached. One request for all of them.
+        try:
+            log_ends = await asyncio.wait_for(consumer.highwaters(*waiting), BROKER_CALL_SECONDS)
+        except TimeoutError:
+            return  # asked again at the next check
+        for tp, needed in waiting.items():
+            log_end = log_ends.get(tp)
+            if log_end is None or log_end <= needed or app.rebalancing:
                 continue
             log.warning(
                 "%s[%d]: offset %d not delivered for %.0f s with the log at %s (consumer: %s); "
@@ -416,7 +438,7 @@ def create_pipeline(
             )
             counters.fetch_restarts += 1
             fetch_again(consumer, tp)
-            await rewind(kind or "partials", tp.partition, needed)
+            await rewind(kinds.get(tp.topic, "partials"), tp.partition, needed)
 
     def stage1_done(tp: Any) -> int | None:
         kind = kinds.get(tp.topic)
@@ -479,6 +501,7 @@ def create_pipeline(
         counters.stalls = sum(watch.stalls for watch in stall_watches)
 
     app.timer(min(5.0, settings.stall_seconds / 2))(watch_stalls)
+    app.timer(FETCH_CHECK_SECONDS)(fetch_stuck_partitions)
     app.on_partitions_revoked.connect(cast(Any, on_revoked))  # mode types receivers narrowly
     app.on_partitions_assigned.connect(cast(Any, on_assigned))
     del stage1_agent, stage2_agent  # registered on the app

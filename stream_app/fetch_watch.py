@@ -23,6 +23,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 FETCH_STALL_SECONDS = 20.0
+FETCH_CHECK_SECONDS = 5.0  # how often the worker's timer asks
 
 
 @dataclass

@@ -391,8 +391,9 @@ def wait_until_done(
             waiting[0] = f"uncommitted input {lag}"
             return None
         steady = now == previous[0]
+        changed = differences(previous[0], now)[:5] if previous[0] is not None else ["(first)"]
         previous[0] = now
-        waiting[0] = "the SQL to stay unchanged for 3 s"
+        waiting[0] = f"the SQL to stay unchanged for 3 s (last changes: {changed})"
         return now if steady else None
 
     try:
