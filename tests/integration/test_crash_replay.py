@@ -470,7 +470,6 @@ def kill_points(seed: int) -> list[float]:
     return [rng.uniform(0.0, 4.0) for _ in range(KILLS)]
 
 
-@pytest.mark.soak
 def test_three_kills_during_a_replay_end_as_an_uninterrupted_run(
     kafka_bootstrap: str,
     topic_prefix: str,
