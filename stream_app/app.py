@@ -29,7 +29,9 @@ from schemas.topics import Topics
 from storage import catalog
 from stream_app import messages
 from stream_app.consumer_repairs import (
+    broker_committed,
     commit_blocked,
+    commit_directly,
     consumer_state,
     cover_processed,
     fetch_again,
@@ -285,7 +287,12 @@ def create_pipeline(
     async def rewind_partials(partition: int, offset: int) -> int:
         return await rewind("partials", partition, offset)
 
-    stage2_order = InputOrder(records_store, topics.window_partials, rewind_partials)
+    def count_rewind() -> None:
+        counters.input_rewinds += 1
+
+    stage2_order = InputOrder(
+        records_store, topics.window_partials, rewind_partials, on_rewind=count_rewind
+    )
     # Stage 2 commits triggers to the outbox; this relay publishes them (every worker runs
     # one, leases keep them from sending the same trigger).
     relay = OutboxRelay(
@@ -424,7 +431,10 @@ def create_pipeline(
             return  # asked again at the next check
         for tp, needed in waiting.items():
             log_end = log_ends.get(tp)
-            if log_end is None or log_end <= needed or app.rebalancing:
+            if log_end is None or app.rebalancing:
+                continue
+            if log_end <= needed:  # all read: is the broker's commit there too?
+                await commit_what_is_durable(tp)
                 continue
             log.warning(
                 "%s[%d]: offset %d not delivered for %.0f s with the log at %s (consumer: %s); "
@@ -449,6 +459,35 @@ def create_pipeline(
             return None
         needed = stage2_order.next_needed(tp.partition)  # saved and flushed with the batch
         return None if needed is None else needed - 1
+
+    async def commit_what_is_durable(tp: Any) -> None:
+        done = stage1_done(tp) if tp.topic in kinds else stage2_done(tp)
+        if done is None:
+            return
+        consumer = app.consumer
+        try:
+            committed = await asyncio.wait_for(broker_committed(consumer, tp), BROKER_CALL_SECONDS)
+            if committed is not None and committed > done:
+                return
+            state = consumer_state(consumer, tp)
+            if not await asyncio.wait_for(
+                commit_directly(consumer, tp, done + 1), BROKER_CALL_SECONDS
+            ):
+                return
+        except Exception as error:  # asked again at the next check; logged, not fatal
+            log.warning("%s[%d]: could not check or commit its offset: %r", *tp, error)
+            return
+        counters.commit_repairs += 1
+        log.warning(
+            "%s[%d]: the group's committed offset was %s with everything up to %d processed "
+            "and durable (Faust's: %s); committed %d",
+            tp.topic,
+            tp.partition,
+            committed,
+            done,
+            state,
+            done + 1,
+        )
 
     async def unblock_commits(assigned: Any, durable_done: Callable[[Any], int | None]) -> None:
         consumer = app.consumer

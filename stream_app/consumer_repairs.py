@@ -1,6 +1,6 @@
 """Repairs of Faust consumer bookkeeping that can stop a partition for good.
 
-Two states measured in the crash and rebalance fault tests, each leaving a healthy-looking
+Three states measured in the crash and rebalance fault tests, each leaving a healthy-looking
 worker with a partition whose lag never moves again:
 
 * **not fetched**: Faust takes a partition out of the fetcher's active set when the queue
@@ -16,6 +16,11 @@ worker with a partition whose lag never moves again:
   set Faust keeps for offsets it will never see (``Consumer._add_gap``, meant for
   transaction markers), so its next commit moves past them.
 
+* **a commit recorded but refused**: Faust records a commit as done even when the broker
+  refused it (around a rebalance), and never sends those offsets again; once a stream
+  ends the group's offset stays behind. :func:`commit_directly` commits what stage 1 or 2
+  has durably processed, when the broker's offset of an idle partition is behind it.
+
 The attributes are Faust's own (faust-streaming 0.15), read defensively: a Faust without
 them gets no repair, not an error.
 """
@@ -23,6 +28,8 @@ them gets no repair, not an error.
 from __future__ import annotations
 
 from typing import Any
+
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 
 def consumer_state(consumer: Any, tp: Any) -> str:
@@ -88,3 +95,37 @@ async def cover_processed(consumer: Any, tp: Any, done: int | None) -> bool:
             marked = True
             run_start = None
     return marked
+
+
+async def broker_committed(consumer: Any, tp: Any) -> int | None:
+    """The group's committed offset of ``tp`` as the broker has it (None: none, or no way)."""
+    kafka = _kafka_consumer(consumer)
+    if kafka is None:
+        return None
+    found = await consumer._thread.call_thread(kafka.committed, _kafka_tp(tp))
+    return int(found) if found is not None else None
+
+
+async def commit_directly(consumer: Any, tp: Any, offset: int) -> bool:
+    """Commit ``offset`` (the next to read) for ``tp``, past Faust's own bookkeeping.
+
+    Faust records a commit as done even when the broker refused it (``_commit_offsets``
+    updates ``_committed_offset`` whatever ``_commit`` returned; a commit refused because
+    the group was rebalancing returns False), and then never commits those offsets again:
+    after the last message of a stream the broker's offset stays behind for good.
+    """
+    kafka = _kafka_consumer(consumer)
+    if kafka is None:
+        return False
+    await consumer._thread.call_thread(kafka.commit, {_kafka_tp(tp): OffsetAndMetadata(offset, "")})
+    return True
+
+
+def _kafka_consumer(consumer: Any) -> Any:
+    thread = getattr(consumer, "_thread", None)
+    ensure = getattr(thread, "_ensure_consumer", None)
+    return ensure() if ensure is not None else None
+
+
+def _kafka_tp(tp: Any) -> TopicPartition:
+    return TopicPartition(tp.topic, tp.partition)

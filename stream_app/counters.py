@@ -26,7 +26,7 @@ class Counters:
     replayed_messages: int = 0  # stage-2 messages read again after a crash, not re-applied
     replayed_pairs: int = 0  # labeled pairs and late events stage 1 sent again, not re-applied
     replayed_input: int = 0  # input messages stage 1 read again below its checkpoint, skipped
-    input_rewinds: int = 0  # input found past where stage 1 was, read again from there
+    input_rewinds: int = 0  # input found past where a stage was, read again from there
     fetch_restarts: int = 0  # partitions Faust stopped fetching, found and read again
     commit_repairs: int = 0  # partitions whose offset commit Faust held, moved on (durable)
     stalls: int = 0  # batches or ticks logged as in progress for too long (stall_watch)

@@ -1,19 +1,20 @@
-"""Reading an input partition without holes: stage 2's guard against messages Faust drops.
+"""Reading an input partition without holes: the guard against messages Faust drops.
 
 Faust drops (and acks) messages it fetched while flow control was off or whose consumer
 generation is stale, around a start or a rebalance, expecting the seek to the committed
 offset to bring them again; when its commit has moved past them they are never processed.
-:class:`InputOrder` keeps the next offset expected per partition in the stage's store
-(written last in each flush, after the state it covers) and, when a message lands past it,
-asks the consumer to read again from there; the partition's messages are dropped until
-the missing one arrives. Stage 1 does the same with its checkpoint (``Stage1._in_order``).
+:class:`HoleGuard`, used by both stages, asks the consumer to read again from the next
+offset expected when a message lands past it, and again every ``RETRY_SECONDS`` until it
+comes; the partition's messages are dropped meanwhile. :class:`InputOrder` keeps stage 2's
+next offsets in its store (written last in each flush, after the state it covers); stage 1
+takes them from its checkpoint (``Stage1._in_order``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 
 import orjson
 
@@ -26,8 +27,75 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
 
 
+class HoleGuard:
+    """Asks the consumer to read a hole again, and again until it is filled.
+
+    Shared by both stages. A key is whatever names an input partition to ``rewind``
+    (stage 1: topic kind and partition; stage 2: the partition). ``rewind`` returns the
+    offset reading resumes at: higher than asked when the log no longer holds it
+    (retention), and reading then goes on from there, with a warning.
+    """
+
+    def __init__(
+        self,
+        rewind: Callable[[Hashable, int], Awaitable[int]],
+        on_rewind: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._rewind = rewind
+        self._on_rewind = on_rewind
+        self._clock = clock or (lambda: time.monotonic())
+        self._asked: dict[Hashable, tuple[int, float]] = {}
+
+    async def passes(self, key: Hashable, offset: int, expected: int | None, name: str) -> bool:
+        """Whether a message at ``offset`` may be processed now, ``expected`` being next.
+
+        False while it is past a hole: the hole is asked for (once per ``RETRY_SECONDS``:
+        what was fetched before the seek took effect comes again after it).
+        """
+        if expected is None or offset <= expected:
+            self._asked.pop(key, None)
+            return True
+        asked = self._asked.get(key)
+        now = self._clock()
+        if asked is not None and asked[0] == expected and now - asked[1] < RETRY_SECONDS:
+            return False
+        log.warning(
+            "%s: got offset %d, expected %d: reading again from %d",
+            name,
+            offset,
+            expected,
+            expected,
+        )
+        self._on_rewind()
+        resumes_at = await self._rewind(key, expected)
+        if resumes_at <= expected:
+            self._asked[key] = (expected, now)
+            return False
+        log.warning(
+            "%s: offsets %d to %d are no longer in the log (retention): they were never processed",
+            name,
+            expected,
+            resumes_at - 1,
+        )
+        self._asked.pop(key, None)
+        return offset >= resumes_at
+
+    async def retry(self) -> None:
+        """Ask again for every hole not filled ``RETRY_SECONDS`` after it was asked (timer)."""
+        now = self._clock()
+        for key, (expected, asked_at) in list(self._asked.items()):
+            if now - asked_at >= RETRY_SECONDS:
+                self._asked[key] = (expected, now)
+                self._on_rewind()
+                await self._rewind(key, expected)
+
+    def forget(self, key: Hashable) -> None:
+        self._asked.pop(key, None)
+
+
 class InputOrder:
-    """The next offset to read per partition of one input topic."""
+    """Stage 2's next offset to read per partition of one input topic, kept in its store."""
 
     def __init__(
         self,
@@ -35,15 +103,23 @@ class InputOrder:
         topic: str,
         rewind: Callable[[int, int], Awaitable[int]],
         clock: Callable[[], float] = time.monotonic,
+        on_rewind: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._topic = topic
-        self._rewind = rewind
-        self._clock = clock
         self._next: dict[int, int | None] = {}
-        self._asked: dict[int, tuple[int, float]] = {}
         self._moved: set[int] = set()
         self.rewinds = 0
+
+        def counted() -> None:
+            self.rewinds += 1
+            on_rewind()
+
+        async def rewind_partition(key: Hashable, offset: int) -> int:
+            assert isinstance(key, int)
+            return await rewind(key, offset)
+
+        self._holes = HoleGuard(rewind_partition, counted, clock)
 
     def _expected(self, partition: int) -> int | None:
         if partition not in self._next:
@@ -52,37 +128,15 @@ class InputOrder:
         return self._next[partition]
 
     async def admit(self, partition: int, offset: int) -> bool:
-        """Whether to process this message now (False: it is past a hole, comes again)."""
+        """Whether to process this message now (False: it is past a hole, comes again).
+
+        A message below the next offset is admitted: stage 2 recognises what it applied
+        already (``applied_offset``).
+        """
         expected = self._expected(partition)
-        if expected is not None and offset > expected:
-            asked = self._asked.get(partition)
-            now = self._clock()
-            if asked is not None and asked[0] == expected and now - asked[1] < RETRY_SECONDS:
-                return False
-            log.warning(
-                "%s[%d]: got offset %d, expected %d: reading again from %d",
-                self._topic,
-                partition,
-                offset,
-                expected,
-                expected,
-            )
-            self.rewinds += 1
-            resumes_at = await self._rewind(partition, expected)
-            if resumes_at <= expected:
-                self._asked[partition] = (expected, now)
-                return False
-            log.warning(
-                "%s[%d]: offsets %d to %d are no longer in the log (retention): they were "
-                "never processed",
-                self._topic,
-                partition,
-                expected,
-                resumes_at - 1,
-            )
-            if offset < resumes_at:
-                return False
-        self._asked.pop(partition, None)
+        name = f"{self._topic}[{partition}]"
+        if not await self._holes.passes(partition, offset, expected, name):
+            return False
         if expected is None or offset >= expected:
             self._next[partition] = offset + 1
             self._moved.add(partition)
@@ -94,12 +148,7 @@ class InputOrder:
 
     async def retry(self) -> None:
         """Ask again for every hole not filled ``RETRY_SECONDS`` after it was asked (timer)."""
-        now = self._clock()
-        for partition, (expected, asked_at) in list(self._asked.items()):
-            if now - asked_at >= RETRY_SECONDS:
-                self._asked[partition] = (expected, now)
-                self.rewinds += 1
-                await self._rewind(partition, expected)
+        await self._holes.retry()
 
     def save(self) -> None:
         """Write the next offsets of the partitions that moved (last, before a flush)."""
@@ -111,7 +160,7 @@ class InputOrder:
         """Revoked partitions: their next offsets move with their changelog."""
         for partition in partitions:
             self._next.pop(partition, None)
-            self._asked.pop(partition, None)
+            self._holes.forget(partition)
             self._moved.discard(partition)
 
 

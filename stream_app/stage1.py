@@ -29,10 +29,10 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +58,7 @@ from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
 from stream_app import baseline, messages, window_stamps
 from stream_app.counters import Counters
 from stream_app.dedup import WindowDedup, envelope_identity
+from stream_app.input_order import HoleGuard
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.state_store import PartitionedStore
 from stream_app.windows import PartitionClock, window_closes_at, window_start
@@ -76,9 +77,6 @@ TopicKind = Literal["prediction", "label", "join"]
 ORIGIN_OF: dict[str, str] = {"prediction": "p", "label": "l", "join": "j"}
 KIND_OF: dict[str, str] = {origin: kind for kind, origin in ORIGIN_OF.items()}
 _KIND_ORDER: dict[str, int] = {"label": 0, "join": 1, "prediction": 2}
-# A rewind asked while later messages were still on their way can be undone by them (Faust
-# drops offsets below the last one it delivered): the timer asks again after this long.
-REWIND_RETRY_SECONDS = 2.0
 FORWARD_CHUNK = 2000  # summaries per label-join message: ~300 KB, under Kafka's 1 MB default
 
 
@@ -226,10 +224,24 @@ class Stage1:
         self._markers: dict[int, list[tuple[str, int]]] = defaultdict(list)
         self._joined_marks: dict[int, list[tuple[str, int]]] = defaultdict(list)
         self._durable_checkpoints: dict[int, dict[str, int]] = {}
-        # Per (topic kind, partition): the next offset stage 1 must read, and where it last
-        # asked to read again (see _in_order).
+        # Per (topic origin, partition): the next offset stage 1 must read (see _in_order).
         self._next_offsets: dict[tuple[str, int], int] = {}
-        self._rewound_to: dict[tuple[str, int], tuple[int, float]] = {}
+        self._holes = self._hole_guard(sink.rewind)
+
+    def _hole_guard(
+        self, rewind: Callable[[str, int, int], Awaitable[int]] | None
+    ) -> HoleGuard | None:
+        if rewind is None:
+            return None
+
+        async def rewind_key(key: Hashable, offset: int) -> int:
+            origin, partition = cast(tuple[str, int], key)
+            return await rewind(KIND_OF[origin], partition, offset)
+
+        def counted() -> None:
+            self.counters.input_rewinds += 1
+
+        return HoleGuard(rewind_key, counted)
 
     # -- clocks -------------------------------------------------------------------------
 
@@ -332,7 +344,7 @@ class Stage1:
         expecting them to be read again from the committed offset, which can then be past
         them. Stage 1 asks the consumer to read again from the next expected offset and
         drops that partition's messages until that one arrives (the timer asks again every
-        ``REWIND_RETRY_SECONDS``: :meth:`retry_rewinds`). When the log no longer holds it
+        ``RETRY_SECONDS``: :meth:`retry_rewinds`). When the log no longer holds it
         (retention), reading goes on from the oldest offset it holds, with a warning.
         """
         fresh: list[InputMessage] = []
@@ -343,13 +355,12 @@ class Stage1:
             if message.offset <= done or (expected is not None and message.offset < expected):
                 self.counters.replayed_input += 1
                 continue
-            if expected is not None and message.offset > expected:
-                if self.sink.rewind is None:
+            if self._holes is None:
+                if expected is not None and message.offset > expected:
                     gap = (expected, message.offset - 1)
                     log.warning("%s: offsets %d to %d skipped", _tp(message), *gap)
-                elif not await self._rewind(message, key, expected):
-                    continue
-            self._rewound_to.pop(key, None)
+            elif not await self._holes.passes(key, message.offset, expected, _tp(message)):
+                continue
             self._next_offsets[key] = message.offset + 1
             fresh.append(message)
         return fresh
@@ -367,43 +378,9 @@ class Stage1:
         return self._durable_checkpoints.get(partition, {}).get(ORIGIN_OF[kind])
 
     async def retry_rewinds(self) -> None:
-        """Ask again for every hole not filled ``REWIND_RETRY_SECONDS`` after it was asked."""
-        if self.sink.rewind is None:
-            return
-        now = time.monotonic()
-        for (origin, partition), (expected, asked_at) in list(self._rewound_to.items()):
-            if now - asked_at >= REWIND_RETRY_SECONDS:
-                self._rewound_to[(origin, partition)] = (expected, now)
-                self.counters.input_rewinds += 1
-                await self.sink.rewind(KIND_OF[origin], partition, expected)
-
-    async def _rewind(self, message: InputMessage, key: tuple[str, int], expected: int) -> bool:
-        """Ask to read ``expected`` again; whether ``message`` may be processed now instead."""
-        assert self.sink.rewind is not None
-        asked = self._rewound_to.get(key)
-        now = time.monotonic()
-        if asked is not None and asked[0] == expected and now - asked[1] < REWIND_RETRY_SECONDS:
-            return False  # fetched before the rewind took effect: it comes again
-        log.warning(
-            "%s: got offset %d, expected %d: reading again from %d",
-            _tp(message),
-            message.offset,
-            expected,
-            expected,
-        )
-        self.counters.input_rewinds += 1
-        resumes_at = await self.sink.rewind(message.kind, message.partition, expected)
-        if resumes_at > expected:
-            log.warning(
-                "%s: offsets %d to %d are no longer in the log (retention): they were never "
-                "processed",
-                _tp(message),
-                expected,
-                resumes_at - 1,
-            )
-            return message.offset >= resumes_at
-        self._rewound_to[key] = (expected, now)
-        return False
+        """Ask again for every hole not filled ``RETRY_SECONDS`` after it was asked."""
+        if self._holes is not None:
+            await self._holes.retry()
 
     def forget_partitions(self, partitions: Sequence[int]) -> None:
         """Drop in-memory clocks of revoked partitions (their tables move with them)."""
@@ -421,7 +398,8 @@ class Stage1:
             self._durable_checkpoints.pop(partition, None)
             for kind in ORIGIN_OF.values():
                 self._next_offsets.pop((kind, partition), None)
-                self._rewound_to.pop((kind, partition), None)
+                if self._holes is not None:
+                    self._holes.forget((kind, partition))
         self.dedup.forget_partitions(list(partitions))
 
     # -- the batch ----------------------------------------------------------------------

@@ -76,3 +76,44 @@ def test_fetch_again_puts_a_buffered_partition_back_among_the_active() -> None:
     assert not is_paused(consumer, TOPIC)
     consumer._paused_partitions.add(TOPIC)
     assert is_paused(consumer, TOPIC)
+
+
+class FakeKafka:
+    """The aiokafka consumer's two calls used here, with a committed offset per partition."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[Any, int] = {}
+
+    async def committed(self, tp: Any) -> int | None:
+        return self.offsets.get(tp)
+
+    async def commit(self, offsets: dict[Any, Any]) -> None:
+        for tp, meta in offsets.items():
+            self.offsets[tp] = meta.offset
+
+
+class FakeThread:
+    def __init__(self, kafka: FakeKafka) -> None:
+        self.kafka = kafka
+        self.calls = 0
+
+    def _ensure_consumer(self) -> FakeKafka:
+        return self.kafka
+
+    async def call_thread(self, method: Any, *args: Any) -> Any:
+        self.calls += 1  # on Faust's consumer thread in a worker
+        return await method(*args)
+
+
+def test_a_commit_goes_to_the_consumer_thread_and_reads_back() -> None:
+    from types import SimpleNamespace
+
+    from stream_app.consumer_repairs import broker_committed, commit_directly
+
+    thread = FakeThread(FakeKafka())
+    consumer = SimpleNamespace(_thread=thread)
+    assert asyncio.run(broker_committed(consumer, TOPIC)) is None
+    assert asyncio.run(commit_directly(consumer, TOPIC, 2511))
+    assert asyncio.run(broker_committed(consumer, TOPIC)) == 2511
+    assert thread.calls == 3
+    assert not asyncio.run(commit_directly(SimpleNamespace(), TOPIC, 1)), "no consumer thread"

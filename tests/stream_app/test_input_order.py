@@ -109,7 +109,7 @@ def test_without_a_consumer_a_hole_is_logged_and_input_goes_on(caplog: Any) -> N
 def test_the_timer_asks_again_when_nothing_came(monkeypatch: Any) -> None:
     # A seek can be undone by messages that were already on their way: ask again later.
     now = [100.0]
-    monkeypatch.setattr("stream_app.stage1.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("stream_app.input_order.time.monotonic", lambda: now[0])
     consumer = Consumer()
     stage1, _ = _stage1(consumer)
     _feed(stage1, [0, 1])

@@ -49,7 +49,12 @@ def test_the_next_offset_survives_a_restart_through_the_store() -> None:
     order, asked, store, _ = _order()
     _admit(order, 1, [0, 1, 2])
     order.save()
-    restarted = InputOrder(store, "partials", order._rewind)
+
+    async def rewind(partition: int, offset: int) -> int:
+        asked.append((partition, offset))
+        return offset
+
+    restarted = InputOrder(store, "partials", rewind)
     assert _admit(restarted, 1, [1, 2]) == [1, 2]  # read again: stage 2's records decide
     assert _admit(restarted, 1, [5]) == []
     assert asked == [(1, 3)]
