@@ -28,17 +28,8 @@ from schemas.outbound import DeadLetter
 from schemas.topics import Topics
 from storage import catalog
 from stream_app import messages
-from stream_app.consumer_repairs import (
-    broker_committed,
-    commit_blocked,
-    commit_directly,
-    consumer_state,
-    cover_processed,
-    fetch_again,
-    is_paused,
-)
 from stream_app.counters import Counters
-from stream_app.fetch_watch import FETCH_CHECK_SECONDS, FetchWatch
+from stream_app.fetch_watch import FETCH_CHECK_SECONDS
 from stream_app.input_order import InputOrder
 from stream_app.model_loader import sql_loader, sql_profile_loader
 from stream_app.outbox_relay import (
@@ -47,6 +38,7 @@ from stream_app.outbox_relay import (
     OutboxRelay,
     SqlTriggerOutbox,
 )
+from stream_app.partition_keeper import BROKER_CALL_SECONDS, PartitionKeeper, StageOffsets
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.settings import WorkerSettings
 from stream_app.sql_writer import SqlResultWriter, Transactions
@@ -57,8 +49,6 @@ from stream_app.state_store import FaustTableStore
 
 log = logging.getLogger(__name__)
 
-# Longest wait for a request that runs on Faust's consumer thread (log start and end).
-BROKER_CALL_SECONDS = 10.0
 EXIT_FATAL = 70  # EX_SOFTWARE: the worker stopped itself; restart it (systemd, Kubernetes)
 
 
@@ -305,7 +295,6 @@ def create_pipeline(
         join_name: "join",
     }
     lock1, lock2 = asyncio.Lock(), asyncio.Lock()
-    fetch_watch = FetchWatch()
     owned = _Owned()
     activity = Activity()  # the agents' batches: what a drain waits for
     ticking = Activity()  # the timer's ticks, watched for stalls too
@@ -393,12 +382,14 @@ def create_pipeline(
             await stage1.retry_rewinds()
             await stage1.tick(mine1)
             await stage1.flush()
-            await unblock_commits(assigned, stage1_done)
+            await keeper.unblock_commits(tp for tp in assigned if tp.topic in kinds)
         async with lock2:
             await stage2_order.retry()
             await stage2.tick(mine2)
             await stage2.flush()
-            await unblock_commits(assigned, stage2_done)
+            await keeper.unblock_commits(
+                tp for tp in assigned if tp.topic == topics.window_partials
+            )
 
     def next_needed(tp: Any) -> int | None:
         kind = kinds.get(tp.topic)
@@ -408,105 +399,19 @@ def create_pipeline(
             return stage2_order.next_needed(tp.partition)
         return None
 
-    async def fetch_stuck_partitions() -> None:
-        # Its own timer, outside the stages' locks: it waits for the broker.
-        if app.rebalancing or not app.consumer:
-            return
-        consumer = app.consumer
-        waiting = {}
-        for tp in consumer.assignment():
-            if is_paused(consumer, tp):
-                fetch_watch.forget(tp)
-                continue
-            needed = next_needed(tp)
-            if needed is not None and fetch_watch.waiting(tp, needed):
-                waiting[tp] = needed
-        if not waiting:
-            return
-        # The broker's log ends, not the consumer's: a partition never fetched since the
-        # worker started has none cached. One request for all of them.
-        try:
-            log_ends = await asyncio.wait_for(consumer.highwaters(*waiting), BROKER_CALL_SECONDS)
-        except TimeoutError:
-            return  # asked again at the next check
-        for tp, needed in waiting.items():
-            log_end = log_ends.get(tp)
-            if log_end is None or app.rebalancing:
-                continue
-            if log_end <= needed:  # all read: is the broker's commit there too?
-                await commit_what_is_durable(tp)
-                continue
-            log.warning(
-                "%s[%d]: offset %d not delivered for %.0f s with the log at %s (consumer: %s); "
-                "fetching it again",
-                tp.topic,
-                tp.partition,
-                needed,
-                fetch_watch.after_seconds,
-                log_end,
-                consumer_state(consumer, tp),
-            )
-            counters.fetch_restarts += 1
-            fetch_again(consumer, tp)
-            await rewind(kinds.get(tp.topic, "partials"), tp.partition, needed)
-
-    def stage1_done(tp: Any) -> int | None:
+    def durable_done(tp: Any) -> int | None:
         kind = kinds.get(tp.topic)
-        return None if kind is None else stage1.durable_done(kind, tp.partition)
+        if kind is not None:
+            return stage1.durable_done(kind, tp.partition)
+        if tp.topic == topics.window_partials:
+            needed = stage2_order.next_needed(tp.partition)  # saved and flushed with a batch
+            return None if needed is None else needed - 1
+        return None
 
-    def stage2_done(tp: Any) -> int | None:
-        if tp.topic != topics.window_partials:
-            return None
-        needed = stage2_order.next_needed(tp.partition)  # saved and flushed with the batch
-        return None if needed is None else needed - 1
+    async def rewind_tp(tp: Any, offset: int) -> int:
+        return await rewind(kinds.get(tp.topic, "partials"), tp.partition, offset)
 
-    async def commit_what_is_durable(tp: Any) -> None:
-        done = stage1_done(tp) if tp.topic in kinds else stage2_done(tp)
-        if done is None:
-            return
-        consumer = app.consumer
-        try:
-            committed = await asyncio.wait_for(broker_committed(consumer, tp), BROKER_CALL_SECONDS)
-            if committed is not None and committed > done:
-                return
-            state = consumer_state(consumer, tp)
-            if not await asyncio.wait_for(
-                commit_directly(consumer, tp, done + 1), BROKER_CALL_SECONDS
-            ):
-                return
-        except Exception as error:  # asked again at the next check; logged, not fatal
-            log.warning("%s[%d]: could not check or commit its offset: %r", *tp, error)
-            return
-        counters.commit_repairs += 1
-        log.warning(
-            "%s[%d]: the group's committed offset was %s with everything up to %d processed "
-            "and durable (Faust's: %s); committed %d",
-            tp.topic,
-            tp.partition,
-            committed,
-            done,
-            state,
-            done + 1,
-        )
-
-    async def unblock_commits(assigned: Any, durable_done: Callable[[Any], int | None]) -> None:
-        consumer = app.consumer
-        for tp in assigned:
-            if not commit_blocked(consumer, tp):
-                continue
-            done = durable_done(tp)
-            state = consumer_state(consumer, tp)
-            if not await cover_processed(consumer, tp, done):
-                continue
-            counters.commit_repairs += 1
-            log.warning(
-                "%s[%d]: Faust's offset commit was held by an offset it will not acknowledge "
-                "(%s); offsets up to %s are processed and durable: marked done",
-                tp.topic,
-                tp.partition,
-                state,
-                done,
-            )
+    keeper = PartitionKeeper(app, StageOffsets(next_needed, durable_done, rewind_tp), counters)
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())
@@ -515,7 +420,7 @@ def create_pipeline(
         async with lock1, lock2:
             owned.give_up(revoked, topics)
             for tp in revoked:
-                fetch_watch.forget(tp)
+                keeper.forget(tp)
             stage2_order.forget(
                 sorted({tp.partition for tp in revoked if tp.topic == topics.window_partials})
             )
@@ -540,7 +445,7 @@ def create_pipeline(
         counters.stalls = sum(watch.stalls for watch in stall_watches)
 
     app.timer(min(5.0, settings.stall_seconds / 2))(watch_stalls)
-    app.timer(FETCH_CHECK_SECONDS)(fetch_stuck_partitions)
+    app.timer(FETCH_CHECK_SECONDS)(keeper.check)
     app.on_partitions_revoked.connect(cast(Any, on_revoked))  # mode types receivers narrowly
     app.on_partitions_assigned.connect(cast(Any, on_assigned))
     del stage1_agent, stage2_agent  # registered on the app
