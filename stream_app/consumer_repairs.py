@@ -11,11 +11,9 @@ worker with a partition whose lag never moves again:
   acknowledged offsets, and commits nothing while the smallest acknowledged one is more
   than one past the last commit. An offset it never delivers again after a rewind (or
   drops with flow control off) holds the commit there forever: a replay after every
-  restart, and a lag alert that never clears. :func:`cover_processed` tells Faust that the
-  offsets stage 1 has durably processed (its checkpoint) are done, through the interval
-  set Faust keeps for offsets it will never see (``Consumer._add_gap``, meant for
-  transaction markers), so its next commit moves past them.
-
+  restart, and a lag alert that never clears. :func:`cover_processed` acknowledges, as
+  Faust would, the offsets stage 1 has durably processed (its checkpoint) that Faust
+  lacks, so its next commit moves past them.
 * **a commit recorded but refused**: Faust records a commit as done even when the broker
   refused it (around a rebalance), and never sends those offsets again; once a stream
   ends the group's offset stays behind. :func:`commit_directly` commits what stage 1 or 2
@@ -30,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from faust.types.tuples import ack_lock
 
 
 def consumer_state(consumer: Any, tp: Any) -> str:
@@ -73,28 +72,23 @@ def commit_blocked(consumer: Any, tp: Any) -> bool:
 async def cover_processed(consumer: Any, tp: Any, done: int | None) -> bool:
     """Let Faust commit ``tp`` past the offsets up to ``done`` (durably processed) it lacks.
 
-    Marks only the offsets missing from Faust's acknowledged ones, and none past ``done``:
-    a commit never passes input whose effects are not on the changelogs. (Marking offsets
-    it also holds as acknowledged would make duplicates, and Faust's commit would then move
-    one offset per commit.) Whether anything was marked.
+    Acknowledges, the way ``Consumer.ack`` does, only the offsets missing from Faust's
+    acknowledged ones and none past ``done``: a commit never passes input whose effects are
+    not on the changelogs, and a message delivered again later is not acknowledged twice
+    (duplicates would split Faust's runs of consecutive offsets, and its commit would then
+    move one offset per commit). Whether anything was acknowledged.
     """
-    add_gap = getattr(consumer, "_add_gap", None)
     committed = getattr(consumer, "_committed_offset", {}).get(tp)
-    acked: list[int] = getattr(consumer, "_acked", {}).get(tp) or []
-    if add_gap is None or done is None or committed is None or not acked:
+    acked: list[int] | None = getattr(consumer, "_acked", {}).get(tp)
+    index: set[int] | None = getattr(consumer, "_acked_index", {}).get(tp)
+    if done is None or committed is None or not acked or index is None:
         return False
-    held = set(acked)
-    marked = False
-    run_start: int | None = None
-    for offset in range(committed + 1, min(done, max(acked)) + 2):
-        missing = offset <= done and offset not in held
-        if missing and run_start is None:
-            run_start = offset
-        elif not missing and run_start is not None:
-            await add_gap(tp, run_start, offset - 1)
-            marked = True
-            run_start = None
-    return marked
+    with ack_lock:  # Faust's own, held by Consumer.ack
+        missing = [o for o in range(committed, min(done, max(acked)) + 1) if o not in index]
+        acked.extend(missing)
+        index.update(missing)
+        acked.sort()
+    return bool(missing)
 
 
 async def broker_committed(consumer: Any, tp: Any) -> int | None:
@@ -118,7 +112,28 @@ async def commit_directly(consumer: Any, tp: Any, offset: int) -> bool:
     if kafka is None:
         return False
     await consumer._thread.call_thread(kafka.commit, {_kafka_tp(tp): OffsetAndMetadata(offset, "")})
+    _forget_below(consumer, tp, offset)
     return True
+
+
+def _forget_below(consumer: Any, tp: Any, offset: int) -> None:
+    """Make Faust's bookkeeping agree with a commit made past it.
+
+    Without this Faust goes on committing from its own, lower offset, over the one just
+    made (measured: 2,512 committed, then Faust's 1,997, 2,018, 2,039 … 20 s apart).
+    """
+    committed = getattr(consumer, "_committed_offset", None)
+    if committed is None:
+        return
+    if committed.get(tp) is None or committed[tp] < offset:
+        committed[tp] = offset
+    acked: list[int] | None = getattr(consumer, "_acked", {}).get(tp)
+    index: set[int] | None = getattr(consumer, "_acked_index", {}).get(tp)
+    if acked is not None and index is not None:
+        with ack_lock:
+            below = [o for o in acked if o < offset]
+            acked[:] = [o for o in acked if o >= offset]
+            index.difference_update(below)
 
 
 def _kafka_consumer(consumer: Any) -> Any:

@@ -117,3 +117,23 @@ def test_a_commit_goes_to_the_consumer_thread_and_reads_back() -> None:
     assert asyncio.run(broker_committed(consumer, TOPIC)) == 2511
     assert thread.calls == 3
     assert not asyncio.run(commit_directly(SimpleNamespace(), TOPIC, 1)), "no consumer thread"
+
+
+def test_a_cover_acknowledges_each_offset_once() -> None:
+    consumer = consumer_with(100, [101, 103, 105, 106])
+    assert asyncio.run(cover_processed(consumer, TOPIC, done=106))
+    acked = consumer._acked[TOPIC]
+    assert acked == sorted(set(acked)) == list(range(100, 107))
+    assert not asyncio.run(cover_processed(consumer, TOPIC, done=106)), "nothing left to add"
+    assert commits(consumer) == [107, None]
+
+
+def test_a_direct_commit_moves_faust_bookkeeping_past_it() -> None:
+    from stream_app.consumer_repairs import commit_directly
+
+    consumer = consumer_with(1977, [1976, 1978, 1979, 2600])
+    consumer._thread = FakeThread(FakeKafka())
+    assert asyncio.run(commit_directly(consumer, TOPIC, 2512))
+    assert consumer._committed_offset[TOPIC] == 2512
+    assert consumer._acked[TOPIC] == [2600]
+    assert commits(consumer) == [None], "Faust commits nothing below the direct commit"
