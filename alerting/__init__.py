@@ -1,4 +1,6 @@
-"""Rules to alerts: routing, dedup, grouping, cooldown, Slack and email senders, outbox.
+"""Alerts: rules over each finalized window, then routing, grouping, silences and delivery.
 
-Empty until the alerting work lands; importable so the layout in docs/architecture.md exists.
+``alerting.rules`` (which conditions hold in a window, and the pending/firing/resolved state
+of each alert, window by window) is the first part; routing, the outbox relay and the Slack
+and email notifiers come next.
 """
