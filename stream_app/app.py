@@ -212,15 +212,8 @@ def create_pipeline(
     async def forward_join(partition: int, value: bytes) -> Any:
         return await join_topic.send(key=None, value=value, partition=partition)
 
-    kind_topics = {
-        "prediction": topics.predictions,
-        "label": topics.labels,
-        "join": join_name,
-        "partials": topics.window_partials,
-    }
-
-    async def rewind(kind: str, partition: int, offset: int) -> int:
-        tp = TP(kind_topics[kind], partition)
+    async def seek(tp: Any, offset: int) -> int:
+        """Read ``tp`` again from ``offset`` (from the log start, if retention took it)."""
         # Bounded: the request runs on Faust's consumer thread, which a rebalance holds
         # while our revocation handler waits for the lock this caller holds.
         try:
@@ -233,6 +226,11 @@ def create_pipeline(
         resumes_at = max(offset, oldest if oldest is not None else offset)
         await app.consumer.seek(tp, resumes_at)
         return resumes_at
+
+    kind_topics = {"prediction": topics.predictions, "label": topics.labels, "join": join_name}
+
+    async def rewind(kind: str, partition: int, offset: int) -> int:
+        return await seek(TP(kind_topics[kind], partition), offset)
 
     async def publish_trigger(message: OutboxMessage) -> None:
         # Awaiting the send's future waits for the broker's acknowledgement (acks=all):
@@ -275,7 +273,7 @@ def create_pipeline(
     stage2 = Stage2(registry, records_store, SqlResultWriter(sessions), counters)
 
     async def rewind_partials(partition: int, offset: int) -> int:
-        return await rewind("partials", partition, offset)
+        return await seek(TP(topics.window_partials, partition), offset)
 
     def count_rewind() -> None:
         counters.input_rewinds += 1
@@ -408,10 +406,7 @@ def create_pipeline(
             return None if needed is None else needed - 1
         return None
 
-    async def rewind_tp(tp: Any, offset: int) -> int:
-        return await rewind(kinds.get(tp.topic, "partials"), tp.partition, offset)
-
-    keeper = PartitionKeeper(app, StageOffsets(next_needed, durable_done, rewind_tp), counters)
+    keeper = PartitionKeeper(app, StageOffsets(next_needed, durable_done, seek), counters)
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())

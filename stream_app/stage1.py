@@ -351,7 +351,7 @@ class Stage1:
         for message in batch:
             key = (ORIGIN_OF[message.kind], message.partition)
             done = self.checkpoint(message.partition).get(key[0], -1)
-            expected = self._next_offsets.get(key, done + 1 if done >= 0 else None)
+            expected = self._expected(key, done)
             if message.offset <= done or (expected is not None and message.offset < expected):
                 self.counters.replayed_input += 1
                 continue
@@ -368,10 +368,11 @@ class Stage1:
     def next_needed(self, kind: TopicKind, partition: int) -> int | None:
         """The next offset of a topic partition to process (None: none read or restored)."""
         key = (ORIGIN_OF[kind], partition)
-        if key in self._next_offsets:
-            return self._next_offsets[key]
-        done = self.checkpoint(partition).get(key[0], -1)
-        return done + 1 if done >= 0 else None
+        return self._expected(key, self.checkpoint(partition).get(key[0], -1))
+
+    def _expected(self, key: tuple[str, int], done: int) -> int | None:
+        # Where reading left off, or else just past the checkpoint (None: no checkpoint).
+        return self._next_offsets.get(key, done + 1 if done >= 0 else None)
 
     def durable_done(self, kind: TopicKind, partition: int) -> int | None:
         """The last offset of a topic partition whose effects are on the changelogs."""

@@ -111,11 +111,12 @@ def _awaited_frames(awaitable: Any) -> list[FrameType]:
 
 
 def _short(path: str) -> str:
-    for marker in ("site-packages/", "/stream_app/", "/storage/", "/detectors/"):
-        if marker in path:
-            return (
-                path.split(marker, 1)[1]
-                if marker == "site-packages/"
-                else marker[1:] + (path.split(marker, 1)[1])
-            )
+    """A frame's file, short: a library's path in site-packages, ours from the package."""
+    _, found, tail = path.partition("site-packages/")
+    if found:
+        return tail
+    for package in ("stream_app", "storage", "detectors"):
+        _, found, tail = path.partition(f"/{package}/")
+        if found:
+            return f"{package}/{tail}"
     return path.rsplit("/", 1)[-1]

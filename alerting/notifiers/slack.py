@@ -15,7 +15,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
-from slack_sdk.models.blocks import ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from alerting.notifiers import DeliveryError, Notification
@@ -34,7 +40,7 @@ def blocks_of(notification: Notification) -> list[dict[str, object]]:
     body = "\n".join(f"• {line}" for line in lines)
     if len(body) > SECTION_CHARS:
         body = body[: SECTION_CHARS - 1] + "…"
-    blocks: list[object] = [HeaderBlock(text=notification.title[:HEADER_CHARS])]
+    blocks: list[Block] = [HeaderBlock(text=notification.title[:HEADER_CHARS])]
     if body:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=body)))
     context = [f"*{k}*: {v}" for k, v in notification.fields.items()]
@@ -42,7 +48,7 @@ def blocks_of(notification: Notification) -> list[dict[str, object]]:
         context.append(f"<{notification.link}|the window in Driftline>")
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(context))]))
-    return [block.to_dict() for block in blocks]  # type: ignore[attr-defined]
+    return [block.to_dict() for block in blocks]
 
 
 class SlackWebhookNotifier:
