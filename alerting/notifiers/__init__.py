@@ -9,18 +9,39 @@ revoked URL will not. Secrets (webhook URLs, tokens, passwords) never appear in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True)
+class AlertLine:
+    """One alert of a notification, for a table (e-mail) or a bullet (Slack)."""
+
+    severity: str
+    model: str
+    version: str
+    window: str  # the window it was last seen in, readable ("2026-11-01 00:00–01:00 UTC")
+    subject: str  # the feature, metric or series
+    summary: str  # "income drifted (psi 0.31 > 0.2)"
+    link: str | None = None  # that window in the dashboard
 
 
 @dataclass(frozen=True)
 class Notification:
-    """What one message says: a title and lines, plus a link to the evidence."""
+    """What one message says: a title and lines, plus a link to the evidence.
+
+    ``lines`` is the text form, already cut to a readable length ("… and K more");
+    ``alerts`` the same alerts as rows, for channels that show a table.
+    ``key`` identifies the notification (its outbox row) for receivers that deduplicate.
+    """
 
     title: str
     lines: tuple[str, ...] = ()
     link: str | None = None
     severity: str = "warning"
     fields: dict[str, str] = field(default_factory=dict)
+    status: Literal["firing", "resolved"] = "firing"
+    alerts: tuple[AlertLine, ...] = ()
+    key: str = ""
 
 
 class DeliveryError(Exception):
