@@ -7,7 +7,7 @@ Pure, like ``stream_app/retraining.py``: no I/O, no clock. Two steps, as in Prom
    series, ...), each with labels, a stable fingerprint and the evidence to act on.
 2. :class:`AlertBook` advances each fingerprint's state by one window: ``pending`` until
    the condition held ``for_windows`` windows in a row, then ``firing``; after it stops
-   holding it keeps firing ``keep_firing_for`` more windows, then ``resolved``. Time is
+   holding it keeps firing ``keep_firing_windows`` more windows, then ``resolved``. Time is
    counted in windows of event time, never in wall-clock seconds, so a replay of the same
    windows gives the same alerts. A quality revision evaluates its window again: the book
    treats a window it has seen as a correction of that window, not as the next one.
@@ -20,56 +20,15 @@ problem, and one about a version no longer served would otherwise never resolve.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from schemas.alert_rules import AlertRuleSpec as Rule
+from schemas.alert_rules import Severity
 from storage.rows import AnomalyRow, DataQualityRow, DriftRow, MetricRow, TriggerRow, WindowRow
 
-Severity = Literal["warning", "critical"]
-RuleKind = Literal[
-    "feature_drift",
-    "dataset_drift",
-    "output_drift",
-    "metric",
-    "anomaly",
-    "data_quality",
-    "volume",
-    "retraining",
-]
 State = Literal["pending", "firing", "resolved"]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One alert rule. Only the fields of its ``kind`` apply (see :func:`evaluate`)."""
-
-    name: str
-    kind: RuleKind
-    severity: Severity = "warning"
-    for_windows: int = 1
-    keep_firing_for: int = 0
-    features: tuple[str, ...] = ()  # feature_drift, data_quality: these only (none: all)
-    share_above: float | None = None  # dataset_drift: share of drifted features
-    metric: str | None = None  # metric
-    below: float | None = None  # metric
-    above: float | None = None  # metric
-    min_labeled: int = 1  # metric: fewer labeled pairs give no verdict
-    series: tuple[str, ...] = ()  # anomaly: these only (none: all)
-    missing_above: float | None = None  # data_quality
-    unseen_above: float | None = None  # data_quality
-    out_of_range_above: float | None = None  # data_quality
-    min_rows: int = 1  # volume: fewer rows than this is an alert ("no data" at 1)
-
-    def __post_init__(self) -> None:
-        if self.for_windows < 1:
-            raise ValueError(f"rule {self.name!r}: for_windows must be at least 1")
-        if self.keep_firing_for < 0:
-            raise ValueError(f"rule {self.name!r}: keep_firing_for must not be negative")
-        if self.kind == "metric" and (
-            self.metric is None or (self.below is None and self.above is None)
-        ):
-            raise ValueError(f"rule {self.name!r}: a metric rule needs metric and below/above")
 
 
 @dataclass(frozen=True)
@@ -103,12 +62,18 @@ def fingerprint(model_id: str, rule: str, subject: str) -> str:
     return hashlib.sha256(f"{model_id}\x1f{rule}\x1f{subject}".encode()).hexdigest()[:32]
 
 
-def evaluate(rules: Iterable[Rule], window: WindowEvidence) -> list[Signal]:
-    """Every condition of ``rules`` that holds in ``window``, in a stable order."""
+def evaluate(
+    rules: Iterable[Rule], window: WindowEvidence, labels: Mapping[str, str] | None = None
+) -> list[Signal]:
+    """Every condition of ``rules`` that holds in ``window``, in a stable order.
+
+    ``labels`` (the model's own, for routing) are added to each alert's.
+    """
     found: list[Signal] = []
     for rule in rules:
         for subject, summary, evidence in _CHECKS[rule.kind](rule, window):
-            labels = {
+            labels_ = {
+                **(labels or {}),
                 "model": window.model_id,
                 "version": window.model_version or "",
                 "rule": rule.name,
@@ -119,7 +84,7 @@ def evaluate(rules: Iterable[Rule], window: WindowEvidence) -> list[Signal]:
                 Signal(
                     rule=rule.name,
                     severity=rule.severity,
-                    labels=labels,
+                    labels=labels_,
                     fingerprint=fingerprint(window.model_id, rule.name, subject),
                     summary=summary,
                     evidence=evidence,
@@ -351,7 +316,7 @@ class AlertBook:
         if before is None or before.state == "pending":
             return None  # a pending alert that stops holding never fired
         rule = self.rules.get(before.rule)
-        keep = rule.keep_firing_for if rule else 0
+        keep = rule.keep_firing_windows if rule else 0
         quiet = before.quiet_windows + 1
         state: State = "firing" if quiet <= keep else "resolved"
         return replace(before, state=state, active_windows=0, quiet_windows=quiet)

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from driftline.errors import ConfigurationError
+from schemas.alert_rules import AlertSettings
 from schemas.model_settings import (
     QUALITY_METRICS,
     AnomalySettings,
@@ -105,9 +106,9 @@ class ModelConfig(BaseModel):
     drift: DriftSettings = Field(default_factory=lambda: DriftSettings())
     anomaly: AnomalySettings = Field(default_factory=lambda: AnomalySettings())
     retrain: RetrainPolicy = Field(default_factory=lambda: RetrainPolicy())
-    alerts: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Reserved for alert routing; its shape is defined by the alerting package",
+    alerts: AlertSettings = Field(
+        default_factory=lambda: AlertSettings(),
+        description="Alert rules and the labels alerts carry (routing is the service's file)",
     )
 
     @model_validator(mode="before")

@@ -9,10 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerting.rules import AlertBook, Rule, Signal, WindowEvidence, evaluate, fingerprint
+from alerting.rules import AlertBook, Signal, WindowEvidence, evaluate, fingerprint
+from schemas.alert_rules import AlertRuleSpec
 from storage.rows import AnomalyRow, DataQualityRow, DriftRow, MetricRow, TriggerRow, WindowRow
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def Rule(name: str, kind: str, **fields: Any) -> AlertRuleSpec:  # noqa: N802 - reads like a class
+    lists = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+    return AlertRuleSpec.model_validate({"name": name, "kind": kind, **lists})
 
 
 def window(**fields: Any) -> WindowRow:
@@ -58,14 +64,14 @@ def test_one_alert_per_drifted_primary_feature() -> None:
         drift("<output>", True, is_output=True),
         drift("region", True),
     ]
-    rule = Rule("feature drift", "feature_drift")
+    rule = Rule("feature-drift", "feature_drift")
     found = evaluate([rule], evidence(drift=rows))
     assert subjects(found) == ["income", "region"]
     income = found[0]
     assert income.labels == {
         "model": "churn",
         "version": "v3",
-        "rule": "feature drift",
+        "rule": "feature-drift",
         "subject": "income",
         "severity": "warning",
     }
@@ -76,12 +82,12 @@ def test_one_alert_per_drifted_primary_feature() -> None:
 
 
 def test_the_fingerprint_names_model_rule_and_subject_not_the_version() -> None:
-    rule = Rule("feature drift", "feature_drift")
+    rule = Rule("feature-drift", "feature_drift")
     v3 = evaluate([rule], evidence(drift=[drift("income", True)]))[0]
     v4 = evaluate([rule], evidence(model_version="v4", drift=[drift("income", True)]))[0]
-    assert v3.fingerprint == v4.fingerprint == fingerprint("churn", "feature drift", "income")
-    assert fingerprint("churn", "feature drift", "age") != v3.fingerprint
-    assert fingerprint("fraud", "feature drift", "income") != v3.fingerprint
+    assert v3.fingerprint == v4.fingerprint == fingerprint("churn", "feature-drift", "income")
+    assert fingerprint("churn", "feature-drift", "age") != v3.fingerprint
+    assert fingerprint("fraud", "feature-drift", "income") != v3.fingerprint
 
 
 def test_dataset_output_volume_and_retraining_rules() -> None:
@@ -118,7 +124,7 @@ def test_dataset_output_volume_and_retraining_rules() -> None:
 
 
 def test_a_metric_rule_needs_enough_labels_and_its_bound() -> None:
-    rule = Rule("f1 low", "metric", severity="critical", metric="f1", below=0.8, min_labeled=50)
+    rule = Rule("f1-low", "metric", severity="critical", metric="f1", below=0.8, min_labeled=50)
     low = MetricRow(metric="f1", value=0.71, n_labeled=400, label_coverage=0.4)
     found = evaluate([rule], evidence(metrics=[low]))
     assert [s.summary for s in found] == ["f1 0.71 below 0.8"]
@@ -128,9 +134,9 @@ def test_a_metric_rule_needs_enough_labels_and_its_bound() -> None:
     assert evaluate([rule], evidence(metrics=[few])) == []
     assert evaluate([rule], evidence(metrics=[MetricRow(metric="f1", value=None)])) == []
     assert evaluate([rule], evidence(metrics=[MetricRow(metric="f1", value=0.9)])) == []
-    rmse = Rule("rmse high", "metric", metric="rmse", above=3.0)
+    rmse = Rule("rmse-high", "metric", metric="rmse", above=3.0)
     assert evaluate([rmse], evidence(metrics=[MetricRow(metric="rmse", value=3.5)]))
-    with pytest.raises(ValueError, match="needs metric and below/above"):
+    with pytest.raises(ValueError, match="needs metric and below or above"):
         Rule("bad", "metric", metric="f1")
     with pytest.raises(ValueError, match="for_windows"):
         Rule("bad", "volume", for_windows=0)
@@ -190,8 +196,8 @@ def test_a_single_noisy_window_never_fires_with_for_windows_two() -> None:
     assert book.alerts == {}
 
 
-def test_keep_firing_for_bridges_short_gaps() -> None:
-    book = AlertBook({"drift": Rule("drift", "feature_drift", keep_firing_for=1)})
+def test_keep_firing_windows_bridges_short_gaps() -> None:
+    book = AlertBook({"drift": Rule("drift", "feature_drift", keep_firing_windows=1)})
     income = signal_for("income")
     assert [c.state for c in book.advance(0, [income])] == ["firing"]
     assert book.advance(60, []) == []  # one quiet window kept firing
@@ -202,7 +208,7 @@ def test_keep_firing_for_bridges_short_gaps() -> None:
 
 def test_a_revised_window_raises_a_new_alert_without_counting_a_window() -> None:
     rules = {
-        "f1 low": Rule("f1 low", "metric", metric="f1", below=0.8),
+        "f1-low": Rule("f1-low", "metric", metric="f1", below=0.8),
         "drift": Rule("drift", "feature_drift", for_windows=2),
     }
     book = AlertBook(rules)
@@ -210,10 +216,10 @@ def test_a_revised_window_raises_a_new_alert_without_counting_a_window() -> None
     book.advance(0, [income])
     book.advance(60, [])
     # Labels for window 0 arrive later: its revision finds f1 low.
-    revised = book.advance(0, [signal_for("f1", rule="f1 low"), income])
-    assert [(c.state, c.alert.rule) for c in revised] == [("firing", "f1 low")]
+    revised = book.advance(0, [signal_for("f1", rule="f1-low"), income])
+    assert [(c.state, c.alert.rule) for c in revised] == [("firing", "f1-low")]
     assert book.last_window == 60
-    assert book.advance(0, [signal_for("f1", rule="f1 low")]) == [], "once"
+    assert book.advance(0, [signal_for("f1", rule="f1-low")]) == [], "once"
 
 
 @given(
@@ -227,7 +233,7 @@ def test_states_follow_the_windows_like_a_counter_would(
     """Against a direct reading of the rule: fire after ``for_windows`` windows in a row,
     resolve after more than ``keep`` quiet ones; notifications alternate, firing first."""
     book = AlertBook(
-        {"drift": Rule("drift", "feature_drift", for_windows=for_windows, keep_firing_for=keep)}
+        {"drift": Rule("drift", "feature_drift", for_windows=for_windows, keep_firing_windows=keep)}
     )
     income = signal_for("income")
     expected: list[tuple[int, str]] = []

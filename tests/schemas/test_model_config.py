@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from driftline.errors import ConfigurationError
+from schemas.alert_rules import DEFAULT_RULES
 from schemas import ModelConfig
 
 
@@ -30,7 +31,7 @@ def test_defaults() -> None:
     assert (retrain.min_drifted_windows, retrain.of_last_windows) == (3, 5)
     assert retrain.enabled and retrain.include_output_drift and retrain.metric is None
     assert retrain.cooldown_seconds == 86400
-    assert config.alerts == {}
+    assert config.alerts.rules is None and config.alerts.effective_rules() == DEFAULT_RULES
 
 
 @pytest.mark.parametrize(
@@ -190,7 +191,30 @@ def test_full_config_json_round_trip() -> None:
             "on_metric_anomaly": True,
             "cooldown_seconds": 0,
         },
-        "alerts": {"route": {"receiver": "slack-ml"}},
+        "alerts": {
+            "enabled": True,
+            "rules": [
+                {
+                    "name": "f1-low",
+                    "kind": "metric",
+                    "severity": "critical",
+                    "for_windows": 2,
+                    "keep_firing_windows": 1,
+                    "features": [],
+                    "share_above": None,
+                    "metric": "f1",
+                    "below": 0.7,
+                    "above": None,
+                    "min_labeled": 50,
+                    "series": [],
+                    "missing_above": None,
+                    "unseen_above": None,
+                    "out_of_range_above": None,
+                    "min_rows": 1,
+                }
+            ],
+            "labels": {"team": "risk"},
+        },
     }
     config = ModelConfig.from_dict(data)
     assert json.loads(config.to_json()) == data
