@@ -199,20 +199,127 @@ retrain_triggers = Table(
     Index(None, "model_id", "created_at"),
 )
 
-# Reserved for the alerting work: no foreign keys, so alerts outlive what they were about.
+# Alerts (see alerting/): no foreign keys to models, so alerts outlive what they were about.
+
+# Each model's alert state machine (alerting.rules.AlertBook) as JSON, written in the same
+# transaction as the window that advanced it.
+alert_books = Table(
+    "alert_books",
+    metadata,
+    Column("model_id", String, primary_key=True),
+    Column("last_window", UTCDateTime, nullable=True),
+    Column("book", Json, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The current state of every alert, one row per fingerprint (firing or resolved).
 alerts = Table(
     "alerts",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String, primary_key=True),
     Column("model_id", String, nullable=False),
-    Column("window_start", UTCDateTime, nullable=True),
+    Column("model_version", String, nullable=True),
     Column("rule", String, nullable=False),
+    Column("subject", String, nullable=False),
     Column("severity", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("labels", Json, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("evidence", Json, nullable=False),
+    # The window it was last seen in, the window it began firing in, the one it resolved in.
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=True),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "status"),
+    Index(None, "model_id", "updated_at"),
+)
+
+# Every firing and resolved change, for history (the API) and audits.
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("fingerprint", String, nullable=False),
+    Column("model_id", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "model_id", "created_at"),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("matchers", Json, nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("created_by", String, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "ends_at"),
+)
+
+# What each group (receiver, route and group labels) was last told, and when.
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    Column("receiver", String, primary_key=True),
+    Column("group_key", String, primary_key=True),
+    Column("group_labels", Json, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_sent_at", UTCDateTime, nullable=True),
+    Column("notified", Json, nullable=False),  # fingerprints of the firing alerts last sent
+    Column("seq", PlainInt, nullable=False),  # notifications planned for the group so far
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The notifications outbox: one row per group notification and integration (a Slack
+# webhook, an e-mail list), sent in ``seq`` order per (receiver, integration, group).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("receiver", String, nullable=False),
+    Column("integration", String, nullable=False),
+    Column("group_key", String, nullable=False),
+    Column("seq", PlainInt, nullable=False),
     Column("status", String, nullable=False),
     Column("payload", Json, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Index(None, "fingerprint"),
-    Index(None, "model_id", "created_at"),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("failed_at", UTCDateTime, nullable=True),  # gave up: not retryable
+    Column("attempts", PlainInt, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("claimed_by", String, nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Index(None, "sent_at", "failed_at"),
+    Index(None, "receiver", "integration", "group_key", "seq"),
+)
+
+notification_attempts = Table(
+    "notification_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", String, nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("ok", PlainBool, nullable=False),
+    Column("retryable", PlainBool, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("seconds", PlainFloat, nullable=False),
+    Column("relay", String, nullable=False),
+    Index(None, "notification_id"),
+)
+
+# One row per singleton job ("alert planner"): locked while a relay plans notifications,
+# so two relays never plan the same group notification twice.
+relay_locks = Table(
+    "relay_locks",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("locked_at", UTCDateTime, nullable=True),
 )

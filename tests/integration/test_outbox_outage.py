@@ -119,7 +119,7 @@ def test_stage2_waits_out_a_postgres_outage_and_loses_nothing(
     async def main() -> None:
         await asyncio.gather(run_stream(pipeline), outage())
 
-    with caplog.at_level(logging.INFO, logger="stream_app.sql_writer"):
+    with caplog.at_level(logging.INFO, logger="storage.transactions"):
         asyncio.run(main())
 
     # The same results as a run that never lost its database (SQLite here).

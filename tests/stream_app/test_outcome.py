@@ -289,7 +289,7 @@ def test_waiting_for_the_database_is_logged_once_with_what_to_check(
 
     flaky = FlakySessions(sessions, fail_each=9)
     transactions = Transactions(cast(Any, flaky), "stage 2", sleep=sleep)
-    with caplog.at_level(logging.DEBUG, logger="stream_app.sql_writer"):
+    with caplog.at_level(logging.DEBUG, logger="storage.transactions"):
         answer = asyncio.run(transactions.run(lambda s: s.execute(text("SELECT 42")).scalar()))
     assert answer == 42
     assert slept == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0]  # capped at 5 s
