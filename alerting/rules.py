@@ -30,6 +30,19 @@ from storage.rows import AnomalyRow, DataQualityRow, DriftRow, MetricRow, Trigge
 
 State = Literal["pending", "firing", "resolved"]
 
+__all__ = [
+    "AlertBook",
+    "AlertState",
+    "Change",
+    "Rule",
+    "Signal",
+    "WindowEvidence",
+    "book_from_json",
+    "book_to_json",
+    "evaluate",
+    "fingerprint",
+]
+
 
 @dataclass(frozen=True)
 class WindowEvidence:
@@ -249,6 +262,7 @@ class AlertState:
     active_windows: int = 0  # consecutive windows the condition held
     quiet_windows: int = 0  # consecutive windows it did not, while still firing
     since: float = 0.0  # window start at which it began firing (pending: began holding)
+    last_seen: float = 0.0  # window start of the last window the condition held in
 
 
 @dataclass(frozen=True)
@@ -312,6 +326,7 @@ class AlertBook:
                 active_windows=active,
                 quiet_windows=0,
                 since=since,
+                last_seen=window_start,
             )
         if before is None or before.state == "pending":
             return None  # a pending alert that stops holding never fired
@@ -331,8 +346,63 @@ class AlertBook:
             if rule is not None and rule.for_windows > 1:
                 continue  # one revised window alone cannot satisfy for_windows
             after = AlertState(
-                signal.fingerprint, signal.rule, "firing", signal, 1, 0, window_start
+                signal.fingerprint, signal.rule, "firing", signal, 1, 0, window_start, window_start
             )
             self.alerts[signal.fingerprint] = after
             changes.append(Change("firing", after))
         return changes
+
+
+def book_to_json(book: AlertBook) -> dict[str, Any]:
+    """The book's state as JSON values (its rules come from the model's configuration)."""
+    return {
+        "last_window": book.last_window,
+        "alerts": [
+            {
+                "fingerprint": a.fingerprint,
+                "rule": a.rule,
+                "state": a.state,
+                "active_windows": a.active_windows,
+                "quiet_windows": a.quiet_windows,
+                "since": a.since,
+                "last_seen": a.last_seen,
+                "signal": {
+                    "rule": a.signal.rule,
+                    "severity": a.signal.severity,
+                    "labels": a.signal.labels,
+                    "summary": a.signal.summary,
+                    "evidence": a.signal.evidence,
+                },
+            }
+            for a in book.alerts.values()
+        ],
+    }
+
+
+def book_from_json(rules: Iterable[Rule], data: Mapping[str, Any] | None) -> AlertBook:
+    """A book with ``rules`` and the state :func:`book_to_json` saved (None: a new book)."""
+    book = AlertBook({rule.name: rule for rule in rules})
+    if not data:
+        return book
+    book.last_window = data.get("last_window")
+    for item in data.get("alerts", ()):
+        raw = item["signal"]
+        signal = Signal(
+            rule=raw["rule"],
+            severity=raw["severity"],
+            labels=dict(raw["labels"]),
+            fingerprint=item["fingerprint"],
+            summary=raw["summary"],
+            evidence=dict(raw["evidence"]),
+        )
+        book.alerts[item["fingerprint"]] = AlertState(
+            fingerprint=item["fingerprint"],
+            rule=item["rule"],
+            state=item["state"],
+            signal=signal,
+            active_windows=item["active_windows"],
+            quiet_windows=item["quiet_windows"],
+            since=item["since"],
+            last_seen=item.get("last_seen", item["since"]),
+        )
+    return book

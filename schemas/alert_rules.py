@@ -2,8 +2,8 @@
 
 A rule names one kind of condition checked on every finalized window (and again when late
 labels revise its quality metrics); :mod:`alerting.rules` evaluates them. Only the fields
-of a rule's ``kind`` may be set (to other than their default), so a misplaced key is an error naming it
-(``alerts.rules[1]: below: only a metric rule takes below``) rather than silently ignored.
+of a rule's ``kind`` may differ from their defaults, so a misplaced key is an error naming
+it (``alerts.rules[1]: below: only a metric rule takes it``), not silently ignored.
 
 Without ``rules`` a model gets the default rules: drift of a feature, of the dataset and of
 the output, 3-sigma anomalies and retraining triggers. Where alerts go (Slack, e-mail,

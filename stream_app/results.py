@@ -13,10 +13,11 @@ among predictions, binary models), ``drift:<feature>`` (the primary method's sco
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from alerting.rules import WindowEvidence
 from detectors import ClassificationMetrics, ControlLimitResult, RegressionMetrics, WindowReport
 from detectors.profile import CategoricalProfile
 from detectors.quality import (
@@ -26,6 +27,8 @@ from detectors.quality import (
     regression_metrics,
 )
 from detectors.window import CategoricalCounts, WindowState
+from schemas.alert_rules import AlertRuleSpec
+from schemas.model_config import ModelConfig
 from schemas.outbound import RetrainTrigger
 from storage.rows import AnomalyRow, DataQualityRow, DriftRow, MetricRow, TriggerRow, WindowRow
 from stream_app.registry import ModelRuntime
@@ -274,6 +277,19 @@ def trigger_row(trigger: RetrainTrigger) -> TriggerRow:
     )
 
 
+@dataclass(frozen=True)
+class AlertInputs:
+    """What alert evaluation needs besides the rows: the model's rules, labels, version."""
+
+    rules: tuple[AlertRuleSpec, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    model_version: str | None = None
+
+    @classmethod
+    def of(cls, config: ModelConfig, version: str) -> AlertInputs:
+        return cls(config.alerts.effective_rules(), dict(config.alerts.labels), version or None)
+
+
 def _outbox(trigger: RetrainTrigger | None) -> tuple[TriggerRow, ...]:
     return () if trigger is None else (trigger_row(trigger),)
 
@@ -293,12 +309,34 @@ class WindowOutcome:
     end: float
     rows: ReportRows
     triggers: tuple[TriggerRow, ...] = ()
+    alerts: AlertInputs = field(default_factory=AlertInputs)
 
     @classmethod
     def of(
-        cls, model_id: str, record: Any, rows: ReportRows, trigger: RetrainTrigger | None = None
+        cls,
+        model_id: str,
+        record: Any,
+        rows: ReportRows,
+        trigger: RetrainTrigger | None = None,
+        alerts: AlertInputs | None = None,
     ) -> WindowOutcome:
-        return cls(model_id, record.start, record.end, rows, _outbox(trigger))
+        return cls(
+            model_id, record.start, record.end, rows, _outbox(trigger), alerts or AlertInputs()
+        )
+
+    def evidence(self) -> WindowEvidence:
+        """The window as alert rules read it."""
+        rows = self.rows
+        return WindowEvidence(
+            model_id=self.model_id,
+            model_version=self.alerts.model_version,
+            window=rows.window,
+            drift=rows.drift,
+            data_quality=rows.data_quality,
+            metrics=rows.metrics,
+            anomalies=rows.anomalies,
+            triggers=self.triggers,
+        )
 
 
 @dataclass(frozen=True)
@@ -315,12 +353,31 @@ class QualityRevision:
     end: float
     rows: ReportRows
     triggers: tuple[TriggerRow, ...] = ()
+    alerts: AlertInputs = field(default_factory=AlertInputs)
 
     @classmethod
     def of(
-        cls, model_id: str, record: Any, rows: ReportRows, trigger: RetrainTrigger | None = None
+        cls,
+        model_id: str,
+        record: Any,
+        rows: ReportRows,
+        trigger: RetrainTrigger | None = None,
+        alerts: AlertInputs | None = None,
     ) -> QualityRevision:
-        return cls(model_id, record.start, record.end, rows, _outbox(trigger))
+        return cls(
+            model_id, record.start, record.end, rows, _outbox(trigger), alerts or AlertInputs()
+        )
+
+    def evidence(self) -> WindowEvidence:
+        """The revised quality as alert rules read it (metrics and their verdicts only)."""
+        return WindowEvidence(
+            model_id=self.model_id,
+            model_version=self.alerts.model_version,
+            window=self.rows.window,
+            metrics=self.rows.metrics,
+            anomalies=self.metric_anomalies,
+            triggers=self.triggers,
+        )
 
     @property
     def metric_anomalies(self) -> list[AnomalyRow]:

@@ -4,7 +4,8 @@ SQLAlchemy sessions are synchronous; each transaction runs in a worker thread
 (``asyncio.to_thread``) so a slow commit never stalls the consumer's heartbeats. A
 finalized window (:class:`~stream_app.results.WindowOutcome`) or a quality revision
 (:class:`~stream_app.results.QualityRevision`) is committed whole, with the outbox rows of
-the triggers it fired, or not at all. Writes are upserts by natural keys, so an outcome
+the triggers it fired and the alerts it fired or resolved (:mod:`alerting.evaluation`), or
+not at all. Writes are upserts by natural keys, so an outcome
 committed again (a replay, a retry after a commit whose reply was lost) rewrites the same
 rows.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting import evaluation
 from detectors import ReferenceProfile
 from storage import repository
 from storage.transactions import Transactions
@@ -42,7 +44,10 @@ class SqlResultWriter:
                 session, rows.window, rows.drift, rows.data_quality, rows.metrics, rows.anomalies
             )
             _set_late(session, outcome.model_id, outcome.start, rows.n_late)
-            return _insert_triggers(session, outcome.triggers)
+            new = _insert_triggers(session, outcome.triggers)
+            alerts = outcome.alerts
+            evaluation.record_window(session, alerts.rules, outcome.evidence(), alerts.labels)
+            return new
 
         return await self.transactions.run(work)
 
@@ -64,7 +69,10 @@ class SqlResultWriter:
                 repository.write_anomalies(
                     session, revision.model_id, utc(revision.start), anomalies
                 )
-            return _insert_triggers(session, revision.triggers)
+            new = _insert_triggers(session, revision.triggers)
+            alerts = revision.alerts
+            evaluation.record_revision(session, alerts.rules, revision.evidence(), alerts.labels)
+            return new
 
         return await self.transactions.run(work)
 

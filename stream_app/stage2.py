@@ -424,7 +424,8 @@ class Stage2:
         # ``history`` is this call's own copy: the changelog keeps the old one until the
         # commit below succeeded.
         trigger = self._remember(runtime, record, summary, series, history)
-        outcome = results.WindowOutcome.of(runtime.model_id, record, rows, trigger)
+        alerts = results.AlertInputs.of(runtime.config, record.version)
+        outcome = results.WindowOutcome.of(runtime.model_id, record, rows, trigger, alerts)
         new_triggers = await self.writer.commit_window(outcome)
         record.final = True
         self._save(partition, record)
@@ -463,7 +464,8 @@ class Stage2:
                 entry["summary"]["anomalous_metrics"] = list(_anomalous_metrics(verdicts))
                 summary = _summary_from(entry["summary"])
                 trigger = self._remember(runtime, revised, summary, entry["series"], history)
-        revision = results.QualityRevision.of(runtime.model_id, revised, rows, trigger)
+        alerts = results.AlertInputs.of(runtime.config, revised.version)
+        revision = results.QualityRevision.of(runtime.model_id, revised, rows, trigger, alerts)
         new_triggers = await self.writer.commit_revision(revision)
         self._save(partition, revised)
         if history is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -257,3 +258,20 @@ def test_states_follow_the_windows_like_a_counter_would(
     assert got == expected
     states = [state for _, state in got]
     assert states == ["firing", "resolved"] * (len(states) // 2) + ["firing"] * (len(states) % 2)
+
+
+def test_a_book_survives_its_json_round_trip() -> None:
+    from alerting.rules import book_from_json, book_to_json
+
+    rules = [Rule("drift", "feature_drift", for_windows=2, keep_firing_windows=1)]
+    book = book_from_json(rules, None)
+    income, region = signal_for("income"), signal_for("region")
+    book.advance(0, [income, region])
+    book.advance(60, [income])
+    restored = book_from_json(rules, json.loads(json.dumps(book_to_json(book))))
+    assert restored.alerts == book.alerts and restored.last_window == 60
+    assert [c.state for c in restored.advance(120, [])] == book_to_states(book.advance(120, []))
+
+
+def book_to_states(changes: list[Any]) -> list[str]:
+    return [c.state for c in changes]

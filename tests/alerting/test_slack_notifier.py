@@ -1,19 +1,17 @@
-"""The Slack notifier against a local HTTP server that answers like Slack's webhook:
+"""The Slack webhook notifier against the local Slack of driftline.sinks.slack:
 "ok", 429 with Retry-After, 500, and a revoked webhook's 404."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-from aiohttp import web
 
 from alerting.notifiers import DeliveryError, Notification
 from alerting.notifiers.slack import SlackWebhookNotifier
+from driftline.sinks.slack import SlackSink
 
 SECRET_PATH = "/services/T000/B000/s3cr3t-t0k3n"
 NOTE = Notification(
@@ -23,47 +21,33 @@ NOTE = Notification(
     fields={"model": "churn", "window": "2026-11-01 00:00–01:00"},
 )
 
-Answer = Callable[[int], tuple[int, dict[str, str], str]]
+
+@pytest.fixture
+def slack() -> Iterator[SlackSink]:
+    with SlackSink() as sink:
+        yield sink
 
 
-async def with_slack(answer: Answer, run: Callable[[str], Awaitable[Any]]) -> tuple[Any, list]:
-    """Run ``run(url)`` against a local Slack webhook; returns its result and the requests."""
-    received: list[dict[str, Any]] = []
+def send(
+    url: str, note: Notification = NOTE, *, retries: int = 2, timeout: int = 5
+) -> DeliveryError | None:
+    """One send, bounded; the DeliveryError it raised, if any."""
 
-    async def hook(request: web.Request) -> web.Response:
-        received.append({"at": time.monotonic(), "body": await request.json()})
-        status, headers, text = answer(len(received))
-        return web.Response(status=status, headers=headers, text=text)
-
-    app = web.Application()
-    app.router.add_post(SECRET_PATH, hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        result = await run(f"http://127.0.0.1:{port}{SECRET_PATH}")
-    finally:
-        await runner.cleanup()
-    return result, received
-
-
-def send(retries: int = 2) -> Callable[[str], Awaitable[Any]]:
-    async def run(url: str) -> Any:
+    async def run() -> DeliveryError | None:
+        notifier = SlackWebhookNotifier(url, retries=retries, timeout=timeout)
         try:
-            await SlackWebhookNotifier(url, retries=retries, timeout=5).send(NOTE)
+            await asyncio.wait_for(notifier.send(note), timeout=15)
         except DeliveryError as error:
             return error
         return None
 
-    return run
+    return asyncio.run(run())
 
 
-def test_a_notification_is_posted_as_text_and_blocks() -> None:
-    error, received = asyncio.run(with_slack(lambda n: (200, {}, "ok"), send()))
+def test_a_notification_is_posted_as_text_and_blocks(slack: SlackSink) -> None:
+    error, received = send(slack.url + SECRET_PATH), slack.received
     assert error is None and len(received) == 1
-    body = received[0]["body"]
+    body = received[0].body
     assert body["text"].startswith("churn v3: 2 features drifted")
     header, section, context = body["blocks"]
     assert header["text"]["text"] == NOTE.title
@@ -71,24 +55,24 @@ def test_a_notification_is_posted_as_text_and_blocks() -> None:
     assert NOTE.link in context["elements"][0]["text"]
 
 
-def test_a_rate_limit_is_waited_out_as_slack_asks() -> None:
-    def answer(n: int) -> tuple[int, dict[str, str], str]:
-        return (429, {"Retry-After": "1"}, "rate_limited") if n == 1 else (200, {}, "ok")
-
-    error, received = asyncio.run(with_slack(answer, send()))
+def test_a_rate_limit_is_waited_out_as_slack_asks(slack: SlackSink) -> None:
+    slack.fail(429, 1, retry_after=1)
+    error, received = send(slack.url + SECRET_PATH), slack.received
     assert error is None and len(received) == 2
-    assert received[1]["at"] - received[0]["at"] >= 0.9, "Retry-After was honoured"
+    assert received[1].received_at - received[0].received_at >= 0.9, "Retry-After was honoured"
 
 
-def test_a_server_error_that_persists_is_retryable_and_bounded() -> None:
-    error, received = asyncio.run(with_slack(lambda n: (500, {}, "oops"), send(retries=2)))
+def test_a_server_error_that_persists_is_retryable_and_bounded(slack: SlackSink) -> None:
+    slack.set_down(True)
+    error, received = send(slack.url + SECRET_PATH, retries=2), slack.received
     assert isinstance(error, DeliveryError) and error.retryable
     assert len(received) == 3, "one attempt and two retries, no more"
     assert "500" in str(error)
 
 
-def test_a_revoked_webhook_is_not_retried_and_the_url_stays_secret() -> None:
-    error, received = asyncio.run(with_slack(lambda n: (404, {}, "no_service"), send()))
+def test_a_revoked_webhook_is_not_retried_and_the_url_stays_secret(slack: SlackSink) -> None:
+    slack.fail(404, 1)  # Slack's "no_service"
+    error, received = send(slack.url + SECRET_PATH), slack.received
     assert isinstance(error, DeliveryError) and not error.retryable
     assert len(received) == 1
     assert "no_service" in str(error)
@@ -96,39 +80,26 @@ def test_a_revoked_webhook_is_not_retried_and_the_url_stays_secret() -> None:
 
 
 def test_an_unreachable_webhook_is_retryable_and_named_without_its_url() -> None:
-    async def run(_: str) -> Any:
-        url = "http://127.0.0.1:9" + SECRET_PATH  # the discard port: nothing listens
-        try:
-            await SlackWebhookNotifier(url, retries=0, timeout=2).send(NOTE)
-        except DeliveryError as error:
-            return error
-        return None
-
-    error = asyncio.run(run(""))
+    url = "http://127.0.0.1:9" + SECRET_PATH  # the discard port: nothing listens
+    error = send(url, retries=0, timeout=2)
     assert isinstance(error, DeliveryError) and error.retryable
     assert "s3cr3t" not in str(error)
 
 
-def test_two_hundred_lines_fit_slack_limits() -> None:
+def test_two_hundred_lines_fit_slack_limits(slack: SlackSink) -> None:
     many = Notification(title="x" * 400, lines=tuple(f"feature_{i} drifted" for i in range(200)))
-    error, received = asyncio.run(with_slack(lambda n: (200, {}, "ok"), send_many(many)))
+    error = send(slack.url + SECRET_PATH, many, retries=0)
     assert error is None
-    header, section = received[0]["body"]["blocks"]
+    header, section = slack.received[0].body["blocks"]
     assert len(header["text"]["text"]) <= 150
     assert len(section["text"]["text"]) <= 3000
     assert section["text"]["text"].endswith("… and 180 more")
 
 
-def send_many(note: Notification) -> Callable[[str], Awaitable[Any]]:
-    async def run(url: str) -> Any:
-        await SlackWebhookNotifier(url, retries=0).send(note)
-
-    return run
-
-
 @pytest.mark.parametrize("status", [400, 403])
-def test_other_client_errors_are_not_retryable(status: int) -> None:
-    error, received = asyncio.run(with_slack(lambda n: (status, {}, "invalid_payload"), send()))
+def test_other_client_errors_are_not_retryable(slack: SlackSink, status: int) -> None:
+    slack.fail(status, 1, error="invalid_payload")
+    error, received = send(slack.url + SECRET_PATH), slack.received
     assert isinstance(error, DeliveryError) and not error.retryable
     assert len(received) == 1
-    assert json.dumps(received[0]["body"])  # a JSON payload was sent
+    assert json.dumps(received[0].body)  # a JSON payload was sent

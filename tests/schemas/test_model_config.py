@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from driftline.errors import ConfigurationError
-from schemas.alert_rules import DEFAULT_RULES
 from schemas import ModelConfig
+from schemas.alert_rules import DEFAULT_RULES
 
 
 def test_defaults() -> None:
