@@ -90,6 +90,7 @@ def evaluate(
                 "model": window.model_id,
                 "version": window.model_version or "",
                 "rule": rule.name,
+                "kind": rule.kind,
                 "subject": subject,
                 "severity": rule.severity,
             }

@@ -21,11 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--offline", action="store_true", help="only the statistics, in-process (no broker)"
     )
-    from driftline import pipeline_commands
+    from driftline import alert_commands, pipeline_commands
     from driftline.local import commands as local_commands
 
     local_commands.add_parser(commands)
     pipeline_commands.add_parsers(commands)
+    alert_commands.add_parsers(commands)
     args = parser.parse_args(argv)
     try:
         if args.command == "demo" and args.offline:

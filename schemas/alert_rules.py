@@ -48,7 +48,7 @@ _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "min_rows": ("volume",),
 }
 # Labels every alert carries already; a model's own labels may not replace them.
-RESERVED_LABELS = frozenset({"model", "version", "rule", "subject", "severity", "alertname"})
+RESERVED_LABELS = frozenset({"model", "version", "rule", "kind", "subject", "severity"})
 
 
 class AlertRuleSpec(BaseModel):

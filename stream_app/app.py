@@ -21,6 +21,7 @@ import faust
 from faust.types import TP
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting.relay_setup import build_alert_relay
 from driftline.errors import InvalidEventError
 from schemas.events import PredictionEvent
 from schemas.model_config import ModelConfig
@@ -429,6 +430,9 @@ def create_pipeline(
 
     app.timer(settings.tick_seconds)(tick)
     app.timer(RELAY_INTERVAL_SECONDS)(relay.tick)
+    if settings.alerts_file:
+        alert_relay = build_alert_relay(settings.alerts_file, sessions)
+        app.timer(settings.alert_tick_seconds)(alert_relay.tick)
     stall_watches = [
         StallWatch(activity, settings.stall_seconds, "a batch"),
         StallWatch(ticking, settings.stall_seconds, "a tick"),

@@ -74,6 +74,13 @@ class WorkerSettings(BaseSettings):
         description="A batch or tick in progress this long without change is logged as a "
         "stall, with where every task waits",
     )
+    alerts_file: str | None = Field(
+        default=None,
+        description="Alert routing file (YAML): with it, the worker also delivers alerts",
+    )
+    alert_tick_seconds: float = Field(
+        default=0.5, gt=0, description="How often the alert relay plans and delivers"
+    )
     store: str = Field(default="memory://", description="Faust table store")
     data_dir: str = Field(default="var/faust", description="Faust's data directory")
     log_level: Literal["debug", "info", "warn", "error"] = "info"

@@ -79,8 +79,10 @@ class SmtpSettings:
 
 def subject_of(notification: Notification, prefix: str = "[driftline]") -> str:
     """``[driftline] [FIRING] churn v3: 2 features drifted``, on one line, cut to a length."""
-    status = f"[{notification.status.upper()}]"
-    subject = " ".join(" ".join((prefix, status, notification.title)).split())
+    status = f"[{notification.status.upper()}"
+    # Titles that already say it ("[FIRING:3] churn …") are not tagged twice.
+    tag = "" if notification.title.startswith(status) else status + "]"
+    subject = " ".join(" ".join((prefix, tag, notification.title)).split())
     if len(subject) > SUBJECT_CHARS:
         subject = subject[: SUBJECT_CHARS - 1] + "…"
     return subject

@@ -1,0 +1,43 @@
+"""Build the alert relay from a routing file: the one place the worker and ``driftline
+alerts`` share, so both refuse a bad file or a missing secret the same way, at startup."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerting.dispatch import AlertRelay
+from alerting.integrations import build_integrations
+from alerting.routing import load_routing
+from storage.transactions import Transactions
+
+
+def relay_owner() -> str:
+    """A name no other relay has: host, process and a random part (pids repeat in containers)."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+def build_alert_relay(
+    routing_file: str | Path,
+    sessions: sessionmaker[Session],
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> AlertRelay:
+    """The relay of ``routing_file``.
+
+    Raises
+    ------
+    ConfigurationError
+        For a bad routing file (naming the key) or a secret that cannot be read (naming the
+        variable or file, never the value).
+    """
+    routing = load_routing(routing_file)
+    integrations = build_integrations(routing.receivers, environ)
+    return AlertRelay(
+        routing, Transactions(sessions, "the alert relay"), integrations, owner=relay_owner()
+    )
