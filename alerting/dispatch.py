@@ -52,9 +52,9 @@ FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 60.0
 
 
-def retry_delay(attempts: int, rng: random.Random) -> float:
+def retry_delay(attempts: int, rng: random.Random, cap: float = MAX_RETRY_SECONDS) -> float:
     """Full jitter: uniform in [0, min(cap, first · 2^attempts)] (attempts so far, from 0)."""
-    return rng.uniform(0.0, min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2.0**attempts))
+    return rng.uniform(0.0, min(cap, FIRST_RETRY_SECONDS * 2.0**attempts))
 
 
 def payload_of(notification: Notification) -> dict[str, Any]:
@@ -83,6 +83,7 @@ class AlertRelay:
         concurrency: int = CONCURRENCY,
         clock: Callable[[], datetime] = utcnow,
         seed: int | None = None,
+        max_retry_seconds: float = MAX_RETRY_SECONDS,
     ) -> None:
         self.routing = routing
         self.transactions = transactions
@@ -93,6 +94,7 @@ class AlertRelay:
         self.clock = clock
         self._limit = asyncio.Semaphore(concurrency)
         self._rng = random.Random(seed)
+        self.max_retry_seconds = max_retry_seconds
         self.planned = 0
         self.sent = 0
         self.failed = 0
@@ -228,7 +230,7 @@ class AlertRelay:
                 log.exception("notifier %s of %s failed", record.integration, record.receiver)
                 error, retryable = f"{type(failure).__name__}: {failure}", True
         seconds = time.monotonic() - began
-        retry_in = retry_delay(record.attempts, self._rng) if retryable else None
+        retry_in = retry_delay(record.attempts, self._rng, self.max_retry_seconds) if retryable else None
         at = self.clock()
 
         def work(session: Session) -> None:

@@ -32,6 +32,8 @@ def secret(env: str | None, file: str | None, what: str, environ: Mapping[str, s
             value = Path(file).read_text(encoding="utf-8").strip()
         except OSError as error:
             raise ConfigurationError(f"{what}: cannot read {file}: {error.strerror}") from None
+        except UnicodeDecodeError:  # its message would quote a byte of the secret
+            raise ConfigurationError(f"{what}: {file} is not UTF-8 text") from None
         if not value:
             raise ConfigurationError(f"{what}: {file} is empty")
         return value
@@ -67,15 +69,17 @@ def _email(spec: EmailSpec, what: str, env: Mapping[str, str]) -> Notifier:
     password = None
     if spec.username is not None:
         password = secret(spec.password_env, spec.password_file, f"{what} SMTP password", env)
-    return EmailNotifier(
-        SmtpSettings(
-            host=spec.host,
-            port=spec.port,
-            sender=spec.sender,
-            recipients=tuple(spec.to),
-            security=spec.security,
-            username=spec.username,
-            password=password,
-            ca_file=spec.ca_file,
-        )
+    settings = SmtpSettings(
+        host=spec.host,
+        port=spec.port,
+        sender=spec.sender,
+        recipients=tuple(spec.to),
+        security=spec.security,
+        username=spec.username,
+        password=password,
+        ca_file=spec.ca_file,
     )
+    try:
+        return EmailNotifier(settings)  # loads ca_file now
+    except OSError as error:  # ssl.SSLError is one too
+        raise ConfigurationError(f"{what}: cannot use ca_file {spec.ca_file}: {error}") from None

@@ -14,6 +14,7 @@ position in the tree, so two routes to one receiver never share a group.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +59,9 @@ class Route:
         return {name: labels.get(name, "") for name in self.group_by}
 
     def group_key(self, labels: Mapping[str, str]) -> str:
-        values = ",".join(f"{k}={v}" for k, v in self.group_labels(labels).items())
-        return f"{self.path}:{{{values}}}"
+        # JSON, so a value holding "," or "=" cannot make two groups' keys equal.
+        values = json.dumps(self.group_labels(labels), ensure_ascii=False, separators=(",", ":"))
+        return f"{self.path}:{values}"
 
 
 @dataclass(frozen=True)
@@ -107,12 +109,15 @@ def _resolve(spec: RouteSpec, parent: Route | None, path: str) -> Route:
             return value
         return inherited if inherited is not None else default
 
-    group_by = tuple(spec.group_by) if spec.group_by is not None else None
+    if spec.group_by is not None:  # [] is set too: one group for the route, as in Alertmanager
+        group_by: tuple[str, ...] = tuple(spec.group_by)
+    else:
+        group_by = parent.group_by if parent else DEFAULT_GROUP_BY
     route = Route(
         path=path,
         receiver=spec.receiver or (parent.receiver if parent else ""),
         matchers=parse_all(spec.matchers),
-        group_by=group_by or (parent.group_by if parent else DEFAULT_GROUP_BY),
+        group_by=group_by,
         group_wait=inherit(
             spec.group_wait, parent.group_wait if parent else None, DEFAULT_GROUP_WAIT
         ),

@@ -99,6 +99,7 @@ class SlackWebhookNotifier:
                 timeout=self._timeout,
                 session=session,
                 retry_handlers=retry_handlers(self._retries),
+                logger=SDK_LOGGER,
             )
             try:
                 response = await client.send(
@@ -147,13 +148,13 @@ BOT_TRANSIENT_ERRORS = frozenset(
 
 
 class _RedactTokens(logging.Filter):
-    """Replaces Slack tokens and bearer credentials in a record's message.
+    """Replaces Slack tokens, bearer credentials and webhook paths in a record's message.
 
-    slack-sdk already redacts the ``Authorization`` header it logs; this keeps a token out of
-    the log should it turn up anywhere else (a response header, a future version's message).
+    slack-sdk already redacts the ``Authorization`` header it logs, but its webhook client
+    logs the whole webhook URL at DEBUG, and the URL's path is the secret.
     """
 
-    TOKEN = re.compile(r"\bxox[a-z]-[\w-]+|(?i:bearer)\s+[\w.-]+")
+    TOKEN = re.compile(r"\bxox[a-z]-[\w-]+|(?i:bearer)\s+[\w.-]+|/services/[\w/-]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

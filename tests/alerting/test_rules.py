@@ -73,6 +73,7 @@ def test_one_alert_per_drifted_primary_feature() -> None:
         "model": "churn",
         "version": "v3",
         "rule": "feature-drift",
+        "kind": "feature_drift",
         "subject": "income",
         "severity": "warning",
     }
