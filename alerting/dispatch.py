@@ -230,7 +230,9 @@ class AlertRelay:
                 log.exception("notifier %s of %s failed", record.integration, record.receiver)
                 error, retryable = f"{type(failure).__name__}: {failure}", True
         seconds = time.monotonic() - began
-        retry_in = retry_delay(record.attempts, self._rng, self.max_retry_seconds) if retryable else None
+        retry_in = (
+            retry_delay(record.attempts, self._rng, self.max_retry_seconds) if retryable else None
+        )
         at = self.clock()
 
         def work(session: Session) -> None:

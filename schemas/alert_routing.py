@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -33,7 +34,8 @@ from schemas.alert_rules import LabelName
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_MATCHER = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*(=~|!~|!=|=)")
+# Read exactly as alerting.matchers.Matcher.parse reads it, so a matcher accepted here parses.
+_MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 _CONFIG = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
@@ -53,8 +55,10 @@ def _matcher(text: str) -> str:
             f"{text!r} is not a matcher: write label=value, label!=value, label=~regex "
             "or label!~regex"
         )
-    if found.group(1) in ("=~", "!~"):
-        pattern = text[found.end() :].strip().strip('"')
+    _, op, pattern = found.groups()
+    if len(pattern) >= 2 and pattern[0] == pattern[-1] == '"':
+        pattern = pattern[1:-1]
+    if op in ("=~", "!~"):
         try:
             re.compile(pattern)
         except re.error as error:
@@ -62,7 +66,21 @@ def _matcher(text: str) -> str:
     return text
 
 
-Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0, allow_inf_nan=False)]
+# The JSON Schema is spelt out: pydantic would describe only the number form, and write the
+# bound after a validator as a non-standard "ge" keyword.
+Duration = Annotated[
+    float,
+    BeforeValidator(_seconds),
+    Field(ge=0, allow_inf_nan=False),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": _DURATION.pattern},
+            ]
+        }
+    ),
+]
 MatcherText = Annotated[str, AfterValidator(_matcher)]
 ReceiverName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -175,6 +193,12 @@ class RouteSpec(BaseModel):
     )
     routes: list[RouteSpec] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _every_label_alone(self) -> RouteSpec:
+        if self.group_by is not None and "..." in self.group_by and len(self.group_by) > 1:
+            raise ValueError('group_by: "..." (every label) cannot be combined with other labels')
+        return self
+
 
 class InhibitRuleSpec(BaseModel):
     """Alerts matching ``target_matchers`` are muted while an alert matching
@@ -227,6 +251,10 @@ class AlertRouting(BaseModel):
             raise ValueError(f"receivers: names must be unique, repeated: {repeated}")
         if self.route.receiver is None:
             raise ValueError("route.receiver: the root route needs a receiver")
+        if self.route.matchers:
+            raise ValueError(
+                "route.matchers: the root route takes every alert; put matchers on its routes"
+            )
         for path, route in _walk(self.route, "route"):
             if route.receiver is not None and route.receiver not in names:
                 raise ValueError(

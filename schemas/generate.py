@@ -19,11 +19,12 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 
+from schemas.alert_routing import AlertRouting
 from schemas.events import LabelEvent, PredictionBatch, PredictionEvent
 from schemas.model_config import ModelConfig
 from schemas.outbound import DeadLetter, RetrainTrigger
@@ -70,6 +71,9 @@ SCHEMA_FILES = (
     SchemaFile(
         "model-config.v1.schema.json", ModelConfig, "Driftline model configuration v1", "validation"
     ),
+    SchemaFile(
+        "alert-routing.v1.schema.json", AlertRouting, "Driftline alert routing v1", "validation"
+    ),
 )
 
 
@@ -92,14 +96,21 @@ def build_schema(spec: SchemaFile) -> dict[str, Any]:
 
 
 def _nested_models(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    # Every model reachable from ``model``'s fields, however deep (``list[X] | None``,
+    # a model inside a model), so each ``$defs`` entry gets its one-paragraph summary.
     found: dict[str, type[BaseModel]] = {}
-    for field in model.model_fields.values():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+
+    def visit(annotation: Any) -> None:
+        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if is_model and annotation.__name__ not in found:
             found[annotation.__name__] = annotation
-        for arg in getattr(annotation, "__args__", ()):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                found[arg.__name__] = arg
+            for field in annotation.model_fields.values():
+                visit(field.annotation)
+        for arg in get_args(annotation):
+            visit(arg)
+
+    for field in model.model_fields.values():
+        visit(field.annotation)
     return found
 
 

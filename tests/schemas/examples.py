@@ -48,6 +48,54 @@ def label(**changes: Any) -> dict[str, Any]:
     return _apply(body, changes)
 
 
+def routing(**changes: Any) -> dict[str, Any]:
+    """A valid alert routing file (as loaded from YAML): every kind of route and receiver."""
+    body: dict[str, Any] = {
+        "route": {
+            "receiver": "ml-team",
+            "group_by": ["model"],
+            "group_wait": "30s",
+            "repeat_interval": 14400,
+            "routes": [
+                {
+                    "matchers": ['severity="critical"'],
+                    "receiver": "ml-oncall",
+                    "group_wait": 0,
+                    "continue": True,
+                },
+                {"matchers": ["team=~risk|fraud"], "receiver": "risk", "group_by": ["..."]},
+            ],
+        },
+        "receivers": [
+            {"name": "ml-team", "slack": [{"webhook_url_env": "SLACK_WEBHOOK_URL"}]},
+            {
+                "name": "ml-oncall",
+                "slack": [{"token_file": "/run/secrets/slack-token", "channel": "#oncall"}],
+                "email": [
+                    {
+                        "to": ["oncall@example.com"],
+                        "from": "driftline@example.com",
+                        "host": "smtp.example.com",
+                        "username": "driftline",
+                        "password_env": "SMTP_PASSWORD",
+                    }
+                ],
+            },
+            {"name": "risk", "send_resolved": False},
+        ],
+        "inhibit_rules": [
+            {
+                "source_matchers": ['severity="critical"'],
+                "target_matchers": ['severity="warning"'],
+                "equal": ["model"],
+            }
+        ],
+        "dashboard_url": "https://driftline.example.com/",
+        "top_n": 5,
+    }
+    return _apply(body, changes)
+
+
 def _apply(body: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         if value is MISSING:

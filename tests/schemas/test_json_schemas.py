@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from schemas import DeadLetter, ModelConfig, RetrainTrigger
 from schemas.generate import JSON_DIR, SCHEMA_FILES, main, render, stale_schemas
 from tests.schemas import jsonschema_subset
-from tests.schemas.examples import MISSING, batch, event, label, record
+from tests.schemas.examples import MISSING, batch, event, label, record, routing
 
 SPECS = {spec.filename: spec for spec in SCHEMA_FILES}
 
@@ -110,6 +110,31 @@ EXAMPLES: list[tuple[str, Any, bool]] = [
     ("model-config.v1.schema.json", {"model_id": "m", "drift": {"drift_share": 0}}, False),
     ("model-config.v1.schema.json", {"model_id": "m", "features": {"a": "text"}}, False),
     ("model-config.v1.schema.json", {"model_id": "m", "retrain": {"enabled": "yes"}}, False),
+    ("alert-routing.v1.schema.json", routing(), True),
+    ("alert-routing.v1.schema.json", routing(inhibit_rules=None, top_n=MISSING), True),
+    ("alert-routing.v1.schema.json", routing(route={"receiver": "ml-team"}), True),
+    (
+        "alert-routing.v1.schema.json",
+        routing(route={"receiver": "ml-team", "group_wait": "soon"}),
+        False,
+    ),
+    (
+        "alert-routing.v1.schema.json",
+        routing(route={"receiver": "ml-team", "group_wait": -1}),
+        False,
+    ),
+    (
+        "alert-routing.v1.schema.json",
+        routing(route={"receiver": "ml-team", "group_wiat": 1}),
+        False,
+    ),
+    ("alert-routing.v1.schema.json", routing(receivers=[]), False),
+    (
+        "alert-routing.v1.schema.json",
+        routing(receivers=[{"name": "x", "slack": [{"webhook_url": "u"}]}]),
+        False,
+    ),
+    ("alert-routing.v1.schema.json", routing(top_n=0), False),
 ]
 
 
