@@ -45,7 +45,7 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120.0
+LEASE_SECONDS = 60.0
 BATCH = 50
 CONCURRENCY = 8
 FIRST_RETRY_SECONDS = 1.0

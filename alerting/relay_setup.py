@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting.dispatch import AlertRelay
+from alerting.dispatch import LEASE_SECONDS, MAX_RETRY_SECONDS, AlertRelay
 from alerting.integrations import build_integrations
 from alerting.routing import load_routing
 from storage.transactions import Transactions
@@ -27,6 +27,8 @@ def build_alert_relay(
     sessions: sessionmaker[Session],
     *,
     environ: Mapping[str, str] | None = None,
+    lease_seconds: float = LEASE_SECONDS,
+    max_retry_seconds: float = MAX_RETRY_SECONDS,
 ) -> AlertRelay:
     """The relay of ``routing_file``.
 
@@ -39,5 +41,10 @@ def build_alert_relay(
     routing = load_routing(routing_file)
     integrations = build_integrations(routing.receivers, environ)
     return AlertRelay(
-        routing, Transactions(sessions, "the alert relay"), integrations, owner=relay_owner()
+        routing,
+        Transactions(sessions, "the alert relay"),
+        integrations,
+        owner=relay_owner(),
+        lease_seconds=lease_seconds,
+        max_retry_seconds=max_retry_seconds,
     )

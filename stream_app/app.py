@@ -431,7 +431,12 @@ def create_pipeline(
     app.timer(settings.tick_seconds)(tick)
     app.timer(RELAY_INTERVAL_SECONDS)(relay.tick)
     if settings.alerts_file:
-        alert_relay = build_alert_relay(settings.alerts_file, sessions)
+        alert_relay = build_alert_relay(
+            settings.alerts_file,
+            sessions,
+            lease_seconds=settings.alert_lease_seconds,
+            max_retry_seconds=settings.alert_max_retry_seconds,
+        )
         app.timer(settings.alert_tick_seconds)(alert_relay.tick)
     stall_watches = [
         StallWatch(activity, settings.stall_seconds, "a batch"),

@@ -81,6 +81,14 @@ class WorkerSettings(BaseSettings):
     alert_tick_seconds: float = Field(
         default=0.5, gt=0, description="How often the alert relay plans and delivers"
     )
+    alert_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a relay holds a notification it is sending before another may",
+    )
+    alert_max_retry_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait between two tries of a notification"
+    )
     store: str = Field(default="memory://", description="Faust table store")
     data_dir: str = Field(default="var/faust", description="Faust's data directory")
     log_level: Literal["debug", "info", "warn", "error"] = "info"

@@ -160,12 +160,15 @@ class _RedactTokens(logging.Filter):
         message = record.getMessage()
         redacted = self.TOKEN.sub("(redacted)", message)
         if redacted != message:
-            record.msg, record.args = redacted, None
+            record.msg, record.args = redacted, ()
         return True
 
 
 # The logger slack-sdk's Web API client logs on (instead of slack_sdk.web.async_base_client).
+# WARNING and up only: slack-sdk logs each retry at INFO with the webhook URL whenever its
+# logger's own level is DEBUG or unset.
 SDK_LOGGER = logging.getLogger(f"{__name__}.sdk")
+SDK_LOGGER.setLevel(logging.WARNING)
 SDK_LOGGER.addFilter(_RedactTokens())
 
 

@@ -108,11 +108,16 @@ def events(
     drift_from: int,
     decay_from: int,
     seed: int = 2,
+    drift_windows: frozenset[int] | None = None,
 ) -> Iterator[Event]:
-    """Events window by window, in time order; drift and label decay from known windows."""
+    """Events window by window, in time order; drift and label decay from known windows.
+
+    ``drift_windows``, when given, are the drifted windows instead of ``drift_from`` on.
+    """
     rng = np.random.default_rng(seed)
     for w in range(windows):
-        frame = _frame(rng, per_window, drift=w >= drift_from)
+        drifted = w in drift_windows if drift_windows is not None else w >= drift_from
+        frame = _frame(rng, per_window, drift=drifted)
         times = START + w * WINDOW + np.sort(rng.uniform(0, WINDOW - 0.001, per_window))
         truth = rng.random(per_window) < frame["score"].to_numpy()
         if w >= decay_from:
