@@ -1,11 +1,14 @@
 """``driftline demo``: the whole pipeline on this machine, with drift at a known window.
 
-It starts the local Kafka broker (unless one of ours runs), registers a model with a
-generated reference in a fresh SQLite database, starts a worker process, streams twelve
-one-minute windows of predictions (drift on three features from window 6, with delayed
-labels whose accuracy drops from window 8, and a few malformed messages), waits until every
-window is final, and prints the per-window results from SQL. Event times are the last
-twelve minutes, so nothing waits for the wall clock.
+It starts the local Kafka broker (unless one of ours runs), a local Slack-speaking server
+and a local SMTP server, registers a model with a generated reference in a fresh SQLite
+database, starts a worker process that also delivers alerts, and streams twelve
+one-minute windows of predictions: drift on three features in windows 6 to 9, delayed
+labels whose accuracy drops from window 8, and a few malformed messages. It streams the
+first ten windows, waits for the drift alert to reach Slack and e-mail, then streams the
+clean last two and waits for the resolved notice; then it prints the per-window results
+from SQL and the messages delivered. Event times are the last twelve minutes, so nothing
+waits for the wall clock.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import shutil
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +29,7 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from driftline.demo import DRIFTED, generate, labels_for
+from driftline.demo_alerts import RULES, DemoSinks, demo_sinks
 from driftline.local import kafka
 from driftline.local.environment import run_dir
 from driftline.local.worker_process import WorkerProcess, produce_sync, read_topic, wait_for
@@ -36,7 +41,7 @@ from storage.migrate import upgrade
 
 MODEL_ID = "churn-demo"
 WINDOW_SECONDS = 60
-DRIFT_AT, DECAY_AT = 6, 8
+DRIFT_AT, DRIFT_UNTIL, DECAY_AT = 6, 10, 8
 LABEL_DELAY_WINDOWS = 2
 
 
@@ -49,6 +54,8 @@ class DemoResult:
     anomalies: dict[int, list[str]] = field(default_factory=dict)
     triggers: list[str] = field(default_factory=list)
     dead_letters: int = 0
+    alerts: list[str] = field(default_factory=list)  # Slack message titles, in order
+    emails: list[str] = field(default_factory=list)  # e-mail subjects, in order
 
 
 def demo_config() -> ModelConfig:
@@ -63,19 +70,25 @@ def demo_config() -> ModelConfig:
             "label_horizon_seconds": 3600,
             "anomaly": {"min_history": 4},
             "retrain": {"min_drifted_windows": 2, "of_last_windows": 3, "cooldown_seconds": 86400},
+            "alerts": RULES,
         }
     )
 
 
+Message = tuple[str, bytes | None, bytes]
+
+
 def _stream(
     topics: Any, windows: int, per_window: int, start: float, seed: int
-) -> list[tuple[str, bytes | None, bytes]]:
+) -> list[list[Message]]:
+    """The messages of each window (its predictions, and labels of earlier windows)."""
     rng = np.random.default_rng(seed)
-    out: list[tuple[str, bytes | None, bytes]] = []
+    chunks: list[list[Message]] = []
     delayed: dict[int, list[bytes]] = defaultdict(list)
     for w in range(windows):
-        out += [(topics.labels, None, label) for label in delayed.pop(w, [])]
-        frame = generate(rng, per_window, drift=w >= DRIFT_AT)
+        out: list[Message] = [(topics.labels, None, label) for label in delayed.pop(w, [])]
+        chunks.append(out)
+        frame = generate(rng, per_window, drift=DRIFT_AT <= w < DRIFT_UNTIL)
         times = (
             start + w * WINDOW_SECONDS + np.sort(rng.uniform(0, WINDOW_SECONDS - 0.01, per_window))
         )
@@ -108,12 +121,19 @@ def _stream(
             out.append(
                 (topics.predictions, b"oops-2", b'{"model_id": "churn-demo", "prediction_id": 7}')
             )
-    out += [(topics.labels, None, label) for labels in delayed.values() for label in labels]
+    chunks[-1] += [(topics.labels, None, label) for labels in delayed.values() for label in labels]
     # Labels are keyed like their predictions so they meet on the same partition.
     return [
-        (topic, key or orjson.loads(value)["prediction_id"].encode(), value)
-        for topic, key, value in out
+        [
+            (topic, key or orjson.loads(value)["prediction_id"].encode(), value)
+            for topic, key, value in chunk
+        ]
+        for chunk in chunks
     ]
+
+
+def _id_of(message: bytes) -> bytes:
+    return str(orjson.loads(message)["prediction_id"]).encode()
 
 
 def run(out: TextIO, *, windows: int = 12, per_window: int = 1000, seed: int = 7) -> DemoResult:
@@ -140,23 +160,58 @@ def run(out: TextIO, *, windows: int = 12, per_window: int = 1000, seed: int = 7
         f"reference of {profile.n_rows:,} rows"
     )
 
-    worker = WorkerProcess(
-        broker.bootstrap, database_url, f"demo{uuid.uuid4().hex[:6]}.", 4, workdir
-    )
+    try:
+        with demo_sinks(workdir, say) as sinks:
+            return _run_worker(
+                out, say, broker, database_url, sessions, sinks, windows, per_window, seed
+            )
+    finally:
+        if broker.started:
+            kafka.stop(report=say)
+
+
+def _run_worker(
+    out: TextIO,
+    say: Callable[[str], None],
+    broker: Any,
+    database_url: str,
+    sessions: sessionmaker[Session],
+    sinks: DemoSinks,
+    windows: int,
+    per_window: int,
+    seed: int,
+) -> DemoResult:
+    settings = {"ALERTS_FILE": str(sinks.routing_file)}
+    workdir = sinks.routing_file.parent
+    prefix = f"demo{uuid.uuid4().hex[:6]}."
+    worker = WorkerProcess(broker.bootstrap, database_url, prefix, 4, workdir, settings=settings)
     worker.create_topics()
     say(f"starting a worker (log: {worker.log_path})")
     try:
         worker.start()
         start = math.floor(time.time() / WINDOW_SECONDS) * WINDOW_SECONDS - windows * WINDOW_SECONDS
-        stream = _stream(worker.topics, windows, per_window, start, seed)
+        chunks = _stream(worker.topics, windows, per_window, start, seed)
+        drifting, clean = chunks[:DRIFT_UNTIL], chunks[DRIFT_UNTIL:]
         say(
-            f"streaming {len(stream):,} messages: {windows} windows of {per_window:,} predictions, "
-            f"drift on {', '.join(DRIFTED)} from window {DRIFT_AT}, "
+            f"streaming {sum(map(len, drifting)):,} messages: {len(drifting)} windows of "
+            f"{per_window:,} predictions, drift on {', '.join(DRIFTED)} from window {DRIFT_AT}, "
             f"accuracy drop from window {DECAY_AT}"
         )
-        produce_sync(broker.bootstrap, stream)
-        _wait_until_final(sessions, windows, say)
+        produce_sync(broker.bootstrap, [m for chunk in drifting for m in chunk])
+        _wait_until_final(sessions, len(drifting), say)
+        sinks.wait(1)
+        say("the drift alert reached Slack and e-mail")
+        sinks.report(out)
+        if clean:
+            say(f"streaming {len(clean)} windows without drift")
+            produce_sync(broker.bootstrap, [m for chunk in clean for m in chunk])
+            _wait_until_final(sessions, windows, say)
+            sinks.wait(2)
+            say("the resolved notice reached Slack and e-mail")
+            sinks.report(out, first=1)
         result = _report(sessions, out)
+        result.alerts = [r.body["blocks"][0]["text"]["text"] for r in sinks.slack.delivered]
+        result.emails = [mail.subject for mail in sinks.smtp.messages]
         result.dead_letters = len(read_topic(broker.bootstrap, worker.topics.dead_letter))
         out.write(
             f"\nDead letters: {result.dead_letters} malformed messages set aside with reasons "
@@ -165,8 +220,6 @@ def run(out: TextIO, *, windows: int = 12, per_window: int = 1000, seed: int = 7
     finally:
         code = worker.stop()
         say(f"worker stopped (exit code {code})")
-        if broker.started:
-            kafka.stop(report=say)
     return result
 
 

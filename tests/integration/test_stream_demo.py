@@ -14,14 +14,21 @@ pytestmark = pytest.mark.integration
 
 def test_the_demo_reports_the_injected_drift_decay_and_bad_messages(kafka_bootstrap: str) -> None:
     out = io.StringIO()
-    result = stream_demo.run(out, windows=10, per_window=400)
+    result = stream_demo.run(out, windows=12, per_window=400)
     for window, drifted in result.drifted.items():
-        expected = set(DRIFTED) if window >= stream_demo.DRIFT_AT else set()
-        assert set(drifted) == expected, (window, drifted)
+        drifting = stream_demo.DRIFT_AT <= window < stream_demo.DRIFT_UNTIL
+        assert set(drifted) == (set(DRIFTED) if drifting else set()), (window, drifted)
     before = [a for w, a in result.accuracy.items() if w < stream_demo.DECAY_AT and a is not None]
     after = [a for w, a in result.accuracy.items() if w >= stream_demo.DECAY_AT and a is not None]
     assert min(before) > max(after)
     assert len(result.triggers) == 1
     assert result.dead_letters == 2
+    # One grouped message per channel when the drift starts, one resolved notice after it.
+    count = len(DRIFTED)
+    assert result.alerts == [
+        f"[FIRING:{count}] {stream_demo.MODEL_ID}: warning",
+        f"[RESOLVED] {stream_demo.MODEL_ID}: {count} alerts cleared",
+    ]
+    assert result.emails == [f"[driftline] {title}" for title in result.alerts]
     text = out.getvalue()
     assert "Retraining trigger" in text and "worker stopped (exit code 0)" in text
