@@ -15,7 +15,8 @@ For one group (a receiver, a route and the values of its ``group_by`` labels):
   receiver ``send_resolved``) after ``group_interval``, and the group is forgotten.
 
 Muted alerts (a silence in force, or inhibited by another firing alert) are left out of
-notices but are not resolved: a group whose alerts are all muted says nothing at all.
+notices but are not resolved: a group whose alerts are all muted says nothing about them
+(only, as above, that alerts it told about and that are gone have resolved).
 """
 
 from __future__ import annotations
@@ -155,18 +156,22 @@ def _decide(
     gone = tuple(known[f] for f in state.notified if f not in present and f in known)
     gone_ids = {f for f in state.notified if f not in present}
     due_change = now >= state.last_sent_at + _seconds(route.group_interval)
-    if not active and not present:
+    if not active:
+        # Nothing to tell firing (gone, or everything left is muted): after group_interval,
+        # say that what was told and is gone resolved, and forget the group once it is empty.
+        # Muted alerts are neither told nor resolved.
         if due_change:
             receiver = routing.receivers.get(state.receiver)
             if gone and (receiver is None or receiver.send_resolved):
                 _notify(result, state, "resolved", (), gone, now)
-            result.forget.append((state.receiver, state.group_key))
+            if not present:
+                result.forget.append((state.receiver, state.group_key))
         return
-    if not active:
-        return  # everything left is muted: say nothing, resolve nothing
     if set(active_ids) != set(state.notified):
         if due_change:
-            resolved = gone if gone_ids else ()
+            receiver = routing.receivers.get(state.receiver)
+            tell = receiver is None or receiver.send_resolved
+            resolved = gone if gone_ids and tell else ()
             _notify(result, state, "firing", active, resolved, now)
     elif now >= state.last_sent_at + _seconds(route.repeat_interval):
         _notify(result, state, "firing", active, (), now, repeat=True)

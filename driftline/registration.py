@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from detectors import ReferenceProfile
+from driftline.errors import ConfigurationError
 from schemas.model_config import ModelConfig
 from storage import catalog
 from stream_app.profiling import profile_reference
@@ -31,6 +32,7 @@ def register_model(
     if reference is None:
         return None
     profile = profile_reference(config, reference)
+    _check_alert_features(config, set(profile.columns))
     name = source or (str(reference) if not isinstance(reference, pd.DataFrame) else "dataframe")
     catalog.save_reference_profile(
         session,
@@ -41,3 +43,14 @@ def register_model(
         n_rows=profile.n_rows,
     )
     return profile
+
+
+def _check_alert_features(config: ModelConfig, columns: set[str]) -> None:
+    """Rules naming features the reference does not have would never fire: refuse them."""
+    for index, rule in enumerate(config.alerts.rules or ()):
+        unknown = sorted(set(rule.features) - columns)
+        if unknown:
+            raise ConfigurationError(
+                f"alerts.rules[{index}].features: {unknown} are not columns of the reference "
+                f"(it has {sorted(columns)})"
+            )

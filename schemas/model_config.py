@@ -163,6 +163,24 @@ class ModelConfig(BaseModel):
             )
         return retrain
 
+    @field_validator("alerts")
+    @classmethod
+    def _alert_metrics_fit_task(cls, alerts: AlertSettings, info: ValidationInfo) -> AlertSettings:
+        task = info.data.get("task")
+        for index, rule in enumerate(alerts.rules or ()):
+            if rule.kind != "metric" or rule.metric is None:
+                continue
+            if rule.metric not in QUALITY_METRICS:
+                raise ValueError(
+                    f"rules[{index}].metric: unknown metric {rule.metric!r}; "
+                    f"one of {sorted(QUALITY_METRICS)}"
+                )
+            if task not in QUALITY_METRICS[rule.metric][0]:
+                raise ValueError(
+                    f"rules[{index}].metric: {rule.metric!r} is not computed for task {task}"
+                )
+        return alerts
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Validate a parsed configuration; :class:`ConfigurationError` lists every problem."""

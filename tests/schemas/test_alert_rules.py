@@ -47,3 +47,26 @@ def test_a_bad_alerts_section_is_refused_naming_the_key(
     with pytest.raises(ConfigurationError) as caught:
         config(alerts)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("task", "metric", "message"),
+    [
+        ("binary", "f2", "unknown metric 'f2'"),
+        ("regression", "f1", "'f1' is not computed for task regression"),
+        (None, "rmse", "'rmse' is not computed for task None"),
+    ],
+)
+def test_a_metric_rule_must_name_a_metric_of_the_task(
+    task: str | None, metric: str, message: str
+) -> None:
+    data: dict[str, Any] = {
+        "model_id": "m",
+        "alerts": {"rules": [{"name": "low", "kind": "metric", "metric": metric, "below": 0.5}]},
+    }
+    if task is not None:
+        data["task"] = task
+    if task == "binary":
+        data["classes"] = ["0", "1"]
+    with pytest.raises(ConfigurationError, match=message):
+        ModelConfig.from_dict(data)
