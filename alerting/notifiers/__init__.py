@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from driftline import errors
+
 
 @dataclass(frozen=True)
 class AlertLine:
@@ -44,7 +46,7 @@ class Notification:
     key: str = ""
 
 
-class DeliveryError(Exception):
+class DeliveryError(errors.DeliveryError):
     """A notification was not delivered; ``retryable``: whether trying later may help."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:
