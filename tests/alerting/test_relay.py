@@ -37,13 +37,18 @@ from tests.alerting.relay_kit import (
 )
 
 
+# Real servers and real waits (group intervals, backoff): minutes together, so not part of
+# `make test-unit`.
+pytestmark = pytest.mark.integration
+
+
 @pytest.fixture
 def sinks() -> Iterator[Sinks]:
     with SlackSink() as slack, SmtpSink(auth=("driftline", SMTP_PASSWORD)) as smtp:
         yield Sinks(slack, smtp)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(f"{request.param}_url"))
 

@@ -99,6 +99,7 @@ def test_the_relay_checks_a_file_and_its_secrets(
     assert "route.group_wiat" in capsys.readouterr().err
 
 
+@pytest.mark.integration  # a worker process: seconds to import and start
 def test_a_worker_with_a_bad_routing_file_stops_at_start_naming_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD_ROUTING)
