@@ -7,6 +7,7 @@ the broker plays no part here (tests/integration/test_alert_delivery.py adds it)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -35,7 +36,6 @@ from tests.alerting.relay_kit import (
     routing_file,
     window,
 )
-
 
 # Real servers and real waits (group intervals, backoff): minutes together, so not part of
 # `make test-unit`.
@@ -199,8 +199,6 @@ def test_a_relay_that_dies_after_claiming_leaves_its_notifications_to_another(
     path = routing_file(tmp_path, sinks)
     dying = relay(path, sessions, sinks, lease_seconds=1.0)
     window(sessions, "churn", 0, ["age"])
-    import asyncio
-
     asyncio.run(dying.plan())
     with sessions.begin() as session:  # what a relay does just before it would send
         claimed = outbox.claim_due(
