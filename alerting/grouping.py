@@ -21,6 +21,7 @@ notices but are not resolved: a group whose alerts are all muted says nothing ab
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -87,13 +88,20 @@ def muted(
                 reasons[alert.fingerprint] = f"silenced by {silence_id}"
                 break
     for rule in routing.inhibit_rules:
-        sources = [a for a in alerts if match_all(rule.source, a.labels)]
+        # Sources keyed by their ``equal`` labels: one lookup per target, not a scan of all
+        # sources (a scan made every tick quadratic in the firing alerts).
+        sources: dict[tuple[str | None, ...], list[AlertRecord]] = defaultdict(list)
+        for alert in alerts:
+            if match_all(rule.source, alert.labels):
+                sources[tuple(alert.labels.get(n) for n in rule.equal)].append(alert)
+        if not sources:
+            continue
         for target in alerts:
             if target.fingerprint in reasons or not match_all(rule.target, target.labels):
                 continue
-            for source in sources:
-                same = all(source.labels.get(n) == target.labels.get(n) for n in rule.equal)
-                if source.fingerprint != target.fingerprint and same:
+            key = tuple(target.labels.get(n) for n in rule.equal)
+            for source in sources.get(key, ()):
+                if source.fingerprint != target.fingerprint:
                     reasons[target.fingerprint] = f"inhibited by {source.fingerprint}"
                     break
     return reasons
