@@ -46,12 +46,13 @@ test: lint typecheck tests
 demo: $(STAMP)
 	$(PY) -m driftline demo
 
-# Every figure of docs/benchmarks.md (about 40 minutes on 2 cores; each step prints progress).
+# Every figure of docs/benchmarks.md (about 45 minutes on 2 cores; each step prints progress).
 bench: $(STAMP)
 	$(PY) -m bench.detectors_bench --output docs/benchmarks.md
 	$(PY) -m bench.pipeline_bench --output docs/benchmarks.md
 	$(PY) -m bench.pipeline_bench --memory --output docs/benchmarks.md
 	$(PY) -m bench.pipeline_bench --join --output docs/benchmarks.md
+	$(PY) -m bench.alerts_bench --output docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

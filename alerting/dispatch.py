@@ -214,8 +214,8 @@ class AlertRelay:
         notifier = self.integrations.get(record.receiver, {}).get(record.integration)
         error: str | None = None
         retryable: bool | None = None
-        began = time.monotonic()
         async with self._limit:
+            began = time.monotonic()  # the post's own time, not its wait for a slot
             try:
                 if notifier is None:
                     raise DeliveryError(
