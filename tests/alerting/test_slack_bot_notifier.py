@@ -63,6 +63,7 @@ def test_a_notification_is_posted_to_the_channel_as_text_and_blocks(slack: Slack
     assert request.body["blocks"] == json.loads(json.dumps(blocks_of(NOTE)))
 
 
+@pytest.mark.integration  # waits out slack-sdk's retry backoff: seconds
 def test_a_rate_limit_is_waited_out_as_slack_asks(slack: SlackSink) -> None:
     slack.fail(429, 1, retry_after=1)
     assert send(slack.base_url) is None
@@ -85,6 +86,7 @@ def test_a_server_error_is_retried_then_delivered(slack: SlackSink) -> None:
     assert [r.status for r in slack.received] == [500, 200] and len(slack.delivered) == 1
 
 
+@pytest.mark.integration  # waits out slack-sdk's retry backoff: seconds
 def test_a_server_error_that_persists_is_retryable_and_bounded(slack: SlackSink) -> None:
     slack.set_down(True)
     error = send(slack.base_url, retries=2)
@@ -159,6 +161,7 @@ def test_a_token_logged_through_the_sdk_logger_is_redacted(
     assert "s3cr3t" not in caplog.text and caplog.text.count("(redacted)") == 3
 
 
+@pytest.mark.integration  # waits out slack-sdk's retry backoff: seconds
 def test_an_unreachable_slack_is_retryable() -> None:
     with socket.socket() as closed:  # bound, not listening: connections are refused
         closed.bind(("127.0.0.1", 0))

@@ -55,6 +55,7 @@ def test_a_notification_is_posted_as_text_and_blocks(slack: SlackSink) -> None:
     assert NOTE.link in context["elements"][0]["text"]
 
 
+@pytest.mark.integration  # waits out slack-sdk's retry backoff: seconds
 def test_a_rate_limit_is_waited_out_as_slack_asks(slack: SlackSink) -> None:
     slack.fail(429, 1, retry_after=1)
     error, received = send(slack.url + SECRET_PATH), slack.received
@@ -62,6 +63,7 @@ def test_a_rate_limit_is_waited_out_as_slack_asks(slack: SlackSink) -> None:
     assert received[1].received_at - received[0].received_at >= 0.9, "Retry-After was honoured"
 
 
+@pytest.mark.integration  # waits out slack-sdk's retry backoff: seconds
 def test_a_server_error_that_persists_is_retryable_and_bounded(slack: SlackSink) -> None:
     slack.set_down(True)
     error, received = send(slack.url + SECRET_PATH, retries=2), slack.received
