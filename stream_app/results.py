@@ -310,6 +310,7 @@ class WindowOutcome:
     rows: ReportRows
     triggers: tuple[TriggerRow, ...] = ()
     alerts: AlertInputs = field(default_factory=AlertInputs)
+    write_results: bool = True  # False: a window without events, only alerts (empty())
 
     @classmethod
     def of(
@@ -323,6 +324,15 @@ class WindowOutcome:
         return cls(
             model_id, record.start, record.end, rows, _outbox(trigger), alerts or AlertInputs()
         )
+
+    @classmethod
+    def empty(cls, model_id: str, start: float, end: float, alerts: AlertInputs) -> WindowOutcome:
+        """A window without events: only its alerts are committed (``write_results`` False)."""
+        window = WindowRow(
+            model_id=model_id, window_start=utc(start), window_end=utc(end), n_rows=0
+        )
+        rows = ReportRows(window, [], [], [], [], 0)
+        return cls(model_id, start, end, rows, (), alerts, write_results=False)
 
     def evidence(self) -> WindowEvidence:
         """The window as alert rules read it."""

@@ -40,11 +40,18 @@ class SqlResultWriter:
 
         def work(session: Session) -> int:
             rows = outcome.rows
-            repository.write_window_results(
-                session, rows.window, rows.drift, rows.data_quality, rows.metrics, rows.anomalies
-            )
-            _set_late(session, outcome.model_id, outcome.start, rows.n_late)
-            new = _insert_triggers(session, outcome.triggers)
+            new = 0
+            if outcome.write_results:
+                repository.write_window_results(
+                    session,
+                    rows.window,
+                    rows.drift,
+                    rows.data_quality,
+                    rows.metrics,
+                    rows.anomalies,
+                )
+                _set_late(session, outcome.model_id, outcome.start, rows.n_late)
+                new = _insert_triggers(session, outcome.triggers)
             alerts = outcome.alerts
             evaluation.record_window(session, alerts.rules, outcome.evidence(), alerts.labels)
             return new

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
@@ -50,6 +51,7 @@ from driftline.errors import DriftlineError, IncompatibleStateError, InvalidInpu
 from schemas.outbound import RetrainTrigger
 from stream_app import baseline, messages, results
 from stream_app.counters import Counters
+from stream_app.empty_windows import empty_window_starts, evaluations_needed
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.retraining import WindowSummary, evaluate_policy
 from stream_app.state_store import PartitionedStore
@@ -378,6 +380,50 @@ class Stage2:
             runtime = self.registry.get(record.model_id)
             if runtime is not None:
                 await self._finalize(partition, runtime, record)
+        await self._evaluate_empty_windows(partition, watermark)
+
+    async def _evaluate_empty_windows(self, partition: int, watermark: float) -> None:
+        """Alert on the windows models with a volume rule had no events in (see
+        :mod:`stream_app.empty_windows`); their alerts are committed, no result rows."""
+        prefix = f"{partition}|h|"
+        for key, raw in list(self.records.items()):
+            if not key.startswith(prefix):
+                continue
+            runtime = self.registry.get(key[len(prefix) :])
+            if runtime is None or runtime.profile is None:
+                continue
+            rules = runtime.config.alerts.effective_rules()
+            limit = evaluations_needed(rules)
+            if not limit:
+                continue
+            history = orjson.loads(raw)
+            seen = [float(start) for start in history["windows"]]
+            if not seen:
+                continue
+            after = max(max(seen), history.get("empty_until") or -math.inf)
+            size = float(runtime.window_seconds)
+            starts = empty_window_starts(
+                after, size, runtime.lateness_seconds, watermark, limit=limit
+            )
+            starts = [
+                s
+                for s in starts
+                if self.records.get(_record_key(partition, runtime.model_id, s)) is None
+            ]
+            if not starts:
+                continue
+            alerts = results.AlertInputs.of(runtime.config, "")
+            for start in starts:
+                outcome = results.WindowOutcome.empty(runtime.model_id, start, start + size, alerts)
+                await self.writer.commit_window(outcome)
+                history["empty_until"] = start
+                self._save_history(partition, runtime.model_id, history)
+            log.info(
+                "model %s had no events in %d window(s) up to %s",
+                runtime.model_id,
+                len(starts),
+                results.utc(starts[-1]).isoformat(),
+            )
 
     def _expire_final(self, partition: int, key: str, prefix: str, watermark: float) -> None:
         """Drop a final window past its label horizon, judged from its key alone.

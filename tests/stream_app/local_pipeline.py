@@ -45,6 +45,7 @@ class RecordingWriter:
     triggers: dict[str, TriggerRow] = field(default_factory=dict)
     published: set[str] = field(default_factory=set)
     profiles: list[tuple[str, ReferenceProfile, str]] = field(default_factory=list)
+    empty: list[WindowOutcome] = field(default_factory=list)  # windows without events
     fail: Any = None
 
     def _attempt(self, operation: str) -> None:
@@ -58,6 +59,9 @@ class RecordingWriter:
 
     async def commit_window(self, outcome: WindowOutcome) -> int:
         self._attempt("commit_window")
+        if not outcome.write_results:
+            self.empty.append(outcome)
+            return 0
         self.windows[(outcome.model_id, outcome.start)] = outcome.rows
         self.late[(outcome.model_id, outcome.start)] = outcome.rows.n_late
         return self._outbox(outcome.triggers)
