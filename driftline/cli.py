@@ -21,12 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--offline", action="store_true", help="only the statistics, in-process (no broker)"
     )
-    from driftline import alert_commands, pipeline_commands
+    from driftline import alert_commands, api_commands, pipeline_commands
     from driftline.local import commands as local_commands
 
     local_commands.add_parser(commands)
     pipeline_commands.add_parsers(commands)
     alert_commands.add_parsers(commands)
+    api_commands.add_parsers(commands)
     args = parser.parse_args(argv)
     try:
         if args.command == "demo" and args.offline:

@@ -323,3 +323,15 @@ relay_locks = Table(
     Column("name", String, primary_key=True),
     Column("locked_at", UTCDateTime, nullable=True),
 )
+
+# API keys (api/): only a SHA-256 of each key is stored; the key itself is shown once.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("scope", String, nullable=False),  # "read" or "admin"
+    Column("key_hash", String, nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)

@@ -1,0 +1,48 @@
+"""The app factory: ``create_app(settings)`` builds the FastAPI app; nothing at import time.
+
+``driftline api`` serves it with uvicorn. Routes live under ``/api/v1`` (health at the
+root too, for probes); every route reads and writes through ``storage`` only.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import errors
+from api.routes import health, models
+from api.settings import ApiSettings
+from storage.db import make_engine, session_factory
+
+PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: ApiSettings | None = None, sessions: sessionmaker[Session] | None = None
+) -> FastAPI:
+    settings = settings or ApiSettings()
+    app = FastAPI(
+        title="Driftline",
+        version="1",
+        summary="Drift, quality, anomalies, alerts and triggers of models in production",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.sessions = sessions or session_factory(make_engine(settings.database_url))
+    if settings.api_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api_cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    errors.install(app)
+    app.include_router(health.router)
+    v1 = APIRouter(prefix=PREFIX)
+    v1.include_router(health.router)
+    v1.include_router(models.router)
+    app.include_router(v1)
+    return app

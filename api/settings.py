@@ -1,0 +1,22 @@
+"""API settings: ``DRIFTLINE_*`` environment variables over defaults, read when the app is
+built (never at import)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite+pysqlite:///var/driftline.db", description="The results database"
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address uvicorn listens on")
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser"
+    )
+    api_open_health: bool = Field(default=True, description="Health endpoints answer without a key")
+    api_page_limit: int = Field(default=1000, ge=1, le=100_000, description="Most rows per page")
