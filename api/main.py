@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import errors
-from api.routes import health, models
+from api.routes import drift, health, models
 from api.settings import ApiSettings
 from storage.db import make_engine, session_factory
 
@@ -44,5 +44,6 @@ def create_app(
     v1 = APIRouter(prefix=PREFIX)
     v1.include_router(health.router)
     v1.include_router(models.router)
+    v1.include_router(drift.router)
     app.include_router(v1)
     return app

@@ -37,3 +37,92 @@ class DriftPage(BaseModel):
     next_cursor: str | None = Field(
         default=None, description="Pass as ?cursor= for the next page; null: the last page"
     )
+
+
+class WindowSummary(BaseModel):
+    window_start: datetime
+    window_end: datetime | None
+    n_rows: int
+    n_late: int
+    n_drifted: int
+    share_drifted: float | None
+    dataset_drift: bool | None
+    output_drift: bool | None
+    label_coverage: float | None
+    n_labeled: int
+    quality_revision: int
+    finalized_at: datetime | None
+
+
+class FeatureDrift(DriftPoint):
+    adjusted_p_value: float | None
+    is_primary: bool
+    is_output: bool
+
+
+class DataQuality(BaseModel):
+    feature: str
+    n_rows: int
+    n_valid: int
+    missing_rate: float | None
+    invalid_rate: float | None
+    out_of_range_rate: float | None
+    unseen_rate: float | None
+    mean: float | None
+
+
+class Metric(BaseModel):
+    metric: str
+    value: float | None
+    revision: int
+    n_labeled: int | None
+    label_coverage: float | None
+
+
+class Anomaly(BaseModel):
+    series: str
+    value: float | None
+    mean: float | None
+    lower: float | None
+    upper: float | None
+    n_history: int
+    anomaly: bool | None
+    reason: str
+
+
+class Alert(BaseModel):
+    fingerprint: str
+    rule: str
+    subject: str
+    severity: str
+    status: str
+    summary: str
+    labels: dict[str, str]
+    evidence: dict[str, Any]
+    starts_at: datetime
+    resolved_at: datetime | None
+
+
+class WindowReport(BaseModel):
+    model_id: str
+    window: WindowSummary
+    drift: list[FeatureDrift]
+    data_quality: list[DataQuality]
+    metrics: list[Metric]
+    anomalies: list[Anomaly]
+    alerts: list[Alert]
+
+    @classmethod
+    def of(cls, details: Any, alerts: list[Any]) -> WindowReport:
+        def pick(model: type[BaseModel], record: Any) -> Any:
+            return model(**{name: getattr(record, name) for name in model.model_fields})
+
+        return cls(
+            model_id=details.window.model_id,
+            window=pick(WindowSummary, details.window),
+            drift=[pick(FeatureDrift, r) for r in details.drift],
+            data_quality=[pick(DataQuality, r) for r in details.data_quality],
+            metrics=[pick(Metric, r) for r in details.metrics],
+            anomalies=[pick(Anomaly, r) for r in details.anomalies],
+            alerts=[pick(Alert, a) for a in alerts],
+        )
