@@ -54,18 +54,23 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "invalid",
+}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        code = {
-            400: "bad_request",
-            401: "unauthorized",
-            403: "forbidden",
-            404: "not_found",
-            405: "method_not_allowed",
-            409: "conflict",
-        }.get(error.status_code, "error")
-        return error_response(error.status_code, code, str(error.detail))
+        code = CODES.get(error.status_code, "error")
+        details = getattr(error, "details", None)
+        return error_response(error.status_code, code, str(error.detail), details)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
