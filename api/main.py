@@ -10,8 +10,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import errors
-from api.routes import drift, health, models
+from api import errors, metrics
+from api.routes import alerts, drift, health, models, quality
 from api.settings import ApiSettings
 from storage.db import make_engine, session_factory
 
@@ -40,10 +40,14 @@ def create_app(
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
     errors.install(app)
+    metrics.install(app)  # the /metrics registry and the HTTP middleware (outermost)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     v1 = APIRouter(prefix=PREFIX)
     v1.include_router(health.router)
     v1.include_router(models.router)
     v1.include_router(drift.router)
+    v1.include_router(quality.router)
+    v1.include_router(alerts.router)
     app.include_router(v1)
     return app

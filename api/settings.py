@@ -19,4 +19,7 @@ class ApiSettings(BaseSettings):
         default_factory=list, description="Origins allowed to call the API from a browser"
     )
     api_open_health: bool = Field(default=True, description="Health endpoints answer without a key")
+    api_open_metrics: bool = Field(
+        default=True, description="GET /metrics answers without a key (else a read key)"
+    )
     api_page_limit: int = Field(default=1000, ge=1, le=100_000, description="Most rows per page")
