@@ -6,7 +6,7 @@ Keys come in ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
@@ -72,3 +72,20 @@ def admin_key(key: Annotated[ApiKeyRecord, Depends(_key)]) -> ApiKeyRecord:
 
 ReadKey = Annotated[ApiKeyRecord, Depends(read_key)]
 AdminKey = Annotated[ApiKeyRecord, Depends(admin_key)]
+
+
+def key_unless_open(setting: str) -> Callable[..., None]:
+    """A dependency: open while the boolean setting ``setting`` is on (health checks and
+    /metrics by default), else a read or admin key as ``ReadKey`` asks."""
+
+    def check(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> None:
+        if getattr(get_settings(request), setting):
+            return
+        with get_sessions(request).begin() as session:
+            read_key(_key(session, authorization, x_api_key))
+
+    return check

@@ -22,4 +22,7 @@ class ApiSettings(BaseSettings):
     api_open_metrics: bool = Field(
         default=True, description="GET /metrics answers without a key (else a read key)"
     )
+    api_check_broker: str | None = Field(
+        default=None, description="host:port of a Kafka broker /readyz checks (none: no check)"
+    )
     api_page_limit: int = Field(default=1000, ge=1, le=100_000, description="Most rows per page")
