@@ -21,9 +21,9 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import replace_params
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import SettingsDep, _key, get_sessions, read_key
+from api.deps import key_unless_open
 from api.errors import ERROR_RESPONSES
 from storage.models import (
     alerts,
@@ -370,24 +370,11 @@ def install(app: FastAPI) -> CollectorRegistry:
 router = APIRouter(tags=["metrics"])
 
 
-def _access(
-    request: Request,
-    settings: SettingsDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> None:
-    """Open unless ``api_open_metrics`` is off; then a read (or admin) key, as ``ReadKey``."""
-    if settings.api_open_metrics:
-        return
-    with get_sessions(request).begin() as session:
-        read_key(_key(session, authorization, x_api_key))
-
-
 @router.get(
     "/metrics",
     summary="Prometheus metrics: the API's requests, and results read from the database",
     response_class=Response,
-    dependencies=[Depends(_access)],
+    dependencies=[Depends(key_unless_open("api_open_metrics"))],
     responses={401: ERROR_RESPONSES[401], 200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 def metrics(request: Request) -> Response:
