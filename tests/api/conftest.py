@@ -43,3 +43,12 @@ def api(api_database_url: str) -> Iterator[Api]:
             {"Authorization": f"Bearer {read}"},
             {"X-API-Key": admin},
         )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every API test runs the pipeline's code into a database first: integration tests
+    (``make test``), not part of the one-minute ``make test-unit``."""
+    here = str(__file__).rsplit("/", 1)[0]
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.integration)
