@@ -347,8 +347,13 @@ class Stage2:
             return
         retire = self.retire_watermark(partition)
         prefix = f"{partition}|r|"
+        history_prefix = f"{partition}|h|"
         ready: list[WindowRecord] = []
+        models: list[str] = []  # those with a history here: they may have gone quiet
         for key, raw in self.records.items():
+            if key.startswith(history_prefix):
+                models.append(key[len(history_prefix) :])
+                continue
             if not key.startswith(prefix):
                 continue
             if key in self._final_keys:
@@ -380,23 +385,23 @@ class Stage2:
             runtime = self.registry.get(record.model_id)
             if runtime is not None:
                 await self._finalize(partition, runtime, record)
-        await self._evaluate_empty_windows(partition, watermark)
+        await self._evaluate_empty_windows(partition, watermark, models)
 
-    async def _evaluate_empty_windows(self, partition: int, watermark: float) -> None:
+    async def _evaluate_empty_windows(
+        self, partition: int, watermark: float, models: list[str]
+    ) -> None:
         """Alert on the windows models with a volume rule had no events in (see
         :mod:`stream_app.empty_windows`); their alerts are committed, no result rows."""
-        prefix = f"{partition}|h|"
-        for key, raw in list(self.records.items()):
-            if not key.startswith(prefix):
-                continue
-            runtime = self.registry.get(key[len(prefix) :])
+        for model_id in models:
+            runtime = self.registry.get(model_id)
             if runtime is None or runtime.profile is None:
                 continue
             rules = runtime.config.alerts.effective_rules()
             limit = evaluations_needed(rules)
             if not limit:
                 continue
-            history = orjson.loads(raw)
+            # Read now, not during the scan: finalizing this tick's windows rewrote it.
+            history = self._history(partition, model_id)
             seen = [float(start) for start in history["windows"]]
             if not seen:
                 continue
