@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def rows_as(model: type[M], records: Iterable[Any]) -> list[M]:
+    """Response models read from storage records' attributes (extra ones are left out)."""
+    return [model.model_validate(record, from_attributes=True) for record in records]
 
 
 class ModelSummary(BaseModel):
@@ -114,15 +122,12 @@ class WindowReport(BaseModel):
 
     @classmethod
     def of(cls, details: Any, alerts: list[Any]) -> WindowReport:
-        def pick(model: type[BaseModel], record: Any) -> Any:
-            return model(**{name: getattr(record, name) for name in model.model_fields})
-
         return cls(
             model_id=details.window.model_id,
-            window=pick(WindowSummary, details.window),
-            drift=[pick(FeatureDrift, r) for r in details.drift],
-            data_quality=[pick(DataQuality, r) for r in details.data_quality],
-            metrics=[pick(Metric, r) for r in details.metrics],
-            anomalies=[pick(Anomaly, r) for r in details.anomalies],
-            alerts=[pick(Alert, a) for a in alerts],
+            window=WindowSummary.model_validate(details.window, from_attributes=True),
+            drift=rows_as(FeatureDrift, details.drift),
+            data_quality=rows_as(DataQuality, details.data_quality),
+            metrics=rows_as(Metric, details.metrics),
+            anomalies=rows_as(Anomaly, details.anomalies),
+            alerts=rows_as(Alert, alerts),
         )

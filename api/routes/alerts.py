@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from alerting.matchers import Matcher
 from api.deps import AdminKey, ReadKey, SessionDep
 from api.errors import ERROR_RESPONSES
+from api.params import require_model
 from schemas.alert_routing import Duration
 from storage import alerts as alert_store
-from storage import catalog
 from storage import notifications as notification_store
 from storage.types import utcnow
 
@@ -138,11 +138,10 @@ def model_alerts(
     key: ReadKey,
     status: Literal["firing", "resolved"] | None = None,
 ) -> AlertList:
-    if catalog.get_model(session, model_id) is None:
-        raise HTTPException(404, f"no model {model_id!r}")
+    require_model(session, model_id)
     found = alert_store.alerts_of_model(session, model_id)
     items = [
-        Alert(**{name: getattr(a, name) for name in Alert.model_fields})
+        Alert.model_validate(a, from_attributes=True)
         for a in found
         if status is None or a.status == status
     ]
@@ -159,7 +158,7 @@ def notifications(
     by_notification: dict[str, list[Attempt]] = {}
     for attempt in notification_store.list_attempts(session):
         by_notification.setdefault(attempt.notification_id, []).append(
-            Attempt(**{name: getattr(attempt, name) for name in Attempt.model_fields})
+            Attempt.model_validate(attempt, from_attributes=True)
         )
     items = []
     for record in found:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query
@@ -13,9 +13,10 @@ from fastapi.responses import Response
 from api import pages
 from api.deps import ReadKey, SessionDep, SettingsDep
 from api.errors import ERROR_RESPONSES
-from api.schemas import DriftPage, DriftPoint, WindowReport
+from api.params import require_model, utc
+from api.schemas import DriftPage, DriftPoint, WindowReport, rows_as
 from storage import alerts as alert_store
-from storage import catalog, history
+from storage import history
 from storage.drift_pages import drift_page
 
 router = APIRouter(prefix="/models/{model_id}", tags=["drift"], responses=ERROR_RESPONSES)
@@ -31,17 +32,6 @@ CSV_COLUMNS = (
     "drifted",
     "status",
 )
-
-
-def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise HTTPException(400, f"{name}: give a UTC offset (e.g. 2026-11-01T00:00:00Z)")
-    return None if value is None else value.astimezone(UTC)
-
-
-def _known(session: SessionDep, model_id: str) -> None:
-    if catalog.get_model(session, model_id) is None:
-        raise HTTPException(404, f"no model {model_id!r}")
 
 
 @router.get(
@@ -65,7 +55,7 @@ def drift(
     format: Literal["json", "csv"] | None = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response | DriftPage:
-    _known(session, model_id)
+    require_model(session, model_id)
     size = min(limit or settings.api_page_limit, settings.api_page_limit)
     rows = drift_page(
         session,
@@ -73,16 +63,14 @@ def drift(
         features=feature,
         method=method,
         status=status,
-        start=_aware("start", start),
-        end=_aware("end", end),
+        start=utc("start", start),
+        end=utc("end", end),
         after=pages.decode(cursor) if cursor else None,
         limit=size,
     )
     last = rows[-1] if len(rows) == size else None
     next_cursor = pages.encode((last.window_start, last.feature, last.method)) if last else None
-    points = [
-        DriftPoint(**{name: getattr(r, name) for name in DriftPoint.model_fields}) for r in rows
-    ]
+    points = rows_as(DriftPoint, rows)
     wants_csv = format == "csv" or (format is None and "text/csv" in (accept or ""))
     if not wants_csv:
         return DriftPage(model_id=model_id, items=points, next_cursor=next_cursor)
@@ -101,8 +89,8 @@ def drift(
 def window_report(
     model_id: str, window_start: datetime, session: SessionDep, key: ReadKey
 ) -> WindowReport:
-    _known(session, model_id)
-    at = _aware("window_start", window_start)
+    require_model(session, model_id)
+    at = utc("window_start", window_start)
     assert at is not None
     details = history.window_details(session, model_id, at)
     if details is None:

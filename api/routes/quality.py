@@ -3,15 +3,17 @@ anomalies the 3-sigma rule flagged, and the retraining triggers."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import ReadKey, SessionDep
 from api.errors import ERROR_RESPONSES
-from storage import catalog, history
+from api.params import require_model, utc
+from api.schemas import rows_as
+from storage import history
 from storage import triggers as trigger_store
 
 router = APIRouter(prefix="/models/{model_id}", tags=["quality"], responses=ERROR_RESPONSES)
@@ -73,21 +75,6 @@ class TriggerList(BaseModel):
     items: list[Trigger]
 
 
-def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise HTTPException(400, f"{name}: give a UTC offset (e.g. 2026-11-01T00:00:00Z)")
-    return None if value is None else value.astimezone(UTC)
-
-
-def _known(session: SessionDep, model_id: str) -> None:
-    if catalog.get_model(session, model_id) is None:
-        raise HTTPException(404, f"no model {model_id!r}")
-
-
-def _pick(model: type[BaseModel], record: object) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in model.model_fields if hasattr(record, name)}
-
-
 @router.get("/metrics/{metric}", summary="A metric's history with its 3-sigma control limits")
 def metric(
     model_id: str,
@@ -97,8 +84,8 @@ def metric(
     start: Start = None,
     end: End = None,
 ) -> MetricSeries:
-    _known(session, model_id)
-    since, until = _aware("start", start), _aware("end", end)
+    require_model(session, model_id)
+    since, until = utc("start", start), utc("end", end)
     rows = history.metric_history(session, model_id, metric, since, until)
     limits = {
         a.window_start: a
@@ -106,11 +93,12 @@ def metric(
     }
     items = []
     for row in rows:
-        point = _pick(MetricPoint, row)
+        point = MetricPoint.model_validate(row, from_attributes=True)
         verdict = limits.get(row.window_start)
         if verdict is not None:
-            point |= {n: getattr(verdict, n) for n in ("mean", "lower", "upper", "anomaly")}
-        items.append(MetricPoint(**point))
+            band = {n: getattr(verdict, n) for n in ("mean", "lower", "upper", "anomaly")}
+            point = point.model_copy(update=band)
+        items.append(point)
     return MetricSeries(model_id=model_id, metric=metric, items=items)
 
 
@@ -124,22 +112,23 @@ def anomalies(
     start: Start = None,
     end: End = None,
 ) -> AnomalyList:
-    _known(session, model_id)
+    require_model(session, model_id)
     rows = history.anomaly_history(
         session,
         model_id,
-        _aware("start", start),
-        _aware("end", end),
+        utc("start", start),
+        utc("end", end),
         only_anomalies=only,
         series=series,
     )
     return AnomalyList(
-        model_id=model_id, items=[AnomalyPoint(**_pick(AnomalyPoint, r)) for r in rows]
+        model_id=model_id,
+        items=rows_as(AnomalyPoint, rows),
     )
 
 
 @router.get("/triggers", summary="The model's retraining triggers, oldest first")
 def triggers(model_id: str, session: SessionDep, key: ReadKey) -> TriggerList:
-    _known(session, model_id)
+    require_model(session, model_id)
     found = trigger_store.triggers(session, model_id)
-    return TriggerList(model_id=model_id, items=[Trigger(**_pick(Trigger, t)) for t in found])
+    return TriggerList(model_id=model_id, items=rows_as(Trigger, found))
