@@ -138,7 +138,11 @@ def plan(
             if found is None or not found.active:
                 continue
             state = GroupState(key[0], key[1], found.labels, first_seen_at=now)
-            result.save.append(state)
+            told = len(result.notices)
+            _decide(result, state, found, route, known, routing, now)
+            if len(result.notices) == told:
+                result.save.append(state)  # a new group waiting for its group_wait
+            continue
         _decide(result, state, found, route, known, routing, now)
     return result
 
@@ -202,9 +206,6 @@ def _notify(
         seq=state.seq + 1,
     )
     result.notices.append(Notice(after, status, tuple(firing), tuple(resolved), repeat))
-    result.save = [
-        g for g in result.save if (g.receiver, g.group_key) != (after.receiver, after.group_key)
-    ]
     result.save.append(after)
 
 

@@ -3,9 +3,6 @@ alerts`` share, so both refuse a bad file or a missing secret the same way, at s
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,12 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting.dispatch import LEASE_SECONDS, MAX_RETRY_SECONDS, AlertRelay
 from alerting.integrations import build_integrations
 from alerting.routing import load_routing
+from storage.outbox import lease_owner
 from storage.transactions import Transactions
-
-
-def relay_owner() -> str:
-    """A name no other relay has: host, process and a random part (pids repeat in containers)."""
-    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
 
 def build_alert_relay(
@@ -44,7 +37,7 @@ def build_alert_relay(
         routing,
         Transactions(sessions, "the alert relay"),
         integrations,
-        owner=relay_owner(),
+        owner=lease_owner(),
         lease_seconds=lease_seconds,
         max_retry_seconds=max_retry_seconds,
     )

@@ -71,7 +71,7 @@ from alerting.dispatch import BATCH, CONCURRENCY, AlertRelay
 from alerting.integrations import build_integrations
 from alerting.notifiers import Notification, Notifier
 from alerting.notifiers.slack import SDK_LOGGER, SlackWebhookNotifier, blocks_of, text_of
-from alerting.relay_setup import build_alert_relay, relay_owner
+from alerting.relay_setup import build_alert_relay
 from alerting.routing import load_routing
 from alerting.rules import WindowEvidence
 from bench.detectors_bench import write_section
@@ -82,6 +82,7 @@ from storage import notifications as outbox
 from storage.catalog import upsert_model
 from storage.db import make_engine, session_factory
 from storage.migrate import upgrade
+from storage.outbox import lease_owner
 from storage.results import write_window_results
 from storage.rows import DriftRow, WindowRow
 from storage.transactions import Transactions
@@ -307,7 +308,7 @@ def make_relay(
             load_routing(routing_file),
             Transactions(sessions, "the alert relay"),
             build_integrations(load_routing(routing_file).receivers, environ),
-            owner=relay_owner(),
+            owner=lease_owner(),
             concurrency=concurrency,
         )
     timed = TimedTransactions(sessions)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from driftline.errors import ConfigurationError
+from driftline.pipeline_commands import open_sessions
 
 log = logging.getLogger("driftline.alerts")
 
@@ -53,16 +54,10 @@ def add_parsers(commands: Any) -> None:
     expire.set_defaults(handler=_silence_expire)
 
 
-def _sessions(database_url: str | None) -> Any:
-    from driftline.pipeline_commands import _sessions as sessions
-
-    return sessions(database_url)
-
-
 def _relay(args: argparse.Namespace) -> int:
     from alerting.relay_setup import build_alert_relay
 
-    relay = build_alert_relay(args.alerts, _sessions(args.database_url))
+    relay = build_alert_relay(args.alerts, open_sessions(args.database_url))
     receivers = ", ".join(
         f"{name} ({', '.join(found) or 'muted'})" for name, found in relay.integrations.items()
     )
@@ -115,7 +110,7 @@ def _silence_add(args: argparse.Namespace) -> int:
         comment=args.comment,
         created_at=now,
     )
-    with _sessions(args.database_url).begin() as session:
+    with open_sessions(args.database_url).begin() as session:
         add_silence(session, silence)
     sys.stdout.write(
         f"silence {silence.id}: {' '.join(matchers)} until {silence.ends_at:%Y-%m-%d %H:%M} UTC\n"
@@ -137,7 +132,7 @@ def _silence_list(args: argparse.Namespace) -> int:
     from storage.types import utcnow
 
     now = utcnow()
-    with _sessions(args.database_url).begin() as session:
+    with open_sessions(args.database_url).begin() as session:
         found = list_silences(session, active_at=None if args.all else now)
     if not found:
         sys.stdout.write("no silences in force\n" if not args.all else "no silences\n")
@@ -154,7 +149,7 @@ def _silence_expire(args: argparse.Namespace) -> int:
     from storage.alerts import expire_silence
     from storage.types import utcnow
 
-    with _sessions(args.database_url).begin() as session:
+    with open_sessions(args.database_url).begin() as session:
         ended = expire_silence(session, args.id, utcnow())
     if not ended:
         raise ConfigurationError(

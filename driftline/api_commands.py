@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from driftline.errors import ConfigurationError
+from driftline.pipeline_commands import open_sessions
 
 
 def add_parsers(commands: Any) -> None:
@@ -31,12 +32,6 @@ def add_parsers(commands: Any) -> None:
     revoke.set_defaults(handler=_revoke)
 
 
-def _sessions(database_url: str | None) -> Any:
-    from driftline.pipeline_commands import _sessions as sessions
-
-    return sessions(database_url)
-
-
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -55,7 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _create(args: argparse.Namespace) -> int:
     from storage.api_keys import create_key
 
-    with _sessions(args.database_url).begin() as session:
+    with open_sessions(args.database_url).begin() as session:
         record, key = create_key(session, args.name, args.scope)
     sys.stdout.write(
         f"key {record.id} ({record.scope}) for {record.name}:\n{key}\n"
@@ -67,7 +62,7 @@ def _create(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from storage.api_keys import list_keys
 
-    with _sessions(args.database_url)() as session:
+    with open_sessions(args.database_url)() as session:
         found = list_keys(session)
     for record in found:
         state = f"revoked {record.revoked_at:%Y-%m-%d}" if record.revoked_at else "live"
@@ -83,7 +78,7 @@ def _list(args: argparse.Namespace) -> int:
 def _revoke(args: argparse.Namespace) -> int:
     from storage.api_keys import revoke_key
 
-    with _sessions(args.database_url).begin() as session:
+    with open_sessions(args.database_url).begin() as session:
         revoked = revoke_key(session, args.id)
     if not revoked:
         raise ConfigurationError(f"no live API key {args.id!r}; see `driftline api-keys list`")

@@ -54,7 +54,8 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sessions(database_url: str | None) -> Any:
+def open_sessions(database_url: str | None) -> Any:
+    """Sessions on ``database_url`` (default: the worker's), migrated first."""
     from storage.db import make_engine, session_factory
     from storage.migrate import upgrade
     from stream_app.settings import load_settings
@@ -75,7 +76,7 @@ def _register(args: argparse.Namespace) -> int:
     if not path.exists():
         raise ConfigurationError(f"model configuration {path} does not exist")
     config = ModelConfig.from_json(path.read_text())
-    with _sessions(args.database_url).begin() as session:
+    with open_sessions(args.database_url).begin() as session:
         profile = register_model(session, config, args.reference)
     detail = (
         f"reference profile {profile.fingerprint} ({profile.n_rows:,} rows, "
@@ -90,7 +91,7 @@ def _register(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from storage import catalog
 
-    with _sessions(args.database_url)() as session:
+    with open_sessions(args.database_url)() as session:
         for record in catalog.list_models(session):
             sys.stdout.write(
                 json.dumps({"model_id": record.model_id, "reference": record.current_fingerprint})

@@ -16,6 +16,9 @@ may be sent twice but is never left unsent. Consumers deduplicate by the row's i
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +27,11 @@ from sqlalchemy.orm import Session
 
 from driftline.errors import InvalidInputError
 from storage.types import require_aware
+
+
+def lease_owner() -> str:
+    """A name no other relay has: host, process and a random part (pids repeat in containers)."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
 
 def claimable(table: Table, sent: Column[Any], now: datetime) -> ColumnElement[bool]:

@@ -26,9 +26,6 @@ claimed again.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -37,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from schemas.outbound import RetrainTrigger
 from storage import repository
+from storage.outbox import lease_owner
 from stream_app.counters import Counters
 from stream_app.sql_writer import Transactions
 
@@ -112,11 +110,6 @@ def trigger_message(record: repository.TriggerRow) -> OutboxMessage:
     return OutboxMessage(record.trigger_id, record.model_id.encode(), trigger.to_json_bytes())
 
 
-def relay_name() -> str:
-    """A name no other relay has: host, process and a random part (pids repeat in containers)."""
-    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-
-
 class OutboxRelay:
     """Sends every source's unsent rows; call :meth:`run_once` periodically."""
 
@@ -130,7 +123,7 @@ class OutboxRelay:
         counters: Counters | None = None,
     ) -> None:
         self.routes = list(routes)
-        self.owner = owner or relay_name()
+        self.owner = owner or lease_owner()
         self.lease_seconds = lease_seconds
         self.batch = batch
         self.counters = counters
