@@ -3,7 +3,6 @@ stream through both stages (in memory) with stage 2's SQL writer, then the API r
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import UTC, datetime
@@ -11,27 +10,10 @@ from typing import Any
 
 import pytest
 
-from stream_app.sql_writer import SqlResultWriter
-from tests.api.conftest import Api
+from tests.api.conftest import DRIFT_FROM, PER_WINDOW, WINDOWS, Api
 from tests.stream_app import scenario
-from tests.stream_app.local_pipeline import LocalPipeline
-from tests.stream_app.test_stages import RUNTIME
 
-WINDOWS, PER_WINDOW, DRIFT_FROM = 5, 200, 3
 FEATURES = ["age", "income", "plan", "tenure"]
-
-
-@pytest.fixture
-def written(api: Api) -> Api:
-    async def run() -> None:
-        pipeline = LocalPipeline(RUNTIME, 2)
-        pipeline.use_writer(SqlResultWriter(api.sessions))
-        events = list(scenario.events(WINDOWS, PER_WINDOW, DRIFT_FROM, 99))
-        await pipeline.feed_predictions(events)
-        await pipeline.idle(3 * scenario.WINDOW)
-
-    asyncio.run(run())
-    return api
 
 
 def at(window: int) -> str:

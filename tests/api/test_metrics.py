@@ -3,7 +3,6 @@ gauges agree with storage and the API, and the API's own request metrics use rou
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,28 +17,11 @@ from api.main import create_app
 from api.metrics import ResultsCollector
 from api.settings import ApiSettings
 from storage.models import alerts, notifications, quality_metrics, retrain_triggers, windows
-from stream_app.sql_writer import SqlResultWriter
-from tests.api.conftest import Api
+from tests.api.conftest import DRIFT_FROM, WINDOWS, Api
 from tests.stream_app import scenario
-from tests.stream_app.local_pipeline import LocalPipeline
-from tests.stream_app.test_stages import RUNTIME
 
-WINDOWS, PER_WINDOW, DRIFT_FROM = 5, 200, 3
 MODEL = scenario.MODEL_ID
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture
-def written(api: Api) -> Api:
-    async def run() -> None:
-        pipeline = LocalPipeline(RUNTIME, 2)
-        pipeline.use_writer(SqlResultWriter(api.sessions))
-        events = list(scenario.events(WINDOWS, PER_WINDOW, DRIFT_FROM, 99))
-        await pipeline.feed_predictions(events)
-        await pipeline.idle(3 * scenario.WINDOW)
-
-    asyncio.run(run())
-    return api
 
 
 def scrape(client: TestClient, **headers: str) -> Samples:

@@ -3,7 +3,6 @@ route (with a read key) never get a 5xx, and every response matches the document
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -14,11 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from api.main import create_app
 from api.settings import ApiSettings
 from storage.api_keys import create_key
-from stream_app.sql_writer import SqlResultWriter
+from tests.api.conftest import write_stream
 from tests.integration.harness import register
-from tests.stream_app import scenario
-from tests.stream_app.local_pipeline import LocalPipeline
-from tests.stream_app.test_stages import RUNTIME
 
 KEY: dict[str, str] = {}
 
@@ -28,13 +24,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     url = f"sqlite+pysqlite:///{tmp_path_factory.mktemp('openapi') / 'd.db'}"
     sessions = register(url)
 
-    async def write() -> None:
-        pipeline = LocalPipeline(RUNTIME, 1)
-        pipeline.use_writer(SqlResultWriter(sessions))
-        await pipeline.feed_predictions(scenario.events(4, 100, 2, 99))
-        await pipeline.idle(3 * scenario.WINDOW)
-
-    asyncio.run(write())
+    write_stream(sessions, 4, 100, 2)
     with sessions.begin() as session:
         _, key = create_key(session, "schemathesis", "read")
     KEY["Authorization"] = f"Bearer {key}"

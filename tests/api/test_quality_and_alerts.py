@@ -4,9 +4,7 @@ stage 2's SQL writer (which also evaluates the model's default alert rules), the
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
-from itertools import groupby
 from typing import Any
 
 import pytest
@@ -14,11 +12,8 @@ import pytest
 from storage import notifications as notification_store
 from storage.alerts import list_silences
 from storage.types import utcnow
-from stream_app.sql_writer import SqlResultWriter
-from tests.api.conftest import Api
+from tests.api.conftest import Api, write_stream
 from tests.stream_app import scenario
-from tests.stream_app.local_pipeline import LocalPipeline
-from tests.stream_app.test_stages import RUNTIME
 
 WINDOWS, PER_WINDOW, DRIFT_FROM, DECAY_FROM = 5, 200, 3, 3
 MODEL = f"/api/v1/models/{scenario.MODEL_ID}"
@@ -27,20 +22,9 @@ MODEL = f"/api/v1/models/{scenario.MODEL_ID}"
 @pytest.fixture
 def written(api: Api) -> Api:
     """Window by window: the predictions, then their labels; accuracy decays from window 3."""
-
-    async def run() -> None:
-        pipeline = LocalPipeline(RUNTIME, 2)
-        pipeline.use_writer(SqlResultWriter(api.sessions))
-        events = scenario.events(WINDOWS, PER_WINDOW, DRIFT_FROM, DECAY_FROM, 99)
-        for _, group in groupby(events, key=lambda e: e.window):
-            batch = list(group)
-            await pipeline.feed_predictions(batch)
-            await pipeline.feed(
-                pipeline.message("label", e.prediction_id, e.label_json()) for e in batch
-            )
-        await pipeline.idle(3 * scenario.WINDOW)
-
-    asyncio.run(run())
+    write_stream(
+        api.sessions, WINDOWS, PER_WINDOW, DRIFT_FROM, decay_from=DECAY_FROM, labels=True, seed=99
+    )
     return api
 
 
