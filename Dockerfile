@@ -7,6 +7,7 @@ COPY driftline driftline
 COPY detectors detectors
 COPY schemas schemas
 COPY storage storage
+COPY registration registration
 COPY stream_app stream_app
 COPY alerting alerting
 COPY api api

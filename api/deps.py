@@ -1,6 +1,7 @@
 """Dependencies of the routes: a database session, and the caller's API key with its scope.
 
-``ReadKey`` accepts a read or an admin key; ``AdminKey`` only an admin key (every mutation).
+``ReadKey`` accepts a read or an admin key; ``AdminKey`` only an admin key (every mutation);
+``AdminKeyAlone`` is ``AdminKey`` without a session that lasts the request (uploads).
 Keys come in ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 """
 
@@ -72,6 +73,21 @@ def admin_key(key: Annotated[ApiKeyRecord, Depends(_key)]) -> ApiKeyRecord:
 
 ReadKey = Annotated[ApiKeyRecord, Depends(read_key)]
 AdminKey = Annotated[ApiKeyRecord, Depends(admin_key)]
+
+
+def admin_key_alone(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> ApiKeyRecord:
+    """``AdminKey`` checked in a transaction of its own, over before the route runs."""
+    with get_sessions(request).begin() as session:
+        return admin_key(_key(session, authorization, x_api_key))
+
+
+# For a route that reads a long body (an upload): ``SessionDep`` would hold its transaction,
+# on SQLite the database's write lock (BEGIN IMMEDIATE), for as long as the client sends.
+AdminKeyAlone = Annotated[ApiKeyRecord, Depends(admin_key_alone)]
 
 
 def key_unless_open(setting: str) -> Callable[..., None]:

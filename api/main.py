@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import errors, metrics
-from api.routes import alerts, drift, health, models, quality
+from api.routes import alerts, drift, health, models, quality, references
 from api.settings import ApiSettings
 from storage.db import make_engine, session_factory
 
@@ -46,6 +46,7 @@ def create_app(
     v1 = APIRouter(prefix=PREFIX)
     v1.include_router(health.router)
     v1.include_router(models.router)
+    v1.include_router(references.router)
     v1.include_router(drift.router)
     v1.include_router(quality.router)
     v1.include_router(alerts.router)

@@ -22,6 +22,10 @@ class ModelSummary(BaseModel):
     current_fingerprint: str | None
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = Field(
+        description="Set once the model was deleted: the worker no longer monitors it, its "
+        "history stays readable; PUT restores it",
+    )
 
 
 class ModelList(BaseModel):
@@ -131,3 +135,32 @@ class WindowReport(BaseModel):
             anomalies=rows_as(Anomaly, details.anomalies),
             alerts=rows_as(Alert, alerts),
         )
+
+
+class ReferenceInfo(BaseModel):
+    """A stored reference profile of a model (without its body)."""
+
+    fingerprint: str = Field(description="Identifies the profile's content")
+    n_rows: int = Field(description="Rows of reference data it summarizes")
+    source: str = Field(description="Where it came from, for people")
+    created_at: datetime = Field(description="When it was first stored")
+    is_current: bool = Field(description="The model's windows are judged against it")
+
+
+class ReferenceList(BaseModel):
+    model_id: str
+    references: list[ReferenceInfo] = Field(description="Oldest first")
+
+
+class ReferenceFeature(BaseModel):
+    name: str
+    kind: str = Field(description="numeric or categorical")
+    is_output: bool = Field(description="One of the model's outputs (prediction, score)")
+
+
+class ReferenceSummary(ReferenceInfo):
+    """An uploaded reference's profile: what the worker will compare windows against."""
+
+    model_id: str
+    created: bool = Field(description="False: the same content was stored before (made current)")
+    features: list[ReferenceFeature] = Field(description="Every profiled column, in file order")

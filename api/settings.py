@@ -26,3 +26,8 @@ class ApiSettings(BaseSettings):
         default=None, description="host:port of a Kafka broker /readyz checks (none: no check)"
     )
     api_page_limit: int = Field(default=1000, ge=1, le=100_000, description="Most rows per page")
+    api_max_upload_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1,
+        description="Largest reference file accepted by POST …/references (100 MiB); larger: 413",
+    )

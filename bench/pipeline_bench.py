@@ -41,7 +41,7 @@ from driftline.local import kafka
 from driftline.local.kafka import create_topics
 from driftline.local.kafka_client import delete_topics_with_prefix
 from driftline.local.worker_process import WorkerProcess, produce, wait_for
-from driftline.registration import register_model
+from registration import register_model
 from schemas.model_config import ModelConfig
 from storage import history
 from storage.db import make_engine, session_factory

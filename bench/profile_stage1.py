@@ -19,7 +19,7 @@ import time
 import orjson
 
 from bench import pipeline_bench as pb
-from stream_app.profiling import profile_reference
+from registration.profiling import profile_reference
 from stream_app.registry import ModelRuntime
 from stream_app.state_store import MemoryStore
 from tests.stream_app.local_pipeline import LocalPipeline

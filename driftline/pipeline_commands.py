@@ -16,7 +16,7 @@ def add_parsers(commands: Any) -> None:
     worker.add_argument("--config", help="TOML or JSON file of worker settings (DRIFTLINE_* wins)")
     worker.set_defaults(handler=_worker)
 
-    models = commands.add_parser("models", help="register models and attach references")
+    models = commands.add_parser("models", help="register, list and delete models")
     actions = models.add_subparsers(dest="action", required=True)
     register = actions.add_parser("register", help="register or update a model")
     register.add_argument("--config", required=True, help="model configuration (JSON file)")
@@ -24,8 +24,18 @@ def add_parsers(commands: Any) -> None:
     register.add_argument("--database-url", help="SQLAlchemy URL (default: DRIFTLINE_DATABASE_URL)")
     register.set_defaults(handler=_register)
     listing = actions.add_parser("list", help="list registered models")
+    listing.add_argument(
+        "--include-deleted", action="store_true", help="also deleted models (with deleted_at)"
+    )
     listing.add_argument("--database-url", help="SQLAlchemy URL (default: DRIFTLINE_DATABASE_URL)")
     listing.set_defaults(handler=_list)
+    delete = actions.add_parser(
+        "delete",
+        help="delete a model: workers stop monitoring it, its history stays (register restores)",
+    )
+    delete.add_argument("model_id", metavar="MODEL_ID")
+    delete.add_argument("--database-url", help="SQLAlchemy URL (default: DRIFTLINE_DATABASE_URL)")
+    delete.set_defaults(handler=_delete)
 
     flush = commands.add_parser(
         "flush",
@@ -69,7 +79,7 @@ def open_sessions(database_url: str | None) -> Any:
 def _register(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from driftline.registration import register_model
+    from registration import register_model
     from schemas.model_config import ModelConfig
 
     path = Path(args.config)
@@ -92,11 +102,33 @@ def _list(args: argparse.Namespace) -> int:
     from storage import catalog
 
     with open_sessions(args.database_url)() as session:
-        for record in catalog.list_models(session):
-            sys.stdout.write(
-                json.dumps({"model_id": record.model_id, "reference": record.current_fingerprint})
-                + "\n"
-            )
+        for record in catalog.list_models(session, include_deleted=args.include_deleted):
+            line: dict[str, Any] = {
+                "model_id": record.model_id,
+                "reference": record.current_fingerprint,
+            }
+            if args.include_deleted:
+                deleted = record.deleted_at
+                line["deleted_at"] = deleted.isoformat() if deleted is not None else None
+            sys.stdout.write(json.dumps(line) + "\n")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from storage import catalog
+    from storage.types import utcnow
+
+    with open_sessions(args.database_url).begin() as session:
+        found = catalog.delete_model(session, args.model_id, utcnow())
+        record = catalog.get_model(session, args.model_id)
+    if not found or record is None or record.deleted_at is None:
+        sys.stderr.write(f"driftline: no model {args.model_id!r}\n")
+        return 1
+    sys.stdout.write(
+        f"deleted model {args.model_id} (at {record.deleted_at.isoformat()}): workers stop "
+        "monitoring it within their registry refresh; its results stay readable, and "
+        "`driftline models register` restores it\n"
+    )
     return 0
 
 

@@ -33,7 +33,7 @@ from driftline.demo_alerts import RULES, DemoSinks, demo_sinks
 from driftline.local import kafka
 from driftline.local.environment import run_dir
 from driftline.local.worker_process import WorkerProcess, produce_sync, read_topic, wait_for
-from driftline.registration import register_model
+from registration import register_model
 from schemas.model_config import ModelConfig
 from storage import history, triggers
 from storage.db import make_engine, session_factory

@@ -1,9 +1,17 @@
-"""Monitored models and their reference profiles."""
+"""Monitored models and their reference profiles.
+
+Deleting a model is soft (:func:`delete_model`): the row stays with ``deleted_at`` set, and
+with it the model's references, windows, results and alerts. A deleted model is left out of
+:func:`list_models` (unless asked) and the worker treats it as unregistered
+(``stream_app.model_loader``); :func:`get_model` still returns it, with its ``deleted_at``,
+so its history stays readable. Registering it again (:func:`upsert_model`) restores it.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -12,7 +20,7 @@ from sqlalchemy.orm import Session
 from driftline.errors import InvalidInputError
 from storage.models import models, reference_profiles
 from storage.rows import CurrentProfile, ModelRecord, ReferenceProfileInfo
-from storage.types import utcnow
+from storage.types import require_aware, utcnow
 from storage.upsert import insert_if_absent, upsert
 
 
@@ -45,7 +53,9 @@ def require_model(session: Session, model_id: str) -> None:
 def upsert_model(session: Session, model_id: str, config: Mapping[str, Any]) -> ModelRecord:
     """Register ``model_id`` or replace its configuration; return the stored model.
 
-    The creation time and the current reference profile survive an update.
+    The creation time and the current reference profile survive an update. A deleted model
+    is restored: ``deleted_at`` is cleared, so the worker serves its configuration again
+    (after its registry refresh) and listings show it.
     """
     if not isinstance(model_id, str) or not model_id:
         raise InvalidInputError(f"model_id must be a non-empty string, got {model_id!r}")
@@ -53,7 +63,13 @@ def upsert_model(session: Session, model_id: str, config: Mapping[str, Any]) -> 
         raise InvalidInputError(f"config must be a mapping, got {type(config).__name__}")
     require_json(config, "config")
     now = utcnow()
-    row = {"model_id": model_id, "config": dict(config), "created_at": now, "updated_at": now}
+    row = {
+        "model_id": model_id,
+        "config": dict(config),
+        "created_at": now,
+        "updated_at": now,
+        "deleted_at": None,
+    }
     upsert(
         session,
         models,
@@ -62,6 +78,7 @@ def upsert_model(session: Session, model_id: str, config: Mapping[str, Any]) -> 
         update=lambda table, excluded: {
             "config": excluded.config,
             "updated_at": excluded.updated_at,
+            "deleted_at": excluded.deleted_at,  # NULL: registering again restores a deleted one
         },
     )
     record = get_model(session, model_id)
@@ -70,15 +87,37 @@ def upsert_model(session: Session, model_id: str, config: Mapping[str, Any]) -> 
 
 
 def get_model(session: Session, model_id: str) -> ModelRecord | None:
-    """The model, or None if it is not registered."""
+    """The model, or None if it was never registered.
+
+    A deleted model is returned too, with its ``deleted_at``: the caller decides whether
+    that counts (its history is readable; the worker does not serve it).
+    """
     row = session.execute(select(models).where(models.c.model_id == model_id)).first()
     return None if row is None else ModelRecord(**row._mapping)
 
 
-def list_models(session: Session) -> list[ModelRecord]:
-    """All registered models, by id."""
-    rows = session.execute(select(models).order_by(models.c.model_id))
-    return [ModelRecord(**row._mapping) for row in rows]
+def list_models(session: Session, include_deleted: bool = False) -> list[ModelRecord]:
+    """The registered models, by id; deleted ones only with ``include_deleted``."""
+    query = select(models).order_by(models.c.model_id)
+    if not include_deleted:
+        query = query.where(models.c.deleted_at.is_(None))
+    return [ModelRecord(**row._mapping) for row in session.execute(query)]
+
+
+def delete_model(session: Session, model_id: str, at: datetime) -> bool:
+    """Delete ``model_id`` softly at ``at``; return whether the model exists.
+
+    Idempotent: a model deleted before keeps its first ``deleted_at``. Nothing else is
+    removed (see the module docstring); :func:`upsert_model` restores the model.
+    """
+    require_aware("at", at)
+    session.execute(
+        models.update()
+        .where(models.c.model_id == model_id, models.c.deleted_at.is_(None))
+        .values(deleted_at=at)
+    )
+    found = session.execute(select(models.c.model_id).where(models.c.model_id == model_id))
+    return found.first() is not None
 
 
 def save_reference_profile(

@@ -72,6 +72,9 @@ models = Table(
     Column("current_fingerprint", String, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Soft delete (storage.catalog.delete_model): set, the model is hidden from listings and
+    # the worker treats it as unregistered; its results and references stay.
+    Column("deleted_at", UTCDateTime, nullable=True),
 )
 
 reference_profiles = Table(

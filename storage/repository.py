@@ -8,6 +8,7 @@ this module gathers them so callers have one import.
 
 from storage.catalog import (
     UnknownModelError,
+    delete_model,
     get_current_profile,
     get_model,
     get_reference_profile,
@@ -77,6 +78,7 @@ __all__ = [
     "add_late_events",
     "anomaly_history",
     "data_quality_history",
+    "delete_model",
     "drift_history",
     "get_current_profile",
     "get_model",

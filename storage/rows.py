@@ -209,13 +209,15 @@ class TriggerRecord(TriggerRow):
 
 @dataclass(frozen=True, kw_only=True)
 class ModelRecord:
-    """A monitored model and its configuration."""
+    """A monitored model and its configuration; ``deleted_at`` is set once it was deleted
+    (:func:`storage.catalog.delete_model`)."""
 
     model_id: str
     config: dict[str, Any]
     current_fingerprint: str | None
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,7 +27,7 @@ import orjson
 import pandas as pd
 
 from detectors import ReferenceProfile
-from stream_app.profiling import profile_reference
+from registration.profiling import profile_reference
 from stream_app.registry import ModelRuntime
 
 PARTITION_SAMPLE = 1000

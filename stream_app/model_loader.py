@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from detectors import ReferenceProfile
 from schemas.model_config import ModelConfig
 from storage import catalog
-from stream_app.registry import Loader, ModelRuntime, ProfileLoader
+from stream_app.registry import DeletedModel, Loader, ModelRuntime, ProfileLoader
 
 log = logging.getLogger(__name__)
 
@@ -18,14 +18,17 @@ def sql_loader(sessions: sessionmaker[Session]) -> Loader:
     """A loader for :class:`~stream_app.registry.ModelRegistry` reading the catalog tables.
 
     A model without a reference profile loads with ``profile=None``: its first windows
-    become its baseline.
+    become its baseline. A deleted model loads as :class:`~stream_app.registry.DeletedModel`:
+    the registry serves no configuration for it, as for an unregistered one.
     """
 
-    def load(model_id: str) -> ModelRuntime | None:
+    def load(model_id: str) -> ModelRuntime | DeletedModel | None:
         with sessions() as session:
             record = catalog.get_model(session, model_id)
             if record is None:
                 return None
+            if record.deleted_at is not None:
+                return DeletedModel(model_id, record.deleted_at)
             current = catalog.get_current_profile(session, model_id)
             history = tuple(
                 (info.created_at.timestamp(), info.fingerprint)

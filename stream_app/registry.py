@@ -6,6 +6,13 @@ reference reaches running workers without a restart. An unknown id is remembered
 for the same time, so a stream of events for an unregistered model costs one query, not
 one per event.
 
+A deleted model (``storage.catalog.delete_model``) is unregistered here too: its loader
+answers :class:`DeletedModel`, :meth:`ModelRegistry.get` answers None as for an unknown id
+(its events are dead-lettered, its open windows dropped by stage 2), and
+:meth:`ModelRegistry.deletion` says it was deleted, so a dead letter can name the deletion
+and an auto-registering worker can leave it deleted. Registering it again restores it
+after ``refresh_seconds``.
+
 Reference columns named ``prediction`` and ``score`` are the model's outputs; a column named
 ``label`` (the ground truth of the reference rows) is left out of the profile. A model
 registered without a reference has ``profile=None`` until its first ``baseline_windows``
@@ -18,6 +25,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,11 +33,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from detectors import ControlLimits, DriftConfig, QualityTask, ReferenceProfile
 from detectors.profile import NumericProfile
 from driftline.errors import IncompatibleStateError, StorageUnavailableError
+from registration.profiling import OUTPUT_COLUMNS, drift_config_of
 from schemas.model_config import ModelConfig
 from schemas.typed_envelope import ModelEnvelopeDecoder
 from storage.availability import first_line, is_unavailable
 from stream_app.backoff import Backoff
-from stream_app.profiling import OUTPUT_COLUMNS, drift_config_of
 from stream_app.task_checks import TaskCheck
 
 
@@ -165,7 +173,25 @@ def _default_min_std(series: str) -> float:
     return 0.0
 
 
-Loader = Callable[[str], ModelRuntime | None]
+@dataclass(frozen=True)
+class DeletedModel:
+    """What a loader answers for a model that was deleted: unregistered, but known to be."""
+
+    model_id: str
+    deleted_at: datetime
+
+    @property
+    def reason(self) -> str:
+        """Why an event of the model is dead-lettered."""
+        return (
+            f"model {self.model_id!r} was deleted at {self.deleted_at.isoformat()}: its events "
+            f"are not monitored (restore it with PUT /api/v1/models/{self.model_id} or "
+            "`driftline models register`)"
+        )
+
+
+# None: never registered. A loader that knows no deletions answers ModelRuntime | None.
+Loader = Callable[[str], ModelRuntime | DeletedModel | None]
 ProfileLoader = Callable[[str, str], ReferenceProfile | None]  # (model id, fingerprint)
 
 
@@ -190,28 +216,35 @@ class ModelRegistry:
         self._loader = loader
         self._refresh = refresh_seconds
         self._clock = clock
-        self._cache: dict[str, tuple[float, ModelRuntime | None]] = {}
+        self._cache: dict[str, tuple[float, ModelRuntime | DeletedModel | None]] = {}
         self._retry = retry or Backoff()
         self._profile_loader = profile_loader
         self._bound: dict[tuple[str, str], ModelRuntime] = {}
 
     def get(self, model_id: str) -> ModelRuntime | None:
+        """The model, or None if it is not registered (never was, or was deleted)."""
         now = self._clock()
         cached = self._cache.get(model_id)
         if cached is not None and now - cached[0] < self._refresh:
-            return cached[1]
+            return _served(cached[1])
         try:
-            runtime = self._loader(model_id)
+            loaded = self._loader(model_id)
         except SQLAlchemyError as exc:
             if not is_unavailable(exc):
                 raise
             if cached is not None:
-                return cached[1]  # stale beats stopping: prefetch refreshes it when it can
+                return _served(cached[1])  # stale beats stopping: prefetch refreshes it
             raise StorageUnavailableError(
                 f"cannot look up model {model_id!r}: {first_line(exc)}"
             ) from exc
-        self._cache[model_id] = (now, runtime)
-        return runtime
+        self._cache[model_id] = (now, loaded)
+        return _served(loaded)
+
+    def deletion(self, model_id: str) -> DeletedModel | None:
+        """The deletion of a model :meth:`get` answered None for, if it was deleted (read
+        from what :meth:`get` or :meth:`prefetch` loaded last; never loads)."""
+        cached = self._cache.get(model_id)
+        return cached[1] if cached is not None and isinstance(cached[1], DeletedModel) else None
 
     async def prefetch(self, model_ids: Iterable[str]) -> None:
         """Load the models that are missing or stale, in a thread, retrying until it works."""
@@ -226,7 +259,7 @@ class ModelRegistry:
         if not wanted:
             return
 
-        def load() -> dict[str, ModelRuntime | None]:
+        def load() -> dict[str, ModelRuntime | DeletedModel | None]:
             return {model_id: self._loader(model_id) for model_id in wanted}
 
         loaded = await self._retry.run(
@@ -265,3 +298,7 @@ class ModelRegistry:
 
     def forget(self, model_id: str) -> None:
         self._cache.pop(model_id, None)
+
+
+def _served(loaded: ModelRuntime | DeletedModel | None) -> ModelRuntime | None:
+    return loaded if isinstance(loaded, ModelRuntime) else None

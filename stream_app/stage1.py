@@ -603,10 +603,11 @@ class Stage1:
             await self._reject(message, str(exc))
             return
         runtime = self.registry.get(events[0].model_id)
-        if runtime is None and self.auto_register is not None:
+        deleted = self.registry.deletion(events[0].model_id) if runtime is None else None
+        if runtime is None and deleted is None and self.auto_register is not None:
             runtime = await self.auto_register(events[0])
         if runtime is None:
-            await self._reject(message, _unknown_model(events[0].model_id))
+            await self._reject(message, _no_model(self.registry, events[0].model_id))
             return
         reason = self._future_error(max(event.timestamp.timestamp() for event in events))
         if reason is None and runtime.task_check is not None:
@@ -1016,7 +1017,7 @@ class Stage1:
             return
         runtime = self.registry.get(label.model_id)
         if runtime is None:
-            await self._reject(message, _unknown_model(label.model_id))
+            await self._reject(message, _no_model(self.registry, label.model_id))
             return
         if runtime.task_check is None:
             await self._reject(message, f"model {label.model_id!r} has no task: labels unused")
@@ -1422,6 +1423,12 @@ def _model_ids(batch: Sequence[InputMessage]) -> list[str | None]:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _no_model(registry: ModelRegistry, model_id: str) -> str:
+    """Why events of a model the registry does not serve are dead-lettered."""
+    deleted = registry.deletion(model_id)
+    return deleted.reason if deleted is not None else _unknown_model(model_id)
 
 
 def _unknown_model(model_id: str) -> str:

@@ -1,10 +1,17 @@
-"""Models: list them, read one (with its configuration), create or update one (admin)."""
+"""Models: list them, read one (with its configuration), create or update one, delete one
+(admin).
+
+Deleting is soft (``storage.catalog.delete_model``): a deleted model is left out of the list
+(unless ``include_deleted=true``), the worker stops monitoring it, and everything stored
+about it stays readable: GET answers it with ``deleted_at`` set, and so do its history
+routes. PUT restores it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Response
 from pydantic import ValidationError
 
 from api.deps import AdminKey, ReadKey, SessionDep
@@ -13,16 +20,24 @@ from api.schemas import ModelList, ModelSummary
 from schemas.model_config import ModelConfig
 from schemas.validation_messages import describe_validation_error, field_path
 from storage import catalog
+from storage.types import utcnow
 
 router = APIRouter(prefix="/models", tags=["models"], responses=ERROR_RESPONSES)
 
 
-@router.get("", summary="Every registered model")
-def list_models(session: SessionDep, key: ReadKey) -> ModelList:
-    return ModelList(models=[ModelSummary(**m.__dict__) for m in catalog.list_models(session)])
+@router.get("", summary="Every registered model (deleted ones with include_deleted=true)")
+def list_models(
+    session: SessionDep,
+    key: ReadKey,
+    include_deleted: Annotated[
+        bool, Query(description="Also the deleted models (their deleted_at is set)")
+    ] = False,
+) -> ModelList:
+    found = catalog.list_models(session, include_deleted=include_deleted)
+    return ModelList(models=[ModelSummary(**m.__dict__) for m in found])
 
 
-@router.get("/{model_id}", summary="One model and its configuration")
+@router.get("/{model_id}", summary="One model and its configuration (deleted ones too)")
 def get_model(model_id: str, session: SessionDep, key: ReadKey) -> ModelSummary:
     found = catalog.get_model(session, model_id)
     if found is None:
@@ -32,7 +47,7 @@ def get_model(model_id: str, session: SessionDep, key: ReadKey) -> ModelSummary:
 
 @router.put(
     "/{model_id}",
-    summary="Create or update a model's configuration (admin)",
+    summary="Create or update a model's configuration; restores a deleted model (admin)",
     status_code=200,
     responses={201: {"model": ModelSummary, "description": "Created"}},
 )
@@ -71,6 +86,17 @@ def put_model(
     if not existed:
         response.status_code = 201
     return ModelSummary(**record.__dict__)
+
+
+@router.delete(
+    "/{model_id}",
+    summary="Delete a model (admin): the worker stops monitoring it, its history stays",
+    status_code=204,
+    responses={204: {"description": "Deleted (a model deleted before stays as it was)"}},
+)
+def delete_model(model_id: str, session: SessionDep, key: AdminKey) -> None:
+    if not catalog.delete_model(session, model_id, utcnow()):
+        raise HTTPException(404, f"no model {model_id!r}")
 
 
 class _Invalid(HTTPException):

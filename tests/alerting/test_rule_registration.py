@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from driftline.errors import ConfigurationError
-from driftline.registration import register_model
+from registration import register_model
 from storage.db import make_engine, session_factory
 from storage.migrate import upgrade
 from tests.stream_app import scenario

@@ -14,7 +14,7 @@ from driftline.local.worker_process import (
     read_topic,
     wait_for,
 )
-from driftline.registration import register_model
+from registration import register_model
 from storage import history
 from storage.db import make_engine, session_factory
 from storage.migrate import upgrade

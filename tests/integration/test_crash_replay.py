@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from driftline.errors import ServiceError
 from driftline.limits import BROKER_MESSAGE_MAX_BYTES
-from driftline.registration import register_model
+from registration import register_model
 from schemas.control import end_of_stream_message
 from schemas.model_config import ModelConfig
 from storage import models

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,6 +13,7 @@ from driftline.errors import InvalidInputError
 from storage.repository import (
     CurrentProfile,
     UnknownModelError,
+    delete_model,
     get_current_profile,
     get_model,
     get_reference_profile,
@@ -125,3 +127,34 @@ def test_profiles_need_a_registered_model_and_valid_json(
         save_reference_profile(session, "nobody", "fp", "{}", "x", 1)
     with sessions() as session, pytest.raises(InvalidInputError, match="not valid JSON"):
         save_reference_profile(session, model, "fp", "{columns: 1}", "x", 1)
+
+
+def test_a_deleted_model_is_hidden_kept_and_restored(
+    sessions: sessionmaker[Session], model: str
+) -> None:
+    at = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    with sessions.begin() as session:
+        upsert_model(session, "fraud", {"task": "binary"})
+        save_reference_profile(session, model, "fp-1", '{"v": 1}', "train.csv", 100)
+        assert delete_model(session, model, at)
+        # Idempotent: the first time stays.
+        assert delete_model(session, model, at + timedelta(hours=1))
+        assert not delete_model(session, "nobody", at)
+    with sessions() as session:
+        assert [m.model_id for m in list_models(session)] == ["fraud"]
+        listed = list_models(session, include_deleted=True)
+        assert [(m.model_id, m.deleted_at) for m in listed] == [(model, at), ("fraud", None)]
+        deleted = get_model(session, model)
+        assert deleted is not None and deleted.deleted_at == at
+        # Its history stays: the reference is still there and still current.
+        assert get_current_profile(session, model) == CurrentProfile("fp-1", '{"v": 1}')
+    with sessions.begin() as session:
+        restored = upsert_model(session, model, {"task": "binary", "window": "5m"})
+    assert restored.deleted_at is None and restored.current_fingerprint == "fp-1"
+    with sessions() as session:
+        assert [m.model_id for m in list_models(session)] == [model, "fraud"]
+
+
+def test_delete_model_needs_an_aware_time(sessions: sessionmaker[Session], model: str) -> None:
+    with sessions() as session, pytest.raises(InvalidInputError, match="timezone-aware"):
+        delete_model(session, model, datetime(2026, 11, 30))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from driftline.registration import profile_reference
+from registration import profile_reference
 from stream_app.registry import ModelRuntime
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline

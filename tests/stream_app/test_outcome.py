@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from driftline.errors import StorageUnavailableError
-from driftline.registration import profile_reference
+from registration import profile_reference
 from storage import make_engine, models, session_factory, upgrade
 from storage.repository import upsert_model
 from stream_app import messages

@@ -14,7 +14,7 @@ import pytest
 
 from detectors import WindowState, evaluate_window
 from driftline.errors import IncompatibleStateError
-from driftline.registration import profile_reference
+from registration import profile_reference
 from stream_app.registry import ModelRegistry, ModelRuntime
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline

@@ -12,7 +12,7 @@ import pytest
 from sklearn import metrics as skm
 
 from detectors import WindowState
-from driftline.registration import profile_reference
+from registration import profile_reference
 from stream_app import messages
 from stream_app.registry import ModelRuntime
 from tests.stream_app import scenario

@@ -5,7 +5,8 @@ on those rows: ``prediction`` (the predicted class or value) and ``score`` (prob
 the positive class). A ``label`` column, ids and timestamps are left out of the profile.
 When the configuration declares ``features``, only those are profiled, with the declared
 kinds. Checks that need the reference happen here: declared features must be in it, drift
-methods must exist and suit the features' kinds.
+methods must exist and suit the features' kinds. A file that cannot be read as its format
+(by its suffix: ``.csv``, ``.parquet``) is a :class:`~driftline.errors.ConfigurationError`.
 """
 
 from __future__ import annotations
@@ -70,9 +71,15 @@ def _read(reference: pd.DataFrame | str | Path) -> pd.DataFrame:
     path = Path(reference)
     if not path.exists():
         raise ConfigurationError(f"reference file {path} does not exist")
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        return pd.read_parquet(path)
-    profile_file(path)  # raises the error that names the supported formats
-    raise AssertionError("unreachable")
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".parquet", ".pq"}:
+        profile_file(path)  # raises the error that names the supported formats
+        raise AssertionError("unreachable")
+    try:
+        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except (ValueError, OSError) as exc:  # pandas' and pyarrow's parse errors are ValueErrors
+        kind = "CSV" if suffix == ".csv" else "Parquet"
+        text = " ".join(str(exc).replace(str(path), path.name).split()) or type(exc).__name__
+        raise ConfigurationError(
+            f"reference file {path.name} is not readable {kind}: {text}"
+        ) from None

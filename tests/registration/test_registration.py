@@ -1,0 +1,53 @@
+"""registration stays below the worker and the API, and a reference file it cannot read is
+a ConfigurationError naming the file, never a parser's exception."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from driftline.errors import ConfigurationError
+from registration import profile_reference
+from tests.stream_app import scenario
+
+
+def test_neither_registration_nor_the_api_imports_the_worker() -> None:
+    # One interpreter for both (importing pandas and FastAPI takes seconds).
+    script = """
+import json, sys
+ours = {"stream_app", "api", "alerting"}
+def imported():
+    return sorted({m.split(".")[0] for m in sys.modules} & ours)
+import registration, registration.models, registration.profiling
+below = imported()
+import api.main
+print(json.dumps([below, imported()]))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    registration_imports, api_imports = json.loads(result.stdout)
+    assert registration_imports == []
+    assert "stream_app" not in api_imports
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("r.csv", b"", "r.csv is not readable CSV: No columns to parse"),
+        ("r.csv", b"a,b\n1,2\n3,4,5,6\n", "r.csv is not readable CSV: Error tokenizing data"),
+        ("r.parquet", b"age,plan\n1,a\n", "r.parquet is not readable Parquet"),
+    ],
+)
+def test_an_unreadable_file_is_a_configuration_error(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ConfigurationError, match=message) as raised:
+        profile_reference(scenario.model_config(), path)
+    assert str(tmp_path) not in str(raised.value)  # the server's paths stay out of API errors
