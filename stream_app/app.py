@@ -32,6 +32,8 @@ from stream_app import messages
 from stream_app.counters import Counters
 from stream_app.fetch_watch import FETCH_CHECK_SECONDS
 from stream_app.input_order import InputOrder
+from stream_app.memory_store import register as register_memory_store
+from stream_app.memory_store import store_url
 from stream_app.model_loader import sql_loader, sql_profile_loader
 from stream_app.outbox_relay import (
     RELAY_INTERVAL_SECONDS,
@@ -40,6 +42,8 @@ from stream_app.outbox_relay import (
     SqlTriggerOutbox,
 )
 from stream_app.partition_keeper import BROKER_CALL_SECONDS, PartitionKeeper, StageOffsets
+from stream_app.rebalance_gate import RebalanceGate
+from stream_app.rebalance_gate import install as install_gate
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.settings import WorkerSettings
 from stream_app.sql_writer import SqlResultWriter, Transactions
@@ -139,10 +143,11 @@ def create_pipeline(
     sessions: sessionmaker[Session],
     on_fatal: Callable[[str, BaseException], None] = stop_without_acknowledging,
 ) -> Pipeline:
+    register_memory_store()
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
-        store=settings.store,
+        store=store_url(settings.store),
         datadir=settings.data_dir,
         topic_partitions=settings.partitions,
         web_enabled=False,
@@ -180,6 +185,28 @@ def create_pipeline(
     records_table = app.Table("stage2-records", partitions=settings.stage2_partitions, **table)
 
     counters = Counters()
+    gate = RebalanceGate()
+    install_gate(app, gate)
+
+    set_aside_from: dict[Any, int] = {}  # per partition, the first offset set aside
+
+    def set_aside(offsets: list[tuple[str, int, int]]) -> None:
+        # Not processed, and acknowledged by Faust when the loop goes on: once the gate
+        # opens, each partition still owned is read again from the first of them (both
+        # stages recognise what they already hold), as the hole guards would.
+        counters.unready_batches += 1
+        for topic, partition, offset in offsets:
+            tp = TP(topic, partition)
+            set_aside_from[tp] = min(offset, set_aside_from.get(tp, offset))
+        log.info("set aside %d message(s) while tables recover", len(offsets))
+
+    async def read_set_aside_again(stage_topics: set[str], assigned: Any) -> None:
+        for tp in [tp for tp in set_aside_from if tp.topic in stage_topics]:
+            offset = set_aside_from.pop(tp)
+            if tp in assigned:
+                counters.input_rewinds += 1
+                await seek(tp, offset)
+
     registry = ModelRegistry(
         sql_loader(sessions),
         settings.registry_refresh_seconds,
@@ -317,7 +344,10 @@ def create_pipeline(
             activity.begin()
             try:
                 async with lock1:
-                    await stage1.process(batch)
+                    if gate.ready:
+                        await stage1.process(batch)
+                    else:
+                        set_aside([(m.topic, m.partition, m.offset) for m in batch])
             except Exception as exc:
                 # Stage 1 dead-letters what a message causes; what is left is not the
                 # batch's fault, and leaving this loop body would acknowledge it.
@@ -331,6 +361,14 @@ def create_pipeline(
             activity.begin()
             try:
                 async with lock2:
+                    if not gate.ready:
+                        set_aside(
+                            [
+                                (e.message.topic, e.message.partition, e.message.offset)
+                                for e in events
+                            ]
+                        )
+                        continue
                     for event in events:
                         if not await stage2_order.admit(
                             event.message.partition, event.message.offset
@@ -362,8 +400,9 @@ def create_pipeline(
         # The timer runs through rebalances. Between giving partitions up and the new
         # assignment the consumer still lists the old ones, and while tables recover they
         # are incomplete: a tick then could close another worker's windows from stale
-        # state (measured: a window lost 10 of 400 rows when a second worker left).
-        if app.rebalancing:
+        # state (measured: a window lost 10 of 400 rows when a second worker left). The
+        # gate, not Faust's rebalancing flag, says when (stream_app/rebalance_gate.py).
+        if not gate.ready:
             return
         assigned = app.consumer.assignment() if app.consumer else set()
         mine1 = sorted(
@@ -373,16 +412,22 @@ def create_pipeline(
             {tp.partition for tp in assigned if tp.topic == topics.window_partials} & owned.stage2
         )
         async with lock1:
+            if not gate.ready:  # a rebalance began while this tick waited
+                return
             for tp in assigned:
                 if tp.topic == topics.predictions:
                     stage1.note_log_end(tp.partition, _log_end(app, tp))
                 elif tp.topic == topics.labels:
                     stage1.note_label_log_end(tp.partition, _log_end(app, tp))
+            await read_set_aside_again(set(kinds), assigned)
             await stage1.retry_rewinds()
             await stage1.tick(mine1)
             await stage1.flush()
             await keeper.unblock_commits(tp for tp in assigned if tp.topic in kinds)
         async with lock2:
+            if not gate.ready:
+                return
+            await read_set_aside_again({topics.window_partials}, assigned)
             await stage2_order.retry()
             await stage2.tick(mine2)
             await stage2.flush()
@@ -411,6 +456,7 @@ def create_pipeline(
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())
+        gate.revoking()  # Faust's rebalance start did already; a signal alone must too
         # A tick in flight finishes first (the agents' batches Faust waited for already):
         # nothing of this worker touches the partitions after it has given them up.
         async with lock1, lock2:
@@ -427,6 +473,33 @@ def create_pipeline(
     async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned", set())
         owned.take(assigned, topics)
+        missing = missing_state(assigned, app.assignor.assigned_actives())
+        if missing:
+            on_fatal(
+                "the rebalance",
+                RuntimeError(
+                    f"assigned input without its table partitions {missing}: refusing to "
+                    "process it without its state; restart the worker to rejoin"
+                ),
+            )
+        gate.assigned(app.consumer_generation_id)
+
+    def missing_state(assigned: Any, actives: Any) -> list[str]:
+        """Changelog partitions that must come with an assigned input partition but did not."""
+        needs = {
+            topics.predictions: (windows_table, joins_table),
+            topics.window_partials: (records_table,),
+        }
+        return sorted(
+            f"{table.changelog_topic.get_topic_name()}[{tp.partition}]"
+            for tp in assigned
+            for table in needs.get(tp.topic, ())
+            if TP(table.changelog_topic.get_topic_name(), tp.partition) not in actives
+        )
+
+    async def check_fetches() -> None:
+        if gate.ready:  # while tables recover, stages' next offsets are not known
+            await keeper.check()
 
     app.timer(settings.tick_seconds)(tick)
     app.timer(RELAY_INTERVAL_SECONDS)(relay.tick)
@@ -449,7 +522,7 @@ def create_pipeline(
         counters.stalls = sum(watch.stalls for watch in stall_watches)
 
     app.timer(min(5.0, settings.stall_seconds / 2))(watch_stalls)
-    app.timer(FETCH_CHECK_SECONDS)(keeper.check)
+    app.timer(FETCH_CHECK_SECONDS)(check_fetches)
     app.on_partitions_revoked.connect(cast(Any, on_revoked))  # mode types receivers narrowly
     app.on_partitions_assigned.connect(cast(Any, on_assigned))
     del stage1_agent, stage2_agent  # registered on the app

@@ -30,6 +30,7 @@ class Counters:
     fetch_restarts: int = 0  # partitions Faust stopped fetching, found and read again
     commit_repairs: int = 0  # partitions whose offset commit Faust held, moved on (durable)
     stalls: int = 0  # batches or ticks logged as in progress for too long (stall_watch)
+    unready_batches: int = 0  # batches that came while tables were recovering: read again
     first_event_at: float = 0.0  # wall-clock seconds of the first prediction processed
     last_event_at: float = 0.0
 

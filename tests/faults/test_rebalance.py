@@ -5,12 +5,14 @@ stored results equal a clean run's, with no duplicate rows."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from driftline.local.worker_process import WorkerProcess
 from tests.faults.conftest import WorkerFactory
 from tests.faults.stream import (
     BaselineRun,
@@ -37,6 +39,28 @@ def stats(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return found
+
+
+REBALANCE_LINES = re.compile(
+    r"WARNING|ERROR|generation|assigned partitions|Revoking|Recovery|Reading Starts|Highwater"
+    r"|SIGTERM|^[|+]"
+)
+NOISE = re.compile(r"producer buffer full|producer flush took|is overlapping|Table: |Store: ")
+
+
+def rebalance_history(*workers: WorkerProcess, lines: int = 150) -> str:
+    """What each worker was given and recovered, for a failure message: which worker owned
+    stage 2 when is what a lost window record is decided by."""
+    parts = []
+    for worker in workers:
+        text = worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
+        kept = [
+            line[:200]
+            for line in text.splitlines()
+            if REBALANCE_LINES.search(line) and not NOISE.search(line)
+        ]
+        parts.append(f"--- {worker.log_path.parent.name} worker ---\n" + "\n".join(kept[-lines:]))
+    return "\n".join(parts)
 
 
 def test_a_worker_joins_and_leaves_mid_stream(
@@ -88,7 +112,9 @@ def test_a_worker_joins_and_leaves_mid_stream(
         second_counts = stats(second_stats)
         pacer.finish(60)
         end_stream(kafka_bootstrap, first.topics)
-        recovered = wait_until_complete(sessions, fault_stream, 180, first.tail)
+        recovered = wait_until_complete(
+            sessions, fault_stream, 180, lambda: rebalance_history(first, second)
+        )
 
         stored = assert_same_results(engine, clean_run.engine)
         sql_triggers = {row[0] for row in stored["triggers"]}
