@@ -72,7 +72,10 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         code = CODES.get(error.status_code, "error")
         details = getattr(error, "details", None)
-        return error_response(error.status_code, code, str(error.detail), details)
+        response = error_response(error.status_code, code, str(error.detail), details)
+        # An authentication challenge (the dashboard's Basic prompt) must reach the client.
+        response.headers.update(error.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import errors, metrics
+from api.dashboard import routes as dashboard
 from api.routes import alerts, drift, health, models, quality, references
 from api.settings import ApiSettings
 from storage.db import make_engine, session_factory
@@ -51,4 +52,5 @@ def create_app(
     v1.include_router(quality.router)
     v1.include_router(alerts.router)
     app.include_router(v1)
+    app.include_router(dashboard.router)
     return app

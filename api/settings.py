@@ -22,6 +22,11 @@ class ApiSettings(BaseSettings):
     api_open_metrics: bool = Field(
         default=True, description="GET /metrics answers without a key (else a read key)"
     )
+    api_open_dashboard: bool = Field(
+        default=False,
+        description="The dashboard (/dashboard) answers without a key (else a read key as the "
+        "HTTP Basic password)",
+    )
     api_check_broker: str | None = Field(
         default=None, description="host:port of a Kafka broker /readyz checks (none: no check)"
     )
