@@ -11,6 +11,7 @@ each other, while different streams go out in parallel. Every attempt is recorde
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, exists, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
+from driftline.errors import InvalidInputError
 from storage import outbox
 from storage.catalog import require_json
 from storage.models import alert_groups, notification_attempts, notifications, relay_locks
@@ -202,4 +204,51 @@ def list_attempts(session: Session, notification_id: str | None = None) -> list[
     query = select(notification_attempts).order_by(notification_attempts.c.id)
     if notification_id is not None:
         query = query.where(notification_attempts.c.notification_id == notification_id)
+    return [AttemptRecord(**row._mapping) for row in session.execute(query)]
+
+
+def notification_page(
+    session: Session,
+    *,
+    status: str | None = None,
+    receiver: str | None = None,
+    after: tuple[datetime, str] | None = None,
+    limit: int = 1000,
+) -> list[NotificationRecord]:
+    """Up to ``limit`` notifications by creation time then id, after the key ``after``;
+    optionally only one ``status`` (``unsent``, ``sent``, ``failed``) or one receiver.
+
+    Keyset pagination, like the drift history: a page is one range scan however many
+    notifications a long-running deployment has accumulated.
+    """
+    if limit < 1:
+        raise InvalidInputError(f"limit must be >= 1, got {limit}")
+    table = notifications
+    query = select(table)
+    if status == "sent":
+        query = query.where(table.c.sent_at.is_not(None))
+    elif status == "failed":
+        query = query.where(table.c.sent_at.is_(None), table.c.failed_at.is_not(None))
+    elif status == "unsent":
+        query = query.where(table.c.sent_at.is_(None), table.c.failed_at.is_(None))
+    elif status is not None:
+        raise InvalidInputError(f"status must be unsent, sent or failed, got {status!r}")
+    if receiver is not None:
+        query = query.where(table.c.receiver == receiver)
+    if after is not None:
+        require_aware("cursor", after[0])
+        query = query.where(tuple_(table.c.created_at, table.c.id) > tuple_(*after))
+    query = query.order_by(table.c.created_at, table.c.id).limit(limit)
+    return [NotificationRecord(**row._mapping) for row in session.execute(query)]
+
+
+def attempts_of(session: Session, notification_ids: Sequence[str]) -> list[AttemptRecord]:
+    """The delivery attempts of some notifications, in order."""
+    if not notification_ids:
+        return []
+    query = (
+        select(notification_attempts)
+        .where(notification_attempts.c.notification_id.in_(list(notification_ids)))
+        .order_by(notification_attempts.c.id)
+    )
     return [AttemptRecord(**row._mapping) for row in session.execute(query)]

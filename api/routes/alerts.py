@@ -7,11 +7,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from alerting.matchers import Matcher
-from api.deps import AdminKey, ReadKey, SessionDep
+from api import pages
+from api.deps import AdminKey, ReadKey, SessionDep, SettingsDep
 from api.errors import ERROR_RESPONSES
 from api.params import require_model
 from schemas.alert_routing import Duration
@@ -70,6 +71,7 @@ class Notification(BaseModel):
 
 class NotificationList(BaseModel):
     items: list[Notification]
+    next_cursor: str | None = None
 
 
 class Silence(BaseModel):
@@ -150,21 +152,30 @@ def model_alerts(
 
 @router.get("/notifications", summary="Notifications (one per group and receiver) and attempts")
 def notifications(
+    response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     key: ReadKey,
     status: Literal["unsent", "sent", "failed"] | None = None,
+    receiver: Annotated[str | None, Query(description="only this receiver's")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="at most the API's page limit")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> NotificationList:
-    found = notification_store.list_notifications(session, unsent_only=status == "unsent")
+    size = min(limit or settings.api_page_limit, settings.api_page_limit)
+    after = None
+    if cursor is not None:
+        at, notification_id, _ = pages.decode(cursor)
+        after = (at, notification_id)
+    found = notification_store.notification_page(
+        session, status=status, receiver=receiver, after=after, limit=size
+    )
     by_notification: dict[str, list[Attempt]] = {}
-    for attempt in notification_store.list_attempts(session):
+    for attempt in notification_store.attempts_of(session, [r.id for r in found]):
         by_notification.setdefault(attempt.notification_id, []).append(
             Attempt.model_validate(attempt, from_attributes=True)
         )
     items = []
     for record in found:
-        state = _status(record)
-        if status is not None and state != status:
-            continue
         fields = {
             name: getattr(record, name)
             for name in Notification.model_fields
@@ -173,12 +184,16 @@ def notifications(
         items.append(
             Notification(
                 **fields,
-                status=state,
+                status=_status(record),
                 alert_status=record.status,
                 attempt_log=by_notification.get(record.id, []),
             )
         )
-    return NotificationList(items=items)
+    next_cursor = None
+    if len(found) == size:
+        next_cursor = pages.encode((found[-1].created_at, found[-1].id, ""))
+        response.headers["Next-Cursor"] = next_cursor
+    return NotificationList(items=items, next_cursor=next_cursor)
 
 
 @router.get("/silences", summary="Silences in force (all=true: every one)")

@@ -140,6 +140,19 @@ def test_notifications_with_their_attempts(written: Api) -> None:
     for status in ("sent", "failed", "unsent"):
         (only,) = get(written, "/api/v1/notifications", status=status)["items"]
         assert only["id"] == f"n-{status}"
+    assert get(written, "/api/v1/notifications", receiver="other")["items"] == []
+
+    # A page at a time, by creation time then id, each with its own attempts.
+    seen, cursor = [], None
+    for _ in range(4):
+        page = get(
+            written, "/api/v1/notifications", limit=2, **({"cursor": cursor} if cursor else {})
+        )
+        seen += [(n["id"], len(n["attempt_log"])) for n in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [("n-failed", 1), ("n-sent", 2), ("n-unsent", 0)]
 
 
 SILENCE = {
