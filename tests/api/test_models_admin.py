@@ -3,6 +3,8 @@ name every bad field."""
 
 from __future__ import annotations
 
+import re
+
 from tests.api.conftest import Api
 
 CONFIG = {"task": "binary", "classes": ["0", "1"], "window_seconds": 600}
@@ -41,3 +43,21 @@ def test_a_bad_configuration_is_422_naming_every_field(api: Api) -> None:
         headers={**api.admin, "Content-Type": "application/json"},
     )
     assert not_json.status_code == 422
+
+
+def test_every_mutating_route_refuses_read_keys_and_missing_keys(api: Api) -> None:
+    """Enumerated from the app's OpenAPI document, so a route added later is covered too."""
+    paths = api.client.get("/api/v1/openapi.json").json()["paths"]
+    mutating = [
+        (method.upper(), template)
+        for template, operations in paths.items()
+        for method in operations
+        if method in {"post", "put", "patch", "delete"}
+    ]
+    assert len(mutating) >= 5, mutating  # models PUT/DELETE, references, silences
+    for method, template in mutating:
+        path = re.sub(r"\{[^}]+\}", "churn", template)
+        missing = api.client.request(method, path, json={})
+        assert missing.status_code == 401, (method, path, missing.text)
+        read = api.client.request(method, path, json={}, headers=api.read)
+        assert read.status_code == 403, (method, path, read.text)
