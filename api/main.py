@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import errors, metrics
+from api import errors, metrics, openapi_examples
 from api.dashboard import routes as dashboard
 from api.routes import alerts, drift, health, models, quality, references
 from api.settings import ApiSettings
@@ -53,4 +53,5 @@ def create_app(
     v1.include_router(alerts.router)
     app.include_router(v1)
     app.include_router(dashboard.router)
+    openapi_examples.install(app)
     return app
