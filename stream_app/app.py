@@ -21,6 +21,7 @@ import faust
 from faust.types import TP
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting.dispatch import AlertRelay
 from alerting.relay_setup import build_alert_relay
 from driftline.errors import InvalidEventError
 from schemas.events import PredictionEvent
@@ -29,6 +30,7 @@ from schemas.outbound import DeadLetter
 from schemas.topics import Topics
 from storage import catalog
 from stream_app import messages
+from stream_app.consumer_repairs import refresh_metadata
 from stream_app.counters import Counters
 from stream_app.fetch_watch import FETCH_CHECK_SECONDS
 from stream_app.input_order import InputOrder
@@ -68,6 +70,8 @@ class Pipeline:
     counters: Counters
     registry: ModelRegistry
     activity: Activity = field(default_factory=lambda: Activity())
+    sessions: sessionmaker[Session] | None = None  # the results database (for /metrics)
+    alert_relay: AlertRelay | None = None  # when ``alerts_file`` is set
 
     async def drain(self, quiet_seconds: float = 0.5, timeout: float = 30.0) -> bool:
         """Stop taking new messages and wait until the batch in flight is done.
@@ -475,14 +479,30 @@ def create_pipeline(
         owned.take(assigned, topics)
         missing = missing_state(assigned, app.assignor.assigned_actives())
         if missing:
-            on_fatal(
-                "the rebalance",
-                RuntimeError(
-                    f"assigned input without its table partitions {missing}: refusing to "
-                    "process it without its state; restart the worker to rejoin"
-                ),
+            # The group leader assigned from metadata that did not list these changelogs
+            # yet (created a moment before it joined). Faust would run the input without
+            # its state and, at the next rebalance, drop the table's keys. The gate stays
+            # closed; fresh metadata makes the group rebalance with them.
+            log.warning(
+                "the assignment lacks the changelog partitions %s of its input: processing "
+                "nothing until a rebalance includes them; refreshing the metadata",
+                ", ".join(missing),
             )
+            task = asyncio.ensure_future(refresh_after_rebalance())
+            refreshes.add(task)
+            task.add_done_callback(refreshes.discard)
+            return
         gate.assigned(app.consumer_generation_id)
+
+    refreshes: set[asyncio.Future[None]] = set()
+
+    async def refresh_after_rebalance() -> None:
+        # Not from the handler itself: the consumer thread waits for it to return.
+        await asyncio.sleep(1.0)
+        try:
+            await asyncio.wait_for(refresh_metadata(app.consumer), BROKER_CALL_SECONDS)
+        except Exception as exc:  # the next periodic refresh rebalances too, only later
+            log.warning("could not refresh the metadata: %r", exc)
 
     def missing_state(assigned: Any, actives: Any) -> list[str]:
         """Changelog partitions that must come with an assigned input partition but did not."""
@@ -503,6 +523,7 @@ def create_pipeline(
 
     app.timer(settings.tick_seconds)(tick)
     app.timer(RELAY_INTERVAL_SECONDS)(relay.tick)
+    alert_relay: AlertRelay | None = None
     if settings.alerts_file:
         alert_relay = build_alert_relay(
             settings.alerts_file,
@@ -526,4 +547,6 @@ def create_pipeline(
     app.on_partitions_revoked.connect(cast(Any, on_revoked))  # mode types receivers narrowly
     app.on_partitions_assigned.connect(cast(Any, on_assigned))
     del stage1_agent, stage2_agent  # registered on the app
-    return Pipeline(app, topics, stage1, stage2, counters, registry, activity)
+    return Pipeline(
+        app, topics, stage1, stage2, counters, registry, activity, sessions, alert_relay
+    )

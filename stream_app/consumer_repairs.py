@@ -144,3 +144,17 @@ def _kafka_consumer(consumer: Any) -> Any:
 
 def _kafka_tp(tp: Any) -> TopicPartition:
     return TopicPartition(tp.topic, tp.partition)
+
+
+async def refresh_metadata(consumer: Any) -> bool:
+    """Ask the broker for the cluster's metadata now, not at the next periodic refresh.
+
+    When it lists partitions of a subscribed topic that the group's last assignment did not
+    know (a changelog created just before the leader assigned), aiokafka's coordinator sees
+    its metadata snapshot change and makes the group rebalance.
+    """
+    kafka = _kafka_consumer(consumer)
+    if kafka is None:
+        return False
+    await consumer._thread.call_thread(kafka._client.force_metadata_update)
+    return True
