@@ -99,6 +99,9 @@ class AlertRelay:
         self.sent = 0
         self.failed = 0
         self.retries = 0
+        # Per (receiver, integration, outcome: sent / retried / failed), for the worker's
+        # /metrics; the integrations come from the routing file, so the keys are bounded.
+        self.deliveries: dict[tuple[str, str, str], int] = {}
 
     async def tick(self) -> None:
         """:meth:`run_once` for a timer: an error is logged, the next tick tries again."""
@@ -248,6 +251,9 @@ class AlertRelay:
             )
 
         await self.transactions.run(work)
+        outcome = "sent" if error is None else "retried" if retryable else "failed"
+        channel = (record.receiver, record.integration, outcome)
+        self.deliveries[channel] = self.deliveries.get(channel, 0) + 1
         if error is None:
             self.sent += 1
             return True

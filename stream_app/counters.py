@@ -1,9 +1,14 @@
-"""Running counts a worker logs and exposes: what came in, what was set aside, and why."""
+"""Running counts a worker logs and exposes: what came in, what was set aside, and why.
+
+Its Prometheus endpoint (:mod:`stream_app.metrics`) reads this object at scrape time: every
+``int`` field becomes a counter ``driftline_worker_<name>_total``.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -33,6 +38,8 @@ class Counters:
     unready_batches: int = 0  # batches that came while tables were recovering: read again
     first_event_at: float = 0.0  # wall-clock seconds of the first prediction processed
     last_event_at: float = 0.0
+    last_finalized_window_end: float = 0.0  # unix seconds: the latest end of a finalized window
+    dead_letters_by_topic: dict[str, int] = field(default_factory=dict)  # input topic -> count
 
     def saw_predictions(self, count: int) -> None:
         now = time.time()
@@ -40,5 +47,13 @@ class Counters:
         self.last_event_at = now
         self.predictions += count
 
-    def as_dict(self) -> dict[str, float]:
+    def dead_lettered(self, topic: str) -> None:
+        self.dead_letters += 1
+        self.dead_letters_by_topic[topic] = self.dead_letters_by_topic.get(topic, 0) + 1
+
+    def finalized_window(self, window_end: float) -> None:
+        self.windows_finalized += 1
+        self.last_finalized_window_end = max(self.last_finalized_window_end, window_end)
+
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -95,6 +95,17 @@ class WorkerSettings(BaseSettings):
     stats_file: str | None = Field(
         default=None, description="Write counters and memory use here as JSON every tick"
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve the worker's Prometheus metrics at http://metrics_host:port/metrics "
+        "(unset: not served; 0: any free port, logged)",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the metrics endpoint listens on (0.0.0.0: every interface)",
+    )
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> WorkerSettings:

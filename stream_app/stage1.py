@@ -1083,7 +1083,7 @@ class Stage1:
         self.counters.joined += 1
 
     async def _reject(self, message: InputMessage, reason: str) -> None:
-        self.counters.dead_letters += 1
+        self.counters.dead_lettered(message.topic)
         self._delivering(await self.sink.dead_letter(message, reason))
 
     # -- writing state and closing windows -------------------------------------------------

@@ -481,7 +481,7 @@ class Stage2:
         record.final = True
         self._save(partition, record)
         self._save_history(partition, runtime.model_id, history)
-        self.counters.windows_finalized += 1
+        self.counters.finalized_window(record.end)
         self.counters.triggers += new_triggers
 
     async def _revise_quality(
@@ -636,7 +636,7 @@ class Stage2:
         record.final = True
         record.baseline_role = True
         self._save(partition, record)
-        self.counters.windows_finalized += 1
+        self.counters.finalized_window(record.end)
         if runtime.profile is None:
             await self._maybe_publish_baseline(partition, runtime)
 

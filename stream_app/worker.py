@@ -5,7 +5,8 @@ taking messages, finishes the batch in flight, then lets Faust commit offsets, f
 producer and the table changelogs, and exit. A batch that cannot finish in time (the
 database is down) is not committed: the worker exits with status 70 and the batch is
 processed again when it restarts. Logs are one JSON object per line when
-``DRIFTLINE_LOG_FORMAT=json``; counters are logged every minute.
+``DRIFTLINE_LOG_FORMAT=json``; counters are logged every minute, and served to Prometheus
+when ``DRIFTLINE_METRICS_PORT`` is set (:mod:`stream_app.metrics`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from schemas.typed_envelope import native_decoder_available
 from storage.db import make_engine, session_factory
 from storage.migrate import upgrade
 from stream_app.app import EXIT_FATAL, Pipeline, create_pipeline
+from stream_app.metrics import MetricsServer, pipeline_collector, serve, worker_registry
 from stream_app.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -94,6 +97,13 @@ def build(settings: WorkerSettings) -> Pipeline:
 
 def run_worker(settings: WorkerSettings) -> None:
     """Run until SIGTERM / SIGINT; never returns."""
+    metrics: tuple[CollectorRegistry, MetricsServer] | None = None
+    if settings.metrics_port is not None:
+        # First: a port in use stops the worker before it migrates or joins the group, with
+        # a ConfigurationError the CLI prints as one line. Scrapes answer nothing until the
+        # pipeline's collector is registered below.
+        registry = worker_registry()
+        metrics = registry, serve(registry, settings.metrics_host, settings.metrics_port)
     pipeline = build(settings)
     if not native_decoder_available():
         log.warning(
@@ -106,6 +116,14 @@ def run_worker(settings: WorkerSettings) -> None:
         log.info("counters: %s", pipeline.counters.as_dict())
 
     pipeline.app.timer(60.0)(report_counters)
+    if metrics is not None:
+        registry, endpoint = metrics
+        registry.register(pipeline_collector(pipeline))
+
+        async def announce_metrics() -> None:  # once Faust has set up logging
+            log.info("Prometheus metrics at %s", endpoint.url)
+
+        pipeline.app.task(announce_metrics)
     if settings.stats_file:
         stats_path = Path(settings.stats_file)
 

@@ -113,15 +113,14 @@ def test_repeats_come_only_after_repeat_interval(
     sessions = database(sqlite_url, ["churn"])
     one = relay(routing_file(tmp_path, sinks, repeat_interval="2s"), sessions, sinks)
     window(sessions, "churn", 0, ["age"])
-    began = time.monotonic()
-    rounds([one], lambda: len(sinks.slack.delivered) == 2, 10)
+    # Bounded, not timed: under load the relay's rounds come late, never early.
+    rounds([one], lambda: len(sinks.slack.delivered) == 2, 30)
     first, second = sinks.slack.delivered
     assert second.received_at - first.received_at >= 1.9
     assert titles(sinks) == [
         "[FIRING:1] churn: warning",
         "[FIRING:1] churn: warning (still firing)",
     ]
-    assert time.monotonic() - began < 8
 
 
 def test_one_noisy_window_with_for_windows_two_sends_nothing(
