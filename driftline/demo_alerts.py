@@ -64,7 +64,7 @@ def routing(smtp_port: int) -> str:
         f"""\
         # The demo's alert routing (see the README, "Alerts"). Secrets come from the
         # environment: {WEBHOOK_VARIABLE} holds the (local) webhook URL.
-        dashboard_url: http://127.0.0.1:8000
+        dashboard_url: http://127.0.0.1:8000/dashboard
         route:
           receiver: ml-team
           group_by: [model]

@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from driftline.demo import DRIFTED, generate, labels_for
 from driftline.demo_alerts import RULES, DemoSinks, demo_sinks
+from driftline.demo_api import demo_api
+from driftline.demo_api import report as report_over_http
 from driftline.local import kafka
 from driftline.local.environment import run_dir
 from driftline.local.worker_process import WorkerProcess, produce_sync, read_topic, wait_for
@@ -56,6 +58,7 @@ class DemoResult:
     dead_letters: int = 0
     alerts: list[str] = field(default_factory=list)  # Slack message titles, in order
     emails: list[str] = field(default_factory=list)  # e-mail subjects, in order
+    api_drifted: int = 0  # drifted results the HTTP API listed
 
 
 def demo_config() -> ModelConfig:
@@ -161,10 +164,15 @@ def run(out: TextIO, *, windows: int = 12, per_window: int = 1000, seed: int = 7
     )
 
     try:
-        with demo_sinks(workdir, say) as sinks:
-            return _run_worker(
+        with (
+            demo_sinks(workdir, say) as sinks,
+            demo_api(database_url, sessions, workdir, say) as api,
+        ):
+            result = _run_worker(
                 out, say, broker, database_url, sessions, sinks, windows, per_window, seed
             )
+            result.api_drifted = report_over_http(api, MODEL_ID, out)
+            return result
     finally:
         if broker.started:
             kafka.stop(report=say)

@@ -30,5 +30,8 @@ def test_the_demo_reports_the_injected_drift_decay_and_bad_messages(kafka_bootst
         f"[RESOLVED] {stream_demo.MODEL_ID}: {count} alerts cleared",
     ]
     assert result.emails == [f"[driftline] {title}" for title in result.alerts]
+    # Read back over the HTTP API (its own process): every drifted feature, by each method.
+    assert result.api_drifted >= sum(len(d) for d in result.drifted.values()) > 0
     text = out.getvalue()
     assert "Retraining trigger" in text and "worker stopped (exit code 0)" in text
+    assert "/dashboard/models/" in text
