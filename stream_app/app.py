@@ -406,18 +406,20 @@ def create_pipeline(
         # are incomplete: a tick then could close another worker's windows from stale
         # state (measured: a window lost 10 of 400 rows when a second worker left). The
         # gate, not Faust's rebalancing flag, says when (stream_app/rebalance_gate.py).
-        if not gate.ready:
+        if not gate.ready or app.rebalancing:
             return
-        assigned = app.consumer.assignment() if app.consumer else set()
-        mine1 = sorted(
-            {tp.partition for tp in assigned if tp.topic == topics.predictions} & owned.stage1
-        )
-        mine2 = sorted(
-            {tp.partition for tp in assigned if tp.topic == topics.window_partials} & owned.stage2
-        )
+
+        def current() -> tuple[Any, list[int], list[int]]:
+            # Read under the stage's lock: a revocation may have run while the tick waited.
+            assigned = app.consumer.assignment() if app.consumer else set()
+            mine1 = {tp.partition for tp in assigned if tp.topic == topics.predictions}
+            mine2 = {tp.partition for tp in assigned if tp.topic == topics.window_partials}
+            return assigned, sorted(mine1 & owned.stage1), sorted(mine2 & owned.stage2)
+
         async with lock1:
             if not gate.ready:  # a rebalance began while this tick waited
                 return
+            assigned, mine1, _ = current()
             for tp in assigned:
                 if tp.topic == topics.predictions:
                     stage1.note_log_end(tp.partition, _log_end(app, tp))
@@ -431,6 +433,7 @@ def create_pipeline(
         async with lock2:
             if not gate.ready:
                 return
+            assigned, _, mine2 = current()
             await read_set_aside_again({topics.window_partials}, assigned)
             await stage2_order.retry()
             await stage2.tick(mine2)
@@ -460,7 +463,6 @@ def create_pipeline(
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())
-        gate.revoking()  # Faust's rebalance start did already; a signal alone must too
         # A tick in flight finishes first (the agents' batches Faust waited for already):
         # nothing of this worker touches the partitions after it has given them up.
         async with lock1, lock2:
@@ -488,11 +490,10 @@ def create_pipeline(
                 "nothing until a rebalance includes them; refreshing the metadata",
                 ", ".join(missing),
             )
+            gate.incomplete(app.consumer_generation_id)
             task = asyncio.ensure_future(refresh_after_rebalance())
             refreshes.add(task)
             task.add_done_callback(refreshes.discard)
-            return
-        gate.assigned(app.consumer_generation_id)
 
     refreshes: set[asyncio.Future[None]] = set()
 

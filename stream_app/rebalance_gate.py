@@ -1,13 +1,19 @@
-"""When the worker may touch its tables: only once the recovery of its current assignment
-is complete.
+"""When the worker may touch its tables: not while Faust rebuilds them for a new assignment.
 
-Faust's own flag (``app.rebalancing``) is cleared by whichever recovery finishes, checked
-against a generation that changes only when the next assignment arrives. A recovery that
-ends while the next rebalance is already revoking partitions therefore clears it for that
-whole next rebalance, and the worker's timer then ran on tables being rebuilt (measured in
-the rebalance fault test: final windows that lost most of their rows). The gate ties
-readiness to one generation: it opens only when the recovery that ended belongs to the
-assignment the worker was given last, and any revocation closes it.
+At every assignment the worker's store forgets its tables (stream_app/memory_store.py) and
+Faust's recovery reads them back from the changelogs. In between, a batch or a tick would
+work on incomplete state. Faust's own flag (``app.rebalancing``) does not cover that window:
+it is cleared by whichever recovery finishes, checked against a generation that changes
+only when the next assignment arrives, so a recovery ending while the next rebalance is
+revoking clears it for that whole next rebalance (measured in the rebalance fault test:
+final windows that lost most of their rows). The gate closes when the tables of a
+generation start to be rebuilt and opens only when the recovery of that same generation
+has read every changelog (before Faust resumes the stream partitions). A revocation
+alone does not close it: the tables stay whole until the next assignment, and the
+revocation handler waits for the batch or tick in flight (the stages' locks).
+
+An assignment that lacks the changelog partitions of its input (see stream_app/app.py)
+keeps the gate closed until a later generation is recovered.
 """
 
 from __future__ import annotations
@@ -19,80 +25,56 @@ class RebalanceGate:
     """Open when the tables hold the whole state of the current assignment."""
 
     def __init__(self) -> None:
-        self._assigned: int | None = None
+        self._rebuilding: int | None = None  # the generation whose tables are being rebuilt
         self._recovered: int | None = None
+        self._incomplete: int | None = None  # a generation assigned without all its state
 
     @property
     def ready(self) -> bool:
-        return self._assigned is not None and self._recovered == self._assigned
+        if self._rebuilding is None:
+            return False  # nothing recovered yet: the worker is starting
+        return self._recovered == self._rebuilding and self._incomplete != self._rebuilding
 
-    def revoking(self) -> None:
-        """A rebalance started: nothing is owned for sure until the next one is recovered."""
-        self._assigned = None
-        self._recovered = None
-
-    def assigned(self, generation: int) -> None:
-        """Partitions of ``generation`` were assigned (their recovery starts now)."""
+    def rebuilding(self, generation: int) -> None:
+        """The tables are cleared for ``generation`` and its recovery starts."""
         if self._recovered != generation:
             self._recovered = None
-        self._assigned = generation
+        self._rebuilding = generation
 
     def recovered(self, generation: int) -> None:
-        """Faust finished a recovery while its consumer was at ``generation``.
-
-        A recovery of an earlier assignment, ending after a revocation, names the old
-        generation (or comes before any assignment) and leaves the gate closed.
-        """
+        """Faust completed the recovery of ``generation`` (a recovery of an earlier one,
+        ending late, leaves the gate closed)."""
         self._recovered = generation
 
-
-class GateHooks:
-    """Drives a :class:`RebalanceGate` from Faust's rebalance and recovery callbacks."""
-
-    def __init__(self, gate: RebalanceGate) -> None:
-        self._gate = gate
-        self._completing: int | None = None
-
-    def revoking(self) -> None:
-        self._completing = None
-        self._gate.revoking()
-
-    def completing(self, generation: int) -> None:
-        """Faust's recovery of ``generation`` is completing (it may still give up)."""
-        self._completing = generation
-
-    def rebalance_ended(self) -> None:
-        """Faust declared the rebalance over: true for the recovery that is completing."""
-        if self._completing is not None:
-            self._gate.recovered(self._completing)
-            self._completing = None
+    def incomplete(self, generation: int) -> None:
+        """``generation``'s assignment lacks changelog partitions: stay closed through it."""
+        self._incomplete = generation
 
 
 def install(app: Any, gate: RebalanceGate) -> None:
-    """Hook ``gate`` into a Faust app's rebalance start and end and its recovery.
+    """Hook ``gate`` into Faust's table rebalance and its recovery's completion.
 
-    Faust calls these on the instance (the rebalance start from its consumer thread), so
-    wrapping the bound methods is enough; the recovery passes the generation it recovered
-    to ``on_recovery_completed``, which calls ``on_rebalance_end`` only when that is still
-    the consumer's generation.
+    ``TableManager.on_rebalance`` (called with the generation when partitions are
+    assigned, before any store forgets anything) closes it. ``Recovery.on_recovery_completed``
+    is called with the generation it recovered once every active changelog was read to its
+    end, before Faust resumes the stream partitions (which deliver messages while Faust
+    still seeks them to their committed offsets): that opens it, for that generation only.
+    Faust calls these on the instances, so wrapping the bound methods is enough.
     """
-    hooks = GateHooks(gate)
-    start, end = app.on_rebalance_start, app.on_rebalance_end
-    recovery = app.tables.recovery
+    tables = app.tables
+    recovery = tables.recovery
+    rebalance = tables.on_rebalance
     completed = recovery.on_recovery_completed
 
-    def on_rebalance_start() -> None:
-        hooks.revoking()
-        start()
-
-    def on_rebalance_end() -> None:
-        end()
-        hooks.rebalance_ended()
+    async def on_rebalance(
+        assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
+    ) -> None:
+        gate.rebuilding(generation_id)
+        await rebalance(assigned, revoked, newly_assigned, generation_id)
 
     async def on_recovery_completed(generation_id: int = 0) -> None:
-        hooks.completing(generation_id)
+        gate.recovered(generation_id)
         await completed(generation_id)
 
-    setattr(app, "on_rebalance_start", on_rebalance_start)  # noqa: B010 - a bound method
-    setattr(app, "on_rebalance_end", on_rebalance_end)  # noqa: B010
+    setattr(tables, "on_rebalance", on_rebalance)  # noqa: B010 - a bound method
     setattr(recovery, "on_recovery_completed", on_recovery_completed)  # noqa: B010

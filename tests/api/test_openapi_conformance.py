@@ -41,6 +41,10 @@ def test_read_routes_keep_their_contract(app: FastAPI) -> None:
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
         def check(case: Any) -> None:
+            # A cursor is opaque: only one the API gave out is valid (400 otherwise, which
+            # the paging tests check); a generated string is not a schema-valid cursor.
+            if case.query:
+                case.query.pop("cursor", None)
             case.call_and_validate(headers=KEY)
 
         check()

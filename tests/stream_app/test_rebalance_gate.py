@@ -1,82 +1,97 @@
-"""The rebalance gate opens only when the recovery of the current assignment is complete."""
+"""The rebalance gate is closed while Faust rebuilds the tables of an assignment."""
 
 from __future__ import annotations
 
-from stream_app.rebalance_gate import GateHooks, RebalanceGate
+import asyncio
+from typing import Any
 
-
-def hooked() -> tuple[RebalanceGate, GateHooks]:
-    gate = RebalanceGate()
-    return gate, GateHooks(gate)
-
-
-def recover(hooks: GateHooks, generation: int) -> None:
-    hooks.completing(generation)
-    hooks.rebalance_ended()
+from stream_app.rebalance_gate import RebalanceGate, install
 
 
 def test_closed_until_the_first_assignment_is_recovered() -> None:
-    gate, hooks = hooked()
+    gate = RebalanceGate()
     assert not gate.ready
-    hooks.revoking()
-    gate.assigned(1)
+    gate.rebuilding(1)
     assert not gate.ready
-    recover(hooks, 1)
+    gate.recovered(1)
     assert gate.ready
 
 
-def test_a_revocation_closes_it() -> None:
-    gate, hooks = hooked()
-    gate.assigned(1)
-    recover(hooks, 1)
-    hooks.revoking()
+def test_a_new_assignment_closes_it_until_its_own_recovery() -> None:
+    gate = RebalanceGate()
+    gate.rebuilding(1)
+    gate.recovered(1)
+    gate.rebuilding(2)
     assert not gate.ready
-
-
-def test_an_old_recovery_ending_during_the_next_rebalance_keeps_it_closed() -> None:
-    """The race Faust's own flag loses: generation 2's recovery ends after generation 3's
-    revocation began and before its assignment; generation 3 is being rebuilt."""
-    gate, hooks = hooked()
-    gate.assigned(2)
-    hooks.completing(2)
-    hooks.revoking()  # generation 3 starts while 2's recovery completes
-    hooks.rebalance_ended()  # Faust clears its flag here
+    gate.recovered(1)  # a late end of the earlier recovery
     assert not gate.ready
-    gate.assigned(3)
-    assert not gate.ready
-    recover(hooks, 3)
+    gate.recovered(2)
     assert gate.ready
 
 
-def test_an_old_recovery_ending_after_the_next_assignment_keeps_it_closed() -> None:
-    gate, hooks = hooked()
-    gate.assigned(2)
-    hooks.completing(2)  # its end comes after generation 3's partitions arrived
-    hooks.revoking()
-    gate.assigned(3)
-    hooks.rebalance_ended()
-    assert not gate.ready
-
-
-def test_a_recovery_that_gives_up_opens_nothing() -> None:
-    """Faust returns from a recovery of an outdated generation without ending the rebalance."""
-    gate, hooks = hooked()
-    gate.assigned(4)
-    hooks.completing(3)
-    hooks.completing(4)
-    hooks.rebalance_ended()
+def test_a_recovery_finishing_before_the_assignment_signal_counts() -> None:
+    gate = RebalanceGate()
+    gate.recovered(3)
+    gate.rebuilding(3)
     assert gate.ready
-    hooks.revoking()
-    gate.assigned(5)
-    hooks.completing(5)  # gives up: no rebalance_ended
-    assert not gate.ready
 
 
-def test_recovery_before_the_assignment_signal_counts() -> None:
-    """The recovery may finish before the worker's own assignment handler has run."""
-    gate, hooks = hooked()
-    hooks.revoking()
-    recover(hooks, 7)
+def test_an_assignment_without_its_state_keeps_it_closed_until_the_next() -> None:
+    gate = RebalanceGate()
+    gate.rebuilding(4)
+    gate.incomplete(4)
+    gate.recovered(4)
     assert not gate.ready
-    gate.assigned(7)
+    gate.rebuilding(5)
+    gate.recovered(5)
     assert gate.ready
+
+
+class FakeRecovery:
+    """What install() wraps: Faust's recovery, which sets ``completed`` only when the
+    generation it recovered is still the consumer's."""
+
+    def __init__(self, consumer_generation: list[int]) -> None:
+        self.completed = asyncio.Event()
+        self._consumer_generation = consumer_generation
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        if generation_id == self._consumer_generation[0]:
+            self.completed.set()
+
+
+class FakeTables:
+    def __init__(self, recovery: FakeRecovery) -> None:
+        self.recovery = recovery
+        self.rebalances: list[int] = []
+
+    async def on_rebalance(
+        self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
+    ) -> None:
+        self.rebalances.append(generation_id)
+
+
+class FakeApp:
+    def __init__(self) -> None:
+        self.consumer_generation = [0]
+        self.tables = FakeTables(FakeRecovery(self.consumer_generation))
+
+
+def test_install_follows_faust_s_calls() -> None:
+    async def run() -> None:
+        app, gate = FakeApp(), RebalanceGate()
+        install(app, gate)
+        app.consumer_generation[0] = 1
+        await app.tables.on_rebalance(set(), set(), set(), 1)
+        assert app.tables.rebalances == [1] and not gate.ready
+        await app.tables.recovery.on_recovery_completed(1)
+        assert gate.ready
+        # Generation 2 is assigned; generation 1's recovery reports again, outdated.
+        app.consumer_generation[0] = 2
+        await app.tables.on_rebalance(set(), set(), set(), 2)
+        await app.tables.recovery.on_recovery_completed(1)
+        assert not gate.ready
+        await app.tables.recovery.on_recovery_completed(2)
+        assert gate.ready
+
+    asyncio.run(run())
