@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(PY) -m bench.pipeline_bench --memory --output docs/benchmarks.md
 	$(PY) -m bench.pipeline_bench --join --output docs/benchmarks.md
 	$(PY) -m bench.alerts_bench --output docs/benchmarks.md
+	$(PY) -m bench.api_bench --output docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
