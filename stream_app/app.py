@@ -480,7 +480,21 @@ def create_pipeline(
         assigned = args[0] if args else kwargs.get("assigned", set())
         owned.take(assigned, topics)
         missing = missing_state(assigned, app.assignor.assigned_actives())
-        if missing:
+        first, assignments[0] = assignments[0] == 0, assignments[0] + 1
+        if missing and first:
+            # This process's first assignment: the changelogs were created a moment ago by
+            # this worker and hold nothing to recover, so its input can run; every write
+            # still goes to them, and the next rebalance (the refresh below brings it) reads
+            # them back whole (the store rebuilds every table at every rebalance).
+            log.info(
+                "the first assignment lacks the changelog partitions %s (just created): "
+                "refreshing the metadata so the group rebalances with them",
+                ", ".join(missing),
+            )
+            task = asyncio.ensure_future(refresh_after_rebalance())
+            refreshes.add(task)
+            task.add_done_callback(refreshes.discard)
+        elif missing:
             # The group leader assigned from metadata that did not list these changelogs
             # yet (created a moment before it joined). Faust would run the input without
             # its state and, at the next rebalance, drop the table's keys. The gate stays
@@ -496,6 +510,7 @@ def create_pipeline(
             task.add_done_callback(refreshes.discard)
 
     refreshes: set[asyncio.Future[None]] = set()
+    assignments = [0]  # how many this process had (the first one may lack new changelogs)
 
     async def refresh_after_rebalance() -> None:
         # Not from the handler itself: the consumer thread waits for it to return.
