@@ -113,6 +113,9 @@ windows = Table(
     ForeignKeyConstraint(["model_id"], ["models.model_id"], ondelete="CASCADE"),
 )
 
+# What a drift-history point shows besides its key (model, feature, method, window start).
+DRIFT_POINT_COLUMNS = ("score", "p_value", "threshold", "drifted", "status")
+
 drift_results = Table(
     "drift_results",
     metadata,
@@ -128,8 +131,16 @@ drift_results = Table(
     Column("is_primary", PlainBool, nullable=False),
     Column("is_output", PlainBool, nullable=False),
     _window_fk(),
-    # "History of model M, feature F between T1 and T2".
-    Index(None, "model_id", "feature", "window_start"),
+    # "History of model M, feature F (by one method) between T1 and T2". On PostgreSQL the
+    # index also holds what a history page returns, so a page is an index-only scan.
+    Index(
+        None,
+        "model_id",
+        "feature",
+        "method",
+        "window_start",
+        postgresql_include=list(DRIFT_POINT_COLUMNS),
+    ),
 )
 
 data_quality_results = Table(

@@ -32,7 +32,7 @@ def test_revision_is_none_before_and_head_after(database_url: str) -> None:
     engine = make_engine(database_url)
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0005"
+    assert current_revision(engine) == head_revision() == "0006"
     engine.dispose()
 
 
