@@ -115,9 +115,16 @@ def get_alerts(session: Session, fingerprints: Iterable[str]) -> list[AlertRecor
     return [AlertRecord(**row._mapping) for row in session.execute(query)]
 
 
-def alerts_of_model(session: Session, model_id: str) -> list[AlertRecord]:
-    query = select(alerts).where(alerts.c.model_id == model_id).order_by(alerts.c.starts_at)
-    return [AlertRecord(**row._mapping) for row in session.execute(query)]
+def alerts_of_model(
+    session: Session, model_id: str, window_start: datetime | None = None
+) -> list[AlertRecord]:
+    """The model's alerts, oldest first; with ``window_start``, only those of that window."""
+    query = select(alerts).where(alerts.c.model_id == model_id)
+    if window_start is not None:
+        require_aware("window_start", window_start)
+        query = query.where(alerts.c.window_start == window_start)
+    rows = session.execute(query.order_by(alerts.c.starts_at)).all()
+    return [AlertRecord(**row._asdict()) for row in rows]
 
 
 def add_silence(session: Session, silence: SilenceRecord) -> None:

@@ -129,16 +129,17 @@ def window_details(session: Session, model_id: str, window_start: datetime) -> W
     window = session.execute(of_window(windows)).first()
     if window is None:
         return None
+    # .all(): the driver hands over every row at once (iterating fetches them one by one).
     drift = session.execute(
         of_window(drift_results).order_by(drift_results.c.feature, drift_results.c.method)
-    )
-    quality = session.execute(of_window(data_quality_results).order_by("feature"))
-    metrics = session.execute(of_window(quality_metrics).order_by("metric"))
-    verdicts = session.execute(of_window(anomalies).order_by("series"))
+    ).all()
+    quality = session.execute(of_window(data_quality_results).order_by("feature")).all()
+    metrics = session.execute(of_window(quality_metrics).order_by("metric")).all()
+    verdicts = session.execute(of_window(anomalies).order_by("series")).all()
     return WindowDetails(
-        window=WindowRecord(**window._mapping),
-        drift=[DriftRecord(**row._mapping) for row in drift],
-        data_quality=[DataQualityRecord(**row._mapping) for row in quality],
-        metrics=[MetricRecord(**row._mapping) for row in metrics],
-        anomalies=[AnomalyRecord(**row._mapping) for row in verdicts],
+        window=WindowRecord(**window._asdict()),
+        drift=[DriftRecord(**row._asdict()) for row in drift],
+        data_quality=[DataQualityRecord(**row._asdict()) for row in quality],
+        metrics=[MetricRecord(**row._asdict()) for row in metrics],
+        anomalies=[AnomalyRecord(**row._asdict()) for row in verdicts],
     )

@@ -210,7 +210,7 @@ def window_page(session: Session, model_id: str, start: datetime) -> dict[str, A
     details = history.window_details(session, model_id, start)
     if details is None:
         return None
-    alerts = [a for a in alert_store.alerts_of_model(session, model_id) if a.window_start == start]
+    alerts = alert_store.alerts_of_model(session, model_id, window_start=start)
     drift = []
     for row in details.drift:
         cell = drift_grid.DriftCell(
