@@ -87,7 +87,8 @@ import psycopg
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from api.schemas import DriftPage, DriftPoint, WindowReport, rows_as
+from api.drift_json import drift_page_json
+from api.schemas import WindowReport
 from bench.detectors_bench import write_section
 from driftline.local import postgres
 from driftline.local.processes import port_in_use
@@ -97,7 +98,7 @@ from storage import alerts as alert_store
 from storage import catalog, history
 from storage.api_keys import create_key, find_key
 from storage.db import make_engine, session_factory
-from storage.drift_pages import drift_page
+from storage.drift_pages import DriftPoint, drift_page
 from storage.migrate import upgrade
 
 MODEL_ID = "bench-api"
@@ -486,7 +487,7 @@ def storage_statements(url: str, key: str, at: datetime, n_windows: int) -> dict
             s, MODEL_ID, features=[FEATURE], method="psi", limit=n_windows
         ),
         "window report": lambda s: history.window_details(s, MODEL_ID, at),
-        "window report: alerts": lambda s: alert_store.alerts_of_model(s, MODEL_ID),
+        "window report: alerts": lambda s: alert_store.alerts_of_model(s, MODEL_ID, at),
     }
     found: dict[str, Statement] = {}
     try:
@@ -531,8 +532,8 @@ def baseline(
     rng = random.Random(7)
     times: dict[str, list[float]] = {}
 
-    def drift_storage(limit: int) -> Callable[[], object]:
-        def run() -> object:
+    def drift_storage(limit: int) -> Callable[[], list[DriftPoint]]:
+        def run() -> list[DriftPoint]:
             with sessions.begin() as session:
                 find_key(session, key)
                 catalog.get_model(session, MODEL_ID)
@@ -544,9 +545,7 @@ def baseline(
         storage = drift_storage(limit)
 
         def run() -> object:
-            rows: Any = storage()
-            page = DriftPage(model_id=MODEL_ID, items=rows_as(DriftPoint, rows), next_cursor=None)
-            return page.model_dump_json()
+            return drift_page_json(MODEL_ID, storage(), None)  # as the route writes it
 
         return run
 
@@ -556,9 +555,7 @@ def baseline(
             find_key(session, key)
             catalog.get_model(session, MODEL_ID)
             details = history.window_details(session, MODEL_ID, at)
-            alerts = [
-                a for a in alert_store.alerts_of_model(session, MODEL_ID) if a.window_start == at
-            ]
+            alerts = alert_store.alerts_of_model(session, MODEL_ID, at)
         return details, alerts
 
     def window_json() -> object:
@@ -798,11 +795,15 @@ def serve_one(port: int) -> None:
 
     import uvicorn
 
+    from api.main import create_app
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((HOST, port))
-    config = uvicorn.Config("api.main:create_app", factory=True, host=HOST, port=port)
-    uvicorn.Server(config).run(sockets=[sock])
+    app = create_app()
+    gc.collect()  # as `driftline api` does
+    gc.freeze()
+    uvicorn.Server(uvicorn.Config(app, host=HOST, port=port)).run(sockets=[sock])
 
 
 def serve_workers(workers: int, port: int) -> int:
@@ -1468,8 +1469,8 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         f"pages (p50 {ms(base['drift_json']['p50'])}, p99 {ms(base['drift_json']['p99'])}); the "
         f"same pages after `gc.freeze()` (the objects alive moved out of the collector's "
         f"reach): p50 {ms(base['drift_json_frozen']['p50'])}, p99 "
-        f"{ms(base['drift_json_frozen']['p99'])}. Calling `gc.freeze()` once the app has "
-        "started, or keeping pandas and scipy out of the API process, would cut that tail."
+        f"{ms(base['drift_json_frozen']['p99'])}. `driftline api` (and `--serve-workers`) "
+        "call `gc.freeze()` once the app is built; `uvicorn --workers 2` does not."
         if collections
         else f"- The API process tracks {heap['objects']:,} objects once started; a full "
         f"collection takes {ms(heap['collect_s'])}. No full collection fell within the "
@@ -1502,11 +1503,12 @@ p50 / p90 / p99.
 
 Baseline in the same run, in process, one request after another: the drift query alone
 (the SQL storage sends, on a plain psycopg connection); the storage functions the route
-calls, in one transaction (API key, model, then `drift_page`, or `window_details` and
-`alerts_of_model`: SQLAlchemy rows into dataclasses); those plus the route's response model
-and its JSON; against HTTP at one connection ({labels[0]}). p50 / p99:
+calls, in one transaction (API key, model, then `drift_page`: SQLAlchemy rows into
+tuples, or `window_details` and `alerts_of_model`: rows into dataclasses); those plus the
+JSON the route writes (the drift page with orjson straight from the tuples, the window
+report through its response model); against HTTP at one connection ({labels[0]}). p50 / p99:
 
-| request | response | SQL alone | storage functions | + response model and JSON | HTTP, wrk -c1 | HTTP / storage | database's share (SQL / storage) |
+| request | response | SQL alone | storage functions | + JSON | HTTP, wrk -c1 | HTTP / storage | database's share (SQL / storage) |
 |---|---|---|---|---|---|---|---|
 {base_table}
 
@@ -1514,11 +1516,12 @@ and its JSON; against HTTP at one connection ({labels[0]}). p50 / p99:
   most any configuration served: window reports {best_window[0]:,.0f} req/s
   ({best_window[1]}), drift pages {best_drift[0]:,.0f} req/s ({best_drift[1]}).
 - Where a drift page's time goes (1,000 rows, medians): its SQL (API key, model, the page)
-  {ms(base["drift_sql"]["p50"])}; SQLAlchemy turning the rows into `DriftRecord`s in storage
-  ({per_row_storage * 1e6:,.0f} µs a row) brings it to {ms(base["drift_storage"]["p50"])};
-  the response model and its JSON add {per_row_json * 1e6:,.0f} µs a row; HTTP (uvicorn
-  with h11, the middleware, the thread pool the sync route and its dependencies run in)
-  the rest, up to {ms(http_c1(first, "drift")["p50"])} at one connection.
+  {ms(base["drift_sql"]["p50"])}; SQLAlchemy turning the rows into `DriftPoint` tuples in
+  storage ({per_row_storage * 1e6:,.1f} µs a row) brings it to
+  {ms(base["drift_storage"]["p50"])}; the JSON adds {per_row_json * 1e6:,.1f} µs a row; HTTP
+  (uvicorn with uvloop and httptools, the middleware, the thread pool the sync route and its
+  dependencies run in) the rest, up to {ms(http_c1(first, "drift")["p50"])} at one
+  connection.
 {scaling_note}
 {gc_note}
 - `/healthz` at one connection (wrk): {healthz}. {nagle_note}
@@ -1527,8 +1530,8 @@ and its JSON; against HTTP at one connection ({labels[0]}). p50 / p99:
   `EXPLAIN (ANALYZE, BUFFERS)` once after the load):
 {plans}
 {index_note}- The window report's {len(window_ms)} queries take
-  {sum(window_ms):.2f} ms together inside PostgreSQL (primary-key range scans; the
-  model's alerts are read whole and filtered in Python).
+  {sum(window_ms):.2f} ms together inside PostgreSQL (primary-key range scans, and the
+  model's alerts of that window).
 
 Cores busy during each run (CPU seconds per second, from /proc): each API process /
 PostgreSQL / the whole machine, wrk included (it has {os.cpu_count()}):
