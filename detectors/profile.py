@@ -23,6 +23,11 @@ Documented handling of awkward columns:
   a bin of its own, so KS is exact and the profile is marked ``discrete``;
 - atoms (a value holding more than half a fine bin's share of the reference) get a bin of
   their own, so ties do not widen the KS error;
+- the coarse PSI bins do the same at their scale: a value holding more than half a PSI
+  bin's share (5 % at 10 bins) gets a PSI bin of its own, and a column with at most
+  ``value_bins_max`` (20) distinct values a PSI bin per value, as if categorical (declare
+  such a column categorical to drop KS and Wasserstein for it, or set ``value_bins_max``
+  to 0 for plain quantile bins);
 - constant column: one value, so the fine bins are "below", "the value", "above" and any
   other value in a window is out of range and shifts PSI sharply;
 - all-missing column: :class:`~driftline.errors.ProfileError` (exclude it, or fix the data);
@@ -87,12 +92,18 @@ class ProfileSettings:
         Categories kept by name (>= 1); the rest form the "other" bin.
     max_rare
         Names of "other" reference categories remembered to tell rare from unseen (>= 0).
+    value_bins_max
+        A numeric column with at most this many distinct reference values (counts, months,
+        ratings) gets one PSI bin per value, as a categorical column would, instead of
+        quantile bins that merge neighbouring values (>= 0; 0 turns the rule off). KS and
+        Wasserstein keep using the values' order.
     """
 
     psi_bins: int = 10
     ks_resolution: int = 200
     top_k: int = 20
     max_rare: int = 1000
+    value_bins_max: int = 20
 
     def __post_init__(self) -> None:
         checks = [
@@ -100,6 +111,7 @@ class ProfileSettings:
             ("ks_resolution", self.ks_resolution, 10),
             ("top_k", self.top_k, 1),
             ("max_rare", self.max_rare, 0),
+            ("value_bins_max", self.value_bins_max, 0),
         ]
         for name, value, minimum in checks:
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
@@ -439,12 +451,8 @@ def _profile_numeric(
             "exclude it or provide data for it"
         )
     minimum, maximum = float(values.min()), float(values.max())
-    psi_edges = _quantile_edges(values, settings.psi_bins, inner=True)
-    if psi_edges.size == 0 or psi_edges[0] == minimum:
-        # An atom at the minimum (or a constant column) would merge "below the reference
-        # range" with the atom; give values below the range a PSI bin of their own.
-        psi_edges = np.concatenate(([np.nextafter(minimum, -np.inf)], psi_edges))
     distinct, multiplicity = np.unique(values, return_counts=True)
+    psi_edges = _psi_edges(values, distinct, multiplicity, settings)
     # With few distinct values every one becomes an edge (``discrete``). Values carrying
     # more than half a fine bin's share (atoms) get an edge just below them too, so a bin
     # holds either the atom alone or less than 1/ks_resolution of the reference between
@@ -482,6 +490,41 @@ def _profile_numeric(
         bin_means=tuple(float(x) for x in bin_means),
         discrete=bool(discrete),
     )
+
+
+def _psi_edges(
+    values: FloatArray, distinct: FloatArray, multiplicity: IntArray, settings: ProfileSettings
+) -> FloatArray:
+    """The coarse bins of PSI, Jensen-Shannon and chi-square (see the module docstring).
+
+    Quantile bins merge tied values: with 12 equally common integers, deciles put two
+    values in some bins, and a value that vanishes from the stream moves its mass to the
+    neighbour it shares a bin with, unseen by PSI. So a column with at most
+    ``value_bins_max`` distinct values gets a bin per value, and in any other column a
+    value holding more than half a bin's share (an atom) gets a bin of its own: an edge
+    at it and one just below it. Every edge is a reference value or just below one, so the
+    coarse bins are unions of the fine ones.
+    """
+    below_range = np.nextafter(distinct[0], -np.inf)
+    if distinct.size <= settings.value_bins_max:
+        # A bin per value, one below the reference range and one above it (the last).
+        return np.concatenate(([below_range], distinct))
+    atoms = distinct[multiplicity > values.size / (2 * settings.psi_bins)]
+    edges = np.unique(
+        np.concatenate(
+            (
+                _quantile_edges(values, settings.psi_bins, inner=True),
+                atoms,
+                np.nextafter(atoms, -np.inf),
+            )
+        )
+    )
+    edges = edges[edges < distinct[-1]]  # the last bin is "above the last edge"
+    if edges.size == 0 or edges[0] == distinct[0]:
+        # An atom at the minimum (or a constant column) would merge "below the reference
+        # range" with the atom; give values below the range a PSI bin of their own.
+        edges = np.concatenate(([below_range], edges))
+    return edges
 
 
 def _quantile_edges(values: FloatArray, n_bins: int, *, inner: bool = False) -> FloatArray:

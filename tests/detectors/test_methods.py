@@ -285,3 +285,56 @@ def test_methods_need_the_right_kind_of_input() -> None:
     )
     with pytest.raises(TypeError, match="fine bins"):
         kolmogorov_smirnov(dist)
+
+
+def vanishing_value(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """12 equally common integers; in the window one of them is gone and its 8 % spread
+    over the others (issue 11's discrete feature)."""
+    reference = rng.integers(1, 13, size=20_000).astype(float)
+    current = rng.choice(np.arange(2, 13), size=5_000).astype(float)  # 1 is gone
+    return reference, current
+
+
+@pytest.mark.parametrize("value_bins_max", [20, 0])
+def test_psi_sees_a_vanishing_value_of_a_discrete_feature(value_bins_max: int) -> None:
+    """A bin per value (the low-cardinality rule), or the value's own bin as an atom (rule
+    off: 8.3 % is more than half a decile): either way the value is not merged with a
+    neighbour, and PSI is the per-value PSI of the raw data."""
+    reference, current = vanishing_value(np.random.default_rng(11))
+    column = numeric_profile(reference, value_bins_max=value_bins_max).columns["x"]
+    assert isinstance(column, NumericProfile)
+    state = window_of(numeric_profile(reference, value_bins_max=value_bins_max), x=current)
+    ours = psi(FeatureDistributions.of(column, state.columns["x"])).score
+    per_value = tuple(np.arange(0.5, 13.0, 1.0))  # a bin for each of 1..12, below and above
+    assert ours == pytest.approx(numpy_psi(reference, current, per_value), rel=1e-9)
+    assert ours > 0.5  # about 0.6: drift at the default threshold 0.2
+
+
+def test_plain_deciles_miss_the_vanishing_value() -> None:
+    """Why: the deciles alone put the value in a bin with a neighbour."""
+    reference, current = vanishing_value(np.random.default_rng(11))
+    deciles = tuple(
+        np.unique(np.quantile(reference, np.linspace(0.1, 0.9, 9), method="inverted_cdf"))
+    )
+    assert numpy_psi(reference, current, deciles) < 0.2
+
+
+def test_an_atom_in_a_continuous_column_has_a_psi_bin_of_its_own() -> None:
+    rng = np.random.default_rng(12)
+    reference = np.where(rng.random(10_000) < 0.3, 0.25, rng.normal(size=10_000))
+    column = numeric_profile(reference).columns["x"]
+    assert isinstance(column, NumericProfile)
+    edges = np.asarray(column.psi_edges)
+    assert 0.25 in edges and np.nextafter(0.25, -np.inf) in edges
+    shares = np.bincount(np.digitize(reference, edges, right=True)) / reference.size
+    atom_bin = int(np.searchsorted(edges, 0.25))
+    exact = np.mean(reference == 0.25)
+    assert shares[atom_bin] == pytest.approx(exact, abs=1e-12)
+    assert set(column.psi_edges) <= set(column.edges)
+
+
+def test_a_low_cardinality_numeric_column_gets_a_psi_bin_per_value() -> None:
+    reference = np.random.default_rng(13).choice([0.0, 1.0, 2.0, 7.0], size=1000)
+    column = numeric_profile(reference).columns["x"]
+    assert isinstance(column, NumericProfile)
+    assert column.psi_edges == (np.nextafter(0.0, -np.inf), 0.0, 1.0, 2.0, 7.0)

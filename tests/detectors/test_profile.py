@@ -140,7 +140,14 @@ def test_bools_and_their_spellings_are_one_category() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("psi_bins", 1), ("ks_resolution", 5), ("top_k", 0), ("max_rare", -1), ("psi_bins", 2.5)],
+    [
+        ("psi_bins", 1),
+        ("ks_resolution", 5),
+        ("top_k", 0),
+        ("max_rare", -1),
+        ("psi_bins", 2.5),
+        ("value_bins_max", -1),
+    ],
 )
 def test_settings_are_validated(field: str, value: object) -> None:
     with pytest.raises(ConfigurationError, match=field):
