@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from detectors.calibration import CALIBRATED_METHODS, DEFAULT_NULL_MODELS, NullModels, is_squared
 from detectors.data_quality import DataQualityResult, data_quality
 from detectors.methods import FeatureDistributions, MethodScore
 from detectors.profile import FeatureKind, ReferenceProfile
@@ -59,6 +60,16 @@ class DriftConfig:
         Warning level per method name (score methods only); PSI warns at 0.1.
     drift_share
         Share of drifted input features at which the whole window counts as drifted.
+    verdicts
+        ``"fixed"``: a score method drifts at its threshold, whatever the window's size.
+        ``"calibrated"`` (:mod:`detectors.calibration`): PSI and Jensen-Shannon get a
+        p-value from their spread under no drift at the window's size, adjusted across the
+        window's features; a feature drifts when the adjusted p-value is at most ``alpha``
+        and the score at least its effect floor, and warns when only the first holds.
+    alpha
+        The false-alarm level of calibrated verdicts, for all of a window's features together.
+    effect_floors
+        Smallest score that counts as drift under calibrated verdicts, per method.
     """
 
     numeric_method: str = "psi"
@@ -68,10 +79,25 @@ class DriftConfig:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     warning_thresholds: Mapping[str, float] = field(default_factory=lambda: {"psi": 0.1})
     drift_share: float = 0.5
+    verdicts: Literal["fixed", "calibrated"] = "fixed"
+    alpha: float = 0.01
+    effect_floors: Mapping[str, float] = field(
+        default_factory=lambda: {"psi": 0.1, "jensenshannon": 0.05}
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.drift_share <= 1.0:
             raise ConfigurationError(f"drift_share must be in (0, 1], got {self.drift_share!r}")
+        if self.verdicts not in ("fixed", "calibrated"):
+            raise ConfigurationError(
+                f"verdicts must be 'fixed' or 'calibrated', got {self.verdicts!r}"
+            )
+        if not 0.0 < self.alpha < 1.0:
+            raise ConfigurationError(f"alpha must be in (0, 1), got {self.alpha!r}")
+
+    def calibrates(self, method: str) -> bool:
+        """Whether ``method``'s verdict is calibrated to the window's size."""
+        return self.verdicts == "calibrated" and method in CALIBRATED_METHODS
 
     def primary_for(self, feature: str, kind: FeatureKind) -> str:
         if feature in self.feature_methods:
@@ -156,6 +182,7 @@ def evaluate_window(
     state: WindowState,
     config: DriftConfig | None = None,
     registry: MethodRegistry | None = None,
+    null_models: NullModels = DEFAULT_NULL_MODELS,
 ) -> WindowReport:
     """Compute drift, data quality and quality metrics of a window against its reference.
 
@@ -187,7 +214,16 @@ def evaluate_window(
             if column.kind in registry.get(other).spec.kinds and other != methods[0].name
         ]
         has_data = dist.n_current > 0
-        pending[name] = [_Pending(name, m, m.compute(dist) if has_data else None) for m in methods]
+        pending[name] = []
+        for method in methods:
+            outcome = method.compute(dist) if has_data else None
+            if outcome is not None and config.calibrates(method.name):
+                null = null_models.get(
+                    profile.fingerprint, name, method.name, dist.reference, dist.n_current
+                )
+                squared = is_squared(method.name)
+                outcome = MethodScore(outcome.score, null.p_value(outcome.score, squared=squared))
+            pending[name].append(_Pending(name, method, outcome))
     _adjust_p_values([p for items in pending.values() for p in items])
 
     drifts = {
@@ -257,6 +293,8 @@ def _feature_drift(
 
 def _result(item: _Pending, config: DriftConfig) -> DriftResult:
     spec: MethodSpec = item.method.spec
+    if config.calibrates(spec.name):
+        return _calibrated_result(item, config)
     threshold = config.thresholds.get(spec.name, spec.default_threshold)
     warning_threshold = config.warning_thresholds.get(spec.name)
     outcome = item.outcome
@@ -276,6 +314,30 @@ def _result(item: _Pending, config: DriftConfig) -> DriftResult:
         adjusted_p_value=item.adjusted,
         threshold=threshold,
         warning_threshold=warning_threshold,
+        drifted=drifted,
+        warning=warning,
+    )
+
+
+def _calibrated_result(item: _Pending, config: DriftConfig) -> DriftResult:
+    """Drift: statistically real (adjusted p-value <= alpha) and large enough (score >= the
+    effect floor); warning: real but smaller than the floor."""
+    spec: MethodSpec = item.method.spec
+    floor = config.effect_floors.get(spec.name, spec.default_threshold)
+    outcome = item.outcome
+    drifted = warning = None
+    if outcome is not None:
+        assert item.adjusted is not None
+        warning = item.adjusted <= config.alpha
+        drifted = warning and outcome.score >= floor
+    return DriftResult(
+        method=spec.name,
+        display_name=spec.display_name,
+        score=None if outcome is None else outcome.score,
+        p_value=None if outcome is None else outcome.p_value,
+        adjusted_p_value=item.adjusted,
+        threshold=floor,
+        warning_threshold=None,
         drifted=drifted,
         warning=warning,
     )

@@ -62,6 +62,9 @@ def drift_config_of(config: ModelConfig) -> DriftConfig:
         thresholds=dict(drift.thresholds),
         warning_thresholds=dict(drift.warning_thresholds),
         drift_share=drift.drift_share,
+        verdicts=drift.verdicts,
+        alpha=drift.alpha,
+        effect_floors=dict(drift.effect_floors),
     )
 
 

@@ -75,6 +75,21 @@ class DriftSettings(BaseModel):
         le=1.0,
         description="Share of drifted input features at which the whole window drifted",
     )
+    verdicts: Literal["fixed", "calibrated"] = Field(
+        default="fixed",
+        description="fixed: a score drifts at its threshold; calibrated: PSI and "
+        "Jensen-Shannon judged against their spread under no drift at the window's size",
+    )
+    alpha: float = Field(
+        default=0.01,
+        gt=0.0,
+        lt=1.0,
+        description="Calibrated verdicts: false-alarm level across a window's features",
+    )
+    effect_floors: dict[MethodName, NonNegativeFloat] = Field(
+        default_factory=lambda: {"psi": 0.1, "jensenshannon": 0.05},
+        description="Calibrated verdicts: smallest score that counts as drift, per method",
+    )
 
 
 class AnomalySettings(BaseModel):

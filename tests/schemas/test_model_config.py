@@ -94,6 +94,8 @@ def test_tasks(data: dict[str, Any], positive: str | None) -> None:
         ({"drift": {"numeric_method": ""}}, "drift.numeric_method: string should have at least"),
         ({"drift": {"thresholds": {"psi": "high"}}}, "drift.thresholds.psi: input should be a"),
         ({"drift": {"methods": {}}}, "drift.methods: unknown field"),
+        ({"drift": {"verdicts": "sometimes"}}, "drift.verdicts: input should be 'fixed' or"),
+        ({"drift": {"alpha": 1}}, "drift.alpha: input should be less than 1"),
         ({"anomaly": {"n_sigma": 0}}, "anomaly.n_sigma: input should be greater than 0"),
         ({"anomaly": {"window": 1}}, "anomaly.window: input should be greater than or equal to 2"),
         ({"anomaly": {"min_std": {"volume": -1}}}, "anomaly.min_std.volume: input should be"),
@@ -177,6 +179,9 @@ def test_full_config_json_round_trip() -> None:
             "thresholds": {"ks": 0.01},
             "warning_thresholds": {},
             "drift_share": 0.3,
+            "verdicts": "calibrated",
+            "alpha": 0.02,
+            "effect_floors": {"psi": 0.15},
         },
         "anomaly": {"n_sigma": 2.5, "window": 20, "min_history": 8, "min_std": {"volume": 5.0}},
         "retrain": {
