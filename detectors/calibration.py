@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from threading import Lock
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from detectors.encoding import FloatArray, IntArray
 from detectors.methods import PSI_EPSILON
@@ -63,7 +63,8 @@ class NullModel:
         if self.scale <= 0.0 or not math.isfinite(self.dof) or self.dof <= 0.0:
             # Every replicate scored the same (a constant column): any larger score is news.
             return 1.0 if statistic <= 0.0 else 0.0
-        return float(stats.chi2.sf(statistic / self.scale, self.dof))
+        # special.chdtrc is chi2.sf without scipy.stats' ~50 µs of argument handling.
+        return float(special.chdtrc(self.dof, statistic / self.scale))
 
 
 def size_bucket(n: int) -> int:

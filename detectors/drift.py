@@ -2,8 +2,12 @@
 
 For every column a *primary* method decides the feature's status; other methods are
 reported beside it (by default KS for numeric columns) and carry their own verdict but do
-not change the status. PSI, the default primary method, has two levels: ``warning`` at
-0.1 and ``drift`` at 0.2.
+not change the status. PSI is the default primary method, judged by default with a
+calibrated verdict (:mod:`detectors.calibration`): ``drift`` when its shift is
+statistically real at the window's size (Benjamini-Hochberg across the window's features
+at ``alpha``, 1 %) and at least the effect floor (0.05), ``warning`` when real but
+smaller. With ``verdicts="fixed"`` it has two fixed levels: ``warning`` at 0.1 and
+``drift`` at 0.2.
 
 p-value methods test every feature of the window at once, so their p-values are adjusted
 with Benjamini-Hochberg across the columns of the window (inputs and outputs together) and
@@ -61,11 +65,12 @@ class DriftConfig:
     drift_share
         Share of drifted input features at which the whole window counts as drifted.
     verdicts
+        ``"calibrated"`` (the default, :mod:`detectors.calibration`): PSI and
+        Jensen-Shannon get a p-value from their spread under no drift at the window's size,
+        adjusted across the window's features; a feature drifts when the adjusted p-value
+        is at most ``alpha`` and the score at least its effect floor, and warns when only
+        the first holds. A method named in ``thresholds`` keeps a fixed verdict.
         ``"fixed"``: a score method drifts at its threshold, whatever the window's size.
-        ``"calibrated"`` (:mod:`detectors.calibration`): PSI and Jensen-Shannon get a
-        p-value from their spread under no drift at the window's size, adjusted across the
-        window's features; a feature drifts when the adjusted p-value is at most ``alpha``
-        and the score at least its effect floor, and warns when only the first holds.
     alpha
         The false-alarm level of calibrated verdicts, for all of a window's features together.
     effect_floors
@@ -79,10 +84,10 @@ class DriftConfig:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     warning_thresholds: Mapping[str, float] = field(default_factory=lambda: {"psi": 0.1})
     drift_share: float = 0.5
-    verdicts: Literal["fixed", "calibrated"] = "fixed"
+    verdicts: Literal["fixed", "calibrated"] = "calibrated"
     alpha: float = 0.01
     effect_floors: Mapping[str, float] = field(
-        default_factory=lambda: {"psi": 0.1, "jensenshannon": 0.05}
+        default_factory=lambda: {"psi": 0.05, "jensenshannon": 0.1}
     )
 
     def __post_init__(self) -> None:
@@ -96,8 +101,15 @@ class DriftConfig:
             raise ConfigurationError(f"alpha must be in (0, 1), got {self.alpha!r}")
 
     def calibrates(self, method: str) -> bool:
-        """Whether ``method``'s verdict is calibrated to the window's size."""
-        return self.verdicts == "calibrated" and method in CALIBRATED_METHODS
+        """Whether ``method``'s verdict is calibrated to the window's size: under calibrated
+        verdicts, PSI and Jensen-Shannon unless ``thresholds`` names them (an explicit
+        threshold is a choice of a fixed verdict, and configurations written before
+        calibrated verdicts keep their meaning)."""
+        return (
+            self.verdicts == "calibrated"
+            and method in CALIBRATED_METHODS
+            and method not in self.thresholds
+        )
 
     def primary_for(self, feature: str, kind: FeatureKind) -> str:
         if feature in self.feature_methods:

@@ -76,7 +76,7 @@ class DriftSettings(BaseModel):
         description="Share of drifted input features at which the whole window drifted",
     )
     verdicts: Literal["fixed", "calibrated"] = Field(
-        default="fixed",
+        default="calibrated",
         description="fixed: a score drifts at its threshold; calibrated: PSI and "
         "Jensen-Shannon judged against their spread under no drift at the window's size",
     )
@@ -87,7 +87,7 @@ class DriftSettings(BaseModel):
         description="Calibrated verdicts: false-alarm level across a window's features",
     )
     effect_floors: dict[MethodName, NonNegativeFloat] = Field(
-        default_factory=lambda: {"psi": 0.1, "jensenshannon": 0.05},
+        default_factory=lambda: {"psi": 0.05, "jensenshannon": 0.1},
         description="Calibrated verdicts: smallest score that counts as drift, per method",
     )
 

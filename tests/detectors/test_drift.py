@@ -72,7 +72,7 @@ def test_output_drift_is_reported_apart_from_features() -> None:
 
 
 def test_psi_warning_level_between_thresholds() -> None:
-    config = DriftConfig(warning_thresholds={"psi": 0.0001})
+    config = DriftConfig(verdicts="fixed", warning_thresholds={"psi": 0.0001})
     report = evaluate_window(PROFILE, window(frame(N)), config)
     assert {f.status for f in report.features} == {"warning"}
 
