@@ -1,12 +1,17 @@
 """Detection quality of Driftline's verdicts, fixed and calibrated, on streams with known
-change points (bench/detection/streams.py), scored as bench/detection/scoring.py says.
+change points (bench/detection/streams.py), scored as bench/detection/scoring.py says, with
+Evidently's and NannyML's defaults on the same streams (bench/detection/peers.py: each in a
+virtual environment of its own under var/peer-envs, created on first use).
 
 Run with::
 
     .venv/bin/python -m bench.detection --output docs/detection-quality.md
 
-``--quick`` runs a quarter of the windows and no million-event windows. Progress goes to
-stderr; the Markdown report to ``--output`` (or stdout).
+``--quick`` runs a quarter of the windows and no million-event windows; ``--no-peers``
+leaves the peers out. The peers see the first ``--peer-windows`` windows of each stationary
+stream and the first ``--peer-runs`` runs of each change (Evidently takes about 3 s a
+window), and no window above 100,000 events. Progress goes to stderr; the Markdown report
+to ``--output`` (or stdout).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.detection import peers
 from bench.detection.scoring import Score, Verdicts, score
 from bench.detection.streams import Scenario, population, scenarios
 from detectors import DriftConfig, WindowState, build_profile, evaluate_window
@@ -49,8 +56,8 @@ def driftline(config: DriftConfig) -> Detector:
 
 
 DETECTORS: dict[str, Detector] = {
-    "Driftline, fixed (PSI ≥ 0.2)": driftline(DriftConfig(also_report=())),
-    "Driftline, calibrated (alpha 1 %, PSI floor 0.1)": driftline(
+    "Driftline, fixed (PSI ≥ 0.2)": driftline(DriftConfig(verdicts="fixed", also_report=())),
+    "Driftline, calibrated (alpha 1 %, PSI floor 0.05)": driftline(
         DriftConfig(verdicts="calibrated", also_report=())
     ),
 }
@@ -60,20 +67,61 @@ def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def run_scenario(scenario: Scenario, seed: int) -> dict[str, Score]:
+PEER_MAX_WINDOW = 100_000
+
+
+def run_scenario(scenario: Scenario, seed: int, args: Any) -> dict[str, Score | str]:
     rng = np.random.default_rng(seed)
     reference = population(rng, scenario.reference_rows)
     profile = build_profile(reference)
     runs = [scenario.windows(rng) for _ in range(scenario.runs)]
-    found = {}
+    found: dict[str, Score | str] = {}
     for name, detector in DETECTORS.items():
         judge = detector(profile)
         began = time.perf_counter()
         verdicts: list[Verdicts] = [[judge(frame) for frame in run] for run in runs]
         seconds = time.perf_counter() - began
-        found[name] = score(verdicts, scenario.change_point, scenario.target, seconds)
-        say(f"  {scenario.name}: {name}: {describe(found[name])}")
+        result = score(verdicts, scenario.change_point, scenario.target, seconds)
+        found[name] = result
+        say(f"  {scenario.name}: {name}: {describe(result)}")
+    if args.peers:
+        found.update(run_peers(scenario, reference, runs, args))
     return found
+
+
+def run_peers(
+    scenario: Scenario, reference: Any, runs: list[list[Any]], args: Any
+) -> dict[str, Score | str]:
+    """The peers on a prefix of the same stream: ``Score``, or why there is none."""
+    found: dict[str, Score | str] = {}
+    if scenario.window > PEER_MAX_WINDOW:
+        return {peer_label(p): f"not run above {PEER_MAX_WINDOW:,} events" for p in peers.PEERS}
+    stationary = scenario.change is None
+    subset = [runs[0][: args.peer_windows]] if stationary else runs[: args.peer_runs]
+    with tempfile.TemporaryDirectory(prefix="driftline-detection-") as folder:
+        directory = Path(folder)
+        peers.write_scenario(directory, reference, subset)
+        for peer in peers.PEERS:
+            try:
+                verdicts, per_window, version = peers.run_peer(peer, directory, scenario.window)
+            except RuntimeError as exc:
+                found[peer_label(peer)] = f"failed: {str(exc).splitlines()[-1][:120]}"
+                say(f"  {scenario.name}: {peer}: {found[peer_label(peer)]}")
+                continue
+            windows = sum(len(run) for run in verdicts)
+            result = score(verdicts, scenario.change_point, scenario.target, per_window * windows)
+            found[peer_label(peer)] = result
+            PEER_VERSIONS[peer] = version
+            say(f"  {scenario.name}: {peer} {version}: {describe(result)}")
+    return found
+
+
+PEER_VERSIONS: dict[str, str] = {}
+
+
+def peer_label(peer: str) -> str:
+    return {"evidently": "Evidently, DataDriftPreset defaults", "nannyml": "NannyML, "
+            "UnivariateDriftCalculator defaults"}[peer]  # fmt: skip
 
 
 def describe(s: Score) -> str:
@@ -87,12 +135,26 @@ def pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}" if value < 0.1 else f"{value:.0%}"
 
 
-def render(results: dict[str, dict[str, Score]], found: list[Scenario], args: Any) -> str:
+def cell(result: Score | str, stationary: bool) -> str:
+    if isinstance(result, str):
+        return result
+    if stationary:
+        return f"{pct(result.false_alarm_rate)} of {result.windows}"
+    delay = "–" if result.mean_delay is None else f"{result.mean_delay:.2f}"
+    return (
+        f"{pct(result.caught_at_once)} / {delay} ({result.missed}) / {pct(result.precision)} / "
+        f"{pct(result.recall)} / {pct(result.false_alarm_rate)} / "
+        f"{result.seconds_per_window * 1000:,.1f} ms"
+    )
+
+
+def render(results: dict[str, dict[str, Score | str]], found: list[Scenario], args: Any) -> str:
     command = "python -m bench.detection --output docs/detection-quality.md"
     if args.quick:
         command += " --quick"
     stationary = [s for s in found if s.change is None]
     changes = [s for s in found if s.change is not None]
+    columns = list(DETECTORS) + ([peer_label(p) for p in peers.PEERS] if args.peers else [])
     lines = [
         "# Detection quality",
         "",
@@ -106,34 +168,42 @@ def render(results: dict[str, dict[str, Score]], found: list[Scenario], args: An
         "",
         "## Stationary streams: false alarms per window",
         "",
-        "| window | windows | " + " | ".join(DETECTORS) + " |",
-        "|---|---|" + "---|" * len(DETECTORS),
+        "Cells: the share of windows in which any feature drifted, of how many windows.",
+        "",
+        "| window | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
     ]
     for s in stationary:
-        cells = [pct(results[s.name][d].false_alarm_rate) for d in DETECTORS]
-        lines.append(f"| {s.window:,} events | {s.before} | " + " | ".join(cells) + " |")
+        cells = [cell(results[s.name].get(c, "–"), True) for c in columns]
+        lines.append(f"| {s.window:,} events | " + " | ".join(cells) + " |")
     lines += [
         "",
         "## Known changes: caught in the first window after the change",
         "",
-        "Each scenario: runs of 3 windows from the population, then 3 from the changed one. "
-        "Cells: caught at once / mean delay in windows (missed runs) / precision / recall "
-        "(tolerance 1 window) / false alarms per window before the change / ms per window.",
+        "Each run: 3 windows from the population, then 3 from the changed one. Cells: caught "
+        "at once / mean delay in windows (missed runs) / precision / recall (tolerance 1 "
+        "window) / false alarms per window before the change / seconds per window (the "
+        "peers': their own calls only, the reference's fitting excluded).",
         "",
-        "| change | window | runs | " + " | ".join(DETECTORS) + " |",
-        "|---|---|---|" + "---|" * len(DETECTORS),
+        "| change | window | runs (Driftline / peers) | " + " | ".join(columns) + " |",
+        "|---|---|---|" + "---|" * len(columns),
     ]
     for s in changes:
-        cells = []
-        for d in DETECTORS:
-            r = results[s.name][d]
-            delay = "–" if r.mean_delay is None else f"{r.mean_delay:.2f}"
-            cells.append(
-                f"{pct(r.caught_at_once)} / {delay} ({r.missed}) / {pct(r.precision)} / "
-                f"{pct(r.recall)} / {pct(r.false_alarm_rate)} / "
-                f"{r.seconds_per_window * 1000:.1f} ms"
-            )
-        lines.append(f"| {s.description} | {s.window:,} | {s.runs} | " + " | ".join(cells) + " |")
+        cells = [cell(results[s.name].get(c, "–"), False) for c in columns]
+        runs = f"{s.runs} / {min(s.runs, args.peer_runs)}" if args.peers else str(s.runs)
+        lines.append(f"| {s.description} | {s.window:,} | {runs} | " + " | ".join(cells) + " |")
+    cost = [
+        f"{c}: {np.median([r.seconds_per_window for r in by_column(results, c)]) * 1000:,.1f} ms"
+        for c in columns
+        if by_column(results, c)
+    ]
+    versions = ", ".join(f"{p} {v}" for p, v in sorted(PEER_VERSIONS.items()))
+    lines += [
+        "",
+        "- Median seconds per window over the scenarios: " + "; ".join(cost) + ".",
+        f"- Peers: {versions or 'not run'} (each in its own virtual environment, see "
+        "`bench/detection/peers.py`).",
+    ]
     lines += [
         "",
         f"- Machine: {platform.processor() or platform.machine()}, Python "
@@ -142,6 +212,10 @@ def render(results: dict[str, dict[str, Score]], found: list[Scenario], args: An
         "",
     ]
     return "\n".join(lines)
+
+
+def by_column(results: dict[str, dict[str, Score | str]], column: str) -> list[Score]:
+    return [r[column] for r in results.values() if isinstance(r.get(column), Score)]  # type: ignore[misc]
 
 
 def commit() -> str:
@@ -158,14 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a quarter of the windows")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--no-peers", dest="peers", action="store_false")
+    parser.add_argument("--peer-windows", type=int, default=20)
+    parser.add_argument("--peer-runs", type=int, default=8)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     began = time.monotonic()
     found = scenarios(args.quick)
-    results = {}
+    results: dict[str, dict[str, Score | str]] = {}
     for index, scenario in enumerate(found):
         say(f"scenario {index + 1}/{len(found)}: {scenario.name} ({scenario.window:,} events)")
-        results[scenario.name] = run_scenario(scenario, args.seed + index)
+        results[scenario.name] = run_scenario(scenario, args.seed + index, args)
     args.minutes = (time.monotonic() - began) / 60
     args.commit = commit()
     text = render(results, found, args)
