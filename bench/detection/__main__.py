@@ -204,6 +204,7 @@ def render(results: dict[str, dict[str, Score | str]], found: list[Scenario], ar
         f"- Peers: {versions or 'not run'} (each in its own virtual environment, see "
         "`bench/detection/peers.py`).",
     ]
+    lines += NOTES
     lines += [
         "",
         f"- Machine: {platform.processor() or platform.machine()}, Python "
@@ -216,6 +217,24 @@ def render(results: dict[str, dict[str, Score | str]], found: list[Scenario], ar
 
 def by_column(results: dict[str, dict[str, Score | str]], column: str) -> list[Score]:
     return [r[column] for r in results.values() if isinstance(r.get(column), Score)]  # type: ignore[misc]
+
+
+NOTES = [
+    "",
+    "## Reading the tables",
+    "",
+    "- A stationary cell is a count: at 1 % a run of 300 windows expects 3 alarms, and 5 is "
+    "not rare (binomial). More windows, or several seeds, narrow it.",
+    "- The peers see a prefix of the same streams (`--peer-windows`, `--peer-runs`): "
+    "Evidently takes about 2 s a window, most of it building the plotly charts of its "
+    "report, which `Report.run` always does.",
+    "- NannyML's default thresholds come from the reference's own chunks, each compared with "
+    "a reference that contains it (nannyml#426), and a 20,000-row reference has only 4 "
+    "chunks of 5,000 and 1 of 20,000: the thresholds sit below what a new window scores by "
+    "chance, so every large window alarms.",
+    "- Not in the harness yet: River's generators (they change P(y|x), the label-based "
+    "path) and River's ADWIN / Page-Hinkley beside the 3-sigma limits.",
+]
 
 
 def commit() -> str:
