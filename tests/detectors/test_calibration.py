@@ -45,6 +45,7 @@ def window(profile: ReferenceProfile, data: pd.DataFrame) -> WindowState:
     return WindowState.empty(profile).update(profile, columns)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("size", "windows"), [(200, 300), (1000, 300), (20_000, 150)])
 def test_stationary_windows_raise_at_most_alpha_false_alarms(size: int, windows: int) -> None:
     """Windows from the reference's population: the share of windows with any feature

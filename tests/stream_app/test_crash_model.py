@@ -37,6 +37,8 @@ from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import FakeClock, RecordingWriter
 from tests.stream_app.test_stages import RUNTIME, _envelope
 
+pytestmark = pytest.mark.slow  # make test runs it; make test-unit does not
+
 PARTITIONS = 2
 WINDOWS = 4
 PER_WINDOW = 60

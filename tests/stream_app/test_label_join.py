@@ -23,6 +23,8 @@ from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
 from tests.stream_app.test_stages import runtime, window_start
 
+pytestmark = pytest.mark.slow  # make test runs it; make test-unit does not
+
 WINDOWS, PER_WINDOW, ENVELOPE = 10, 120, 40
 # Two windows of label horizon over a ten-window replay: most of the replay lies beyond
 # any prediction's horizon when the other topic is read all ahead.
