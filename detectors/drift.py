@@ -305,19 +305,30 @@ def _feature_drift(
 
 def _result(item: _Pending, config: DriftConfig) -> DriftResult:
     spec: MethodSpec = item.method.spec
-    if config.calibrates(spec.name):
-        return _calibrated_result(item, config)
-    threshold = config.thresholds.get(spec.name, spec.default_threshold)
-    warning_threshold = config.warning_thresholds.get(spec.name)
     outcome = item.outcome
     drifted = warning = None
-    if outcome is not None:
-        judged = item.adjusted if outcome.p_value is not None else outcome.score
-        assert judged is not None
-        drifted = spec.is_drift(judged, threshold)
-        warning = (
-            spec.is_drift(judged, warning_threshold) if warning_threshold is not None else drifted
-        )
+    warning_threshold: float | None
+    if config.calibrates(spec.name):
+        # Drift: statistically real (adjusted p-value <= alpha) and large enough (score >=
+        # the effect floor); warning: real but smaller than the floor.
+        threshold = config.effect_floors.get(spec.name, spec.default_threshold)
+        warning_threshold = None
+        if outcome is not None:
+            assert item.adjusted is not None
+            warning = item.adjusted <= config.alpha
+            drifted = warning and outcome.score >= threshold
+    else:
+        threshold = config.thresholds.get(spec.name, spec.default_threshold)
+        warning_threshold = config.warning_thresholds.get(spec.name)
+        if outcome is not None:
+            judged = item.adjusted if outcome.p_value is not None else outcome.score
+            assert judged is not None
+            drifted = spec.is_drift(judged, threshold)
+            warning = (
+                spec.is_drift(judged, warning_threshold)
+                if warning_threshold is not None
+                else drifted
+            )
     return DriftResult(
         method=spec.name,
         display_name=spec.display_name,
@@ -326,30 +337,6 @@ def _result(item: _Pending, config: DriftConfig) -> DriftResult:
         adjusted_p_value=item.adjusted,
         threshold=threshold,
         warning_threshold=warning_threshold,
-        drifted=drifted,
-        warning=warning,
-    )
-
-
-def _calibrated_result(item: _Pending, config: DriftConfig) -> DriftResult:
-    """Drift: statistically real (adjusted p-value <= alpha) and large enough (score >= the
-    effect floor); warning: real but smaller than the floor."""
-    spec: MethodSpec = item.method.spec
-    floor = config.effect_floors.get(spec.name, spec.default_threshold)
-    outcome = item.outcome
-    drifted = warning = None
-    if outcome is not None:
-        assert item.adjusted is not None
-        warning = item.adjusted <= config.alpha
-        drifted = warning and outcome.score >= floor
-    return DriftResult(
-        method=spec.name,
-        display_name=spec.display_name,
-        score=None if outcome is None else outcome.score,
-        p_value=None if outcome is None else outcome.p_value,
-        adjusted_p_value=item.adjusted,
-        threshold=floor,
-        warning_threshold=None,
         drifted=drifted,
         warning=warning,
     )
