@@ -25,10 +25,20 @@ them gets no repair, not an error.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.types.tuples import ack_lock
+
+# Longest a repair's request may hold a worker of Faust's consumer thread. That thread runs
+# requests with two workers; one that never returns (a coordinator lookup retried through a
+# rebalance) keeps its worker for good, and the checks that follow take the other one, so
+# Faust's own calls (a table recovery's earliest offsets) then wait forever: measured once
+# as a worker processing nothing for 180 s. A timeout on the caller's side does not free
+# the thread's worker; this one, applied where the request runs, does.
+THREAD_CALL_SECONDS = 8.0
 
 
 def consumer_state(consumer: Any, tp: Any) -> str:
@@ -96,7 +106,7 @@ async def broker_committed(consumer: Any, tp: Any) -> int | None:
     kafka = _kafka_consumer(consumer)
     if kafka is None:
         return None
-    found = await consumer._thread.call_thread(kafka.committed, _kafka_tp(tp))
+    found = await _on_consumer_thread(consumer, kafka.committed, _kafka_tp(tp))
     return int(found) if found is not None else None
 
 
@@ -111,7 +121,9 @@ async def commit_directly(consumer: Any, tp: Any, offset: int) -> bool:
     kafka = _kafka_consumer(consumer)
     if kafka is None:
         return False
-    await consumer._thread.call_thread(kafka.commit, {_kafka_tp(tp): OffsetAndMetadata(offset, "")})
+    await _on_consumer_thread(
+        consumer, kafka.commit, {_kafka_tp(tp): OffsetAndMetadata(offset, "")}
+    )
     _forget_below(consumer, tp, offset)
     return True
 
@@ -136,6 +148,20 @@ def _forget_below(consumer: Any, tp: Any, offset: int) -> None:
             index.difference_update(below)
 
 
+async def _on_consumer_thread(
+    consumer: Any, request: Callable[..., Awaitable[Any]], *args: Any
+) -> Any:
+    """Run ``request(*args)`` on Faust's consumer thread, for at most THREAD_CALL_SECONDS.
+
+    Raises ``TimeoutError`` when it takes longer; the thread's worker is free again either way.
+    """
+
+    async def bounded() -> Any:  # runs on the consumer thread's loop
+        return await asyncio.wait_for(request(*args), THREAD_CALL_SECONDS)
+
+    return await consumer._thread.call_thread(bounded)
+
+
 def _kafka_consumer(consumer: Any) -> Any:
     thread = getattr(consumer, "_thread", None)
     ensure = getattr(thread, "_ensure_consumer", None)
@@ -156,5 +182,5 @@ async def refresh_metadata(consumer: Any) -> bool:
     kafka = _kafka_consumer(consumer)
     if kafka is None:
         return False
-    await consumer._thread.call_thread(kafka._client.force_metadata_update)
+    await _on_consumer_thread(consumer, kafka._client.force_metadata_update)
     return True

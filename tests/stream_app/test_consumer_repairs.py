@@ -137,3 +137,57 @@ def test_a_direct_commit_moves_faust_bookkeeping_past_it() -> None:
     assert consumer._committed_offset[TOPIC] == 2512
     assert consumer._acked[TOPIC] == [2600]
     assert commits(consumer) == [None], "Faust commits nothing below the direct commit"
+
+
+class HangingKafka:
+    """An aiokafka consumer whose committed-offset requests never return."""
+
+    async def committed(self, tp: Any) -> int:
+        await asyncio.Event().wait()
+        return 0
+
+
+class QueueThread:
+    """Faust's consumer thread as its requests see it: mode's method queue, two workers."""
+
+    def __init__(self, queue: Any, kafka: Any) -> None:
+        self.queue = queue
+        self.kafka = kafka
+
+    def _ensure_consumer(self) -> Any:
+        return self.kafka
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        promise = asyncio.get_running_loop().create_future()
+        return await (await self.queue.call(promise, fun, *args))
+
+
+def test_a_hung_request_frees_the_consumer_threads_worker(monkeypatch: Any) -> None:
+    """Two hung repairs must not leave Faust's own requests (table recovery) waiting forever."""
+    from mode.threads import MethodQueue
+
+    import stream_app.consumer_repairs as repairs
+
+    monkeypatch.setattr(repairs, "THREAD_CALL_SECONDS", 0.2)
+
+    async def scenario() -> list[Any]:
+        queue = MethodQueue(num_workers=2)
+        await queue.start()
+        consumer = type("Consumer", (), {})()
+        consumer._thread = QueueThread(queue, HangingKafka())
+        try:
+            hung = [
+                asyncio.ensure_future(repairs.broker_committed(consumer, TOPIC)) for _ in range(2)
+            ]
+            await asyncio.sleep(0.05)  # both of the queue's workers now run a hung request
+
+            async def faust_own_request() -> str:
+                return "earliest offsets"
+
+            answer = await asyncio.wait_for(consumer._thread.call_thread(faust_own_request), 5)
+            outcomes = await asyncio.gather(*hung, return_exceptions=True)
+            return [answer, *(type(o) for o in outcomes)]
+        finally:
+            await queue.stop()
+
+    assert asyncio.run(scenario()) == ["earliest offsets", TimeoutError, TimeoutError]
