@@ -180,10 +180,13 @@ def _anomaly(rule: Rule, window: WindowEvidence) -> _Found:
     for row in window.anomalies:
         if not row.anomaly or (rule.series and row.series not in rule.series):
             continue
-        summary = (
-            f"{row.series} {_num(row.value)} outside its 3-sigma limits "
-            f"[{_num(row.lower)}, {_num(row.upper)}]"
-        )
+        if row.lower is None or row.upper is None:  # a change detector: no limits, a reason
+            summary = f"{row.series} {_num(row.value)}: {row.reason}"
+        else:
+            summary = (
+                f"{row.series} {_num(row.value)} outside its 3-sigma limits "
+                f"[{_num(row.lower)}, {_num(row.upper)}]"
+            )
         evidence = {
             "series": row.series,
             "value": row.value,
@@ -191,6 +194,7 @@ def _anomaly(rule: Rule, window: WindowEvidence) -> _Found:
             "upper": row.upper,
             "mean": row.mean,
             "n_history": row.n_history,
+            "reason": row.reason,
         }
         found.append((row.series, summary, evidence))
     return found

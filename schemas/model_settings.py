@@ -93,7 +93,8 @@ class DriftSettings(BaseModel):
 
 
 class AnomalySettings(BaseModel):
-    """Three-sigma control limits on every windowed series of the model.
+    """Three-sigma control limits on every windowed series of the model, and optionally a
+    Page-Hinkley chart on the quality metrics (``detectors.change``).
 
     ``min_std`` floors sigma per series name, so a series that barely moves does not alert
     on noise; a series not named gets the pipeline's default floor. Reasonable floors: 0.005
@@ -117,6 +118,22 @@ class AnomalySettings(BaseModel):
     )
     min_std: dict[str, NonNegativeFloat] = Field(
         default_factory=dict, description="Floor on sigma per series name"
+    )
+    quality_detector: Literal["3sigma", "page_hinkley", "both"] = Field(
+        default="3sigma",
+        description=(
+            "How the quality metric series (metric:*) are judged: 3-sigma limits, a "
+            "Page-Hinkley chart (catches a slow decay the limits follow), or both (either fires)"
+        ),
+    )
+    page_hinkley_delta: float = Field(
+        default=0.5,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="Page-Hinkley slack in sigmas: drifts smaller than this accumulate nothing",
+    )
+    page_hinkley_threshold: float = Field(
+        default=6.0, gt=0.0, allow_inf_nan=False, description="Page-Hinkley alarm level in sigmas"
     )
 
     @field_validator("min_history")

@@ -31,6 +31,7 @@ from functools import cached_property
 from sqlalchemy.exc import SQLAlchemyError
 
 from detectors import ControlLimits, DriftConfig, QualityTask, ReferenceProfile
+from detectors.change import EitherJudge, PageHinkley, SeriesJudge
 from detectors.profile import NumericProfile
 from driftline.errors import IncompatibleStateError, StorageUnavailableError
 from registration.profiling import OUTPUT_COLUMNS, drift_config_of
@@ -108,25 +109,36 @@ class ModelRuntime:
     def drift_config(self) -> DriftConfig:
         return drift_config_of(self.config)
 
-    def control_limits(self, series: str) -> ControlLimits:
-        # ~50 series are judged per window: build each one's (validated) limits once.
+    def control_limits(self, series: str) -> SeriesJudge:
+        # ~50 series are judged per window: build each one's (validated) judge once.
         found = self._limits.get(series)
         if found is None:
-            found = self._limits[series] = self._new_control_limits(series)
+            found = self._limits[series] = self._new_judge(series)
         return found
 
     @cached_property
-    def _limits(self) -> dict[str, ControlLimits]:
+    def _limits(self) -> dict[str, SeriesJudge]:
         return {}
 
-    def _new_control_limits(self, series: str) -> ControlLimits:
+    def _new_judge(self, series: str) -> SeriesJudge:
         anomaly = self.config.anomaly
-        return ControlLimits(
+        min_std = anomaly.min_std.get(series, _default_min_std(series))
+        limits = ControlLimits(
             n_sigma=anomaly.n_sigma,
             window=anomaly.window,
             min_history=anomaly.min_history,
-            min_std=anomaly.min_std.get(series, _default_min_std(series)),
+            min_std=min_std,
         )
+        if anomaly.quality_detector == "3sigma" or not series.startswith("metric:"):
+            return limits
+        chart = PageHinkley(
+            window=anomaly.window,
+            min_history=anomaly.min_history,
+            min_std=min_std,
+            delta=anomaly.page_hinkley_delta,
+            threshold=anomaly.page_hinkley_threshold,
+        )
+        return chart if anomaly.quality_detector == "page_hinkley" else EitherJudge((limits, chart))
 
     @cached_property
     def feature_names(self) -> tuple[str, ...]:

@@ -153,6 +153,16 @@ def test_anomaly_and_data_quality_rules() -> None:
     found = evaluate([Rule("a", "anomaly")], evidence(anomalies=anomalies))
     assert [s.summary for s in found] == ["volume 90 outside its 3-sigma limits [100, 200]"]
     assert evaluate([Rule("a", "anomaly", series=("f1",))], evidence(anomalies=anomalies)) == []
+    decay = AnomalyRow(
+        series="metric:accuracy",
+        value=0.81,
+        anomaly=True,
+        reason="page-hinkley: level fell (7.2 sigma)",
+    )
+    found = evaluate([Rule("a", "anomaly")], evidence(anomalies=[decay]))
+    assert [s.summary for s in found] == [
+        "metric:accuracy 0.81: page-hinkley: level fell (7.2 sigma)"
+    ], "a change detector has no limits to quote"
 
     quality = [
         DataQualityRow(

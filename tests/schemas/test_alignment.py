@@ -21,6 +21,7 @@ from detectors import (
     RegressionMetrics,
     default_registry,
 )
+from detectors.change import PageHinkley
 from schemas import QUALITY_METRICS, AnomalySettings, DriftSettings, ModelConfig
 from schemas.model_settings import METHOD_NAME_PATTERN
 
@@ -48,6 +49,17 @@ def test_anomaly_settings_map_onto_control_limits() -> None:
     settings = AnomalySettings()
     limits = ControlLimits(settings.n_sigma, settings.window, settings.min_history)
     assert limits == ControlLimits()
+
+
+def test_page_hinkley_settings_default_to_the_chart_defaults() -> None:
+    settings = AnomalySettings()
+    chart = PageHinkley(
+        settings.window,
+        settings.min_history,
+        delta=settings.page_hinkley_delta,
+        threshold=settings.page_hinkley_threshold,
+    )
+    assert chart == PageHinkley()
 
 
 def test_quality_metrics_exist_for_their_tasks() -> None:

@@ -183,7 +183,15 @@ def test_full_config_json_round_trip() -> None:
             "alpha": 0.02,
             "effect_floors": {"psi": 0.15},
         },
-        "anomaly": {"n_sigma": 2.5, "window": 20, "min_history": 8, "min_std": {"volume": 5.0}},
+        "anomaly": {
+            "n_sigma": 2.5,
+            "window": 20,
+            "min_history": 8,
+            "min_std": {"volume": 5.0},
+            "quality_detector": "both",
+            "page_hinkley_delta": 0.25,
+            "page_hinkley_threshold": 8.0,
+        },
         "retrain": {
             "enabled": True,
             "features": ["age"],
