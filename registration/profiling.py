@@ -51,6 +51,23 @@ def profile_reference(
     return profile
 
 
+def window_alpha(alpha: float, per_day: float | None, window_seconds: int) -> float:
+    """The per-window false-alarm level that keeps a model within ``per_day`` false alarms.
+
+    Under no drift a calibrated window alarms with probability at most alpha (the null
+    quantiles at that level, Benjamini-Hochberg across its features), so a day of
+    ``86400 / window_seconds`` windows expects at most ``alpha * 86400 / window_seconds``
+    of them. With 5-minute windows the default alpha of 1 % is 2.9 false alarms a day; a
+    budget of 1 a day lowers alpha to 0.35 %. Without a budget, ``alpha`` stands.
+
+    >>> round(window_alpha(0.01, 1.0, 300), 5), window_alpha(0.01, 1.0, 86400)
+    (0.00347, 0.01)
+    """
+    if per_day is None:
+        return alpha
+    return min(alpha, per_day * window_seconds / 86400.0)
+
+
 def drift_config_of(config: ModelConfig) -> DriftConfig:
     """The statistical core's drift configuration for a model's settings."""
     drift = config.drift
@@ -63,7 +80,7 @@ def drift_config_of(config: ModelConfig) -> DriftConfig:
         warning_thresholds=dict(drift.warning_thresholds),
         drift_share=drift.drift_share,
         verdicts=drift.verdicts,
-        alpha=drift.alpha,
+        alpha=window_alpha(drift.alpha, drift.false_alarms_per_day, config.window_seconds),
         effect_floors=dict(drift.effect_floors),
     )
 

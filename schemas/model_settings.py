@@ -90,6 +90,13 @@ class DriftSettings(BaseModel):
         default_factory=lambda: {"psi": 0.05, "jensenshannon": 0.1},
         description="Calibrated verdicts: smallest score that counts as drift, per method",
     )
+    false_alarms_per_day: float | None = Field(
+        default=None,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="Calibrated verdicts: budget of expected false drift alarms per model per "
+        "day; lowers alpha to budget * window_seconds / 86400 when that is smaller",
+    )
 
 
 class AnomalySettings(BaseModel):

@@ -51,3 +51,26 @@ def test_an_unreadable_file_is_a_configuration_error(
     with pytest.raises(ConfigurationError, match=message) as raised:
         profile_reference(scenario.model_config(), path)
     assert str(tmp_path) not in str(raised.value)  # the server's paths stay out of API errors
+
+
+def test_a_false_alarm_budget_lowers_alpha_to_fit_the_day() -> None:
+    from registration.profiling import drift_config_of
+    from schemas import ModelConfig
+
+    def alpha(window_seconds: int, per_day: float | None) -> float:
+        config = ModelConfig.from_dict(
+            {
+                "model_id": "m",
+                "features": {"x": "numeric"},
+                "window_seconds": window_seconds,
+                "drift": {"false_alarms_per_day": per_day},
+            }
+        )
+        return drift_config_of(config).alpha
+
+    assert alpha(300, None) == 0.01
+    assert alpha(300, 1.0) == pytest.approx(1.0 * 300 / 86400)  # 288 windows a day
+    assert alpha(300, 1.0) * 86400 / 300 == pytest.approx(1.0), "the budget, exactly"
+    assert alpha(86400, 1.0) == 0.01, "a budget looser than alpha leaves alpha alone"
+    with pytest.raises(ConfigurationError, match="false_alarms_per_day"):
+        alpha(300, 0.0)

@@ -182,6 +182,7 @@ def test_full_config_json_round_trip() -> None:
             "verdicts": "calibrated",
             "alpha": 0.02,
             "effect_floors": {"psi": 0.15},
+            "false_alarms_per_day": 2.0,
         },
         "anomaly": {
             "n_sigma": 2.5,
