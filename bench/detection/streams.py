@@ -108,7 +108,7 @@ class Scenario:
         return frames
 
 
-STATIONARY_SIZES = {200: 300, 1_000: 300, 5_000: 150, 20_000: 80, 100_000: 30, 1_000_000: 8}
+STATIONARY_SIZES = {200: 3_000, 1_000: 1_000, 5_000: 300, 20_000: 80, 100_000: 30, 1_000_000: 8}
 
 
 def scenarios(quick: bool = False) -> list[Scenario]:
