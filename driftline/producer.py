@@ -4,9 +4,11 @@ One Kafka message per prediction caps a consumer at Faust's per-message cost; en
 a few hundred records (the ``records`` form of the contract) move that cost from each
 prediction to each batch. :class:`PredictionProducer` collects predictions per model and
 sends an envelope when it holds ``batch_size`` records or ``linger_seconds`` have passed,
-keyed by the first prediction id. Labels go one per message, keyed by ``prediction_id``
-with Kafka's default partitioner, so each meets its prediction's summary (stage 1 forwards
-summaries of enveloped predictions to the partition their labels hash to).
+keyed by the first prediction id. A label goes alone (:meth:`~PredictionProducer.label`),
+keyed by ``prediction_id`` with Kafka's default partitioner, so it meets its prediction's
+summary (stage 1 forwards summaries of enveloped predictions to the partition their
+labels hash to); many labels go in envelopes (:meth:`~PredictionProducer.labels`), one per
+such partition.
 
 No message is larger than :data:`driftline.limits.MAX_MESSAGE_BYTES`: an envelope that
 would be is split, and a single record (or label) that alone is is refused with
@@ -30,12 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from driftline.errors import ConfigurationError
 from driftline.limits import (
@@ -54,6 +58,13 @@ class StreamEnd:
 
     watermark: float
     partitions: tuple[int, ...]
+
+
+def label_partition(prediction_id: str, n_partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a label keyed by ``prediction_id``:
+    where the worker joins it (``stream_app.stage1.join_partition``; a test holds them equal).
+    """
+    return int(murmur2(prediction_id.encode()) & 0x7FFFFFFF) % n_partitions
 
 
 class PredictionProducer:
@@ -146,6 +157,45 @@ class PredictionProducer:
             )
         await self._producer.send(self.topics.labels, key=prediction_id.encode(), value=value)
 
+    async def labels(self, model_id: str, labels: Iterable[tuple[str, Any, float | None]]) -> int:
+        """Send many labels (``(prediction_id, label, timestamp or None for now)``) in
+        envelopes, and wait until the broker has them; returns how many envelopes.
+
+        Each envelope goes to the partition of the labels topic its labels' prediction ids
+        hash to (Kafka's default partitioner), where the worker joins them to their
+        predictions: labels are grouped by that partition first.
+
+        Raises
+        ------
+        MessageTooLargeError
+            When a label alone exceeds the limit; every other label was sent.
+        ConfigurationError
+            When the labels topic does not exist.
+        """
+        n_partitions = len(await self._partitions(self.topics.labels))
+        now = time.time()
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for prediction_id, label, timestamp in labels:
+            record = {
+                "prediction_id": prediction_id,
+                "label": label,
+                "timestamp": now if timestamp is None else timestamp,
+            }
+            groups.setdefault(label_partition(prediction_id, n_partitions), []).append(record)
+        before = self.sent_envelopes
+        refused: list[tuple[str, int]] = []
+        head = {"model_id": model_id}
+        for partition, records in sorted(groups.items()):
+            for start in range(0, len(records), self.batch_size):
+                chunk = records[start : start + self.batch_size]
+                refused += await self._send_envelopes(self.topics.labels, head, chunk, partition)
+        await self._producer.flush()
+        if refused:
+            prediction_id, size = refused[0]
+            others = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            raise too_large(f"the label of prediction {prediction_id}{others}", size)
+        return self.sent_envelopes - before
+
     async def flush(self) -> None:
         """Send every queued envelope and wait until the broker has them.
 
@@ -226,19 +276,30 @@ class PredictionProducer:
         self, model_id: str, records: list[dict[str, Any]]
     ) -> list[tuple[str, int]]:
         """Send ``records`` in envelopes within the limit; returns the ones that cannot be."""
+        head = {"model_id": model_id, "model_version": self.model_version}
+        return await self._send_envelopes(self.topics.predictions, head, records, None)
+
+    async def _send_envelopes(
+        self,
+        topic: str,
+        head: dict[str, Any],
+        records: list[dict[str, Any]],
+        partition: int | None,
+    ) -> list[tuple[str, int]]:
+        """Send ``records`` under ``head`` in envelopes within the limit, keyed by the first
+        prediction id (or to ``partition``); returns the ones that alone exceed it."""
         if not records:
             return []
-        envelope = {"model_id": model_id, "model_version": self.model_version, "records": records}
-        value = orjson.dumps(envelope)
+        value = orjson.dumps({**head, "records": records})
         if len(value) > MAX_MESSAGE_BYTES:
             if len(records) == 1:
                 return [(records[0]["prediction_id"], len(value))]
             # Halves until each fits: rare (records of ~2 KB in an envelope of 500), so
             # the serializations this repeats do not matter.
             half = len(records) // 2
-            first = await self._send_records(model_id, records[:half])
-            return first + await self._send_records(model_id, records[half:])
+            first = await self._send_envelopes(topic, head, records[:half], partition)
+            return first + await self._send_envelopes(topic, head, records[half:], partition)
         key = records[0]["prediction_id"].encode()
-        await self._producer.send(self.topics.predictions, key=key, value=value)
+        await self._producer.send(topic, key=key, value=value, partition=partition)
         self.sent_envelopes += 1
         return []

@@ -23,7 +23,7 @@ from schemas.events import (
 from schemas.model_config import ModelConfig
 from schemas.model_settings import QUALITY_METRICS, AnomalySettings, DriftSettings, RetrainPolicy
 from schemas.outbound import DeadLetter, RetrainTrigger
-from schemas.parsing import parse_label_message, parse_prediction_message
+from schemas.parsing import parse_label_message, parse_labels_message, parse_prediction_message
 from schemas.timestamps import to_epoch_seconds, to_utc_datetime
 from schemas.topics import Topics
 
@@ -42,6 +42,7 @@ __all__ = [
     "RetrainTrigger",
     "Topics",
     "parse_label_message",
+    "parse_labels_message",
     "parse_prediction_message",
     "to_epoch_seconds",
     "to_utc_datetime",

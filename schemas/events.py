@@ -33,7 +33,9 @@ from schemas.values import (
 __all__ = [
     "MAX_BATCH_RECORDS",
     "DeadLetter",
+    "LabelBatch",
     "LabelEvent",
+    "LabelRecord",
     "PredictionBatch",
     "PredictionEvent",
     "PredictionRecord",
@@ -133,3 +135,44 @@ class LabelEvent(BaseModel):
     prediction_id: PredictionId
     label: ScalarOutcome = Field(description="The true value or class")
     timestamp: Timestamp
+
+
+class LabelRecord(BaseModel):
+    """One label inside a label envelope: a label event without the model field."""
+
+    model_config = _EVENT_CONFIG
+
+    prediction_id: PredictionId
+    label: ScalarOutcome = Field(description="The true value or class")
+    timestamp: Timestamp
+
+
+class LabelBatch(BaseModel):
+    """Many labels of one model in one message, under a records key.
+
+    Labels are joined on the partition of the labels topic their ``prediction_id`` hashes
+    to (Kafka's default partitioner, murmur2): every label of an envelope must hash to the
+    partition the envelope is sent to (``driftline.producer`` groups them so); the worker
+    dead-letters an envelope that breaks this, naming the first label that does.
+    """
+
+    model_config = _EVENT_CONFIG
+
+    model_id: ModelId
+    records: list[LabelRecord] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_RECORDS,
+        description=f"The labels, 1 to {MAX_BATCH_RECORDS}",
+    )
+
+    def events(self) -> list[LabelEvent]:
+        """One :class:`LabelEvent` per record, in order (validated with the envelope)."""
+        return [
+            LabelEvent.model_construct(
+                model_id=self.model_id,
+                prediction_id=record.prediction_id,
+                label=record.label,
+                timestamp=record.timestamp,
+            )
+            for record in self.records
+        ]

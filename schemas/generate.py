@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 
 from schemas.alert_routing import AlertRouting
-from schemas.events import LabelEvent, PredictionBatch, PredictionEvent
+from schemas.events import LabelBatch, LabelEvent, PredictionBatch, PredictionEvent
 from schemas.model_config import ModelConfig
 from schemas.outbound import DeadLetter, RetrainTrigger
 
@@ -59,6 +59,7 @@ SCHEMA_FILES = (
         "validation",
     ),
     SchemaFile("label.v1.schema.json", LabelEvent, "Driftline label event v1", "validation"),
+    SchemaFile("label-batch.v1.schema.json", LabelBatch, "Driftline label batch v1", "validation"),
     SchemaFile(
         "retrain-trigger.v1.schema.json",
         RetrainTrigger,

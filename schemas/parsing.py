@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from driftline.errors import InvalidEventError
-from schemas.events import LabelEvent, PredictionBatch, PredictionEvent, PredictionRecord
+from schemas.events import (
+    LabelBatch,
+    LabelEvent,
+    LabelRecord,
+    PredictionBatch,
+    PredictionEvent,
+    PredictionRecord,
+)
 from schemas.validation_messages import describe_validation_error, field_path
 from schemas.values import INT_MAX, INT_MIN, INTEGER_OUT_OF_RANGE, may_hold_wide_integer
 
@@ -38,9 +45,12 @@ def _validate(model: type[_Model], raw: bytes | str) -> _Model:
         raise _invalid(exc, raw) from exc
 
 
-def _values(item: PredictionEvent | PredictionRecord | LabelEvent) -> Iterator[tuple[Any, ...]]:
+_Item = PredictionEvent | PredictionRecord | LabelEvent | LabelRecord
+
+
+def _values(item: _Item) -> Iterator[tuple[Any, ...]]:
     """(location, value) of the fields that may hold an integer of any size."""
-    if isinstance(item, LabelEvent):
+    if isinstance(item, LabelEvent | LabelRecord):
         yield ("label",), item.label
         return
     for name, value in item.features.items():
@@ -48,9 +58,7 @@ def _values(item: PredictionEvent | PredictionRecord | LabelEvent) -> Iterator[t
     yield ("prediction",), item.prediction
 
 
-def _refuse_wide_integers(
-    raw: bytes | str, items: Sequence[PredictionEvent | PredictionRecord | LabelEvent], batch: bool
-) -> None:
+def _refuse_wide_integers(raw: bytes | str, items: Sequence[_Item], batch: bool) -> None:
     # Not in the value unions: there a bounded int schema would hand a wide integer to the
     # float schema, which reads it as a float. Timestamps and scores have ranges of their own.
     if not may_hold_wide_integer(raw):
@@ -154,3 +162,34 @@ def parse_label_message(raw: bytes | str) -> LabelEvent:
     label = _validate(LabelEvent, raw)
     _refuse_wide_integers(raw, [label], batch=False)
     return label
+
+
+def parse_labels_message(raw: bytes | str) -> list[LabelEvent]:
+    """Validate one message of the labels topic: a single label or a label envelope.
+
+    A message whose top-level object has a ``"records"`` key is an envelope
+    (:class:`~schemas.events.LabelBatch`), any other a single label, as for predictions.
+
+    Examples
+    --------
+    >>> batch = (b'{"model_id": "churn", "records": ['
+    ...          b'{"prediction_id": "a", "label": 1, "timestamp": 1714564800},'
+    ...          b'{"prediction_id": "b", "label": 0, "timestamp": 1714564801}]}')
+    >>> [(label.prediction_id, label.label) for label in parse_labels_message(batch)]
+    [('a', 1), ('b', 0)]
+    >>> parse_labels_message(batch.replace(b'"label": 0', b'"label": [0]'))
+    Traceback (most recent call last):
+    ...
+    driftline.errors.InvalidEventError: records[1].label: must be a finite number, string or bool
+    """
+    maybe_batch = _RECORDS_KEY.encode() in raw if isinstance(raw, bytes) else _RECORDS_KEY in raw
+    if maybe_batch:
+        try:
+            batch = LabelBatch.model_validate_json(raw)
+        except ValidationError as exc:
+            if not _misses_records(exc):
+                raise _invalid(exc, raw) from exc
+        else:
+            _refuse_wide_integers(raw, batch.records, batch=True)
+            return batch.events()
+    return [parse_label_message(raw)]

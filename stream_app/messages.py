@@ -61,6 +61,9 @@ class LabelsMessage:
     origin_offsets: list[int] = field(default_factory=list)
     label_offsets: list[int] = field(default_factory=list)
     checkpoint: dict[str, int] = field(default_factory=dict)
+    # Per pair, the label's position in its message (a label envelope holds many; a pair is
+    # identified by label offset and position). Empty: every label was alone in its message.
+    label_indexes: list[int] = field(default_factory=list)
     kind: Literal["labels"] = "labels"
 
 

@@ -53,7 +53,7 @@ from schemas.fast_batch import (
     parse_envelope,
     parse_single,
 )
-from schemas.parsing import parse_label_message, parse_prediction_message
+from schemas.parsing import parse_labels_message, parse_prediction_message
 from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
 from stream_app import baseline, messages, window_stamps
 from stream_app.counters import Counters
@@ -61,6 +61,7 @@ from stream_app.dedup import WindowDedup, envelope_identity
 from stream_app.input_order import HoleGuard
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.state_store import PartitionedStore
+from stream_app.task_checks import TaskCheck
 from stream_app.windows import PartitionClock, window_closes_at, window_start
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,12 @@ class Stage1Sink:
     rewind: Callable[[str, int, int], Awaitable[int]] | None = None
 
 
+def _label_identity(entry: Mapping[str, Any]) -> tuple[int, int] | None:
+    """A stored label's (or joined mark's) offset and position in its message."""
+    offset = entry.get("o")
+    return None if offset is None else (int(offset), int(entry.get("i", 0)))
+
+
 def join_partition(prediction_id: str, n_partitions: int) -> int:
     """The partition Kafka's default partitioner gives a ``prediction_id`` key."""
     return int(murmur2(prediction_id.encode()) & 0x7FFFFFFF) % n_partitions
@@ -141,9 +148,10 @@ class _Batch:
         default_factory=lambda: defaultdict(list)
     )
     # Labeled pairs by (partition, model, window): (label, prediction, score, summary's
-    # topic, summary's offset, label's offset): what identifies a pair (see messages).
-    labeled: dict[tuple[int, str, float, float], list[tuple[Any, Any, Any, str, int, int]]] = field(
-        default_factory=lambda: defaultdict(list)
+    # topic, summary's offset, label's offset and position in its message): what identifies a
+    # pair (see messages).
+    labeled: dict[tuple[int, str, float, float], list[tuple[Any, Any, Any, str, int, int, int]]] = (
+        field(default_factory=lambda: defaultdict(list))
     )
     # Late events by (partition, model, window): {offset of their predictions message: n}.
     late: dict[tuple[int, str, float, float], dict[int, int]] = field(
@@ -996,8 +1004,9 @@ class Stage1:
         if stored is not None:
             waiting = orjson.loads(stored)
             if waiting["k"] == "l":  # the label came first: join now
-                self._pair(partition, summary, waiting["y"], waiting.get("o", -1), work)
-                self._joined(partition, key, waiting.get("o", -1), summary["x"])
+                label = (waiting.get("o", -1), waiting.get("i", 0))
+                self._pair(partition, summary, waiting["y"], label, work)
+                self._joined(partition, key, label, summary["x"])
                 return
             if waiting["k"] == "d":  # joined already: a copy forwarded again by a replay
                 return
@@ -1011,34 +1020,63 @@ class Stage1:
 
     async def _label(self, message: InputMessage, work: _Batch) -> None:
         try:
-            label: LabelEvent = parse_label_message(message.value)
+            labels: list[LabelEvent] = parse_labels_message(message.value)
         except ValueError as exc:
             await self._reject(message, str(exc))
             return
-        runtime = self.registry.get(label.model_id)
+        model_id = labels[0].model_id
+        runtime = self.registry.get(model_id)
         if runtime is None:
-            await self._reject(message, _no_model(self.registry, label.model_id))
+            await self._reject(message, _no_model(self.registry, model_id))
             return
         if runtime.task_check is None:
-            await self._reject(message, f"model {label.model_id!r} has no task: labels unused")
+            await self._reject(message, f"model {model_id!r} has no task: labels unused")
             return
-        reason = runtime.task_check.label_error(label.label) or self._future_error(
-            label.timestamp.timestamp()
-        )
+        # An envelope is judged whole, like a predictions envelope: one bad label sends the
+        # message to the dead letters, and none of its labels is applied.
+        reason = self._labels_error(runtime.task_check, labels, message)
         if reason is not None:
             await self._reject(message, reason)
             return
-        self.label_clock(message.partition).observe(label.timestamp.timestamp())
-        self.counters.labels += 1
+        clock = self.label_clock(message.partition)
+        for index, label in enumerate(labels):
+            clock.observe(label.timestamp.timestamp())
+            self._join_label(message, index, label, runtime.label_horizon_seconds, work)
+        self.counters.labels += len(labels)
+
+    def _labels_error(
+        self, check: TaskCheck, labels: list[LabelEvent], message: InputMessage
+    ) -> str | None:
+        many = len(labels) > 1 or b'"records"' in message.value
+        for index, label in enumerate(labels):
+            reason = check.label_error(label.label) or self._future_error(
+                label.timestamp.timestamp()
+            )
+            if reason is None and many:
+                home = join_partition(label.prediction_id, self.n_partitions)
+                if home != message.partition:
+                    reason = (
+                        f"prediction_id {label.prediction_id!r} belongs to partition {home} of "
+                        f"the labels topic, not {message.partition}: send each label envelope "
+                        "to the partition its labels hash to (driftline.producer groups them)"
+                    )
+            if reason is not None:
+                return f"records[{index}]: {reason}" if many else reason
+        return None
+
+    def _join_label(
+        self, message: InputMessage, index: int, label: LabelEvent, horizon: float, work: _Batch
+    ) -> None:
+        """Join one label (``index`` in its message) to its summary, or store it to wait."""
         partition = message.partition
         key = _join_key(partition, label.prediction_id)
         stored = self.joins.get(key)
         entry = orjson.loads(stored) if stored is not None else None
         if entry is not None and entry["k"] == "p":
-            self._pair(partition, entry, label.label, message.offset, work)
-            self._joined(partition, key, message.offset, entry["x"])
+            self._pair(partition, entry, label.label, (message.offset, index), work)
+            self._joined(partition, key, (message.offset, index), entry["x"])
             return
-        if entry is not None and entry.get("o") == message.offset:
+        if entry is not None and _label_identity(entry) == (message.offset, index):
             return  # this very label, read again by a replay: its effect is in the store
         if entry is not None and entry["k"] == "d":
             return  # a second label for a joined prediction (a retried send): not joined again
@@ -1046,30 +1084,36 @@ class Stage1:
             "k": "l",
             "m": label.model_id,
             "y": label.label,
-            "x": label.timestamp.timestamp() + runtime.label_horizon_seconds,
+            "x": label.timestamp.timestamp() + horizon,
             "o": message.offset,
         }
+        if index:
+            waiting["i"] = index  # absent for a label alone in its message, as before
         self.joins.set(partition, key, orjson.dumps(waiting))
         self._note_expiry(partition, float(waiting["x"]))
 
-    def _joined(self, partition: int, key: str, label_offset: int, expires: float) -> None:
+    def _joined(self, partition: int, key: str, label: tuple[int, int], expires: float) -> None:
         """A label and its prediction met: mark it until a checkpoint covers the label.
 
         Until then a replay may read the label again, or a summary the replay of another
         partition forwards again; the mark makes both no-ops instead of a second pair.
+        ``label``: the label's offset and its position in that message.
         """
-        mark = {"k": "d", "o": label_offset, "x": expires}
+        mark: dict[str, Any] = {"k": "d", "o": label[0], "x": expires}
+        if label[1]:
+            mark["i"] = label[1]
         self.joins.set(partition, key, orjson.dumps(mark))
-        self._joined_marks[partition].append((key, label_offset))
+        self._joined_marks[partition].append((key, label[0]))
 
     def _pair(
         self,
         partition: int,
         summary: dict[str, Any],
         label: Any,
-        label_offset: int,
+        identity: tuple[int, int],
         work: _Batch,
     ) -> None:
+        """``identity``: the label's offset and its position in that message."""
         work.labeled[(partition, summary["m"], summary["ws"], summary["we"])].append(
             (
                 label,
@@ -1077,7 +1121,8 @@ class Stage1:
                 summary["s"],
                 summary.get("sk", "p"),
                 summary.get("so", -1),
-                label_offset,
+                identity[0],
+                identity[1],
             )
         )
         self.counters.joined += 1
@@ -1137,7 +1182,7 @@ class Stage1:
 
     async def _send_labels_and_late(self, work: _Batch) -> None:
         for (partition, model_id, start, end), pairs in work.labeled.items():
-            y_true, y_pred, scores, kinds, origins, label_offsets = (
+            y_true, y_pred, scores, kinds, origins, label_offsets, label_indexes = (
                 list(column) for column in zip(*pairs, strict=True)
             )
             message = messages.LabelsMessage(
@@ -1152,6 +1197,7 @@ class Stage1:
                 origins,
                 label_offsets,
                 dict(self._durable_checkpoints.get(partition, {})),
+                label_indexes if any(label_indexes) else [],
             )
             await self._send(model_id, messages.encode(message), None)
         for (partition, model_id, start, end), counts in work.late.items():

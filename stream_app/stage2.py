@@ -705,7 +705,8 @@ def _new_label_pairs(
     """The positions of the pairs not applied yet; ``recent`` is updated in place.
 
     ``None``: the message says nothing of its origins (sent before they existed), so all of
-    its pairs apply. A pair is identified by its label's offset (a label joins once). Which
+    its pairs apply. A pair is identified by its label's offset and position in that message
+    (a label joins once). Which
     message completes a join depends on where Kafka cut the batches, so after a crash the
     same pair may come back made by another message, in another order: stage 2 remembers
     the labels it applied for as long as a replay could send them again, which ends when
@@ -730,17 +731,31 @@ def _new_label_pairs(
         for entry in recent.get(key, [])
         if not (done.get("l", -1) >= entry[0] and done.get(entry[1], -1) >= entry[2])
     ]
-    seen = {entry[0] for entry in kept_entries}
+    # A label is its offset and its position in that message (entries written before label
+    # envelopes existed have no position: 0, a label alone in its message).
+    seen = {(entry[0], entry[3] if len(entry) > 3 else 0) for entry in kept_entries}
+    positions = message.label_indexes or [0] * n_pairs
+    if len(positions) != n_pairs:
+        raise InvalidInputError(
+            f"labels message with {n_pairs} pairs but {len(positions)} label positions"
+        )
     keep: list[int] = []
-    for index, (kind, offset, label_offset) in enumerate(
-        zip(message.origin_kinds, message.origin_offsets, message.label_offsets, strict=True)
+    for index, (kind, offset, label_offset, position) in enumerate(
+        zip(
+            message.origin_kinds,
+            message.origin_offsets,
+            message.label_offsets,
+            positions,
+            strict=True,
+        )
     ):
         if label_offset < 0:  # a label stored before offsets were: applied, not remembered
             keep.append(index)
-        elif label_offset not in seen:
+        elif (label_offset, position) not in seen:
             keep.append(index)
-            seen.add(label_offset)
-            kept_entries.append([label_offset, kind, offset])
+            seen.add((label_offset, position))
+            entry = [label_offset, kind, offset]
+            kept_entries.append([*entry, position] if position else entry)
     if kept_entries:
         recent[key] = kept_entries
     else:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from driftline.errors import InvalidEventError
-from schemas import parse_label_message, parse_prediction_message
+from schemas import parse_label_message, parse_labels_message, parse_prediction_message
 from schemas.events import MAX_BATCH_RECORDS, PredictionBatch, PredictionEvent
 from tests.schemas.examples import MISSING, batch, dumps, event, label, record
 
@@ -266,3 +266,49 @@ def test_long_digit_runs_elsewhere_are_not_integers() -> None:
     doc = event(prediction_id=digits, features={digits: "x", "f": float("0." + digits)})
     [parsed] = parse_prediction_message(dumps(doc))
     assert parsed.prediction_id == digits
+
+
+def label_batch(*records: dict[str, Any], model_id: str = "churn-v2") -> dict[str, Any]:
+    return {"model_id": model_id, "records": list(records)}
+
+
+def label_record(**changes: Any) -> dict[str, Any]:
+    doc = label(**changes)
+    doc.pop("model_id")
+    return doc
+
+
+def test_a_label_envelope_gives_the_events_a_single_label_would() -> None:
+    first = label_record(prediction_id="a", label=1)
+    second = label_record(prediction_id="b", label="x", timestamp=1714564800.5)
+    parsed = parse_labels_message(dumps(label_batch(first, second)))
+    singles = [
+        parse_label_message(dumps({"model_id": "churn-v2", **doc})) for doc in (first, second)
+    ]
+    assert parsed == singles
+    assert [p.model_fields_set for p in parsed] == [s.model_fields_set for s in singles]
+    assert parse_labels_message(dumps(label())) == [parse_label_message(dumps(label()))]
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        (label_batch(), "records: list should have at least 1 item"),
+        (label_batch(label_record(), label_record(label=None)), "records[1].label: must be"),
+        (label_batch(label_record(label=2**64)), f"records[0].label: {WIDE}"),
+        (label_batch(label(), model_id="m"), r"records[0].model_id: unknown field"),
+        ({"records": [label_record()]}, "model_id: field required"),
+        (
+            label_batch(*[label_record()] * (MAX_BATCH_RECORDS + 1)),
+            f"records: list should have at most {MAX_BATCH_RECORDS}",
+        ),
+    ],
+)
+def test_invalid_label_envelope(doc: dict[str, Any], reason: str) -> None:
+    with pytest.raises(InvalidEventError, match=reason.replace("[", r"\[").replace("]", r"\]")):
+        parse_labels_message(dumps(doc))
+
+
+def test_records_as_text_inside_a_single_label_is_not_an_envelope() -> None:
+    [parsed] = parse_labels_message(dumps(label(prediction_id='"records"')))
+    assert parsed.prediction_id == '"records"'

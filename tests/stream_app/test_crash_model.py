@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from schemas.control import end_of_stream_message
@@ -102,8 +103,18 @@ class LoggedStore:
             self.durable.append(("write", self.name, partition, key, value))
 
 
+def _label_envelope(events: list[scenario.Event]) -> bytes:
+    records = []
+    for event in events:
+        record = orjson.loads(event.label_json())
+        del record["model_id"]
+        records.append(record)
+    return orjson.dumps({"model_id": scenario.MODEL_ID, "records": records})
+
+
 def _inputs() -> dict[tuple[str, int], list[bytes]]:
-    """Envelopes and single events, labels before and after their predictions, late
+    """Envelopes and single events, labels (alone and in envelopes) before and after their
+    predictions, late
     events, and an end-of-stream marker per partition: per (topic kind, partition)."""
     rng = np.random.default_rng(11)
     events = list(scenario.events(WINDOWS, PER_WINDOW, drift_from=2, decay_from=3))
@@ -135,8 +146,16 @@ def _inputs() -> dict[tuple[str, int], list[bytes]]:
                 inputs[("prediction", join_partition(late.prediction_id, PARTITIONS))].append(
                     late.prediction_json()
                 )
+    by_partition: dict[int, list[scenario.Event]] = defaultdict(list)
     for e in labels_after:
-        inputs[("label", join_partition(e.prediction_id, PARTITIONS))].append(e.label_json())
+        by_partition[join_partition(e.prediction_id, PARTITIONS)].append(e)
+    for p, waiting in by_partition.items():
+        for i in range(0, len(waiting), 6):  # label envelopes and single labels, by turns
+            part = waiting[i : i + 6]
+            if i % 12 == 0:
+                inputs[("label", p)].append(_label_envelope(part))
+            else:
+                inputs[("label", p)].extend(e.label_json() for e in part)
     for p in range(PARTITIONS):
         inputs[("prediction", p)].append(end_of_stream_message(END))
     return inputs
@@ -262,6 +281,16 @@ def test_the_clean_run_has_late_events_labels_and_revisions() -> None:
     assert n_rows == WINDOWS * PER_WINDOW
     assert sum(v[1] or 0 for v in CLEAN.values()) > 0  # late events were counted
     assert all(v[2] > 0 for v in CLEAN.values())  # every window has labels
+    sent = [
+        orjson.loads(raw)
+        for (kind, _), values in INPUTS.items()
+        if kind == "label"
+        for raw in values
+    ]
+    envelopes = [doc for doc in sent if "records" in doc]
+    assert envelopes, "label envelopes are part of the input"
+    n_labels = sum(len(doc.get("records", [doc])) for doc in sent)
+    assert sum(v[2] for v in CLEAN.values()) == n_labels  # every label, alone or not, joined
 
 
 KILL_POINTS = sorted({int(x) for x in np.linspace(1, len(CLEAN_LOG) - 1, 24)})

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_app.stage1 import InputMessage
+from stream_app.stage1 import InputMessage, join_partition
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
 from tests.stream_app.test_stages import runtime, window_start
@@ -38,6 +38,15 @@ def _envelope(events: Sequence[scenario.Event]) -> bytes:
         del record["model_id"], record["model_version"]
         records.append(record)
     return orjson.dumps({"model_id": scenario.MODEL_ID, "model_version": "v1", "records": records})
+
+
+def _label_envelope(events: Sequence[scenario.Event]) -> bytes:
+    records = []
+    for event in events:
+        record = orjson.loads(event.label_json())
+        del record["model_id"]
+        records.append(record)
+    return orjson.dumps({"model_id": scenario.MODEL_ID, "records": records})
 
 
 async def _run(
@@ -60,7 +69,9 @@ def _note_log_ends(pipeline: LocalPipeline, log_ends: dict[int, int]) -> None:
         pipeline.stage1.note_label_log_end(partition, end)
 
 
-def _replay(order: str, n_partitions: int, envelopes: bool) -> tuple[LocalPipeline, int]:
+def _replay(
+    order: str, n_partitions: int, envelopes: bool, label_envelopes: bool = False
+) -> tuple[LocalPipeline, int]:
     pipeline = LocalPipeline(RUNTIME, n_partitions)
     events = list(scenario.events(WINDOWS, PER_WINDOW, drift_from=99, decay_from=99))
     if envelopes:
@@ -75,6 +86,16 @@ def _replay(order: str, n_partitions: int, envelopes: bool) -> tuple[LocalPipeli
             pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in events
         ]
     labels = [pipeline.message("label", e.prediction_id, e.label_json()) for e in events[::2]]
+    n_labels = len(labels)
+    if label_envelopes:  # envelopes of up to 9 labels, each to its labels' partition
+        grouped: dict[int, list[scenario.Event]] = {}
+        for e in events[::2]:
+            grouped.setdefault(join_partition(e.prediction_id, n_partitions), []).append(e)
+        labels = [
+            pipeline.message("label", part[0].prediction_id, _label_envelope(part), p)
+            for p, group in sorted(grouped.items())
+            for part in (group[i : i + 9] for i in range(0, len(group), 9))
+        ]
     log_ends = {
         p: max((m.offset + 1 for m in labels if m.partition == p), default=0)
         for p in range(n_partitions)
@@ -85,7 +106,7 @@ def _replay(order: str, n_partitions: int, envelopes: bool) -> tuple[LocalPipeli
     batches = [first[i : i + 7] for i in range(0, len(first), 7)]
     batches += [second[i : i + 7] for i in range(0, len(second), 7)]
     asyncio.run(_run(pipeline, batches, log_ends))
-    return pipeline, len(labels)
+    return pipeline, n_labels
 
 
 def _interleave(a: list[Any], b: list[Any]) -> list[Any]:
@@ -114,6 +135,17 @@ def test_every_label_joins_its_prediction_exactly_once(
     assert pipeline.counters.joined == n_labels
     assert pipeline.counters.unmatched_labels == 0
     assert pipeline.counters.expired_messages == 0
+    per_window = _labeled_per_window(pipeline)
+    assert per_window == {window_start(w): PER_WINDOW // 2 for w in range(WINDOWS)}
+    assert pipeline.dead_letters == []
+
+
+@pytest.mark.parametrize("n_partitions", [1, 3])
+@pytest.mark.parametrize("order", ["predictions first", "labels first", "interleaved"])
+def test_label_envelopes_join_exactly_once(order: str, n_partitions: int) -> None:
+    pipeline, n_labels = _replay(order, n_partitions, envelopes=True, label_envelopes=True)
+    assert pipeline.counters.joined == pipeline.counters.labels == n_labels
+    assert pipeline.counters.unmatched_labels == 0
     per_window = _labeled_per_window(pipeline)
     assert per_window == {window_start(w): PER_WINDOW // 2 for w in range(WINDOWS)}
     assert pipeline.dead_letters == []
