@@ -7,8 +7,11 @@ Run with::
 
     .venv/bin/python -m bench.detection --output docs/detection-quality.md
 
-``--quick`` runs a quarter of the windows and no million-event windows; ``--no-peers``
-leaves the peers out. The peers see the first ``--peer-windows`` windows of each stationary
+``--quick`` runs a quarter of the windows and no million-event windows (and a quarter of
+the label path's runs); ``--no-peers`` leaves the peers out. The label-based path
+(bench/detection/labels.py: River's generators, a frozen model, quality per window judged
+by 3-sigma limits, Page-Hinkley and ADWIN) follows as its own section; ``--labels-only``
+runs just that section. The peers see the first ``--peer-windows`` windows of each stationary
 stream and the first ``--peer-runs`` runs of each change (Evidently takes about 3 s a
 window), and no window above 100,000 events. Progress goes to stderr; the Markdown report
 to ``--output`` (or stdout).
@@ -28,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.detection import peers
+from bench.detection import labels, peers, series
 from bench.detection.scoring import Score, Verdicts, score
 from bench.detection.streams import Scenario, population, scenarios
 from detectors import DriftConfig, WindowState, build_profile, evaluate_window
@@ -232,8 +235,6 @@ NOTES = [
     "a reference that contains it (nannyml#426), and a 20,000-row reference has only 4 "
     "chunks of 5,000 and 1 of 20,000: the thresholds sit below what a new window scores by "
     "chance, so every large window alarms.",
-    "- Not in the harness yet: River's generators (they change P(y|x), the label-based "
-    "path) and River's ADWIN / Page-Hinkley beside the 3-sigma limits.",
 ]
 
 
@@ -247,6 +248,15 @@ def commit() -> str:
         return "unknown"
 
 
+def label_section(args: Any) -> str:
+    say("label-based path")
+    began = time.monotonic()
+    found = labels.run_labels(args.quick, args.seed, say)
+    text = labels.render_labels(found, time.monotonic() - began)
+    say("per-window series: 3-sigma limits, Page-Hinkley; reference-built limits")
+    return text + "\n" + series.run(args.quick)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a quarter of the windows")
@@ -255,16 +265,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-windows", type=int, default=20)
     parser.add_argument("--peer-runs", type=int, default=8)
     parser.add_argument("--output", type=Path)
+    parser.add_argument(
+        "--labels-only", action="store_true", help="only the label-based path's section"
+    )
     args = parser.parse_args(argv)
     began = time.monotonic()
-    found = scenarios(args.quick)
-    results: dict[str, dict[str, Score | str]] = {}
-    for index, scenario in enumerate(found):
-        say(f"scenario {index + 1}/{len(found)}: {scenario.name} ({scenario.window:,} events)")
-        results[scenario.name] = run_scenario(scenario, args.seed + index, args)
-    args.minutes = (time.monotonic() - began) / 60
-    args.commit = commit()
-    text = render(results, found, args)
+    if args.labels_only:
+        command = "python -m bench.detection --labels-only" + (" --quick" if args.quick else "")
+        text = (
+            f"# Detection quality\n\nMeasured with `{command}` (commit {commit()}).\n\n"
+            + label_section(args)
+        )
+    else:
+        found = scenarios(args.quick)
+        results: dict[str, dict[str, Score | str]] = {}
+        for index, scenario in enumerate(found):
+            say(f"scenario {index + 1}/{len(found)}: {scenario.name} ({scenario.window:,} events)")
+            results[scenario.name] = run_scenario(scenario, args.seed + index, args)
+        labeled = label_section(args)
+        args.minutes = (time.monotonic() - began) / 60
+        args.commit = commit()
+        text = render(results, found, args) + "\n" + labeled
     if args.output:
         args.output.write_text(text)
         say(f"wrote {args.output}")
