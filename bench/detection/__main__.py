@@ -226,8 +226,8 @@ NOTES = [
     "",
     "## Reading the tables",
     "",
-    "- A stationary cell is a count: at 1 % a run of 300 windows expects 3 alarms, and 5 is "
-    "not rare (binomial). More windows, or several seeds, narrow it.",
+    "- A stationary cell is a count: at 1 % a run of 3,000 windows expects 30 alarms, with a "
+    "95 % range of about 19 to 41 (binomial); 300 windows expect 3, and 5 is not rare.",
     "- The peers see a prefix of the same streams (`--peer-windows`, `--peer-runs`): "
     "Evidently takes about 2 s a window, most of it building the plotly charts of its "
     "report, which `Report.run` always does.",
