@@ -110,18 +110,42 @@ class WindowRecord:
     recent_labels: dict[str, list[list[Any]]] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
+        """The drift part: everything but :data:`QUALITY_FIELDS` (see :meth:`quality_bytes`)."""
         data = asdict(self)
+        for name in QUALITY_FIELDS:
+            del data[name]
         data["state"] = base64.b64encode(self.state).decode() if self.state else None
         return orjson.dumps(data)
 
+    def quality_bytes(self) -> bytes | None:
+        """The quality part, which labels rewrite without the ~20 KB drift part; None while
+        the window has no labels (nothing to keep apart)."""
+        if self.quality is None and not self.recent_labels and not self.revision_pending:
+            return None
+        data = {name: getattr(self, name) for name in QUALITY_FIELDS}
+        data["applied_offset"] = self.applied_offset
+        return orjson.dumps(data)
+
     @classmethod
-    def from_bytes(cls, raw: bytes) -> WindowRecord:
+    def from_bytes(cls, raw: bytes, quality: bytes | None = None) -> WindowRecord:
+        """The record from its drift part and, when there is one, its quality part."""
         data = orjson.loads(raw)
         data["state"] = base64.b64decode(data["state"]) if data["state"] else None
         data["sources"] = tuple(data["sources"])
         # Records written before ``origins`` and ``recent_labels`` existed lack the keys:
-        # the defaults (nothing known applied) make them take everything, as they did.
+        # the defaults (nothing known applied) make them take everything, as they did. Ones
+        # written before the quality part existed hold its fields themselves.
+        if quality is not None:
+            part = orjson.loads(quality)
+            # Each part remembers the last window-partials offset it applied; writes of one
+            # partition's changelog land in order, so the higher one is the record's.
+            data["applied_offset"] = max(data.get("applied_offset", -1), part["applied_offset"])
+            data.update({name: part[name] for name in QUALITY_FIELDS})
         return cls(**data)
+
+
+# What a labels message changes, stored under a key of its own (``_quality_key``).
+QUALITY_FIELDS = ("quality", "recent_labels", "revision_pending")
 
 
 class Stage2:
@@ -293,7 +317,10 @@ class Stage2:
         # that arrived meanwhile: labels for hundreds of windows arrive mixed, and revising
         # per message would evaluate and write every window again for each batch.
         record.revision_pending = record.final
-        self._save(partition, record)
+        if self.records.get(_record_key(partition, record.model_id, record.start)) is None:
+            self._save(partition, record)  # labels before any partial: the record begins here
+        else:
+            self._save_quality(partition, record)
         # Until it is revised, the window must not be retired by its key alone: a watermark
         # arriving before the next tick would drop the labels it just took.
         self._final_keys.discard(_record_key(partition, record.model_id, record.start))
@@ -360,7 +387,7 @@ class Stage2:
                 if retire is not None:
                     self._expire_final(partition, key, prefix, retire)
                 continue
-            record = WindowRecord.from_bytes(raw)
+            record = WindowRecord.from_bytes(raw, self.records.get(key.replace("|r|", "|q|", 1)))
             if record.final and not record.revision_pending:
                 self._final_keys.add(key)
             runtime = self.registry.get(record.model_id)
@@ -377,7 +404,7 @@ class Stage2:
                 and retire is not None
                 and closes + runtime.label_horizon_seconds < retire
             ):
-                self.records.delete(partition, key)  # labels can no longer revise it
+                self._delete(partition, key)  # labels can no longer revise it
                 self._final_keys.discard(key)
         # Oldest first: control limits compare a window with the ones before it, and a
         # baseline is made of a model's first windows.
@@ -445,7 +472,7 @@ class Stage2:
             float(start_text), runtime.window_seconds, runtime.lateness_seconds
         )
         if closes + runtime.label_horizon_seconds < watermark:
-            self.records.delete(partition, key)
+            self._delete(partition, key)
             self._final_keys.discard(key)
 
     async def _finalize(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> None:
@@ -577,11 +604,30 @@ class Stage2:
 
     def _record(self, partition: int, model_id: str, start: float, end: float) -> WindowRecord:
         raw = self.records.get(_record_key(partition, model_id, start))
-        return WindowRecord.from_bytes(raw) if raw else WindowRecord(model_id, start, end)
+        quality = self.records.get(_quality_key(partition, model_id, start))
+        if raw is None:
+            raw = WindowRecord(model_id, start, end).to_bytes()
+        return WindowRecord.from_bytes(raw, quality)
 
     def _save(self, partition: int, record: WindowRecord) -> None:
+        """Write both parts of the record."""
         key = _record_key(partition, record.model_id, record.start)
         self.records.set(partition, key, record.to_bytes())
+        self._save_quality(partition, record)
+
+    def _save_quality(self, partition: int, record: WindowRecord) -> None:
+        """Write the quality part only (the drift part is as stored)."""
+        quality = record.quality_bytes()
+        if quality is not None:
+            key = _quality_key(partition, record.model_id, record.start)
+            self.records.set(partition, key, quality)
+
+    def _delete(self, partition: int, key: str) -> None:
+        """Drop a record's two parts, by its drift part's key."""
+        self.records.delete(partition, key)
+        quality_key = key.replace("|r|", "|q|", 1)
+        if self.records.get(quality_key) is not None:
+            self.records.delete(partition, quality_key)
 
     async def _bound(self, runtime: ModelRuntime, record: WindowRecord) -> ModelRuntime:
         """The model as its window is judged: against the reference its state was built on."""
@@ -645,7 +691,7 @@ class Stage2:
         prefix = f"{partition}|r|{runtime.model_id}|"
         done = sorted(
             (
-                WindowRecord.from_bytes(raw)
+                WindowRecord.from_bytes(raw, self.records.get(key.replace("|r|", "|q|", 1)))
                 for key, raw in self.records.items()
                 if key.startswith(prefix)
             ),
@@ -683,12 +729,13 @@ class Stage2:
 
     async def revise_pending(self, partition: int) -> None:
         """Write the quality revisions that labels since the last tick call for."""
-        prefix = f"{partition}|r|"
-        pending = [
-            record
-            for key, raw in self.records.items()
-            if key.startswith(prefix) and (record := WindowRecord.from_bytes(raw)).revision_pending
-        ]
+        # The quality parts say which windows labels changed: only those are read whole.
+        prefix = f"{partition}|q|"
+        pending = []
+        for key, raw in self.records.items():
+            if key.startswith(prefix) and orjson.loads(raw)["revision_pending"]:
+                model_id, start = key[len(prefix) :].rsplit("|", 1)
+                pending.append(self._record(partition, model_id, float(start), float(start)))
         for record in sorted(pending, key=lambda r: (r.model_id, r.start)):
             runtime = self.registry.get(record.model_id)
             if runtime is None:
@@ -829,6 +876,10 @@ def _summary_from(data: dict[str, Any]) -> WindowSummary:
 
 def _record_key(partition: int, model_id: str, start: float) -> str:
     return f"{partition}|r|{model_id}|{start!r}"
+
+
+def _quality_key(partition: int, model_id: str, start: float) -> str:
+    return f"{partition}|q|{model_id}|{start!r}"
 
 
 def _history_key(partition: int, model_id: str) -> str:

@@ -198,7 +198,8 @@ def test_a_trigger_whose_commit_failed_does_not_start_its_cooldown() -> None:
 def _record(pipeline: LocalPipeline, w: int) -> WindowRecord:
     raw = pipeline.stage2.records.get(f"0|r|{scenario.MODEL_ID}|{window_start(w)!r}")
     assert raw is not None
-    return WindowRecord.from_bytes(raw)
+    quality = pipeline.stage2.records.get(f"0|q|{scenario.MODEL_ID}|{window_start(w)!r}")
+    return WindowRecord.from_bytes(raw, quality)
 
 
 def test_a_failed_revision_write_is_not_lost() -> None:

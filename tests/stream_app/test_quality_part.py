@@ -1,0 +1,73 @@
+"""Labels rewrite a window's small quality part, never its ~20 KB drift part."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from detectors.quality import quality_state_from_dict
+from stream_app.stage2 import QUALITY_FIELDS, WindowRecord
+from tests.stream_app import scenario
+from tests.stream_app.local_pipeline import LocalPipeline
+from tests.stream_app.test_stages import runtime, window_start
+
+RUNTIME = runtime(label_horizon_seconds=10 * scenario.WINDOW)
+
+
+def keys(w: int) -> tuple[str, str]:
+    start = window_start(w)
+    return f"0|r|{scenario.MODEL_ID}|{start!r}", f"0|q|{scenario.MODEL_ID}|{start!r}"
+
+
+def test_labels_after_finalization_leave_the_drift_part_alone() -> None:
+    pipeline = LocalPipeline(RUNTIME, 1)
+    events = list(scenario.events(2, 80, drift_from=99, decay_from=99))
+    asyncio.run(pipeline.feed_predictions(events))
+    asyncio.run(pipeline.idle(3 * scenario.WINDOW))  # window 0 is final
+    drift_key, quality_key = keys(0)
+    drift_part = pipeline.stage2.records.get(drift_key)
+    assert drift_part is not None
+    first = [e for e in events if e.window == 0][:30]
+    asyncio.run(
+        pipeline.feed(pipeline.message("label", e.prediction_id, e.label_json()) for e in first)
+    )
+    assert pipeline.stage2.records.get(drift_key) == drift_part, "not rewritten by labels"
+    quality_part = pipeline.stage2.records.get(quality_key)
+    assert quality_part is not None
+    record = WindowRecord.from_bytes(drift_part, quality_part)
+    assert record.final and record.revision_pending
+    assert record.quality is not None
+    assert quality_state_from_dict(record.quality).n_labeled == 30
+    asyncio.run(pipeline.idle(1.0))  # the tick revises it
+    [(_, start, revised)] = pipeline.writer.revisions
+    assert start == window_start(0) and revised.window.n_labeled == 30
+    after = pipeline.stage2.records.get(quality_key)
+    assert after is not None and not orjson.loads(after)["revision_pending"]
+
+
+def test_a_record_written_whole_by_an_older_worker_still_reads() -> None:
+    record = WindowRecord(
+        "m", 0.0, 60.0, quality={"kind": "x"}, recent_labels={"0": [[5, "p", 3]]}, final=True
+    )
+    drift_part = record.to_bytes()
+    data = orjson.loads(drift_part)
+    assert not set(QUALITY_FIELDS) & set(data), "the drift part holds no quality fields"
+    old_format = orjson.dumps(
+        {**data, "quality": record.quality, "recent_labels": record.recent_labels,
+         "revision_pending": True}
+    )  # fmt: skip
+    read = WindowRecord.from_bytes(old_format)
+    assert read.quality == record.quality and read.recent_labels == record.recent_labels
+    assert read.revision_pending
+    newer = WindowRecord.from_bytes(old_format, record.quality_bytes())
+    assert newer.revision_pending is False, "the quality part wins over stale whole-record fields"
+
+
+def test_the_record_s_applied_offset_is_its_parts_highest() -> None:
+    record = WindowRecord("m", 0.0, 60.0, quality={"kind": "x"}, applied_offset=7)
+    quality_part = record.quality_bytes()
+    record.applied_offset = 4
+    assert WindowRecord.from_bytes(record.to_bytes(), quality_part).applied_offset == 7
+    record.applied_offset = 9
+    assert WindowRecord.from_bytes(record.to_bytes(), quality_part).applied_offset == 9
