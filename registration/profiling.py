@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from detectors import DriftConfig, ReferenceProfile, build_profile, default_registry
-from detectors.profile import profile_file
+from detectors.profile import ProfileSettings, profile_file
 from driftline.errors import ConfigurationError
 from schemas.model_config import ModelConfig
 
@@ -46,7 +46,10 @@ def profile_reference(
         for c in frame.columns
         if str(c) in NEVER_PROFILED or (keep is not None and str(c) not in keep)
     ]
-    profile = build_profile(frame, schema=declared, output_columns=outputs, exclude=exclude)
+    settings = ProfileSettings(value_bins_max=config.drift.value_bins_max)
+    profile = build_profile(
+        frame, schema=declared, output_columns=outputs, exclude=exclude, settings=settings
+    )
     drift_config_of(config).validate(profile, default_registry())
     return profile
 

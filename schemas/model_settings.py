@@ -90,6 +90,12 @@ class DriftSettings(BaseModel):
         default_factory=lambda: {"psi": 0.05, "jensenshannon": 0.1},
         description="Calibrated verdicts: smallest score that counts as drift, per method",
     )
+    value_bins_max: int = Field(
+        default=20,
+        ge=0,
+        description="A numeric feature with at most this many distinct reference values gets "
+        "one PSI bin per value (0: quantile bins always); declaring it categorical also works",
+    )
     false_alarms_per_day: float | None = Field(
         default=None,
         gt=0.0,

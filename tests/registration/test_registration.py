@@ -74,3 +74,29 @@ def test_a_false_alarm_budget_lowers_alpha_to_fit_the_day() -> None:
     assert alpha(86400, 1.0) == 0.01, "a budget looser than alpha leaves alpha alone"
     with pytest.raises(ConfigurationError, match="false_alarms_per_day"):
         alpha(300, 0.0)
+
+
+def test_per_value_psi_bins_follow_the_model_setting() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from schemas import ModelConfig
+
+    # 24 equally common values: none heavy enough (4 %) for a bin of its own by share.
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"rating": rng.integers(1, 25, 4800).astype(float)})
+
+    def psi_edges(value_bins_max: int) -> int:
+        config = ModelConfig.from_dict(
+            {
+                "model_id": "m",
+                "features": {"rating": "numeric"},
+                "drift": {"value_bins_max": value_bins_max},
+            }
+        )
+        column = profile_reference(config, reference).columns["rating"]
+        return len(column.psi_edges)  # type: ignore[union-attr]
+
+    assert psi_edges(30) >= 24, "one PSI bin per value"
+    assert psi_edges(20) <= 12, "24 values are more than 20: quantile bins"
+    assert psi_edges(0) <= 12, "the rule turned off"

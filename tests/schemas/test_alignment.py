@@ -22,6 +22,7 @@ from detectors import (
     default_registry,
 )
 from detectors.change import PageHinkley
+from detectors.profile import ProfileSettings
 from schemas import QUALITY_METRICS, AnomalySettings, DriftSettings, ModelConfig
 from schemas.model_settings import METHOD_NAME_PATTERN
 
@@ -43,6 +44,8 @@ def test_drift_settings_map_onto_drift_config() -> None:
     settings["also_report"] = tuple(settings["also_report"])
     # The budget is not the core's: registration turns it into alpha (window_alpha).
     assert settings.pop("false_alarms_per_day") is None
+    # And the per-value bins are the profile's (registration builds ProfileSettings).
+    assert settings.pop("value_bins_max") == ProfileSettings().value_bins_max
     assert DriftConfig(**settings) == DriftConfig()
     assert set(settings) == {field.name for field in dataclasses.fields(DriftConfig)}
 

@@ -182,6 +182,7 @@ def test_full_config_json_round_trip() -> None:
             "verdicts": "calibrated",
             "alpha": 0.02,
             "effect_floors": {"psi": 0.15},
+            "value_bins_max": 12,
             "false_alarms_per_day": 2.0,
         },
         "anomaly": {
