@@ -30,7 +30,7 @@ from schemas.outbound import DeadLetter
 from schemas.topics import Topics
 from storage import catalog
 from stream_app import messages
-from stream_app.consumer_repairs import refresh_metadata
+from stream_app.consumer_repairs import refresh_metadata, seek_where_fetched
 from stream_app.counters import Counters
 from stream_app.fetch_watch import FETCH_CHECK_SECONDS
 from stream_app.input_order import InputOrder
@@ -256,7 +256,7 @@ def create_pipeline(
             log.warning("%s[%d]: no answer for the log start; seeking anyway", *tp)
             oldest = None
         resumes_at = max(offset, oldest if oldest is not None else offset)
-        await app.consumer.seek(tp, resumes_at)
+        await seek_where_fetched(app.consumer, tp, resumes_at)
         return resumes_at
 
     kind_topics = {"prediction": topics.predictions, "label": topics.labels, "join": join_name}

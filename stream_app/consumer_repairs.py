@@ -172,6 +172,23 @@ def _kafka_tp(tp: Any) -> TopicPartition:
     return TopicPartition(tp.topic, tp.partition)
 
 
+async def seek_where_fetched(consumer: Any, tp: Any, offset: int) -> None:
+    """Faust's ``Consumer.seek``, run on Faust's consumer thread.
+
+    Faust runs aiokafka's ``seek`` in the caller's thread (``Consumer._seek``), where it
+    drops the partition's buffered records while the consumer thread may be going through
+    them in ``Fetcher.fetched_records``: ``del self._records[tp]`` raises ``KeyError``, the
+    fetcher crashes and the worker exits (measured under load in the label-join
+    benchmark, a rewind 2 s before). On the thread that fetches, the seek cannot fall
+    inside that loop, which does not await. Faust's own ``seek_wait`` seeks there too.
+    """
+    thread = getattr(consumer, "_thread", None)
+    if thread is None or not hasattr(thread, "call_thread"):
+        await consumer.seek(tp, offset)
+        return
+    await thread.call_thread(consumer.seek, tp, offset)
+
+
 async def refresh_metadata(consumer: Any) -> bool:
     """Ask the broker for the cluster's metadata now, not at the next periodic refresh.
 

@@ -191,3 +191,49 @@ def test_a_hung_request_frees_the_consumer_threads_worker(monkeypatch: Any) -> N
             await queue.stop()
 
     assert asyncio.run(scenario()) == ["earliest offsets", TimeoutError, TimeoutError]
+
+
+def test_a_rewind_seeks_on_the_consumer_thread() -> None:
+    """Faust's seek run in the caller's thread races aiokafka's fetcher (KeyError in
+    ``fetched_records``); seek_where_fetched hands it to the consumer thread's queue."""
+    import threading
+
+    from mode.threads import MethodQueue
+
+    from stream_app.consumer_repairs import seek_where_fetched
+
+    seen: list[tuple[Any, int, str]] = []
+
+    class Consumer:
+        async def seek(self, tp: Any, offset: int) -> None:
+            seen.append((tp, offset, threading.current_thread().name))
+
+    def consumer_thread_loop(ready: threading.Event, box: list[Any]) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        queue = MethodQueue(num_workers=2, loop=loop)
+        loop.run_until_complete(queue.start())
+        box.append((loop, queue))
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(queue.stop())
+
+    ready, box = threading.Event(), []
+    worker = threading.Thread(target=consumer_thread_loop, args=(ready, box), name="consumer")
+    worker.start()
+    ready.wait(5)
+    loop, queue = box[0]
+
+    class Thread:
+        async def call_thread(self, fun: Any, *args: Any) -> Any:
+            promise = asyncio.get_running_loop().create_future()
+            return await (await queue.call(promise, fun, *args))
+
+    consumer = Consumer()
+    consumer._thread = Thread()  # type: ignore[attr-defined]
+    try:
+        asyncio.run(asyncio.wait_for(seek_where_fetched(consumer, TOPIC, 42), 5))
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        worker.join(5)
+    assert seen == [(TOPIC, 42, "consumer")]
