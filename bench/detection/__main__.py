@@ -34,7 +34,7 @@ import numpy as np
 from bench.detection import labels, peers, series
 from bench.detection.scoring import Score, Verdicts, score
 from bench.detection.streams import Scenario, population, scenarios
-from detectors import DriftConfig, WindowState, build_profile, evaluate_window
+from detectors import ControlLimits, DriftConfig, WindowState, build_profile, evaluate_window
 from detectors.calibration import NullModels
 from detectors.profile import ReferenceProfile
 
@@ -43,25 +43,43 @@ ROOT = Path(__file__).resolve().parents[2]
 Detector = Callable[[ReferenceProfile], Callable[[Any], frozenset[str]]]
 
 
-def driftline(config: DriftConfig) -> Detector:
+def driftline(config: DriftConfig, missing_limits: bool = False) -> Detector:
+    """Driftline's verdicts; with ``missing_limits``, also what its default alert rules
+    flag on the data-quality series: a missing rate outside its 3-sigma limits over the
+    windows before (``ControlLimits`` with the pipeline's floor for rates, 0.005)."""
+    caches: dict[int, NullModels] = {}
+
     def prepare(profile: ReferenceProfile) -> Callable[[Any], frozenset[str]]:
-        nulls = NullModels()  # a fresh cache per reference, as a new worker would have
+        # A fresh calibration cache per reference, as a new worker would have, shared by the
+        # runs against it; the missing-rate history is the run's own (prepared per run).
+        nulls = caches.setdefault(id(profile), NullModels())
+        history: dict[str, list[float | None]] = {}
 
         def judge(frame: Any) -> frozenset[str]:
             columns = {name: frame[name].to_numpy() for name in frame.columns}
             state = WindowState.empty(profile).update(profile, columns)
             report = evaluate_window(profile, state, config, null_models=nulls)
-            return frozenset(report.drifted_features)
+            flagged = set(report.drifted_features)
+            if missing_limits:
+                for quality in report.data_quality:
+                    past = history.setdefault(quality.feature, [])
+                    verdict = MISSING_LIMITS.evaluate(past, quality.missing_rate)
+                    if verdict.anomaly and verdict.direction == "above":
+                        flagged.add(quality.feature)
+                    past.append(quality.missing_rate)
+            return frozenset(flagged)
 
         return judge
 
     return prepare
 
 
+MISSING_LIMITS = ControlLimits(min_std=0.005)
+
 DETECTORS: dict[str, Detector] = {
     "Driftline, fixed (PSI ≥ 0.2)": driftline(DriftConfig(verdicts="fixed", also_report=())),
-    "Driftline, calibrated (alpha 1 %, PSI floor 0.05)": driftline(
-        DriftConfig(verdicts="calibrated", also_report=())
+    "Driftline, calibrated (alpha 1 %, PSI floor 0.05) and missing-rate limits": driftline(
+        DriftConfig(verdicts="calibrated", also_report=()), missing_limits=True
     ),
 }
 
@@ -80,9 +98,11 @@ def run_scenario(scenario: Scenario, seed: int, args: Any) -> dict[str, Score | 
     runs = [scenario.windows(rng) for _ in range(scenario.runs)]
     found: dict[str, Score | str] = {}
     for name, detector in DETECTORS.items():
-        judge = detector(profile)
         began = time.perf_counter()
-        verdicts: list[Verdicts] = [[judge(frame) for frame in run] for run in runs]
+        verdicts: list[Verdicts] = []
+        for run in runs:
+            judge = detector(profile)  # each run starts without a history
+            verdicts.append([judge(frame) for frame in run])
         seconds = time.perf_counter() - began
         result = score(verdicts, scenario.change_point, scenario.target, seconds)
         found[name] = result

@@ -78,6 +78,16 @@ def vanishing_value(column: str, value: float) -> Change:
     return change
 
 
+def missing_burst(column: str, share: float) -> Change:
+    """That share of the column's values go missing (a broken upstream join, say)."""
+
+    def change(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        frame.loc[rng.random(len(frame)) < share, column] = np.nan
+        return frame
+
+    return change
+
+
 @dataclass(frozen=True)
 class Scenario:
     """``runs`` runs of ``before + after`` windows of ``window`` events each; the change
@@ -156,6 +166,16 @@ def scenarios(quick: bool = False) -> list[Scenario]:
             vanishing_value("month", 1.0),
             "month",
             "month 1 (1/12 of the events) disappears",
+        ),
+        Scenario(
+            "missing values (15 %)",
+            1_000,
+            runs,
+            8,
+            3,
+            missing_burst("normal2", 0.15),
+            "normal2",
+            "15 % of normal2's values go missing (none are in the reference)",
         ),
         Scenario(
             "scale × 1.5",

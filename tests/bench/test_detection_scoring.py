@@ -50,3 +50,22 @@ def test_the_injected_changes_have_the_stated_size() -> None:
     gone = vanishing_value("month", 1.0)(frame.copy(), rng)
     assert (gone["month"] == 1.0).sum() == 0
     assert gone["month"].value_counts(normalize=True).max() < 0.1
+
+
+def test_driftline_with_missing_limits_flags_a_missing_value_burst_once_it_has_history() -> None:
+    import numpy as np
+
+    from bench.detection.__main__ import DETECTORS
+    from bench.detection.streams import missing_burst, population
+    from detectors import build_profile
+
+    rng = np.random.default_rng(4)
+    profile = build_profile(population(rng, 4_000))
+    name = next(n for n in DETECTORS if "missing-rate limits" in n)
+    judge = DETECTORS[name](profile)
+    quiet = [judge(population(rng, 500)) for _ in range(6)]
+    burst = judge(missing_burst("normal2", 0.15)(population(rng, 500), rng))
+    assert not any("normal2" in v for v in quiet)
+    assert "normal2" in burst
+    fresh = DETECTORS[name](profile)  # a new run has no history: no verdict on its first window
+    assert "normal2" not in fresh(missing_burst("normal2", 0.15)(population(rng, 500), rng))
