@@ -203,7 +203,7 @@ def render(results: dict[str, dict[str, Score | str]], found: list[Scenario], ar
         "",
         "## Known changes: caught in the first window after the change",
         "",
-        "Each run: 3 windows from the population, then 3 from the changed one. Cells: caught "
+        "Each run: 3 windows from the population (8 for the missing values, whose limits need a history), then 3 from the changed one. Cells: caught "
         "at once / mean delay in windows (missed runs) / precision / recall (tolerance 1 "
         "window) / false alarms per window before the change / seconds per window (the "
         "peers': their own calls only, the reference's fitting excluded).",
