@@ -74,6 +74,27 @@ def _misses_records(exc: ValidationError) -> bool:
     return any(e["type"] == "missing" and e["loc"] == ("records",) for e in exc.errors())
 
 
+_Envelope = TypeVar("_Envelope", PredictionBatch, LabelBatch)
+
+
+def _envelope(model: type[_Envelope], raw: bytes | str) -> _Envelope | None:
+    """The message as an envelope (a top-level ``"records"`` key), or None: not one.
+
+    Messages without the text ``"records"`` anywhere, the common case, are not parsed here.
+    """
+    maybe_batch = _RECORDS_KEY.encode() in raw if isinstance(raw, bytes) else _RECORDS_KEY in raw
+    if not maybe_batch:
+        return None
+    try:
+        batch = model.model_validate_json(raw)
+    except ValidationError as exc:
+        if not _misses_records(exc):
+            raise _invalid(exc, raw) from exc
+        return None  # "records" was only text inside a value or a feature name
+    _refuse_wide_integers(raw, batch.records, batch=True)
+    return batch
+
+
 def parse_prediction_message(raw: bytes | str) -> list[PredictionEvent]:
     """Validate one message of the predictions topic: a single event or a batch envelope.
 
@@ -117,16 +138,9 @@ def parse_prediction_message(raw: bytes | str) -> list[PredictionEvent]:
     ...
     driftline.errors.InvalidEventError: features.age: value must be a number, string, bool or null
     """  # noqa: E501
-    maybe_batch = _RECORDS_KEY.encode() in raw if isinstance(raw, bytes) else _RECORDS_KEY in raw
-    if maybe_batch:
-        try:
-            batch = PredictionBatch.model_validate_json(raw)
-        except ValidationError as exc:
-            if not _misses_records(exc):
-                raise _invalid(exc, raw) from exc
-        else:
-            _refuse_wide_integers(raw, batch.records, batch=True)
-            return batch.events()
+    batch = _envelope(PredictionBatch, raw)
+    if batch is not None:
+        return batch.events()
     # Most messages; or "records" was only text inside a value or a feature name.
     event = _validate(PredictionEvent, raw)
     _refuse_wide_integers(raw, [event], batch=False)
@@ -182,14 +196,5 @@ def parse_labels_message(raw: bytes | str) -> list[LabelEvent]:
     ...
     driftline.errors.InvalidEventError: records[1].label: must be a finite number, string or bool
     """
-    maybe_batch = _RECORDS_KEY.encode() in raw if isinstance(raw, bytes) else _RECORDS_KEY in raw
-    if maybe_batch:
-        try:
-            batch = LabelBatch.model_validate_json(raw)
-        except ValidationError as exc:
-            if not _misses_records(exc):
-                raise _invalid(exc, raw) from exc
-        else:
-            _refuse_wide_integers(raw, batch.records, batch=True)
-            return batch.events()
-    return [parse_label_message(raw)]
+    batch = _envelope(LabelBatch, raw)
+    return batch.events() if batch is not None else [parse_label_message(raw)]

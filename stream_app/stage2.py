@@ -387,7 +387,7 @@ class Stage2:
                 if retire is not None:
                     self._expire_final(partition, key, prefix, retire)
                 continue
-            record = WindowRecord.from_bytes(raw, self.records.get(key.replace("|r|", "|q|", 1)))
+            record = WindowRecord.from_bytes(raw, self.records.get(_quality_key_of(key)))
             if record.final and not record.revision_pending:
                 self._final_keys.add(key)
             runtime = self.registry.get(record.model_id)
@@ -625,7 +625,7 @@ class Stage2:
     def _delete(self, partition: int, key: str) -> None:
         """Drop a record's two parts, by its drift part's key."""
         self.records.delete(partition, key)
-        quality_key = key.replace("|r|", "|q|", 1)
+        quality_key = _quality_key_of(key)
         if self.records.get(quality_key) is not None:
             self.records.delete(partition, quality_key)
 
@@ -691,7 +691,7 @@ class Stage2:
         prefix = f"{partition}|r|{runtime.model_id}|"
         done = sorted(
             (
-                WindowRecord.from_bytes(raw, self.records.get(key.replace("|r|", "|q|", 1)))
+                WindowRecord.from_bytes(raw, self.records.get(_quality_key_of(key)))
                 for key, raw in self.records.items()
                 if key.startswith(prefix)
             ),
@@ -880,6 +880,11 @@ def _record_key(partition: int, model_id: str, start: float) -> str:
 
 def _quality_key(partition: int, model_id: str, start: float) -> str:
     return f"{partition}|q|{model_id}|{start!r}"
+
+
+def _quality_key_of(record_key: str) -> str:
+    """The quality part's key of the record whose drift part is under ``record_key``."""
+    return record_key.replace("|r|", "|q|", 1)
 
 
 def _history_key(partition: int, model_id: str) -> str:

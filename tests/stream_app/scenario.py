@@ -6,7 +6,7 @@ both assert against what this module says it injected.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,3 +138,13 @@ def events(
                 label=str(int(truth[i])),
                 window=w,
             )
+
+
+def label_envelope(events: Sequence[Event]) -> bytes:
+    """The labels of ``events`` in one label envelope."""
+    records = []
+    for event in events:
+        record = orjson.loads(event.label_json())
+        del record["model_id"]
+        records.append(record)
+    return orjson.dumps({"model_id": MODEL_ID, "records": records})

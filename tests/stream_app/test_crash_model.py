@@ -103,15 +103,6 @@ class LoggedStore:
             self.durable.append(("write", self.name, partition, key, value))
 
 
-def _label_envelope(events: list[scenario.Event]) -> bytes:
-    records = []
-    for event in events:
-        record = orjson.loads(event.label_json())
-        del record["model_id"]
-        records.append(record)
-    return orjson.dumps({"model_id": scenario.MODEL_ID, "records": records})
-
-
 def _inputs() -> dict[tuple[str, int], list[bytes]]:
     """Envelopes and single events, labels (alone and in envelopes) before and after their
     predictions, late
@@ -153,7 +144,7 @@ def _inputs() -> dict[tuple[str, int], list[bytes]]:
         for i in range(0, len(waiting), 6):  # label envelopes and single labels, by turns
             part = waiting[i : i + 6]
             if i % 12 == 0:
-                inputs[("label", p)].append(_label_envelope(part))
+                inputs[("label", p)].append(scenario.label_envelope(part))
             else:
                 inputs[("label", p)].extend(e.label_json() for e in part)
     for p in range(PARTITIONS):

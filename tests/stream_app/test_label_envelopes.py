@@ -16,15 +16,6 @@ RUNTIME = runtime(label_horizon_seconds=2 * scenario.WINDOW)
 PARTITIONS = 3
 
 
-def label_envelope(events: Sequence[scenario.Event]) -> bytes:
-    records = []
-    for event in events:
-        record = orjson.loads(event.label_json())
-        del record["model_id"]
-        records.append(record)
-    return orjson.dumps({"model_id": scenario.MODEL_ID, "records": records})
-
-
 def fed_predictions() -> tuple[LocalPipeline, list[scenario.Event]]:
     pipeline = LocalPipeline(RUNTIME, PARTITIONS)
     events = list(scenario.events(2, 60, drift_from=99, decay_from=99))
@@ -42,7 +33,7 @@ def by_partition(events: Sequence[scenario.Event]) -> dict[int, list[scenario.Ev
 def test_an_envelope_per_partition_joins_every_label_once_even_when_read_twice() -> None:
     pipeline, events = fed_predictions()
     envelopes = [
-        pipeline.message("label", group[0].prediction_id, label_envelope(group), partition)
+        pipeline.message("label", group[0].prediction_id, scenario.label_envelope(group), partition)
         for partition, group in by_partition(events).items()
     ]
     asyncio.run(pipeline.feed(envelopes))
@@ -61,7 +52,7 @@ def test_a_label_on_the_wrong_partition_sends_its_envelope_to_the_dead_letters()
     groups = by_partition(events)
     home = next(iter(groups))
     stray = next(e for p, group in groups.items() if p != home for e in group)
-    envelope = label_envelope([*groups[home][:4], stray])
+    envelope = scenario.label_envelope([*groups[home][:4], stray])
     asyncio.run(pipeline.feed([pipeline.message("label", "k", envelope, home)]))
     [(message, reason)] = pipeline.dead_letters
     assert message.value == envelope
@@ -73,7 +64,7 @@ def test_a_label_on_the_wrong_partition_sends_its_envelope_to_the_dead_letters()
 def test_one_bad_label_rejects_the_envelope_naming_it() -> None:
     pipeline, events = fed_predictions()
     home, group = next(iter(by_partition(events).items()))
-    records = orjson.loads(label_envelope(group[:3]))
+    records = orjson.loads(scenario.label_envelope(group[:3]))
     records["records"][1]["label"] = "no such class"
     envelope = orjson.dumps(records)
     asyncio.run(pipeline.feed([pipeline.message("label", "k", envelope, home)]))

@@ -40,15 +40,6 @@ def _envelope(events: Sequence[scenario.Event]) -> bytes:
     return orjson.dumps({"model_id": scenario.MODEL_ID, "model_version": "v1", "records": records})
 
 
-def _label_envelope(events: Sequence[scenario.Event]) -> bytes:
-    records = []
-    for event in events:
-        record = orjson.loads(event.label_json())
-        del record["model_id"]
-        records.append(record)
-    return orjson.dumps({"model_id": scenario.MODEL_ID, "records": records})
-
-
 async def _run(
     pipeline: LocalPipeline, batches: Sequence[Sequence[InputMessage]], log_ends: dict[int, int]
 ) -> None:
@@ -92,7 +83,7 @@ def _replay(
         for e in events[::2]:
             grouped.setdefault(join_partition(e.prediction_id, n_partitions), []).append(e)
         labels = [
-            pipeline.message("label", part[0].prediction_id, _label_envelope(part), p)
+            pipeline.message("label", part[0].prediction_id, scenario.label_envelope(part), p)
             for p, group in sorted(grouped.items())
             for part in (group[i : i + 9] for i in range(0, len(group), 9))
         ]
