@@ -64,6 +64,7 @@ def payload_of(notification: Notification) -> dict[str, Any]:
 def notification_from(payload: Mapping[str, Any]) -> Notification:
     data = dict(payload)
     data["lines"] = tuple(data.get("lines", ()))
+    data["notes"] = tuple(data.get("notes", ()))  # rows written before notes: none
     data["alerts"] = tuple(AlertLine(**row) for row in data.get("alerts", ()))
     return Notification(**data)
 

@@ -26,11 +26,10 @@ def notification_of(notice: Notice, *, dashboard_url: str | None, top_n: int) ->
     ordered = sorted(shown, key=_importance)
     severity = "critical" if any(a.severity == "critical" for a in shown) else "warning"
     models = sorted({a.model_id for a in shown})
-    lines = [_line(a) for a in ordered[:top_n]]
-    if len(ordered) > top_n:
-        lines.append(f"… and {len(ordered) - top_n} more")
+    lines = tuple(_line(a) for a in ordered[:top_n])
+    notes: tuple[str, ...] = ()
     if notice.status == "firing" and notice.resolved:
-        lines.append(f"resolved since the last message: {len(notice.resolved)}")
+        notes = (f"resolved since the last message: {len(notice.resolved)}",)
     fields = {"group": ", ".join(f"{k}={v}" for k, v in group.group_labels.items()) or "all"}
     latest = max(shown, key=lambda a: a.window_start) if shown else None
     if latest is not None:
@@ -40,7 +39,9 @@ def notification_of(notice: Notice, *, dashboard_url: str | None, top_n: int) ->
     title = _title(notice, len(shown), severity, models)
     return Notification(
         title=title,
-        lines=tuple(lines),
+        lines=lines,
+        unlisted=len(ordered) - len(lines),
+        notes=notes,
         link=_link(dashboard_url, latest) if latest is not None else None,
         severity=severity if notice.status == "firing" else "resolved",
         fields=fields,

@@ -31,19 +31,35 @@ class AlertLine:
 class Notification:
     """What one message says: a title and lines, plus a link to the evidence.
 
-    ``lines`` is the text form, already cut to a readable length ("… and K more");
-    ``alerts`` the same alerts as rows, for channels that show a table.
-    ``key`` identifies the notification (its outbox row) for receivers that deduplicate.
+    ``lines`` holds one line per alert listed, strongest first, already cut to the route's
+    ``top_n``; ``unlisted`` counts the alerts left out and ``notes`` follow the list
+    ("resolved since the last message: 2"). :meth:`text_lines` puts them together for a
+    channel, cut to its own limit with one true "… and K more". ``alerts`` holds every
+    alert as rows, for channels that show a table. ``key`` identifies the notification
+    (its outbox row) for receivers that deduplicate.
     """
 
     title: str
     lines: tuple[str, ...] = ()
+    unlisted: int = 0
+    notes: tuple[str, ...] = ()
     link: str | None = None
     severity: str = "warning"
     fields: dict[str, str] = field(default_factory=dict)
     status: Literal["firing", "resolved"] = "firing"
     alerts: tuple[AlertLine, ...] = ()
     key: str = ""
+
+    def text_lines(self, limit: int | None = None) -> tuple[str, ...]:
+        """The alert lines (at most ``limit``), "… and K more" for the rest, then the notes.
+
+        >>> Notification("t", lines=("a", "b", "c"), unlisted=7, notes=("n",)).text_lines(2)
+        ('a', 'b', '… and 8 more', 'n')
+        """
+        listed = self.lines if limit is None else self.lines[:limit]
+        more = self.unlisted + len(self.lines) - len(listed)
+        tail = (f"… and {more} more",) if more else ()
+        return (*listed, *tail, *self.notes)
 
 
 class DeliveryError(errors.DeliveryError):

@@ -91,8 +91,8 @@ def subject_of(notification: Notification, prefix: str = "[driftline]") -> str:
 def text_of(notification: Notification) -> str:
     """The text part: the title, the lines, the fields, the link."""
     parts = [notification.title]
-    if notification.lines:
-        parts.append("\n".join(f"• {line}" for line in notification.lines))
+    if lines := notification.text_lines():
+        parts.append("\n".join(f"• {line}" for line in lines))
     if notification.fields:
         parts.append("\n".join(f"{key}: {value}" for key, value in notification.fields.items()))
     if notification.link:
@@ -124,8 +124,8 @@ CELL = 'style="border: 1px solid #ccc; padding: 4px 8px; text-align: left"'
 def html_of(notification: Notification) -> str:
     """The HTML part: the text part's content plus a table of the alerts (50 rows at most)."""
     body = [f"<h2>{escape(notification.title)}</h2>"]
-    if notification.lines:
-        body.append("<ul>" + "".join(f"<li>{escape(x)}</li>" for x in notification.lines) + "</ul>")
+    if lines := notification.text_lines():
+        body.append("<ul>" + "".join(f"<li>{escape(x)}</li>" for x in lines) + "</ul>")
     if notification.alerts:
         head = "".join(f"<th {CELL}>{column}</th>" for column in COLUMNS)
         rows = [_row(alert) for alert in notification.alerts[:MAX_ROWS]]

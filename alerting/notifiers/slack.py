@@ -53,9 +53,7 @@ SLACK_API = "https://slack.com/api/"
 
 def blocks_of(notification: Notification) -> list[dict[str, object]]:
     """Block Kit for a notification, within Slack's limits (top lines, "and K more")."""
-    lines = list(notification.lines[:MAX_LINES])
-    if len(notification.lines) > MAX_LINES:
-        lines.append(f"… and {len(notification.lines) - MAX_LINES} more")
+    lines = notification.text_lines(MAX_LINES)
     body = "\n".join(f"• {line}" for line in lines)
     if len(body) > SECTION_CHARS:
         body = body[: SECTION_CHARS - 1] + "…"
@@ -72,7 +70,7 @@ def blocks_of(notification: Notification) -> list[dict[str, object]]:
 
 def text_of(notification: Notification) -> str:
     """The plain-text fallback (notifications, screen readers): the title and the top lines."""
-    return "\n".join((notification.title, *notification.lines[:MAX_LINES]))
+    return "\n".join((notification.title, *notification.text_lines(MAX_LINES)))
 
 
 def retry_handlers(retries: int) -> list[AsyncRetryHandler]:

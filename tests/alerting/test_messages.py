@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from alerting.dispatch import notification_from, payload_of
 from alerting.grouping import GroupState, Notice, plan
 from alerting.messages import notification_of
 from alerting.notifiers import Notification
+from alerting.notifiers.slack import MAX_LINES, blocks_of, text_of
 from alerting.routing import Routing
 from schemas.alert_routing import AlertRouting
 from storage.alerts import AlertRecord
@@ -139,23 +142,38 @@ def test_two_hundred_alerts_show_top_n_lines_then_how_many_more() -> None:
     many = tuple(alert(f"f{i:03d}", score=0.2 + i / 1000, threshold=0.2) for i in range(200))
     sent = message(notice(many))
     assert routing().top_n == 10
-    assert len(sent.lines) == 11 and sent.lines[-1] == "… and 190 more"
+    assert len(sent.lines) == 10 and sent.unlisted == 190
+    assert sent.text_lines()[-1] == "… and 190 more"
     assert sent.lines[0].endswith("f199 drifted")  # the strongest
     assert len(sent.alerts) == 200
     assert sent.title == "[FIRING:200] churn: warning"
     five = message(notice(many), routing(top_n=5))
-    assert len(five.lines) == 6 and five.lines[-1] == "… and 195 more"
+    assert len(five.text_lines()) == 6 and five.text_lines()[-1] == "… and 195 more"
     assert len(five.alerts) == 200
+
+
+def test_a_top_n_beyond_slacks_line_limit_still_counts_every_alert_left_out() -> None:
+    many = tuple(alert(f"f{i:03d}", score=0.2 + i / 1000, threshold=0.2) for i in range(200))
+    sent = message(notice(many), routing(top_n=30))
+    assert len(sent.text_lines()) == 31 and sent.text_lines()[-1] == "… and 170 more"
+    section = blocks_of(sent)[1]["text"]
+    assert isinstance(section, dict)
+    bullets = str(section["text"]).split("\n")
+    assert len(bullets) == MAX_LINES + 1 and bullets[-1] == "• … and 180 more"
+    assert text_of(sent).split("\n")[-1] == "… and 180 more"
 
 
 def test_exactly_top_n_alerts_have_no_more_line() -> None:
     ten = tuple(alert(f"f{i}") for i in range(10))
-    assert not any("more" in line for line in message(notice(ten)).lines)
+    assert not any("more" in line for line in message(notice(ten)).text_lines())
 
 
 def test_a_firing_notice_counts_what_resolved_since_the_last_message() -> None:
     sent = message(notice((alert("income"),), (alert("age"), alert("tenure")), seq=3))
-    assert sent.lines == ("warning · churn · income drifted", "resolved since the last message: 2")
+    assert sent.text_lines() == (
+        "warning · churn · income drifted",
+        "resolved since the last message: 2",
+    )
     assert [row.subject for row in sent.alerts] == ["income"]
 
 
@@ -245,3 +263,14 @@ def test_two_notices_of_one_group_have_different_keys() -> None:
     assert keys[0] != keys[1]
     assert message(one, where).key == keys[0]  # the same notice, the same key
     assert all(k.startswith(f"team/{state.group_key}/") for k in keys)
+
+
+def test_a_notification_survives_the_outbox_as_json() -> None:
+    many = tuple(alert(f"f{i:03d}") for i in range(30))
+    sent = message(notice(many, (alert("age"),), seq=2))
+    stored = json.loads(json.dumps(payload_of(sent)))
+    assert notification_from(stored) == sent
+    assert notification_from(stored).text_lines()[-2:] == (
+        "… and 20 more",
+        "resolved since the last message: 1",
+    )
