@@ -164,15 +164,23 @@ def _metric(rule: Rule, window: WindowEvidence) -> _Found:
         bound = f"above {rule.above}"
     else:
         return []
+    # The metric's own history (the center of its 3-sigma limits) is the baseline a person
+    # compares with: "0.61 below 0.7" reads differently after 0.83 than after 0.64.
+    series = next((a for a in window.anomalies if a.series == f"metric:{row.metric}"), None)
+    baseline = series.mean if series is not None else None
     evidence = {
         "metric": row.metric,
         "value": row.value,
         "below": rule.below,
         "above": rule.above,
+        "baseline": baseline,
         "n_labeled": row.n_labeled,
         "label_coverage": row.label_coverage,
     }
-    return [(row.metric, f"{row.metric} {_num(row.value)} {bound}", evidence)]
+    summary = f"{row.metric} {_num(row.value)} {bound}"
+    if baseline is not None:
+        summary += f", baseline {_num(baseline)}"
+    return [(row.metric, summary, evidence)]
 
 
 def _anomaly(rule: Rule, window: WindowEvidence) -> _Found:

@@ -144,6 +144,28 @@ def test_a_metric_rule_needs_enough_labels_and_its_bound() -> None:
         Rule("bad", "volume", for_windows=0)
 
 
+def test_a_metric_alert_quotes_the_metrics_baseline_when_it_has_a_history() -> None:
+    rule = Rule("auc-low", "metric", metric="auc", below=0.7)
+    low = MetricRow(metric="auc", value=0.61, n_labeled=400, label_coverage=0.4)
+    history = AnomalyRow(
+        series="metric:auc", value=0.61, lower=0.78, upper=0.88, mean=0.83, anomaly=True, reason=""
+    )
+    found = evaluate([rule], evidence(metrics=[low], anomalies=[history]))
+    assert [s.summary for s in found] == ["auc 0.61 below 0.7, baseline 0.83"]
+    assert found[0].evidence["baseline"] == 0.83
+    alone = evaluate([rule], evidence(metrics=[low]))
+    assert alone[0].summary == "auc 0.61 below 0.7" and alone[0].evidence["baseline"] is None
+
+
+def test_a_volume_spike_fires_the_anomaly_rule_like_a_drop() -> None:
+    spike = AnomalyRow(
+        series="volume", value=950.0, lower=100.0, upper=200.0, mean=150.0, anomaly=True, reason=""
+    )
+    found = evaluate([Rule("a", "anomaly", series=("volume",))], evidence(anomalies=[spike]))
+    assert [s.summary for s in found] == ["volume 950 outside its 3-sigma limits [100, 200]"]
+    assert found[0].labels["subject"] == "volume"
+
+
 def test_anomaly_and_data_quality_rules() -> None:
     anomalies = [
         AnomalyRow(series="volume", value=90.0, lower=100.0, upper=200.0, anomaly=True, reason=""),
