@@ -162,7 +162,9 @@ def _decide(
     if state.last_sent_at is None:
         if not present:
             result.forget.append((state.receiver, state.group_key))
-        elif active and now >= state.first_seen_at + _seconds(route.group_wait):
+        elif active and now >= state.first_seen_at + _seconds(
+            route.wait_for(a.severity for a in active)
+        ):
             _notify(result, state, "firing", active, (), now)
         return
     gone = tuple(known[f] for f in state.notified if f not in present and f in known)

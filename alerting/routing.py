@@ -6,7 +6,8 @@ matchers all match takes it (and the next siblings too when that child says
 route leaves unset come from its parent; the root's defaults are Alertmanager's
 (``group_wait`` 30 s, ``group_interval`` 5 min, ``repeat_interval`` 4 h) except
 ``group_by``, which defaults to ``["model"]``: one message per model, not one for
-everything.
+everything, and ``group_wait`` for a group holding a critical alert, which is 0 s unless
+a route on the way sets it: a critical problem is told at once, warnings are gathered.
 
 A group is (route, values of the ``group_by`` labels); its key names the route by its
 position in the tree, so two routes to one receiver never share a group.
@@ -15,7 +16,7 @@ position in the tree, so two routes to one receiver never share a group.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from schemas.validation_messages import describe_validation_error
 
 DEFAULT_GROUP_BY = ("model",)
 DEFAULT_GROUP_WAIT = 30.0
+DEFAULT_CRITICAL_GROUP_WAIT = 0.0
 DEFAULT_GROUP_INTERVAL = 300.0
 DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
 
@@ -47,11 +49,18 @@ class Route:
     receiver: str
     matchers: tuple[Matcher, ...]
     group_by: tuple[str, ...]
-    group_wait: float
+    group_wait: float | None  # None: unset on the way, see :meth:`wait_for`
     group_interval: float
     repeat_interval: float
     continue_: bool
     children: tuple[Route, ...]
+
+    def wait_for(self, severities: Iterable[str]) -> float:
+        """The group_wait of a group whose alerts have ``severities``."""
+        if self.group_wait is not None:
+            return self.group_wait
+        critical = any(severity == "critical" for severity in severities)
+        return DEFAULT_CRITICAL_GROUP_WAIT if critical else DEFAULT_GROUP_WAIT
 
     def group_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
         if self.group_by == ("...",):
@@ -118,9 +127,9 @@ def _resolve(spec: RouteSpec, parent: Route | None, path: str) -> Route:
         receiver=spec.receiver or (parent.receiver if parent else ""),
         matchers=parse_all(spec.matchers),
         group_by=group_by,
-        group_wait=inherit(
-            spec.group_wait, parent.group_wait if parent else None, DEFAULT_GROUP_WAIT
-        ),
+        group_wait=spec.group_wait
+        if spec.group_wait is not None
+        else (parent.group_wait if parent else None),
         group_interval=inherit(
             spec.group_interval, parent.group_interval if parent else None, DEFAULT_GROUP_INTERVAL
         ),

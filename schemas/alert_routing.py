@@ -181,7 +181,11 @@ class RouteSpec(BaseModel):
     group_by: list[LabelName | Literal["..."]] | None = Field(
         default=None, description='Labels that split alerts into groups; ["..."]: every label'
     )
-    group_wait: Duration | None = Field(default=None, description="Wait before a group's first")
+    group_wait: Duration | None = Field(
+        default=None,
+        description="Wait before a group's first message; unset on the way: 30s, and 0s for "
+        "a group holding a critical alert",
+    )
     group_interval: Duration | None = Field(
         default=None, description="Wait before telling a group about changes"
     )

@@ -171,6 +171,22 @@ def test_first_notice_waits_group_wait_and_gathers_what_arrived_meanwhile() -> N
     assert relay.run_to(600) == []
 
 
+def test_unset_group_wait_tells_a_critical_alert_at_once_and_gathers_warnings() -> None:
+    unset = {"group_wait": None}
+    relay = Relay(routing(unset))
+    relay.fire(INCOME)
+    assert relay.tick() == [] and relay.run_to(29, every=1) == []
+    [(when, _)] = relay.run_to(30, every=1)
+    assert when == 30
+    critical = Relay(routing(unset))
+    critical.fire(alert("income", severity="critical"))
+    [notice] = critical.tick()
+    assert subjects(notice.firing) == ["income"]
+    explicit = Relay(routing())  # a group_wait the file sets holds critical alerts too
+    explicit.fire(alert("income", severity="critical"))
+    assert explicit.tick() == [] and explicit.run_to(29, every=1) == []
+
+
 def test_group_wait_zero_notifies_in_the_same_round() -> None:
     relay = Relay(routing({"group_wait": 0}))
     relay.fire(INCOME)

@@ -133,7 +133,12 @@ def test_settings_are_inherited_from_the_parent(tmp_path: Path) -> None:
     critical, risk = root.children
     (drift,) = risk.children
     # (group_by, group_wait, group_interval, repeat_interval)
-    assert (root.group_by, root.group_wait, root.group_interval, root.repeat_interval) == (
+    assert (
+        root.group_by,
+        root.wait_for(["warning"]),
+        root.group_interval,
+        root.repeat_interval,
+    ) == (
         ("model",),
         30.0,
         600.0,
@@ -145,17 +150,20 @@ def test_settings_are_inherited_from_the_parent(tmp_path: Path) -> None:
         600.0,  # the root's
     )
     assert critical.repeat_interval == 4 * 3600.0
-    assert (risk.group_wait, risk.group_interval, risk.repeat_interval) == (30.0, 600.0, 3600.0)
+    assert (risk.group_wait, risk.group_interval, risk.repeat_interval) == (None, 600.0, 3600.0)
     # A grandchild inherits from its parent, not from the root.
     assert drift.group_by == ("model", "subject")
-    assert (drift.group_wait, drift.group_interval, drift.repeat_interval) == (30.0, 600.0, 3600.0)
+    assert (drift.group_wait, drift.group_interval, drift.repeat_interval) == (None, 600.0, 3600.0)
+    assert drift.wait_for(["warning"]) == 30.0 and drift.wait_for(["critical"]) == 0.0
 
 
 def test_defaults_of_a_minimal_file(tmp_path: Path) -> None:
     routing = load_routing(write(tmp_path, "route: {receiver: a}\nreceivers: [{name: a}]\n"))
     root = routing.root
     assert root.group_by == ("model",)
-    assert (root.group_wait, root.group_interval, root.repeat_interval) == (30.0, 300.0, 14400.0)
+    assert (root.group_interval, root.repeat_interval) == (300.0, 14400.0)
+    assert root.group_wait is None  # unset: 30 s, and 0 s for a group with a critical alert
+    assert (root.wait_for(["warning"]), root.wait_for(["warning", "critical"])) == (30.0, 0.0)
     assert root.continue_ is False and root.children == ()
     assert len(routing.inhibit_rules) == len(DEFAULT_INHIBIT_RULES) == 2
     assert routing.dashboard_url is None and routing.top_n == 10
