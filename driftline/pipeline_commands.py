@@ -14,6 +14,11 @@ from driftline.errors import ConfigurationError
 def add_parsers(commands: Any) -> None:
     worker = commands.add_parser("worker", help="run a stream worker (Faust) until SIGTERM")
     worker.add_argument("--config", help="TOML or JSON file of worker settings (DRIFTLINE_* wins)")
+    worker.add_argument(
+        "--alerts",
+        metavar="ALERTS_YAML",
+        help="alert routing file: this worker relays notifications too (wins over alerts_file)",
+    )
     worker.set_defaults(handler=_worker)
 
     models = commands.add_parser("models", help="register, list and delete models")
@@ -60,7 +65,8 @@ def _worker(args: argparse.Namespace) -> int:
     from stream_app.settings import load_settings
     from stream_app.worker import run_worker
 
-    run_worker(load_settings(args.config))
+    overrides = {"alerts_file": args.alerts} if args.alerts else {}
+    run_worker(load_settings(args.config, **overrides))
     return 0
 
 

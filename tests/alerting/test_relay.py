@@ -25,6 +25,7 @@ from storage import notifications as outbox
 from storage.alerts import SilenceRecord, add_silence, expire_silence
 from storage.types import utcnow
 from tests.alerting.relay_kit import (
+    DRIFT,
     SMTP_PASSWORD,
     WEBHOOK_SECRET,
     Sinks,
@@ -239,6 +240,42 @@ def test_silences_mute_what_they_match_and_nothing_else(
         assert expire_silence(session, "s1", utcnow())
     rounds([one], lambda: len(sinks.slack.delivered) == 3, 10)
     assert titles(sinks)[-1] == "[FIRING:2] churn: warning"
+
+
+def test_inhibition_mutes_what_its_rules_match_and_nothing_else(
+    sqlite_url: str, sinks: Sinks, tmp_path: Path
+) -> None:
+    # The default inhibition rules: a critical alert mutes the warning about the same model
+    # and subject; a volume alert mutes its own model's drift alerts.
+    sessions = database(sqlite_url, ["churn", "fraud", "quiet"])
+    one = relay(routing_file(tmp_path, sinks), sessions, sinks)
+    critical = AlertRuleSpec(
+        name="income-critical", kind="feature_drift", severity="critical", features=["income"]
+    )
+    volume = AlertRuleSpec(name="too-few", kind="volume", min_rows=1000)  # windows hold 500
+    window(sessions, "churn", 0, ["age", "income"], rules=(DRIFT, critical))
+    window(sessions, "fraud", 0, ["income"])
+    window(sessions, "quiet", 0, ["age"], rules=(DRIFT, volume))
+    rounds([one], lambda: len(sinks.slack.delivered) == 3, 10)
+    by_model = {
+        model: next(
+            r.body["text"] for r in sinks.slack.delivered if f"· {model} ·" in r.body["text"]
+        )
+        for model in ("churn", "fraud", "quiet")
+    }
+    churn = by_model["churn"].split("\n")
+    assert churn[0] == "[FIRING:2] churn: critical"
+    assert sorted(churn[1:]) == [
+        "critical · churn · income drifted (psi 0.4 > 0.2)",
+        "warning · churn · age drifted (psi 0.4 > 0.2)",
+    ], "the warning about income is muted, the one about age is not"
+    assert "income drifted" in by_model["fraud"], "another model's warning is not muted"
+    quiet = by_model["quiet"].split("\n")
+    assert quiet[0] == "[FIRING:1] quiet: warning" and "drifted" not in by_model["quiet"]
+    rounds([one], lambda: len(sinks.smtp.messages) == 3, 10)  # e-mail: the same three
+    mail = " ".join(message.text for message in sinks.smtp.messages)
+    assert "critical · churn · income drifted" in mail
+    assert "warning · churn · income drifted" not in mail
 
 
 def test_a_secret_never_appears_in_logs_or_recorded_errors(

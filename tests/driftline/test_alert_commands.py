@@ -100,17 +100,22 @@ def test_the_relay_checks_a_file_and_its_secrets(
 
 
 @pytest.mark.integration  # a worker process: seconds to import and start
-def test_a_worker_with_a_bad_routing_file_stops_at_start_naming_the_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize("given_by", ["environment", "--alerts"])
+def test_a_worker_with_a_bad_routing_file_stops_at_start_naming_the_key(
+    tmp_path: Path, given_by: str
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD_ROUTING)
     env = {
         **os.environ,
         "DRIFTLINE_DATABASE_URL": f"sqlite+pysqlite:///{tmp_path / 'd.db'}",
-        "DRIFTLINE_ALERTS_FILE": str(bad),
         "DRIFTLINE_BROKER": "kafka://127.0.0.1:9",  # never reached
     }
+    flag = ["--alerts", str(bad)] if given_by == "--alerts" else []
+    if not flag:
+        env["DRIFTLINE_ALERTS_FILE"] = str(bad)
     done = subprocess.run(
-        [sys.executable, "-m", "driftline", "worker"],
+        [sys.executable, "-m", "driftline", "worker", *flag],
         env=env,
         capture_output=True,
         text=True,
