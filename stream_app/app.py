@@ -32,6 +32,8 @@ from storage import catalog
 from stream_app import messages
 from stream_app.consumer_repairs import refresh_metadata, seek_where_fetched
 from stream_app.counters import Counters
+from stream_app.fetch_events import install as install_whole_fetches
+from stream_app.fetch_events import records_of
 from stream_app.fetch_watch import FETCH_CHECK_SECONDS
 from stream_app.input_order import InputOrder
 from stream_app.memory_store import register as register_memory_store
@@ -57,6 +59,10 @@ from stream_app.state_store import FaustTableStore
 log = logging.getLogger(__name__)
 
 EXIT_FATAL = 70  # EX_SOFTWARE: the worker stopped itself; restart it (systemd, Kubernetes)
+
+
+# Stage 1 takes up to this many partition fetches at once (with whole fetches).
+FETCHES_PER_BATCH = 8
 
 
 @dataclass
@@ -174,10 +180,23 @@ def create_pipeline(
     )
     topics = Topics.with_prefix(settings.topic_prefix)
     join_name = topics.label_join
+    input_names = (topics.predictions, topics.labels, join_name)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    inputs = app.topic(
-        topics.predictions, topics.labels, join_name, partitions=settings.partitions, **raw
-    )
+    ahead: dict[str, Any] = {}
+    if settings.whole_fetches:
+        install_whole_fetches(app, input_names)
+        # An event is a partition's whole fetch (up to ~1 MB): a few batches' worth ahead.
+        ahead["maxsize"] = 2 * FETCHES_PER_BATCH
+
+    async def announce_reading() -> None:  # a task: once Faust has set up logging
+        if settings.whole_fetches:
+            log.info("stage 1 reads each partition's fetch as one event (whole_fetches)")
+        else:
+            log.info("stage 1 reads one event per message (whole_fetches off)")
+
+    app.task(announce_reading)
+
+    inputs = app.topic(*input_names, partitions=settings.partitions, **raw, **ahead)
     join_topic = app.topic(join_name, partitions=settings.partitions, **raw)
     partials = app.topic(topics.window_partials, partitions=settings.stage2_partitions, **raw)
     triggers = app.topic(topics.retrain_triggers, partitions=1, **raw)
@@ -329,27 +348,30 @@ def create_pipeline(
     activity = Activity()  # the agents' batches: what a drain waits for
     ticking = Activity()  # the timer's ticks, watched for stalls too
 
+    per_take = FETCHES_PER_BATCH if settings.whole_fetches else settings.batch_max
+
     @app.agent(inputs, name="stage1")
     async def stage1_agent(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.batch_max, within=settings.batch_within_seconds
-        ):
+        async for events in stream.take_events(per_take, within=settings.batch_within_seconds):
             batch = [
                 InputMessage(
-                    kind=kinds[event.message.topic],
-                    topic=event.message.topic,
-                    partition=event.message.partition,
-                    offset=event.message.offset,
-                    key=event.message.key,
-                    value=event.value if event.value is not None else b"",
+                    kind=kinds[record.topic],
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    value=record.value if record.value is not None else b"",
                 )
                 for event in events
+                for record in records_of(event.message)
             ]
             activity.begin()
             try:
                 async with lock1:
                     if gate.ready:
-                        await stage1.process(batch)
+                        # Faust acknowledges the events when this body ends: every part first.
+                        for start in range(0, len(batch), settings.batch_max):
+                            await stage1.process(batch[start : start + settings.batch_max])
                     else:
                         set_aside([(m.topic, m.partition, m.offset) for m in batch])
             except Exception as exc:

@@ -78,13 +78,16 @@ def build_stream(
 def worker_factory(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[Any]:
     started: list[WorkerProcess] = []
 
-    def make(database_url: str, partitions: int, suffix: str = "") -> WorkerProcess:
+    def make(
+        database_url: str, partitions: int, suffix: str = "", **settings: str
+    ) -> WorkerProcess:
         worker = WorkerProcess(
             kafka_bootstrap,
             database_url,
             topic_prefix + suffix,
             partitions,
             tmp_path / f"w{suffix}",
+            settings,
         )
         worker.create_topics()
         started.append(worker)
@@ -98,8 +101,21 @@ def worker_factory(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> I
 def test_the_pipeline_end_to_end(
     worker_factory: Any, database_url: str, kafka_bootstrap: str
 ) -> None:
+    run_the_scenario(worker_factory, database_url, kafka_bootstrap)
+
+
+def test_the_pipeline_end_to_end_one_message_at_a_time(
+    worker_factory: Any, sqlite_url: str, kafka_bootstrap: str
+) -> None:
+    """Faust's own per-message path (``whole_fetches`` off) gives the same results."""
+    run_the_scenario(worker_factory, sqlite_url, kafka_bootstrap, WHOLE_FETCHES="false")
+
+
+def run_the_scenario(
+    worker_factory: Any, database_url: str, kafka_bootstrap: str, **settings: str
+) -> None:
     sessions = register(database_url)
-    worker = worker_factory(database_url, partitions=4)
+    worker = worker_factory(database_url, partitions=4, **settings)
     worker.start()
     stream, labeled = build_stream(worker.topics)
     produce_sync(kafka_bootstrap, stream)
@@ -164,7 +180,11 @@ def test_the_pipeline_end_to_end(
     assert {letter["topic"] for letter in letters} == {worker.topics.predictions}
 
     assert worker.stop() == 0
-    assert "draining" in worker.log_path.read_text()
+    log = worker.log_path.read_text()
+    assert "draining" in log
+    one_at_a_time = settings.get("WHOLE_FETCHES") == "false"
+    assert ("whole_fetches off" in log) == one_at_a_time
+    assert ("as one event (whole_fetches)" in log) != one_at_a_time
 
 
 def test_late_events_and_an_idle_model(
