@@ -54,7 +54,7 @@ class HoleGuard:
         what was fetched before the seek took effect comes again after it).
         """
         if expected is None or offset <= expected:
-            self._asked.pop(key, None)
+            self.in_order(key)
             return True
         asked = self._asked.get(key)
         now = self._clock()
@@ -80,6 +80,11 @@ class HoleGuard:
         )
         self._asked.pop(key, None)
         return offset >= resumes_at
+
+    def in_order(self, key: Hashable) -> None:
+        """A message of ``key`` came at the expected offset (``passes`` without the await)."""
+        if self._asked:
+            self._asked.pop(key, None)
 
     async def retry(self) -> None:
         """Ask again for every hole not filled ``RETRY_SECONDS`` after it was asked (timer)."""
