@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from driftline.cli import main
+from driftline.errors import ServiceError
 from driftline.producer import PredictionProducer
 from storage import history
 from stream_app.windows import window_start
@@ -94,7 +95,12 @@ def test_a_long_replay_joins_every_label_exactly_once(
         stream, labeled = _stream(seed)
         asyncio.run(_replay(kafka_bootstrap, worker, stream, envelope))
         # Everything was published: close the last windows now, not a week of clock later.
-        assert main(["flush", "--bootstrap", kafka_bootstrap, "--topic-prefix", topic_prefix]) == 0
+        # Until the replay's end plus the lateness, not "now": the marker is not ordered
+        # against the labels topic, and a flush to now passes every label horizon, so labels
+        # read after the marker would be dropped (as the README says).
+        until = str(max(moment for moment, _, _ in stream) + DAY + 1)
+        flush = ["flush", "--bootstrap", kafka_bootstrap, "--topic-prefix", topic_prefix]
+        assert main([*flush, "--until", until]) == 0
         final_windows(sessions, WINDOWS, 120)
 
         # A partition that has seen no prediction yet does not hold windows back (stage 2's
@@ -109,13 +115,18 @@ def test_a_long_replay_joins_every_label_exactly_once(
 
         wait_for(complete_rows, 60, f"{PER_WINDOW} rows in each of {WINDOWS} windows")
         expected = [labeled[w] for w in range(WINDOWS)]
+        seen: list[int | None] = []
 
         def labels_in_sql() -> list[int] | None:
             with sessions() as session:
                 found = history.window_history(session, scenario.MODEL_ID, None, None)
-            counts = [r.n_labeled for r in found]
-            return counts if counts == expected else None
+            seen[:] = [r.n_labeled for r in found]
+            return list(expected) if seen == expected else None
 
-        wait_for(labels_in_sql, 60, f"labeled counts {expected} in SQL")
+        try:
+            wait_for(labels_in_sql, 60, f"labeled counts {expected} in SQL")
+        except ServiceError:
+            print(worker.tail(60))
+            raise AssertionError(f"labeled counts in SQL: {seen}, expected {expected}") from None
     finally:
         assert worker.stop() == 0
