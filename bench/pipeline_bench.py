@@ -730,6 +730,13 @@ in SQL), each figure against baselines consuming the same topic in the same run.
 | **Driftline, whole fetches** (`whole_fetches`, opt-in) | **{whole:,.0f}** | **{whole / raw:.0%} of raw aiokafka**, {whole / per_message:.1f}× the per-message path |
 
 Target: ≥ 100,000 events/s and ≥ 50 % of raw aiokafka: {"met" if met else "**not met**"}.
+
+Whole fetches are experimental and off by default: with them the crash-replay and label
+replay tests lost events (`docs/architecture.md`). What holds the rate below the target:
+stage 1's per-message Python (`python -m bench.profile_stage1 --single --records 100000`:
+about 30,000 records/s in process, no broker), aiokafka's record unpacking in the consumer
+thread and stage 2's SQL, all on one GIL; the next step is the columnar path of the issue's
+part 5 (one decode entry point, no object per message).
 """
 
 
