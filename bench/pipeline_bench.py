@@ -504,28 +504,22 @@ def run_single_event_figures(
     results["raw_single"] = asyncio.run(raw_consume_rate(bootstrap, baseline_topic, singles))
     say("baseline: bare Faust agent consume + decode")
     results["bare_single"] = bare_faust_rate(bootstrap, baseline_topic, singles, workdir)
-    say("Driftline worker, one event per message")
-    results["driftline_single"] = driftline_run(
-        bootstrap,
-        workdir,
-        prefix + "s.",
-        single,
-        singles,
-        task=False,
-        batch_max=SINGLE_BATCH_MAX,
-        settings={"WHOLE_FETCHES": "true"},
+    paths = (
+        ("driftline_single", "s.", "true", "whole fetches"),
+        ("driftline_single_per_message", "m.", "false", "Faust's per-message path"),
     )
-    say("Driftline worker, one event per message, Faust's per-message path (whole_fetches off)")
-    results["driftline_single_per_message"] = driftline_run(
-        bootstrap,
-        workdir,
-        prefix + "m.",
-        single,
-        singles,
-        task=False,
-        batch_max=SINGLE_BATCH_MAX,
-        settings={"WHOLE_FETCHES": "false"},
-    )
+    for key, suffix, whole_fetches, path in paths:
+        say(f"Driftline worker, one event per message, {path}")
+        results[key] = driftline_run(
+            bootstrap,
+            workdir,
+            prefix + suffix,
+            single,
+            singles,
+            task=False,
+            batch_max=SINGLE_BATCH_MAX,
+            settings={"WHOLE_FETCHES": whole_fetches},
+        )
 
 
 def run_envelope_ceilings(

@@ -160,15 +160,11 @@ def commits(
     for part in parts:
         messages = []
         for offset in part:
-            message = faust_aiokafka_message(consumer, record(offset))
+            message = consumer._to_message(PART, record(offset))  # Faust's own
             deliver(consumer, message)
             messages.append(message)
         one_by_one.append(commit_after(consumer, messages))
     return whole, one_by_one
-
-
-def faust_aiokafka_message(consumer: Any, one: Any) -> Any:
-    return consumer._to_message(PART, one)
 
 
 def test_a_fetch_not_yet_acknowledged_holds_the_commit_at_its_first_offset(
