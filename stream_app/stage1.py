@@ -294,6 +294,29 @@ class Stage1:
         own = clock.watermark()
         return own if own is not None else self.clock(partition).watermark()
 
+    def label_progress(self, partition: int) -> tuple[float | None, bool]:
+        """What the partition tells stage 2 about its labels: (watermark, still behind).
+
+        Stage 2 retires a window once every partition's labels passed its horizon; but a
+        label read before its prediction is joined only when the prediction's summary
+        comes, forwarded on the label-join topic, which may be read far behind the labels
+        (with whole fetches a replay's label-join topic lagged a week of event time). So
+        the mark is also held to what every partition forwarded and this one has read:
+        their prediction watermarks heard on the label-join topic (a partition that has
+        seen no prediction forwarded nothing and holds nothing, as in stage 2's low
+        watermark). Until every partition was heard there, it is behind.
+        """
+        labels = self.label_watermark(partition)
+        if self.label_clock(partition).backlog:
+            return labels, True
+        marks = self.join_marks.get(partition, {})
+        if len(marks) < self.n_partitions:
+            return None, True
+        forwarded = [mark for mark in marks.values() if mark is not None]
+        if labels is None or not forwarded:
+            return labels, False
+        return min(labels, *forwarded), False
+
     def prediction_low_watermark(self, partition: int) -> float | None:
         """The watermark every partition's predictions passed, as heard on the join topic.
 
@@ -1266,8 +1289,7 @@ class Stage1:
     async def _heartbeat(self, partition: int, watermark: float | None, closed_any: bool) -> None:
         if not self._heartbeat_due(partition, watermark, closed_any):
             return
-        labels = self.label_watermark(partition)
-        behind = self.label_clock(partition).backlog
+        labels, behind = self.label_progress(partition)
         heartbeat = messages.encode(
             messages.WatermarkMessage(partition, self.n_partitions, watermark, labels, behind)
         )

@@ -166,13 +166,12 @@ class LocalPipeline:
         await self.stage1.process(list(batch))
         await self.deliver()
 
-    async def deliver(self) -> None:
-        while self.forwarded or self.to_stage2:
-            forwarded, self.forwarded = self.forwarded, []
-            if forwarded:
-                joins = [
-                    self.message("join", "", value, partition) for partition, value in forwarded
-                ]
+    async def deliver(self, forwarded: bool = True) -> None:
+        """What stage 1 sent; ``forwarded=False`` holds the label-join topic back unread."""
+        while (forwarded and self.forwarded) or self.to_stage2:
+            sent, self.forwarded = (self.forwarded, []) if forwarded else ([], self.forwarded)
+            if sent:
+                joins = [self.message("join", "", value, partition) for partition, value in sent]
                 await self.stage1.process(joins)
             pending, self.to_stage2 = self.to_stage2, []
             for _key, value, _partition in pending:

@@ -182,3 +182,40 @@ def test_a_partition_whose_labels_are_unread_keeps_final_windows() -> None:
         asyncio.run(pipeline.idle(10 * scenario.WINDOW))
     kept = [key for key, _ in pipeline.stage2.records.items() if "|r|" in key]
     assert len(kept) == 3  # their labels may still revise them
+
+
+def test_labels_waiting_for_forwarded_summaries_keep_their_window() -> None:
+    """Labels read first wait for summaries another partition forwards; stage 2 hears every
+    watermark (predictions and labels far past the horizon) before the label-join topic is
+    read. Measured with whole fetches: the window was retired and its labels dropped."""
+    pipeline = LocalPipeline(RUNTIME, 2)
+    events = list(scenario.events(WINDOWS, PER_WINDOW, drift_from=99, decay_from=99))
+    labels = [pipeline.message("label", e.prediction_id, e.label_json()) for e in events[::2]]
+    predictions = [
+        pipeline.message(
+            "prediction", events[i].prediction_id, _envelope(events[i : i + ENVELOPE]), 0
+        )
+        for i in range(0, len(events), ENVELOPE)
+    ]
+    log_ends = {p: sum(1 for m in labels if m.partition == p) for p in (0, 1)}
+    forwarded_to_1 = sum(1 for m in labels if m.partition == 1)
+    assert forwarded_to_1 > 0  # some labels wait on partition 1 for summaries from 0
+
+    async def run() -> None:
+        await pipeline.stage1.process(labels)
+        await pipeline.stage1.process(predictions)
+        for _ in range(3):  # the label-join topic unread meanwhile
+            _note_log_ends(pipeline, log_ends)
+            await pipeline.stage1.tick([0, 1])
+            await pipeline.deliver(forwarded=False)
+            await pipeline.stage2.tick([0])
+        await pipeline.deliver()
+        for _ in range(2):
+            _note_log_ends(pipeline, log_ends)
+            await pipeline.idle(10 * scenario.WINDOW)
+
+    asyncio.run(run())
+    assert pipeline.counters.expired_messages == 0
+    assert pipeline.counters.joined == len(labels)
+    per_window = _labeled_per_window(pipeline)
+    assert per_window == {window_start(w): PER_WINDOW // 2 for w in range(WINDOWS)}

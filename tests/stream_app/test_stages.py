@@ -228,7 +228,8 @@ def test_a_partial_past_the_label_horizon_does_not_overwrite_the_window() -> Non
     pipeline = LocalPipeline(runtime(label_horizon_seconds=60), 1)
     events = list(scenario.events(1, 30, drift_from=99, decay_from=99))
     asyncio.run(pipeline.feed_predictions(events))
-    asyncio.run(pipeline.idle(10_000))  # final, then dropped once its horizon has passed
+    asyncio.run(pipeline.idle(10_000))  # final; the label-join topic hears the watermark
+    asyncio.run(pipeline.idle(10))  # ... which holds the labels: dropped past its horizon
     assert pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))].window.n_rows == 30
     stray = WindowState.empty(RUNTIME.profile, RUNTIME.task)
     partial = messages.PartialMessage(
@@ -505,6 +506,8 @@ def test_final_windows_are_dropped_after_their_label_horizon() -> None:
     asyncio.run(pipeline.idle(60))  # still within the horizon: kept, now known final by key
     assert kept() == {window_start(0), window_start(1)}
     asyncio.run(pipeline.idle(10_000))
+    assert kept() == {window_start(0), window_start(1)}  # labels held by the last mark heard
+    asyncio.run(pipeline.idle(10))
     assert kept() == set()
 
 
