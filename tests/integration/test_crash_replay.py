@@ -1,15 +1,16 @@
 """A worker killed (SIGKILL) three times while it processes a replay ends with the SQL of an
 uninterrupted run: the same windows, the same numbers, no row counted twice or lost.
 
-The replay: 200,042 events over ten one-minute windows on 4 partitions, in envelopes of 500
-keyed by their first prediction id: 170,000 predictions of a model without a task
-("volume"), 20,000 of the scenario's binary model ("churn"), labels (one message each) for
+The replay: 400,000 events over ten one-minute windows on 4 partitions, in envelopes of 500
+keyed by their first prediction id: 340,000 predictions of a model without a task
+("volume"), 40,000 of the scenario's binary model ("churn"), labels (one message each) for
 about half of churn's, and an end-of-stream marker on every partition that closes the last
 window. Everything is on the topics before the first worker starts, so the worker is busy
-from its first second to its last. It is killed at three seeded random moments (0-4 s after
-the restarted worker's first offset commit) and restarted each time under the same app id
-(consumer group and changelogs). Before each kill the test checks that the worker made
-progress: the group's committed input offsets advanced since it started, and input is left.
+from its first second to its last. It is killed at three seeded random moments (0-0.3 s
+after the restarted worker's first offset commit; 0-4 s one message at a time) and
+restarted each time under the same app id (consumer group and changelogs). Before each
+kill the test checks that the worker made progress: the group's committed input offsets
+advanced since it started, and input is left.
 
 The expected SQL comes from stage 1 and stage 2 run in-process (``LocalPipeline``) on the
 same messages with the real SQL writer; ``test_an_uninterrupted_worker_matches_the_local_run``
@@ -60,16 +61,22 @@ pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
 WINDOWS = 10
-# Two models in the same replay, 200,000 events in all. "churn" (the scenario's, binary)
+# Two models in the same replay, 400,000 events in all. "churn" (the scenario's, binary)
 # has labels: every one of its predictions becomes a join entry, one changelog message
-# each, which is what makes the worker slow (~7,000 predictions/s, docs/benchmarks.md), so
-# it gets the smaller share. "volume" has no task: its envelopes only update window states.
-PER_WINDOW = {"volume": 17_000, "churn": 2_000}
-LABELED_SHARE = 0.5  # of churn's predictions: 10,000 labels
+# each, which is what makes the worker slow, so it gets the smaller share. "volume" has no
+# task: its envelopes only update window states. Whole fetches process a restarted run's
+# share in a second or two: with half as much, the third kill found the stream done.
+PER_WINDOW = {"volume": 34_000, "churn": 4_000}
+LABELED_SHARE = 0.5  # of churn's predictions: 20,000 labels
 ENVELOPE = 500
 DRIFT_FROM = 5
 KILLS = 3
 SEED = int(os.environ.get("DRIFTLINE_CRASH_SEED", "7"))
+# The kills land up to this long after each first commit: a restarted worker reading
+# whole fetches (the default) is done with its share a second or two after its first
+# commit; one reading a message at a time (DRIFTLINE_WHOLE_FETCHES=false) takes minutes.
+ONE_AT_A_TIME = os.environ.get("DRIFTLINE_WHOLE_FETCHES", "true").lower() in ("false", "0")
+KILL_WITHIN = float(os.environ.get("DRIFTLINE_CRASH_KILL_WITHIN", "4" if ONE_AT_A_TIME else "0.3"))
 # Every window's end plus lateness is before it: the markers close every window.
 END_OF_STREAM = scenario.START + WINDOWS * scenario.WINDOW + scenario.LATENESS + 1
 WORKER_SETTINGS = {
@@ -463,11 +470,11 @@ def watched(worker: WorkerProcess) -> list[str]:
 def kill_points(seed: int) -> list[float]:
     """Per kill: seconds to go on after the restarted worker's first offset commit.
 
-    Up to four seconds: the predictions (the slower, enveloped part) take the first few
-    seconds of each run and the labels the rest, so kills land in either.
+    Up to ``KILL_WITHIN`` seconds: a restarted worker reads the labels (small messages)
+    and the predictions (the slower, enveloped part) side by side, so kills land in either.
     """
     rng = random.Random(seed)
-    return [rng.uniform(0.0, 4.0) for _ in range(KILLS)]
+    return [rng.uniform(0.0, KILL_WITHIN) for _ in range(KILLS)]
 
 
 def test_three_kills_during_a_replay_end_as_an_uninterrupted_run(
