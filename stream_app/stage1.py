@@ -26,7 +26,6 @@ partition, where its label will arrive.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
@@ -38,7 +37,6 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 from sqlalchemy.exc import SQLAlchemyError
 
 from detectors import WindowState
@@ -59,6 +57,7 @@ from stream_app import baseline, messages, window_stamps
 from stream_app.counters import Counters
 from stream_app.dedup import WindowDedup, envelope_identity
 from stream_app.input_order import HoleGuard
+from stream_app.label_join import Joined, LabelJoin, join_partition
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.state_store import PartitionedStore
 from stream_app.task_checks import TaskCheck
@@ -113,17 +112,6 @@ class Stage1Sink:
     # stage 1 processed; returns the offset reading resumes at (higher when the log no
     # longer holds the one asked for). None: no consumer to ask; a gap is only logged.
     rewind: Callable[[str, int, int], Awaitable[int]] | None = None
-
-
-def _label_identity(entry: Mapping[str, Any]) -> tuple[int, int] | None:
-    """A stored label's (or joined mark's) offset and position in its message."""
-    offset = entry.get("o")
-    return None if offset is None else (int(offset), int(entry.get("i", 0)))
-
-
-def join_partition(prediction_id: str, n_partitions: int) -> int:
-    """The partition Kafka's default partitioner gives a ``prediction_id`` key."""
-    return int(murmur2(prediction_id.encode()) & 0x7FFFFFFF) % n_partitions
 
 
 @dataclass(frozen=True)
@@ -199,6 +187,7 @@ class Stage1:
         self.windows = windows
         self.dedup = WindowDedup(windows)
         self.joins = joins
+        self.join = LabelJoin(joins, n_partitions, counters)
         self.sink = sink
         self.n_partitions = n_partitions
         self.idle_timeout = idle_timeout
@@ -212,13 +201,9 @@ class Stage1:
         self._heartbeats: dict[int, tuple[float, float]] = {}  # partition: (watermark, sent at)
         # Last processed offset per partition of the predictions topic (backlog detection).
         self.positions: dict[int, int] = {}
-        # Earliest expiry among a partition's join entries (None: unknown, sweep to learn).
-        self._earliest_expiry: dict[int, float] = {}
-        # Event-time progress of each partition's labels, and of every partition's
-        # predictions as heard on the label-join topic (target: {source: watermark}).
+        # Event-time progress of each partition's labels.
         self.label_clocks: dict[int, PartitionClock] = {}
         self.label_positions: dict[int, int] = {}
-        self.join_marks: dict[int, dict[int, float | None]] = {}
         self.heartbeat_interval = 0.5
         # Per partition and input topic, the offset of the last message whose effects are
         # all on the changelogs (see flush); input at or below it is skipped on a replay.
@@ -233,7 +218,6 @@ class Stage1:
         # once a checkpoint covers them (see stream_app.window_stamps).
         self._replay_until: dict[int, int] = {}
         self._markers: dict[int, list[tuple[str, int]]] = defaultdict(list)
-        self._joined_marks: dict[int, list[tuple[str, int]]] = defaultdict(list)
         self._durable_checkpoints: dict[int, dict[str, int]] = {}
         # Per (topic origin, partition): the next offset stage 1 must read (see _in_order).
         self._next_offsets: dict[tuple[str, int], int] = {}
@@ -309,24 +293,12 @@ class Stage1:
         labels = self.label_watermark(partition)
         if self.label_clock(partition).backlog:
             return labels, True
-        marks = self.join_marks.get(partition, {})
-        if len(marks) < self.n_partitions:
+        all_heard, forwarded = self.join.forwarded_up_to(partition)
+        if not all_heard:
             return None, True
-        forwarded = [mark for mark in marks.values() if mark is not None]
-        if labels is None or not forwarded:
+        if labels is None or forwarded is None:
             return labels, False
-        return min(labels, *forwarded), False
-
-    def prediction_low_watermark(self, partition: int) -> float | None:
-        """The watermark every partition's predictions passed, as heard on the join topic.
-
-        A prediction whose label came first may be forwarded from any partition; its label
-        waits until every partition has passed the label's horizon.
-        """
-        marks = self.join_marks.get(partition, {})
-        if len(marks) < self.n_partitions or any(mark is None for mark in marks.values()):
-            return None
-        return min(mark for mark in marks.values() if mark is not None)
+        return min(labels, forwarded), False
 
     def checkpoint(self, partition: int) -> dict[str, int]:
         """The partition's checkpoint: {topic kind: last offset applied}, from its store."""
@@ -350,11 +322,7 @@ class Stage1:
                 if stored.closed:
                     self._markers[partition].append((key, stored.stamp))
         self._replay_until[partition] = highest if highest > done else -1
-        self._joined_marks.pop(partition, None)
-        prefix = f"{partition}|"
-        for key, value in self.joins.items():
-            if key.startswith(prefix) and value.startswith(b'{"k":"d"'):
-                self._joined_marks[partition].append((key, int(orjson.loads(value)["o"])))
+        self.join.restore_joined_marks(partition)
 
     def _replayed(self, partition: int, model_id: str, start: float, offset: int) -> str | None:
         """For an event of a replay: "applied" (its window has it), "late" (its window was
@@ -424,14 +392,12 @@ class Stage1:
         for partition in partitions:
             self.clocks.pop(partition, None)
             self.label_clocks.pop(partition, None)
-            self.join_marks.pop(partition, None)
             self.positions.pop(partition, None)
             self.label_positions.pop(partition, None)
             self.checkpoints.pop(partition, None)
-            self._earliest_expiry.pop(partition, None)
             self._replay_until.pop(partition, None)
             self._markers.pop(partition, None)
-            self._joined_marks.pop(partition, None)
+            self.join.forget(partition)
             self._durable_checkpoints.pop(partition, None)
             for kind in ORIGIN_OF.values():
                 self._next_offsets.pop((kind, partition), None)
@@ -544,13 +510,7 @@ class Stage1:
 
     def _drop_covered_markers(self) -> None:
         # By the durable checkpoint: a mark outliving its use by a batch is harmless.
-        for partition, marks in self._joined_marks.items():
-            labels_done = self._durable_checkpoints.get(partition, {}).get("l", -1)
-            for key, _ in [m for m in marks if m[1] <= labels_done]:
-                found = self.joins.get(key)
-                if found is not None and found.startswith(b'{"k":"d"'):
-                    self.joins.delete(partition, key)
-            marks[:] = [m for m in marks if m[1] > labels_done]
+        self.join.drop_covered(lambda p: self._durable_checkpoints.get(p, {}).get("l", -1))
         for partition, markers in self._markers.items():
             done = self._durable_checkpoints.get(partition, {}).get("p", -1)
             for key, _ in [m for m in markers if m[1] <= done]:
@@ -1006,8 +966,7 @@ class Stage1:
     def _forwarded_summary(self, message: InputMessage, work: _Batch) -> None:
         forwarded = orjson.loads(message.value)
         if isinstance(forwarded, dict):  # a partition's watermark, after its summaries
-            marks = self.join_marks.setdefault(message.partition, {})
-            marks[int(forwarded["source"])] = forwarded["watermark"]
+            self.join.hear(message.partition, int(forwarded["source"]), forwarded["watermark"])
             return
         for summary in forwarded:
             prediction_id = summary.pop("id")
@@ -1025,26 +984,11 @@ class Stage1:
     def _join_summary(
         self, partition: int, prediction_id: str, summary: dict[str, Any], work: _Batch
     ) -> None:
-        key = _join_key(partition, prediction_id)
         # Where the summary came from (the message being processed), for the pair's identity.
         summary["sk"], summary["so"] = self._origin
-        stored = self.joins.get(key)
-        if stored is not None:
-            waiting = orjson.loads(stored)
-            if waiting["k"] == "l":  # the label came first: join now
-                label = (waiting.get("o", -1), waiting.get("i", 0))
-                self._pair(partition, summary, waiting["y"], label, work)
-                self._joined(partition, key, label, summary["x"])
-                return
-            if waiting["k"] == "d":  # joined already: a copy forwarded again by a replay
-                return
-        self.joins.set(partition, key, orjson.dumps(summary))
-        self._note_expiry(partition, summary["x"])
-
-    def _note_expiry(self, partition: int, expires: float) -> None:
-        known = self._earliest_expiry.get(partition)
-        if known is not None and expires < known:
-            self._earliest_expiry[partition] = expires
+        joined = self.join.add_summary(partition, prediction_id, summary)
+        if joined is not None:
+            self._pair(partition, joined, work)
 
     async def _label(self, message: InputMessage, work: _Batch) -> None:
         try:
@@ -1096,61 +1040,28 @@ class Stage1:
         self, message: InputMessage, index: int, label: LabelEvent, horizon: float, work: _Batch
     ) -> None:
         """Join one label (``index`` in its message) to its summary, or store it to wait."""
-        partition = message.partition
-        key = _join_key(partition, label.prediction_id)
-        stored = self.joins.get(key)
-        entry = orjson.loads(stored) if stored is not None else None
-        if entry is not None and entry["k"] == "p":
-            self._pair(partition, entry, label.label, (message.offset, index), work)
-            self._joined(partition, key, (message.offset, index), entry["x"])
-            return
-        if entry is not None and _label_identity(entry) == (message.offset, index):
-            return  # this very label, read again by a replay: its effect is in the store
-        if entry is not None and entry["k"] == "d":
-            return  # a second label for a joined prediction (a retried send): not joined again
-        waiting = {
-            "k": "l",
-            "m": label.model_id,
-            "y": label.label,
-            "x": label.timestamp.timestamp() + horizon,
-            "o": message.offset,
-        }
-        if index:
-            waiting["i"] = index  # absent for a label alone in its message, as before
-        self.joins.set(partition, key, orjson.dumps(waiting))
-        self._note_expiry(partition, float(waiting["x"]))
+        joined = self.join.add_label(
+            message.partition,
+            label.prediction_id,
+            label.model_id,
+            label.label,
+            (message.offset, index),
+            label.timestamp.timestamp() + horizon,
+        )
+        if joined is not None:
+            self._pair(message.partition, joined, work)
 
-    def _joined(self, partition: int, key: str, label: tuple[int, int], expires: float) -> None:
-        """A label and its prediction met: mark it until a checkpoint covers the label.
-
-        Until then a replay may read the label again, or a summary the replay of another
-        partition forwards again; the mark makes both no-ops instead of a second pair.
-        ``label``: the label's offset and its position in that message.
-        """
-        mark: dict[str, Any] = {"k": "d", "o": label[0], "x": expires}
-        if label[1]:
-            mark["i"] = label[1]
-        self.joins.set(partition, key, orjson.dumps(mark))
-        self._joined_marks[partition].append((key, label[0]))
-
-    def _pair(
-        self,
-        partition: int,
-        summary: dict[str, Any],
-        label: Any,
-        identity: tuple[int, int],
-        work: _Batch,
-    ) -> None:
-        """``identity``: the label's offset and its position in that message."""
+    def _pair(self, partition: int, joined: Joined, work: _Batch) -> None:
+        summary = joined.summary
         work.labeled[(partition, summary["m"], summary["ws"], summary["we"])].append(
             (
-                label,
+                joined.label,
                 summary["y"],
                 summary["s"],
                 summary.get("sk", "p"),
                 summary.get("so", -1),
-                identity[0],
-                identity[1],
+                joined.identity[0],
+                joined.identity[1],
             )
         )
         self.counters.joined += 1
@@ -1346,48 +1257,8 @@ class Stage1:
         self.expire_joins(partitions)
 
     def expire_joins(self, partitions: Sequence[int]) -> None:
-        """Drop join entries past their label horizon, by the clock of what they wait for.
-
-        A prediction waits for its label: it goes once the partition's *labels* have passed
-        its horizon. A label that came first waits for its prediction, which may be
-        forwarded from any partition: it goes once *every* partition's predictions have
-        passed its horizon. Neither side is judged by the other's progress, so whatever
-        order the topics are read in (predictions months ahead of labels in a replay, or
-        the reverse), nothing that can still be joined expires.
-
-        A sweep reads every entry, so it only runs when a watermark has passed the earliest
-        expiry seen since the last sweep (``None`` after a restart: sweep once to learn it).
-        """
-        marks = {p: (self.label_watermark(p), self.prediction_low_watermark(p)) for p in partitions}
-        due = [
-            p
-            for p, pair in marks.items()
-            if any(mark is not None for mark in pair)
-            and (
-                self._earliest_expiry.get(p) is None
-                or any(mark is not None and self._earliest_expiry[p] < mark for mark in pair)
-            )
-        ]
-        if not due:
-            return
-        earliest: dict[int, float] = {}
-        for key, value in self.joins.items():
-            partition = int(key.split("|", 1)[0])
-            if partition not in due:
-                continue
-            entry = orjson.loads(value)
-            labels_at, predictions_at = marks[partition]
-            waits_for = predictions_at if entry["k"] == "l" else labels_at
-            if waits_for is not None and entry["x"] < waits_for:
-                self.joins.delete(partition, key)
-                if entry["k"] == "l":
-                    self.counters.unmatched_labels += 1
-                elif entry["k"] == "p":  # "d": a joined mark a checkpoint did not clear
-                    self.counters.unlabeled_predictions += 1
-            else:
-                earliest[partition] = min(earliest.get(partition, entry["x"]), entry["x"])
-        for partition in due:
-            self._earliest_expiry[partition] = earliest.get(partition, math.inf)
+        """Drop join entries past their label horizon (see :meth:`LabelJoin.expire`)."""
+        self.join.expire(partitions, self.label_watermark)
 
 
 def columns_of(runtime: ModelRuntime, events: Sequence[PredictionEvent]) -> dict[str, list[Any]]:
@@ -1539,7 +1410,3 @@ def _tp(message: InputMessage) -> str:
 
 def _checkpoint_key(partition: int) -> str:
     return f"{partition}|cp"
-
-
-def _join_key(partition: int, prediction_id: str) -> str:
-    return f"{partition}|{prediction_id}"

@@ -1,0 +1,229 @@
+"""Stage 1's label join: prediction summaries and labels waiting for each other.
+
+A prediction's summary waits in the join table of the partition its label hashes to
+(forwarded there on the label-join topic when the prediction was read on another
+partition); a label read first waits there for the summary. When both have come, the pair
+leaves for stage 2 and a *joined* mark stays until a checkpoint covers the label, so that
+a replay reading the label again, or another partition's replay forwarding the summary
+again, joins nothing twice.
+
+Entries expire by the clock of what they wait for: a summary by its partition's labels, a
+label by every partition's predictions as heard on the label-join topic (each partition
+sends its prediction watermark there after the summaries it forwarded: :meth:`hear`).
+
+Table values (JSON) by ``k``: ``p`` a summary (model ``m``, window ``ws``/``we``,
+prediction ``y``, score ``s``, expiry ``x``, origin topic ``sk`` and offset ``so``); ``l`` a
+label (model ``m``, label ``y``, expiry ``x``, offset ``o``, position ``i`` when not 0);
+``d`` a joined mark (``o``, ``i``, ``x``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import orjson
+from aiokafka.partitioner import murmur2
+
+from stream_app.counters import Counters
+from stream_app.state_store import PartitionedStore
+
+
+class Joined(NamedTuple):
+    """A prediction and its label met: the summary, the label, the label's identity."""
+
+    summary: dict[str, Any]
+    label: Any
+    identity: tuple[int, int]  # the label's offset and its position in that message
+
+
+def join_partition(prediction_id: str, n_partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a ``prediction_id`` key."""
+    return int(murmur2(prediction_id.encode()) & 0x7FFFFFFF) % n_partitions
+
+
+def join_key(partition: int, prediction_id: str) -> str:
+    return f"{partition}|{prediction_id}"
+
+
+def _label_identity(entry: Mapping[str, Any]) -> tuple[int, int] | None:
+    """A stored label's (or joined mark's) offset and position in its message."""
+    offset = entry.get("o")
+    return None if offset is None else (int(offset), int(entry.get("i", 0)))
+
+
+class LabelJoin:
+    """The join table of stage 1's partitions, and the prediction marks heard on it."""
+
+    def __init__(self, store: PartitionedStore, n_partitions: int, counters: Counters) -> None:
+        self.store = store
+        self.n_partitions = n_partitions
+        self.counters = counters
+        # Per label-join partition: {source partition: its prediction watermark}.
+        self._marks: dict[int, dict[int, float | None]] = {}
+        # Earliest expiry among a partition's entries (absent: unknown, sweep to learn).
+        self._earliest_expiry: dict[int, float] = {}
+        # Joined marks to drop once a durable checkpoint covers their label's offset.
+        self._joined_marks: dict[int, list[tuple[str, int]]] = defaultdict(list)
+
+    # -- entries -------------------------------------------------------------------------
+
+    def add_summary(
+        self, partition: int, prediction_id: str, summary: dict[str, Any]
+    ) -> Joined | None:
+        """A prediction's summary; the pair if its label was waiting."""
+        key = join_key(partition, prediction_id)
+        stored = self.store.get(key)
+        if stored is not None:
+            waiting = orjson.loads(stored)
+            if waiting["k"] == "l":  # the label came first: join now
+                label = (waiting.get("o", -1), waiting.get("i", 0))
+                self._mark_joined(partition, key, label, summary["x"])
+                return Joined(summary, waiting["y"], label)
+            if waiting["k"] == "d":  # joined already: a copy forwarded again by a replay
+                return None
+        self.store.set(partition, key, orjson.dumps(summary))
+        self._note_expiry(partition, summary["x"])
+        return None
+
+    def add_label(
+        self,
+        partition: int,
+        prediction_id: str,
+        model_id: str,
+        label: Any,
+        identity: tuple[int, int],
+        expires: float,
+    ) -> Joined | None:
+        """A label (``identity``: its offset and position); the pair if its summary waited."""
+        key = join_key(partition, prediction_id)
+        stored = self.store.get(key)
+        entry = orjson.loads(stored) if stored is not None else None
+        if entry is not None and entry["k"] == "p":
+            self._mark_joined(partition, key, identity, entry["x"])
+            return Joined(entry, label, identity)
+        if entry is not None and _label_identity(entry) == identity:
+            return None  # this very label, read again by a replay: its effect is in the store
+        if entry is not None and entry["k"] == "d":
+            return None  # a second label for a joined prediction (a retried send)
+        waiting: dict[str, Any] = {"k": "l", "m": model_id, "y": label, "x": expires}
+        waiting["o"] = identity[0]
+        if identity[1]:
+            waiting["i"] = identity[1]  # absent for a label alone in its message, as before
+        self.store.set(partition, key, orjson.dumps(waiting))
+        self._note_expiry(partition, expires)
+        return None
+
+    def _mark_joined(
+        self, partition: int, key: str, label: tuple[int, int], expires: float
+    ) -> None:
+        """Until a checkpoint covers the label, a replay may read it again, or a summary
+        the replay of another partition forwards again: the mark makes both no-ops."""
+        mark: dict[str, Any] = {"k": "d", "o": label[0], "x": expires}
+        if label[1]:
+            mark["i"] = label[1]
+        self.store.set(partition, key, orjson.dumps(mark))
+        self._joined_marks[partition].append((key, label[0]))
+
+    def _note_expiry(self, partition: int, expires: float) -> None:
+        known = self._earliest_expiry.get(partition)
+        if known is not None and expires < known:
+            self._earliest_expiry[partition] = expires
+
+    def drop_covered(self, labels_done: Callable[[int], int]) -> None:
+        """Delete the joined marks whose label a durable checkpoint covers."""
+        for partition, marks in self._joined_marks.items():
+            done = labels_done(partition)
+            for key, _ in [m for m in marks if m[1] <= done]:
+                found = self.store.get(key)
+                if found is not None and found.startswith(b'{"k":"d"'):
+                    self.store.delete(partition, key)
+            marks[:] = [m for m in marks if m[1] > done]
+
+    # -- the prediction marks heard on the label-join topic --------------------------------
+
+    def hear(self, partition: int, source: int, watermark: float | None) -> None:
+        """``source``'s prediction watermark, read on label-join ``partition``."""
+        self._marks.setdefault(partition, {})[source] = watermark
+
+    def forwarded_up_to(self, partition: int) -> tuple[bool, float | None]:
+        """Whether every partition was heard here, and the lowest watermark among those
+        that saw predictions (None: none did; they forwarded nothing and hold nothing)."""
+        marks = self._marks.get(partition, {})
+        heard = [mark for mark in marks.values() if mark is not None]
+        return len(marks) >= self.n_partitions, min(heard) if heard else None
+
+    def prediction_low_watermark(self, partition: int) -> float | None:
+        """The watermark every partition's predictions passed, as heard on the join topic.
+
+        A prediction whose label came first may be forwarded from any partition; its label
+        waits until every partition has passed the label's horizon.
+        """
+        marks = self._marks.get(partition, {})
+        if len(marks) < self.n_partitions or any(mark is None for mark in marks.values()):
+            return None
+        return min(mark for mark in marks.values() if mark is not None)
+
+    # -- expiry ----------------------------------------------------------------------------
+
+    def expire(
+        self, partitions: Sequence[int], label_watermark: Callable[[int], float | None]
+    ) -> None:
+        """Drop entries past their label horizon, by the clock of what they wait for.
+
+        A prediction waits for its label: it goes once the partition's *labels* have passed
+        its horizon. A label that came first waits for its prediction, which may be
+        forwarded from any partition: it goes once *every* partition's predictions have
+        passed its horizon. Neither side is judged by the other's progress, so whatever
+        order the topics are read in (predictions months ahead of labels in a replay, or
+        the reverse), nothing that can still be joined expires.
+
+        A sweep reads every entry, so it only runs when a watermark has passed the earliest
+        expiry seen since the last sweep (unknown after a restart: sweep once to learn it).
+        """
+        marks = {p: (label_watermark(p), self.prediction_low_watermark(p)) for p in partitions}
+        due = [
+            p
+            for p, pair in marks.items()
+            if any(mark is not None for mark in pair)
+            and (
+                self._earliest_expiry.get(p) is None
+                or any(mark is not None and self._earliest_expiry[p] < mark for mark in pair)
+            )
+        ]
+        if not due:
+            return
+        earliest: dict[int, float] = {}
+        for key, value in self.store.items():
+            partition = int(key.split("|", 1)[0])
+            if partition not in due:
+                continue
+            entry = orjson.loads(value)
+            labels_at, predictions_at = marks[partition]
+            waits_for = predictions_at if entry["k"] == "l" else labels_at
+            if waits_for is not None and entry["x"] < waits_for:
+                self.store.delete(partition, key)
+                if entry["k"] == "l":
+                    self.counters.unmatched_labels += 1
+                elif entry["k"] == "p":  # "d": a joined mark a checkpoint did not clear
+                    self.counters.unlabeled_predictions += 1
+            else:
+                earliest[partition] = min(earliest.get(partition, entry["x"]), entry["x"])
+        for partition in due:
+            self._earliest_expiry[partition] = earliest.get(partition, math.inf)
+
+    def forget(self, partition: int) -> None:
+        """A revoked partition (its table moves with it), or one restored after a crash."""
+        self._marks.pop(partition, None)
+        self._earliest_expiry.pop(partition, None)
+        self._joined_marks.pop(partition, None)
+
+    def restore_joined_marks(self, partition: int) -> None:
+        """After a restart: the joined marks of the partition, as its restored table holds."""
+        self._joined_marks.pop(partition, None)
+        prefix = f"{partition}|"
+        for key, value in self.store.items():
+            if key.startswith(prefix) and value.startswith(b'{"k":"d"'):
+                self._joined_marks[partition].append((key, int(orjson.loads(value)["o"])))

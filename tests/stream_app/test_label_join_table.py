@@ -1,0 +1,88 @@
+"""The join table on its own (``stream_app.label_join``): what meets, what waits, what a
+replay sends again, which marks hold labels back, and what expires when."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from stream_app.counters import Counters
+from stream_app.label_join import LabelJoin, join_key
+from stream_app.state_store import MemoryStore
+
+
+def _summary(expires: float = 100.0) -> dict[str, Any]:
+    return {"k": "p", "m": "churn", "ws": 0.0, "we": 60.0, "y": "1", "s": 0.9, "x": expires}
+
+
+def _join(n_partitions: int = 2) -> tuple[LabelJoin, MemoryStore, Counters]:
+    store, counters = MemoryStore(), Counters()
+    return LabelJoin(store, n_partitions, counters), store, counters
+
+
+def test_a_summary_then_its_label_meet_once() -> None:
+    join, store, _ = _join()
+    assert join.add_summary(0, "p1", _summary()) is None
+    met = join.add_label(0, "p1", "churn", "0", (7, 0), 500.0)
+    assert met is not None and met.label == "0" and met.identity == (7, 0)
+    assert met.summary["y"] == "1"
+    assert orjson.loads(store.data[join_key(0, "p1")]) == {"k": "d", "o": 7, "x": 100.0}
+    # The same label read again by a replay, and a retried second label: no second pair.
+    assert join.add_label(0, "p1", "churn", "0", (7, 0), 500.0) is None
+    assert join.add_label(0, "p1", "churn", "1", (9, 0), 500.0) is None
+
+
+def test_a_label_that_came_first_waits_then_meets_its_forwarded_summary_once() -> None:
+    join, store, _ = _join()
+    assert join.add_label(1, "p2", "churn", "1", (3, 4), 500.0) is None
+    waiting = orjson.loads(store.data[join_key(1, "p2")])
+    assert waiting == {"k": "l", "m": "churn", "y": "1", "x": 500.0, "o": 3, "i": 4}
+    met = join.add_summary(1, "p2", _summary())
+    assert met is not None and met.label == "1" and met.identity == (3, 4)
+    assert join.add_summary(1, "p2", _summary()) is None  # forwarded again by a replay
+
+
+def test_joined_marks_go_once_a_durable_checkpoint_covers_their_label() -> None:
+    join, store, _ = _join()
+    join.add_summary(0, "a", _summary())
+    join.add_summary(0, "b", _summary())
+    join.add_label(0, "a", "churn", "0", (5, 0), 500.0)
+    join.add_label(0, "b", "churn", "0", (8, 0), 500.0)
+    join.drop_covered(lambda partition: 6)
+    assert join_key(0, "a") not in store.data and join_key(0, "b") in store.data
+    # After a restart the marks are learnt again from the restored table.
+    restored = LabelJoin(store, 2, Counters())
+    restored.restore_joined_marks(0)
+    restored.drop_covered(lambda partition: 8)
+    assert store.data == {}
+
+
+def test_labels_are_held_until_every_partition_was_heard_on_the_join_topic() -> None:
+    join, _, _ = _join(3)
+    assert join.forwarded_up_to(0) == (False, None)
+    join.hear(0, 0, 50.0)
+    join.hear(0, 1, None)  # saw no prediction: forwarded nothing, holds nothing
+    assert join.forwarded_up_to(0) == (False, 50.0)
+    join.hear(0, 2, 30.0)
+    assert join.forwarded_up_to(0) == (True, 30.0)
+    # A waiting label's expiry is stricter: a partition without predictions may still
+    # forward its summary.
+    assert join.prediction_low_watermark(0) is None
+    join.hear(0, 1, 40.0)
+    assert join.prediction_low_watermark(0) == 30.0
+
+
+def test_entries_expire_by_the_clock_of_what_they_wait_for() -> None:
+    join, store, counters = _join(1)
+    join.add_summary(0, "s", _summary(expires=100.0))
+    join.add_label(0, "l", "churn", "1", (1, 0), 100.0)
+    join.expire([0], lambda partition: 150.0)  # labels passed: the summary goes
+    assert set(store.data) == {join_key(0, "l")}
+    assert counters.unlabeled_predictions == 1
+    join.hear(0, 0, 99.0)
+    join.expire([0], lambda partition: 150.0)  # predictions not past the label's horizon
+    assert set(store.data) == {join_key(0, "l")}
+    join.hear(0, 0, 101.0)
+    join.expire([0], lambda partition: 150.0)
+    assert store.data == {} and counters.unmatched_labels == 1
