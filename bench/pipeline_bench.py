@@ -47,7 +47,7 @@ from schemas.model_config import ModelConfig
 from storage import history
 from storage.db import make_engine, session_factory
 from storage.migrate import upgrade
-from stream_app.stage1 import join_partition
+from stream_app.label_join import join_partition
 
 PARTITIONS = 4
 WINDOW = 60

@@ -75,7 +75,7 @@ def test_labels_go_in_envelopes_to_the_partition_they_join_on(
 
 
 def test_the_producer_partitions_labels_as_the_worker_joins_them() -> None:
-    from stream_app.stage1 import join_partition
+    from stream_app.label_join import join_partition
 
     ids = [f"p-{i}" for i in range(2000)] + ["", "ü", "a" * 300]
     for n in (1, 3, 12):

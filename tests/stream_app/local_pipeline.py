@@ -15,10 +15,11 @@ from schemas.outbound import RetrainTrigger
 from storage.rows import TriggerRow
 from stream_app import messages
 from stream_app.counters import Counters
+from stream_app.label_join import join_partition
 from stream_app.outbox_relay import OutboxMessage, OutboxRelay, trigger_message
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.results import QualityRevision, ReportRows, WindowOutcome
-from stream_app.stage1 import InputMessage, Stage1, Stage1Sink, join_partition
+from stream_app.stage1 import InputMessage, Stage1, Stage1Sink
 from stream_app.stage2 import ResultWriter, Stage2
 from stream_app.state_store import MemoryStore
 

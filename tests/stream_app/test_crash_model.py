@@ -30,8 +30,9 @@ import pytest
 from schemas.control import end_of_stream_message
 from stream_app import messages
 from stream_app.counters import Counters
+from stream_app.label_join import join_partition
 from stream_app.registry import ModelRegistry
-from stream_app.stage1 import InputMessage, Stage1, Stage1Sink, join_partition
+from stream_app.stage1 import InputMessage, Stage1, Stage1Sink
 from stream_app.stage2 import Stage2
 from stream_app.state_store import MemoryStore
 from tests.stream_app import scenario

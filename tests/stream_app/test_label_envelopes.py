@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from stream_app.stage1 import join_partition
+from stream_app.label_join import join_partition
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
 from tests.stream_app.test_stages import runtime
