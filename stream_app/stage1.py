@@ -58,6 +58,7 @@ from stream_app.counters import Counters
 from stream_app.dedup import WindowDedup, envelope_identity
 from stream_app.input_order import HoleGuard
 from stream_app.label_join import Joined, LabelJoin, join_partition
+from stream_app.partition_clocks import PartitionClocks
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.state_store import PartitionedStore
 from stream_app.task_checks import TaskCheck
@@ -192,18 +193,12 @@ class Stage1:
         self.n_partitions = n_partitions
         self.idle_timeout = idle_timeout
         self.counters = counters
-        self._clock_source = clock
-        self.clocks: dict[int, PartitionClock] = {}
+        self.clocks = PartitionClocks(windows, idle_timeout, clock)
         # Latest model version seen per (partition, model): reported with the partial so a
         # retraining trigger can name the version that drifted. Not persisted: the next
         # event brings it back.
         self.versions: dict[tuple[int, str], str] = {}
         self._heartbeats: dict[int, tuple[float, float]] = {}  # partition: (watermark, sent at)
-        # Last processed offset per partition of the predictions topic (backlog detection).
-        self.positions: dict[int, int] = {}
-        # Event-time progress of each partition's labels.
-        self.label_clocks: dict[int, PartitionClock] = {}
-        self.label_positions: dict[int, int] = {}
         self.heartbeat_interval = 0.5
         # Per partition and input topic, the offset of the last message whose effects are
         # all on the changelogs (see flush); input at or below it is skipped on a replay.
@@ -242,41 +237,15 @@ class Stage1:
 
     def clock(self, partition: int) -> PartitionClock:
         """Event-time progress of the predictions of a partition."""
-        found = self.clocks.get(partition)
-        if found is None:
-            found = self.clocks[partition] = self._restored_clock(_watermark_key(partition))
-        return found
+        return self.clocks.predictions(partition)
 
     def label_clock(self, partition: int) -> PartitionClock:
         """Event-time progress of the labels of a partition (its label-join entries)."""
-        found = self.label_clocks.get(partition)
-        if found is None:
-            key = _label_watermark_key(partition)
-            found = self.label_clocks[partition] = self._restored_clock(key)
-        return found
-
-    def _restored_clock(self, key: str) -> PartitionClock:
-        clock = (
-            PartitionClock(self.idle_timeout, self._clock_source)
-            if self._clock_source
-            else PartitionClock(self.idle_timeout)
-        )
-        stored = self.windows.get(key)
-        clock.restore(orjson.loads(stored) if stored else None)
-        return clock
+        return self.clocks.labels(partition)
 
     def label_watermark(self, partition: int) -> float | None:
-        """How far labels of the partition have got; None while any may still be unread.
-
-        A partition whose labels log is unread (or not known yet) holds everything: in a
-        replay the predictions may be read months ahead of the labels. One that has read
-        its whole labels log and never saw a label follows its predictions.
-        """
-        clock = self.label_clock(partition)
-        if clock.backlog:
-            return None
-        own = clock.watermark()
-        return own if own is not None else self.clock(partition).watermark()
+        """How far labels of the partition have got (see PartitionClocks.label_watermark)."""
+        return self.clocks.label_watermark(partition)
 
     def label_progress(self, partition: int) -> tuple[float | None, bool]:
         """What the partition tells stage 2 about its labels: (watermark, still behind).
@@ -390,10 +359,7 @@ class Stage1:
     def forget_partitions(self, partitions: Sequence[int]) -> None:
         """Drop in-memory clocks of revoked partitions (their tables move with them)."""
         for partition in partitions:
-            self.clocks.pop(partition, None)
-            self.label_clocks.pop(partition, None)
-            self.positions.pop(partition, None)
-            self.label_positions.pop(partition, None)
+            self.clocks.forget(partition)
             self.checkpoints.pop(partition, None)
             self._replay_until.pop(partition, None)
             self._markers.pop(partition, None)
@@ -418,14 +384,7 @@ class Stage1:
         so that such an error cannot strike half-way through the batch.
         """
         for message in batch:
-            if message.kind == "prediction":
-                self.positions[message.partition] = max(
-                    message.offset, self.positions.get(message.partition, -1)
-                )
-            elif message.kind == "label":
-                self.label_positions[message.partition] = max(
-                    message.offset, self.label_positions.get(message.partition, -1)
-                )
+            self.clocks.read(message.kind, message.partition, message.offset)
         fresh = await self._in_order(batch)
         # One order for the same messages however a batch was cut: by partition, then
         # labels, forwarded summaries, predictions. What a batch sends then depends less on
@@ -492,21 +451,13 @@ class Stage1:
         # (stamped), then dedup identities, then the watermarks, then the checkpoint.
         self.dedup.save()
         for partition in sorted(self._unsaved_checkpoints):
-            self._save_clocks(partition)
+            self.clocks.save(partition)
             checkpoint = orjson.dumps(self.checkpoint(partition))
             self.windows.set(partition, _checkpoint_key(partition), checkpoint)
         saved = {p: dict(self.checkpoint(p)) for p in self._unsaved_checkpoints}
         self._unsaved_checkpoints.clear()
         await self.windows.flush()
         self._durable_checkpoints.update(saved)
-
-    def _save_clocks(self, partition: int) -> None:
-        watermark = self.clock(partition).event_watermark
-        if watermark is not None:
-            self.windows.set(partition, _watermark_key(partition), orjson.dumps(watermark))
-        labels = self.label_clock(partition).event_watermark
-        if labels is not None:
-            self.windows.set(partition, _label_watermark_key(partition), orjson.dumps(labels))
 
     def _drop_covered_markers(self) -> None:
         # By the durable checkpoint: a mark outliving its use by a batch is harmless.
@@ -1230,25 +1181,12 @@ class Stage1:
 
     def note_label_log_end(self, partition: int, log_end: int | None) -> None:
         """Whether the partition's labels log holds labels not processed yet (unknown: yes)."""
-        # A partition taken over from another worker may have nothing left to read: its
-        # checkpoint says how far the previous owner got.
-        done = max(self.label_positions.get(partition, -1), self.checkpoint(partition).get("l", -1))
-        processed = done + 1
-        self.label_clock(partition).backlog = log_end is None or processed < log_end
+        done = self.checkpoint(partition).get("l", -1)
+        self.clocks.note_label_log_end(partition, log_end, done)
 
     def note_log_end(self, partition: int, log_end: int | None) -> None:
-        """Tell the partition's clock whether its log holds events not processed yet.
-
-        An unknown log end (no fetch yet) counts as a backlog only while the partition has
-        seen nothing: it must not be reported empty before it was read.
-        """
-        done = max(self.positions.get(partition, -1), self.checkpoint(partition).get("p", -1))
-        processed = done + 1
-        clock = self.clock(partition)
-        if log_end is None:
-            clock.backlog = clock.event_watermark is None
-        else:
-            clock.backlog = processed < log_end
+        """Tell the partition's clock whether its log holds events not processed yet."""
+        self.clocks.note_log_end(partition, log_end, self.checkpoint(partition).get("p", -1))
 
     async def tick(self, partitions: Sequence[int]) -> None:
         """Timer work for the partitions this worker owns: idle closing, join expiry."""
@@ -1384,14 +1322,6 @@ def _unknown_model(model_id: str) -> str:
 
 def _window_key(partition: int, model_id: str, start: float) -> str:
     return f"{partition}|w|{model_id}|{start!r}"
-
-
-def _watermark_key(partition: int) -> str:
-    return f"{partition}|wm"
-
-
-def _label_watermark_key(partition: int) -> str:
-    return f"{partition}|lwm"
 
 
 def _identity_of(columns: EnvelopeColumns) -> str:

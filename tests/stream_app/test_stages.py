@@ -405,13 +405,15 @@ def test_a_partition_with_a_backlog_is_behind_not_idle() -> None:
         for e in events[:10]
     ]
     asyncio.run(pipeline.feed(batch))
-    pipeline.stage1.note_log_end(1, pipeline.stage1.positions[1] + 50)  # 50 events still to come
+    pipeline.stage1.note_log_end(
+        1, pipeline.stage1.clocks.positions[1] + 50
+    )  # 50 events still to come
     pipeline.clock.now += 1_000
     assert pipeline.stage1.clock(1).watermark() == pipeline.stage1.clock(1).event_watermark
     assert pipeline.stage1.clock(0).watermark() > pipeline.stage1.clock(0).event_watermark  # type: ignore[operator]
     asyncio.run(pipeline.idle(0))
     assert pipeline.writer.windows == {}  # partition 1 holds the window open
-    pipeline.stage1.note_log_end(1, pipeline.stage1.positions[1] + 1)  # caught up
+    pipeline.stage1.note_log_end(1, pipeline.stage1.clocks.positions[1] + 1)  # caught up
     asyncio.run(pipeline.idle(0))
     assert list(pipeline.writer.windows) == [(scenario.MODEL_ID, window_start(0))]
 
