@@ -5,14 +5,7 @@ from __future__ import annotations
 
 from stream_app.partition_clocks import PartitionClocks
 from stream_app.state_store import MemoryStore
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.stream_app.local_pipeline import FakeClock as Clock
 
 
 def test_a_partition_is_behind_until_it_has_processed_its_log_end() -> None:
