@@ -285,7 +285,12 @@ def final_windows(sessions: sessionmaker[Session]) -> int:
 def wait_until_complete(
     sessions: sessionmaker[Session], stream: Stream, timeout: float, describe: Callable[[], str]
 ) -> float:
-    """Wait until every window is final with all its labels; return the seconds waited."""
+    """Wait until every window is final with all its labels and every trigger is published.
+
+    Returns the seconds waited. A trigger is published by the outbox relay after the
+    transaction that stored it; one the relay sent but could not mark (the database went
+    away) is sent again when its lease runs out (``LEASE_SECONDS``), so the wait covers it.
+    """
     began = time.monotonic()
     deadline = began + timeout
     last: Any = None
@@ -293,18 +298,26 @@ def wait_until_complete(
         try:
             with sessions() as session:
                 rows = history.window_history(session, scenario.MODEL_ID, None, None)
+                unpublished = session.execute(
+                    select(func.count()).where(models.retrain_triggers.c.published_at.is_(None))
+                ).scalar_one()
             last = [(r.n_rows, r.n_labeled, bool(r.finalized_at)) for r in rows]
-            if len(rows) == len(stream.labeled) and all(
-                r.finalized_at and r.n_rows == PER_WINDOW and r.n_labeled == stream.labeled[i]
-                for i, r in enumerate(rows)
+            last.append(("unpublished triggers", unpublished))
+            if (
+                len(rows) == len(stream.labeled)
+                and all(
+                    r.finalized_at and r.n_rows == PER_WINDOW and r.n_labeled == stream.labeled[i]
+                    for i, r in enumerate(rows)
+                )
+                and unpublished == 0
             ):
                 return time.monotonic() - began
         except Exception as error:  # the database may still be coming back
             last = repr(error)
         time.sleep(0.25)
     raise AssertionError(
-        f"not every window final with its labels after {timeout:.0f} s (last: {last})\n"
-        + describe()
+        f"not every window final with its labels and every trigger published after "
+        f"{timeout:.0f} s (last: {last})\n" + describe()
     )
 
 

@@ -5,8 +5,9 @@ rebalance, expecting to read them again from a committed offset that can then be
 them. Here the hole is made by hand, the way an operator's offset reset would: a worker
 processes half the stream and stops cleanly, the rest is produced, and the group's
 committed offset on one predictions partition is moved 100 messages forward. The restarted
-worker finds the first message past its checkpoint's next offset, seeks back, and every
-window ends with all its rows.
+worker finds the first message past its checkpoint's next offset (or, on a loaded machine,
+its fetch watch finds that offset overdue first), seeks back, and every window ends with
+all its rows.
 """
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ def test_a_commit_past_unprocessed_input_is_read_again(
         rows = final_windows(sessions, 6, 90)
         assert [r.n_rows for r in rows] == [300] * 6, "a window lost the skipped messages"
         log = second.log_path.read_text(errors="replace")
-        assert f"got offset {half + SKIPPED}, expected {half}: reading again from {half}" in log
+        # Two guards can find the hole; which one is first depends on timing. Usually the
+        # first message read (past the hole) tells stage 1; on a loaded machine the fetch
+        # watch can find first that the needed offset has not come for FETCH_STALL_SECONDS.
+        seen_past_hole = f"got offset {half + SKIPPED}, expected {half}: reading again from {half}"
+        never_delivered = f"{topic}[0]: offset {half} not delivered for"
+        assert seen_past_hole in log or never_delivered in log, (
+            "the hole was filled without either guard saying so:\n" + log[-4000:]
+        )
     finally:
         assert second.stop() == 0
