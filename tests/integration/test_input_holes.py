@@ -101,7 +101,8 @@ def test_a_commit_past_unprocessed_input_is_read_again(
         # Two guards can find the hole; which one is first depends on timing. Usually the
         # first message read (past the hole) tells stage 1; on a loaded machine the fetch
         # watch can find first that the needed offset has not come for FETCH_STALL_SECONDS.
-        seen_past_hole = f"got offset {half + SKIPPED}, expected {half}: reading again from {half}"
+        # Any offset past the hole may be the first one read.
+        seen_past_hole = f"expected {half}: reading again from {half}"
         never_delivered = f"{topic}[0]: offset {half} not delivered for"
         assert seen_past_hole in log or never_delivered in log, (
             "the hole was filled without either guard saying so:\n" + log[-4000:]
