@@ -30,14 +30,15 @@ from schemas.outbound import DeadLetter
 from schemas.topics import Topics
 from storage import catalog
 from stream_app import messages
+from stream_app.changelog_segments import SegmentedTableStore
 from stream_app.consumer_repairs import refresh_metadata, seek_where_fetched
 from stream_app.counters import Counters
 from stream_app.fetch_events import install as install_whole_fetches
 from stream_app.fetch_events import records_of
 from stream_app.fetch_watch import FETCH_CHECK_SECONDS
 from stream_app.input_order import InputOrder
+from stream_app.memory_store import RebuildingMemoryStore, store_url
 from stream_app.memory_store import register as register_memory_store
-from stream_app.memory_store import store_url
 from stream_app.model_loader import sql_loader, sql_profile_loader
 from stream_app.outbox_relay import (
     RELAY_INTERVAL_SECONDS,
@@ -54,7 +55,7 @@ from stream_app.sql_writer import SqlResultWriter, Transactions
 from stream_app.stage1 import InputMessage, Stage1, Stage1Sink, TopicKind
 from stream_app.stage2 import Stage2
 from stream_app.stall_watch import Activity, StallWatch
-from stream_app.state_store import FaustTableStore
+from stream_app.state_store import FaustTableStore, PartitionedStore
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,17 @@ class Pipeline:
                 return True
             await asyncio.sleep(0.05)
         return False
+
+
+def join_store(table: Any) -> PartitionedStore:
+    """The join table's store: its changelog by segment when the table lives in memory.
+
+    One changelog record per partition and flush instead of one per outstanding
+    prediction (see stream_app.changelog_segments); another store is written key by key.
+    """
+    if isinstance(table.data, RebuildingMemoryStore):
+        return SegmentedTableStore(table, table.data.segments)
+    return FaustTableStore(table)
 
 
 def _log_end(app: faust.App, tp: Any) -> int | None:
@@ -311,7 +323,7 @@ def create_pipeline(
     stage1 = Stage1(
         registry,
         FaustTableStore(windows_table),
-        FaustTableStore(joins_table),
+        join_store(joins_table),
         Stage1Sink(to_stage2, dead_letter, forward_join, settings.stage2_partitions, rewind),
         n_partitions=settings.partitions,
         idle_timeout=settings.idle_timeout_seconds,

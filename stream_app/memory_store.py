@@ -10,19 +10,51 @@ outcome is a table that silently lacks keys. This store takes no part in that bo
 at every rebalance it forgets everything and says nothing was persisted, so every active
 partition is read from the start of its changelog, as after a restart. The cost is reading
 the (compacted) changelogs of the worker's partitions once per rebalance.
+
+It also expands changelog segments (:mod:`stream_app.changelog_segments`) once a recovery
+is complete, so the table holds one value per key whichever way it was written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from faust.stores import STORES
 from faust.stores.memory import Store as MemoryStore
-from faust.types import TP
+from faust.types import TP, EventT
+
+from stream_app import changelog_segments
+from stream_app.changelog_segments import SegmentLedger
 
 SCHEME = "driftline-memory"
 
 
 class RebuildingMemoryStore(MemoryStore[str, bytes]):
     """An in-memory store whose every recovery starts from an empty table."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.segments = SegmentLedger()
+        self._segment_keys: set[str] = set()
+
+    def apply_changelog_batch(
+        self,
+        batch: Iterable[EventT[Any]],
+        to_key: Callable[[Any], Any],
+        to_value: Callable[[Any], Any],
+    ) -> None:
+        def noting_segments(raw: Any) -> Any:
+            key = to_key(raw)
+            if isinstance(key, str) and key.startswith(changelog_segments.PREFIX):
+                self._segment_keys.add(key)
+            return key
+
+        super().apply_changelog_batch(batch, noting_segments, to_value)
+
+    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        await super().on_recovery_completed(active_tps, standby_tps)  # drops others' keys
+        changelog_segments.expand(self.data, self._key_partition, self._segment_keys, self.segments)
 
     async def on_rebalance(
         self,
@@ -35,6 +67,8 @@ class RebuildingMemoryStore(MemoryStore[str, bytes]):
         # the tables first), and the worker touches no table until that recovery is done.
         self.data.clear()
         self._key_partition.clear()
+        self.segments.clear()
+        self._segment_keys.clear()
 
     def persisted_offset(self, tp: TP) -> int | None:
         # -1 replaces any offset Faust remembers for the partition (Recovery._add), so

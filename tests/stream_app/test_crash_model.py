@@ -29,14 +29,17 @@ import pytest
 
 from schemas.control import end_of_stream_message
 from stream_app import messages
+from stream_app.changelog_segments import SegmentedTableStore
 from stream_app.counters import Counters
 from stream_app.label_join import join_partition
+from stream_app.memory_store import RebuildingMemoryStore
 from stream_app.registry import ModelRegistry
 from stream_app.stage1 import InputMessage, Stage1, Stage1Sink
 from stream_app.stage2 import Stage2
 from stream_app.state_store import MemoryStore
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import FakeClock, RecordingWriter
+from tests.stream_app.test_changelog_segments import restored
 from tests.stream_app.test_stages import RUNTIME, _envelope
 
 pytestmark = pytest.mark.slow  # make test runs it; make test-unit does not
@@ -102,6 +105,27 @@ class LoggedStore:
         unsent, self._unsent = self._unsent, {}
         for key, (partition, value) in unsent.items():
             self.durable.append(("write", self.name, partition, key, value))
+
+
+class SegmentedLog:
+    """The join table as a worker writes it: changelog segments to the log, restored
+    through Faust's in-memory store (stream_app.changelog_segments)."""
+
+    def __init__(self, name: str, durable: Durable, data: RebuildingMemoryStore) -> None:
+        self.name, self.durable, self.data = name, durable, data
+
+    @classmethod
+    async def restored(cls, name: str, durable: Durable) -> SegmentedLog:
+        records = [(e[2], e[3], e[4]) for e in durable.log if e[0] == "write" and e[1] == name]
+        return cls(name, durable, await restored(records))
+
+    def send_changelog(
+        self, partition: int, key: str, value: bytes | None, value_serializer: Any = None
+    ) -> asyncio.Future[None]:
+        self.durable.append(("write", self.name, partition, key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
 
 def _inputs() -> dict[tuple[str, int], list[bytes]]:
@@ -186,10 +210,11 @@ async def _incarnation(
         durable.append(("join", partition, value))
 
     clock = FakeClock()
+    joins = await SegmentedLog.restored("joins", durable)
     stage1 = Stage1(
         _registry(),
         LoggedStore("windows", durable),
-        LoggedStore("joins", durable),
+        SegmentedTableStore(joins, joins.data.segments),
         Stage1Sink(to_stage2, dead_letter, forward, 1),
         n_partitions=PARTITIONS,
         idle_timeout=1e9,

@@ -1,0 +1,207 @@
+"""The join table's changelog by segment: one record per partition and flush, not per key.
+
+Stage 1 keeps one join-table entry per outstanding prediction (its summary), so written
+key by key the changelog carried one Kafka message per prediction, and Faust's producer
+path, at tens of microseconds a message, capped enveloped predictions with a label task
+near 7,000/s. Here a flush writes each partition's changed keys as one *segment* record
+(key ``~seg|<partition>|<sequence>``, split past ``SEGMENT_BYTES``), holding the new value
+of each key or None for a deleted one. The table in memory stays one value per key.
+
+Recovery: Faust's in-memory store reads the changelog as it always does (the latest record
+per key: one per live segment), then :func:`expand` applies the segments of each partition
+in sequence order, which replays the writes in the order they were made.
+
+Compaction: a segment's key is never written again while it can matter, so Kafka keeps
+every segment until it gets a tombstone. A segment is *dead* once each key it wrote was
+written again by a later segment or deleted (:class:`SegmentLedger` counts). It is
+tombstoned only when every older segment of its partition is dead too: a later segment's
+deletes must outlive the older values they delete. So the changelog holds the segments from
+the oldest one with a live key onwards; every entry here expires within the label horizon,
+so that is about a horizon of writes, as it was key by key. Tombstones go out at the next
+flush, after the writes that killed their segments were acknowledged.
+
+Sequence numbers keep rising across restarts (the next is one past the highest restored),
+so a reused number (its old record dead, possibly not yet compacted away) still sorts after
+every live segment.
+
+Only Faust's in-memory store, rebuilt from the changelog at every rebalance
+(:mod:`stream_app.memory_store`), expands segments; with another store the join table is
+written key by key (:class:`stream_app.state_store.FaustTableStore`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import orjson
+
+from stream_app.state_store import FaustTableStore, compact
+
+PREFIX = "~seg|"
+SEGMENT_BYTES = 512 * 1024  # under Kafka's default 1 MB message limit, with room to spare
+FORMAT_VERSION = 1
+
+Write = tuple[str, bytes | None]  # a key and its new value (None: deleted)
+
+
+def segment_key(partition: int, sequence: int) -> str:
+    return f"{PREFIX}{partition}|{sequence:012d}"
+
+
+def parse_segment_key(key: str) -> tuple[int, int]:
+    """The partition and sequence number of a segment key."""
+    partition, sequence = key[len(PREFIX) :].split("|")
+    return int(partition), int(sequence)
+
+
+def encode(writes: list[Write]) -> bytes:
+    """A segment record: ``[version, keys, values]``, each value JSON text or null."""
+    keys = [key for key, _ in writes]
+    values = [None if value is None else value.decode() for _, value in writes]
+    return orjson.dumps([FORMAT_VERSION, keys, values])
+
+
+def decode(record: bytes) -> list[Write]:
+    version, keys, values = orjson.loads(record)
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"a join-table changelog segment of format {version}; this worker reads format "
+            f"{FORMAT_VERSION}: run every worker of the deployment at the Driftline version "
+            "that wrote it"
+        )
+    pairs = zip(keys, values, strict=True)
+    return [(key, None if value is None else value.encode()) for key, value in pairs]
+
+
+def split(writes: list[Write], limit: int = SEGMENT_BYTES) -> Iterator[list[Write]]:
+    """``writes`` in runs whose encoded size stays about under ``limit`` bytes."""
+    run: list[Write] = []
+    size = 0
+    for key, value in writes:
+        cost = len(key) + (4 if value is None else len(value)) + 8  # quotes, commas
+        if run and size + cost > limit:
+            yield run
+            run, size = [], 0
+        run.append((key, value))
+        size += cost
+    if run:
+        yield run
+
+
+class SegmentLedger:
+    """Which segment holds each key's current value, per partition, and which are dead."""
+
+    def __init__(self) -> None:
+        self._owner: dict[int, dict[str, int]] = {}  # partition: {key: its segment}
+        # Partition: {segment: keys it still holds}, oldest first (written in that order).
+        self._live: dict[int, dict[int, int]] = {}
+        self._next: dict[int, int] = {}
+        self.dead: list[tuple[int, int]] = []  # (partition, segment) awaiting a tombstone
+
+    def new_segment(self, partition: int) -> int:
+        sequence = self._next.get(partition, 0)
+        self._next[partition] = sequence + 1
+        return sequence
+
+    def record(self, partition: int, sequence: int, writes: list[Write]) -> None:
+        """Segment ``sequence`` of ``partition`` wrote ``writes`` (each key once)."""
+        owner = self._owner.setdefault(partition, {})
+        live = self._live.setdefault(partition, {})
+        held = 0
+        for key, value in writes:
+            before = owner.pop(key, None)
+            if before is not None:
+                live[before] -= 1
+            if value is not None:
+                owner[key] = sequence
+                held += 1
+        live[sequence] = held
+        self._next[partition] = max(self._next.get(partition, 0), sequence + 1)
+
+    def retire_dead_prefix(self, partition: int) -> None:
+        """Queue tombstones for the partition's oldest segments while each is dead."""
+        live = self._live.get(partition, {})
+        while live:
+            oldest = next(iter(live))
+            if live[oldest]:
+                break
+            del live[oldest]
+            self.dead.append((partition, oldest))
+
+    def segments(self, partition: int) -> list[int]:
+        """The partition's segments not yet tombstoned, oldest first (for tests)."""
+        return list(self._live.get(partition, {}))
+
+    def clear(self) -> None:
+        """A rebalance: the table is read again from the changelogs, and this with it."""
+        self._owner.clear()
+        self._live.clear()
+        self.dead.clear()
+        # _next is kept: a partition taken back must not reuse its numbers in this process.
+
+
+def expand(
+    data: MutableMapping[Any, Any],
+    key_partition: MutableMapping[Any, int],
+    segment_keys: set[str],
+    ledger: SegmentLedger,
+) -> int:
+    """Replace the restored segment records in ``data`` by the values they wrote.
+
+    ``segment_keys``: the segment keys read during the recovery (those of partitions the
+    worker does not hold were dropped from ``data`` already). Returns how many were applied.
+    """
+    restored = sorted(
+        (parse_segment_key(key), key) for key in segment_keys if data.get(key) is not None
+    )
+    for (partition, sequence), key in restored:
+        writes = decode(bytes(data.pop(key)))
+        key_partition.pop(key, None)
+        for entry, value in writes:
+            if value is None:
+                data.pop(entry, None)
+                key_partition.pop(entry, None)
+            else:
+                data[entry] = compact(value)
+                key_partition[entry] = partition
+        ledger.record(partition, sequence, writes)
+    for partition in {partition for (partition, _), _ in restored}:
+        ledger.retire_dead_prefix(partition)
+    segment_keys.clear()
+    return len(restored)
+
+
+class SegmentedTableStore(FaustTableStore):
+    """A Faust table (in-memory store) whose changelog gets segments, not keys."""
+
+    def __init__(self, table: Any, ledger: SegmentLedger) -> None:
+        super().__init__(table)
+        self.ledger = ledger
+
+    async def flush(self) -> None:
+        # Tombstones first: the writes that killed those segments were acknowledged at
+        # the previous flush (see the module's docstring).
+        pending = [
+            self._table.send_changelog(
+                partition, segment_key(partition, sequence), None, value_serializer="raw"
+            )
+            for partition, sequence in self.ledger.dead
+        ]
+        self.ledger.dead.clear()
+        unsent, self._unsent = self._unsent, {}
+        by_partition: dict[int, list[Write]] = {}
+        for key, (partition, value) in unsent.items():
+            by_partition.setdefault(partition, []).append((key, value))
+        for partition, writes in sorted(by_partition.items()):
+            for run in split(writes):
+                sequence = self.ledger.new_segment(partition)
+                record = encode(run)
+                pending.append(
+                    self._table.send_changelog(partition, segment_key(partition, sequence), record)
+                )
+                self.ledger.record(partition, sequence, run)
+        for future in pending:
+            await future
+        for partition in by_partition:
+            self.ledger.retire_dead_prefix(partition)

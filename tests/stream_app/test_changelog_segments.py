@@ -1,0 +1,187 @@
+"""The join table's changelog by segment: what a restart reads back is what was written.
+
+The strict path is the table written key by key: whatever a worker holds in memory after
+any run of writes, deletes and flushes, a worker restoring the changelog (whole, or as
+Kafka's compaction leaves it) through Faust's in-memory store must hold the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import pytest
+from faust.types import TP
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream_app import changelog_segments
+from stream_app.changelog_segments import (
+    PREFIX,
+    SegmentedTableStore,
+    decode,
+    encode,
+    segment_key,
+    split,
+)
+from stream_app.memory_store import RebuildingMemoryStore
+
+PARTITIONS = 3
+APP = faust.App("segments-test", broker="kafka://127.0.0.1:1")
+Record = tuple[int, str, bytes | None]
+
+
+def new_store() -> RebuildingMemoryStore:
+    return RebuildingMemoryStore("driftline-memory://", APP, None, table_name="joins")
+
+
+class Table:
+    """What SegmentedTableStore uses of a Faust table: its store, and a changelog."""
+
+    def __init__(self, data: RebuildingMemoryStore, log: list[Record] | None = None) -> None:
+        self.data = data
+        self.log: list[Record] = log if log is not None else []
+
+    def send_changelog(
+        self, partition: int, key: str, value: bytes | None, value_serializer: Any = None
+    ) -> asyncio.Future[None]:
+        self.log.append((partition, key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def compacted(log: list[Record], drop_tombstones: bool) -> list[Record]:
+    """The log as Kafka's cleaner leaves it: each key's last record, in log order."""
+    last = {key: index for index, (_, key, _) in enumerate(log)}
+    kept = [record for index, record in enumerate(log) if last[record[1]] == index]
+    return [r for r in kept if not (drop_tombstones and r[2] is None)]
+
+
+async def restored(records: list[Record]) -> RebuildingMemoryStore:
+    """A new worker's table, read back from the changelog as Faust's recovery reads it."""
+    store = new_store()
+    events = [
+        SimpleNamespace(key=key, value=value, message=SimpleNamespace(value=value, partition=p))
+        for p, key, value in records
+    ]
+    store.apply_changelog_batch(events, lambda key: key, lambda value: value)
+    active = {TP("joins-changelog", p) for p in range(PARTITIONS)}
+    await store.on_recovery_completed(active, set())
+    return store
+
+
+def restore(records: list[Record]) -> RebuildingMemoryStore:
+    return asyncio.run(restored(records))
+
+
+def key_of(partition: int, index: int) -> str:
+    return f"{partition}|prediction-{index}"
+
+
+Op = tuple[str, int, int, int]
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "set", "delete", "flush"]),
+        st.integers(0, PARTITIONS - 1),
+        st.integers(0, 12),
+        st.integers(0, 5),
+    ),
+    max_size=60,
+)
+
+
+def run(store: SegmentedTableStore, steps: list[Op]) -> None:
+    async def go() -> None:
+        for kind, partition, index, value in steps:
+            key = key_of(partition, index)
+            if kind == "set":
+                store.set(partition, key, b'{"k":"p","y":%d}' % value)
+            elif kind == "delete":
+                store.delete(partition, key)
+            else:
+                await store.flush()
+        await store.flush()
+        await store.flush()  # the tombstones the last flush's writes made due
+
+    asyncio.run(go())
+
+
+def restored_equal(table: Table, records: list[Record]) -> RebuildingMemoryStore:
+    restored = restore(records)
+    assert dict(restored.data) == dict(table.data.data)
+    assert restored._key_partition == {key: int(key.split("|")[0]) for key in table.data.data}
+    return restored
+
+
+@settings(max_examples=150, deadline=None)
+@given(first=ops, second=ops, drop_tombstones=st.booleans())
+def test_a_restart_reads_back_what_was_written_key_by_key(
+    first: list[Op], second: list[Op], drop_tombstones: bool
+) -> None:
+    table = Table(new_store())
+    run(SegmentedTableStore(table, table.data.segments), first)
+    for records in (table.log, compacted(table.log, drop_tombstones)):
+        restored_equal(table, records)
+
+    # The restarted worker writes on, numbering after what it restored; restored again,
+    # from the whole log or what compaction leaves of it, it is still the same table.
+    restored = restore(compacted(table.log, drop_tombstones))
+    again = Table(restored, list(table.log))
+    run(SegmentedTableStore(again, restored.segments), second)
+    for records in (again.log, compacted(again.log, drop_tombstones)):
+        restored_equal(again, records)
+
+
+def test_one_record_per_partition_and_flush() -> None:
+    table = Table(new_store())
+    store = SegmentedTableStore(table, table.data.segments)
+    for index in range(1_000):
+        store.set(index % 2, key_of(index % 2, index), b'{"k":"p"}')
+    asyncio.run(store.flush())
+    assert [(p, key) for p, key, _ in table.log] == [(0, segment_key(0, 0)), (1, segment_key(1, 0))]
+    assert len(decode(table.log[0][2] or b"")) == 500
+
+
+def test_a_segment_is_tombstoned_once_it_and_every_older_one_is_dead() -> None:
+    table = Table(new_store())
+    store = SegmentedTableStore(table, table.data.segments)
+
+    def flush() -> list[Record]:
+        before = len(table.log)
+        asyncio.run(store.flush())
+        return [r for r in table.log[before:] if r[2] is None]
+
+    store.set(0, "0|a", b"1")
+    assert flush() == []  # segment 0: a
+    store.set(0, "0|b", b"2")
+    assert flush() == []  # segment 1: b
+    store.delete(0, "0|b")
+    assert flush() == []  # segment 2 deletes b: segment 1 is dead, but 0 still holds a
+    assert table.data.segments.segments(0) == [0, 1, 2]
+    store.delete(0, "0|a")
+    assert flush() == []  # segment 3 deletes a: 0 to 3 are dead, tombstoned next flush
+    assert flush() == [(0, segment_key(0, n), None) for n in range(4)]
+    assert compacted(table.log, drop_tombstones=True) == []
+    assert dict(restore(table.log).data) == {}
+
+
+def test_a_flush_larger_than_a_segment_is_split() -> None:
+    writes: list[tuple[str, bytes | None]] = [(f"0|{n}", b"x" * 100) for n in range(50)]
+    runs = list(split(writes, limit=1_000))
+    assert [w for run_ in runs for w in run_] == writes
+    assert len(runs) > 1 and all(len(encode(run_)) < 1_500 for run_ in runs)
+
+
+def test_a_segment_of_an_unknown_format_names_what_to_do() -> None:
+    record = encode([("0|a", b"1")]).replace(b"[1,", b"[9,", 1)
+    with pytest.raises(ValueError, match="format 9; this worker reads format 1"):
+        decode(record)
+
+
+def test_segment_keys_never_collide_with_table_keys() -> None:
+    assert segment_key(2, 17).startswith(PREFIX)
+    assert changelog_segments.parse_segment_key(segment_key(2, 17)) == (2, 17)
+    assert not key_of(2, 17).startswith(PREFIX)
