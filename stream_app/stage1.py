@@ -57,7 +57,7 @@ from stream_app import baseline, messages, window_stamps
 from stream_app.counters import Counters
 from stream_app.dedup import WindowDedup, envelope_identity
 from stream_app.input_order import HoleGuard
-from stream_app.label_join import Joined, LabelJoin, join_partition
+from stream_app.label_join import Joined, LabelJoin, join_partition, join_partitions
 from stream_app.partition_clocks import PartitionClocks
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.state_store import PartitionedStore
@@ -615,7 +615,7 @@ class Stage1:
             work.rows[group].append(event)
             if runtime.task is not None:
                 summary = (event.prediction_id, timestamp, event.prediction, event.score)
-                await self._keep_summary(partition, runtime, summary, start, end, work)
+                self._keep_summary(partition, runtime, summary, start, end, work)
         self.counters.saw_predictions(len(events))
 
     def _first_envelope_copy(
@@ -753,7 +753,7 @@ class Stage1:
         work.singles[(partition, runtime.model_id, start)].append(event)
         if runtime.task is not None:
             summary = (event.prediction_id, event.timestamp, event.prediction, event.score)
-            await self._keep_summary(partition, runtime, summary, start, start + size, work)
+            self._keep_summary(partition, runtime, summary, start, start + size, work)
 
     async def _envelope(
         self,
@@ -807,17 +807,15 @@ class Stage1:
             chunk = full if rows.size == len(columns) else _take_rows(full, rows)
             work.columns[(partition, runtime.model_id, start)].append(chunk)
         if runtime.task is not None:
-            for i in kept.tolist():
+            rows_kept = kept.tolist()
+            ids = columns.prediction_ids
+            targets = join_partitions([ids[i] for i in rows_kept], self.n_partitions).tolist()
+            for i, target in zip(rows_kept, targets, strict=True):
                 if offsets is not None:
                     self._origin = ("p", offsets[i])
                 start = float(starts[i])
-                summary = (
-                    columns.prediction_ids[i],
-                    float(times[i]),
-                    columns.predictions[i],
-                    columns.scores[i],
-                )
-                await self._keep_summary(partition, runtime, summary, start, start + size, work)
+                summary = (ids[i], float(times[i]), columns.predictions[i], columns.scores[i])
+                self._keep_summary(partition, runtime, summary, start, start + size, work, target)
 
     def _replayed_rows(
         self,
@@ -888,7 +886,7 @@ class Stage1:
         self.counters.duplicates += kept.size
         return kept[:0]
 
-    async def _keep_summary(
+    def _keep_summary(
         self,
         partition: int,
         runtime: ModelRuntime,
@@ -896,8 +894,12 @@ class Stage1:
         start: float,
         end: float,
         work: _Batch,
+        target: int | None = None,
     ) -> None:
-        """Keep ``(prediction_id, timestamp, prediction, score)`` for the label join."""
+        """Keep ``(prediction_id, timestamp, prediction, score)`` for the label join.
+
+        ``target``: the id's join partition when the caller hashed a batch of ids at once.
+        """
         prediction_id, timestamp, predicted, score = prediction
         summary = {
             "k": "p",
@@ -908,7 +910,8 @@ class Stage1:
             "s": score,
             "x": timestamp + runtime.label_horizon_seconds,
         }
-        target = join_partition(prediction_id, self.n_partitions)
+        if target is None:
+            target = join_partition(prediction_id, self.n_partitions)
         if target == partition:
             self._join_summary(partition, prediction_id, summary, work)
         else:

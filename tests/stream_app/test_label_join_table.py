@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from aiokafka.partitioner import murmur2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream_app.counters import Counters
-from stream_app.label_join import LabelJoin, join_key
+from stream_app.label_join import LabelJoin, join_key, join_partition, join_partitions
 from stream_app.state_store import MemoryStore
 
 
@@ -86,3 +89,13 @@ def test_entries_expire_by_the_clock_of_what_they_wait_for() -> None:
     join.hear(0, 0, 101.0)
     join.expire([0], lambda partition: 150.0)
     assert store.data == {} and counters.unmatched_labels == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.lists(st.text(max_size=40), max_size=60), n_partitions=st.integers(1, 64))
+def test_hashing_ids_by_column_gives_kafkas_partition_of_each(
+    ids: list[str], n_partitions: int
+) -> None:
+    expected = [int(murmur2(i.encode()) & 0x7FFFFFFF) % n_partitions for i in ids]
+    assert join_partitions(ids, n_partitions).tolist() == expected
+    assert [join_partition(i, n_partitions) for i in ids] == expected
