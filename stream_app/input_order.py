@@ -112,7 +112,7 @@ class InputOrder:
     ) -> None:
         self._store = store
         self._topic = topic
-        self._next: dict[int, int | None] = {}
+        self._next: dict[int, int] = {}
         self._moved: set[int] = set()
         self.rewinds = 0
 
@@ -126,10 +126,12 @@ class InputOrder:
 
         self._holes = HoleGuard(rewind_partition, counted, clock)
 
-    def _expected(self, partition: int) -> int | None:
+    def _expected(self, partition: int) -> int:
+        # Nothing stored: nothing from the partition was ever made durable, so its first
+        # offset is next, wherever Faust's committed offset is (see Stage1._expected).
         if partition not in self._next:
             stored = self._store.get(_key(partition))
-            self._next[partition] = int(orjson.loads(stored)) if stored else None
+            self._next[partition] = int(orjson.loads(stored)) if stored else 0
         return self._next[partition]
 
     async def admit(self, partition: int, offset: int) -> bool:
@@ -142,13 +144,13 @@ class InputOrder:
         name = f"{self._topic}[{partition}]"
         if not await self._holes.passes(partition, offset, expected, name):
             return False
-        if expected is None or offset >= expected:
+        if offset >= expected:
             self._next[partition] = offset + 1
             self._moved.add(partition)
         return True
 
-    def next_needed(self, partition: int) -> int | None:
-        """The next offset to process (None: nothing read or restored yet)."""
+    def next_needed(self, partition: int) -> int:
+        """The next offset to process (0: nothing was ever processed)."""
         return self._expected(partition)
 
     async def retry(self) -> None:

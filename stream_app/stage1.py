@@ -323,10 +323,10 @@ class Stage1:
             key = (ORIGIN_OF[message.kind], message.partition)
             done = self.checkpoint(message.partition).get(key[0], -1)
             expected = self._expected(key, done)
-            if message.offset <= done or (expected is not None and message.offset < expected):
+            if message.offset <= done or message.offset < expected:
                 self.counters.replayed_input += 1
                 continue
-            if expected is None or message.offset == expected:
+            if message.offset == expected:
                 if self._holes is not None:  # the common case, without an await per message
                     self._holes.in_order(key)
             elif self._holes is None:
@@ -338,14 +338,19 @@ class Stage1:
             fresh.append(message)
         return fresh
 
-    def next_needed(self, kind: TopicKind, partition: int) -> int | None:
-        """The next offset of a topic partition to process (None: none read or restored)."""
+    def next_needed(self, kind: TopicKind, partition: int) -> int:
+        """The next offset of a topic partition to process (0: nothing was ever processed)."""
         key = (ORIGIN_OF[kind], partition)
         return self._expected(key, self.checkpoint(partition).get(key[0], -1))
 
-    def _expected(self, key: tuple[str, int], done: int) -> int | None:
-        # Where reading left off, or else just past the checkpoint (None: no checkpoint).
-        return self._next_offsets.get(key, done + 1 if done >= 0 else None)
+    def _expected(self, key: tuple[str, int], done: int) -> int:
+        # Where reading left off, or else just past the checkpoint. Without a checkpoint,
+        # nothing from the partition was ever made durable, so the first offset is next:
+        # a group offset Faust committed past messages it fetched and dropped around the
+        # worker's first rebalance is no reason to start later (a CI run lost the first
+        # 298 messages of a partition that way). On a log whose start was deleted by
+        # retention, the rewind resumes at the oldest offset it holds, with a warning.
+        return self._next_offsets.get(key, done + 1)
 
     def durable_done(self, kind: TopicKind, partition: int) -> int | None:
         """The last offset of a topic partition whose effects are on the changelogs."""

@@ -123,3 +123,26 @@ def test_the_timer_asks_again_when_nothing_came(monkeypatch: Any) -> None:
     now[0] += 5
     asyncio.run(stage1.retry_rewinds())  # filled: nothing more to ask
     assert len(consumer.rewinds) == 2
+
+
+def test_without_a_checkpoint_a_partition_is_read_from_its_first_offset() -> None:
+    # A CI run lost a partition's first 298 messages: Faust committed past them after
+    # dropping them at the worker's first rebalance, before anything was durable.
+    consumer = Consumer()
+    stage1, counters = _stage1(consumer)
+    _feed(stage1, [4, 5])
+    assert consumer.rewinds == [("prediction", 0, 0)]
+    assert counters.predictions == 0
+    _feed(stage1, [0, 1, 2, 3, 4, 5])
+    assert counters.predictions == 6
+
+
+def test_without_a_checkpoint_a_log_whose_start_was_deleted_starts_at_its_oldest(
+    caplog: Any,
+) -> None:
+    consumer = Consumer(oldest=4)
+    stage1, counters = _stage1(consumer)
+    _feed(stage1, [4, 5])
+    assert consumer.rewinds == [("prediction", 0, 0)]
+    assert counters.predictions == 2
+    assert "offsets 0 to 3 are no longer in the log" in caplog.text

@@ -67,11 +67,21 @@ def test_a_hole_the_log_no_longer_holds_is_skipped() -> None:
     assert asked == [(0, 2)]
 
 
-def test_partitions_are_independent_and_a_first_offset_is_accepted() -> None:
+def test_with_nothing_stored_a_partition_is_read_from_its_first_offset() -> None:
+    # Faust may commit past messages it fetched and dropped before anything was durable:
+    # a first message at 40 is a hole from 0, not a place to start.
     order, asked, _, _ = _order()
+    assert _admit(order, 0, [40, 41]) == []
+    assert asked == [(0, 0)]
+    assert _admit(order, 0, [0, 1]) == [0, 1]
+    assert _admit(order, 1, [0]) == [0]  # partitions are independent
+    assert asked == [(0, 0)]
+
+
+def test_with_nothing_stored_a_log_whose_start_was_deleted_starts_at_its_oldest() -> None:
+    order, asked, _, _ = _order(oldest=40)
     assert _admit(order, 0, [40, 41]) == [40, 41]
-    assert _admit(order, 1, [7]) == [7]
-    assert asked == []
+    assert asked == [(0, 0)]
 
 
 def test_the_timer_asks_again_when_nothing_came() -> None:
