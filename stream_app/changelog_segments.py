@@ -31,6 +31,7 @@ written key by key (:class:`stream_app.state_store.FaustTableStore`).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -94,8 +95,11 @@ class SegmentLedger:
 
     def __init__(self) -> None:
         self._owner: dict[int, dict[str, int]] = {}  # partition: {key: its segment}
-        # Partition: {segment: keys it still holds}, oldest first (written in that order).
-        self._live: dict[int, dict[int, int]] = {}
+        self._live: dict[int, dict[int, int]] = {}  # partition: {segment: keys it holds}
+        # Partition: its segments, oldest first. A deque, not the dict's order: finding the
+        # first key of a dict emptied from the front scans every slot deleted since its
+        # last resize, and a horizon of a week holds about a million segments.
+        self._order: dict[int, deque[int]] = {}
         self._next: dict[int, int] = {}
         self.dead: list[tuple[int, int]] = []  # (partition, segment) awaiting a tombstone
 
@@ -117,26 +121,27 @@ class SegmentLedger:
                 owner[key] = sequence
                 held += 1
         live[sequence] = held
+        self._order.setdefault(partition, deque()).append(sequence)
         self._next[partition] = max(self._next.get(partition, 0), sequence + 1)
 
     def retire_dead_prefix(self, partition: int) -> None:
         """Queue tombstones for the partition's oldest segments while each is dead."""
         live = self._live.get(partition, {})
-        while live:
-            oldest = next(iter(live))
-            if live[oldest]:
-                break
+        order = self._order.get(partition, deque())
+        while order and not live[order[0]]:
+            oldest = order.popleft()
             del live[oldest]
             self.dead.append((partition, oldest))
 
     def segments(self, partition: int) -> list[int]:
         """The partition's segments not yet tombstoned, oldest first (for tests)."""
-        return list(self._live.get(partition, {}))
+        return list(self._order.get(partition, ()))
 
     def clear(self) -> None:
         """A rebalance: the table is read again from the changelogs, and this with it."""
         self._owner.clear()
         self._live.clear()
+        self._order.clear()
         self.dead.clear()
         # _next is kept: a partition taken back must not reuse its numbers in this process.
 
