@@ -431,7 +431,8 @@ def label_join(
     asyncio.run(
         produce(
             bootstrap,
-            [(topics.predictions, k, v) for _, k, v in envelope_messages("x", outstanding, 500)],
+            # A generator: ten million predictions are 5 GB of messages.
+            ((topics.predictions, k, v) for _, k, v in envelope_messages("x", outstanding, 500)),
         )
     )
     worker.start(ready_timeout=120)
@@ -442,9 +443,21 @@ def label_join(
             900,
             f"{early:,} predictions",
         )
-        wait_for(lambda: stats().get("predictions", 0) >= outstanding, 1800, "every prediction")
+        # The RSS curve: at each tenth of the outstanding predictions.
+        marks = [outstanding * k // 10 for k in range(1, 11)]
+        curve: dict[int, int] = {}
+
+        def every_prediction() -> bool:
+            now = stats()
+            for mark in marks:
+                if mark not in curve and now.get("predictions", 0) >= mark:
+                    curve[mark] = int(now["rss_bytes"])
+            return bool(now.get("predictions", 0) >= outstanding)
+
+        wait_for(every_prediction, 3600, "every prediction", interval=0.5)
         time.sleep(5)  # forwarded summaries land on their partitions
         rss_full = stats()["rss_bytes"]
+        on_disk = changelog_bytes(worker.app_id, "stage1-joins")
         rng = np.random.default_rng(3)
         chosen = rng.choice(outstanding, size=labels, replace=False).tolist()
         # Each form gets its share of the labels, in turn, on the same worker and state.
@@ -471,9 +484,21 @@ def label_join(
             "labels": labels,
             "join_rate": rates[forms[0]],
             "rates": rates,
+            "rss_curve": curve,
+            "changelog_bytes": on_disk,
         }
     finally:
         worker.stop()
+
+
+def changelog_bytes(app_id: str, table: str) -> int:
+    """Bytes the local broker keeps on disk for a table's changelog (all its partitions)."""
+    data = kafka.KafkaConfig.from_env(None).data_dir
+    return sum(
+        path.stat().st_size
+        for directory in data.glob(f"*{app_id}-{table}-changelog-*")
+        for path in directory.glob("*.log")
+    )
 
 
 def label_task_rates(bootstrap: str, workdir: Path, prefix: str, n: int) -> dict[str, Any]:
@@ -586,6 +611,11 @@ def main(argv: list[str] | None = None) -> int:
         "--join", action="store_true", help="the label-join run only: 1,000,000 outstanding"
     )
     parser.add_argument(
+        "--outstanding",
+        type=int,
+        help="--join: this many outstanding predictions (10,000,000 for the memory target)",
+    )
+    parser.add_argument(
         "--singles",
         action="store_true",
         help="the single-event figures only (whole fetches, Faust's path, the baselines)",
@@ -604,9 +634,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.join:
         try:
             with tempfile.TemporaryDirectory() as directory:
-                outstanding = 100_000 if args.quick else 1_000_000
+                outstanding = args.outstanding or (100_000 if args.quick else 1_000_000)
                 results["label_task"] = label_task_rates(
-                    broker.bootstrap, Path(directory), prefix + "lt", 2 * outstanding
+                    broker.bootstrap,
+                    Path(directory),
+                    prefix + "lt",
+                    min(2 * outstanding, 2_000_000),
                 )
                 results["join"] = label_join(
                     # Labels for 30 % of the predictions, all delayed past the predictions.
@@ -614,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
                     Path(directory),
                     prefix,
                     outstanding,
-                    outstanding * 3 // 10,
+                    min(outstanding * 3 // 10, 300_000),
                     ("single labels", "label envelopes of 500"),
                 )
         finally:
@@ -698,9 +731,15 @@ def render_join(j: dict[str, Any], task: dict[str, Any]) -> str:
     per = (j["rss_full"] - j["rss_early"]) / (j["outstanding"] - j["early"])
     with_task, without = task["rates"]["label task"], task["rates"]["without a task"]
     met = with_task >= 150_000 and with_task >= 0.6 * without
+    curve = ", ".join(
+        f"{int(n) / 1e6:g} M: {rss / 2**20:,.0f} MB" for n, rss in sorted(j["rss_curve"].items())
+    )
+    command = "python -m bench.pipeline_bench --join"
+    if j["outstanding"] != 1_000_000:
+        command += f" --outstanding {j['outstanding']}"
     return f"""### Label join: {j["outstanding"]:,} outstanding predictions (issues 4 and 12)
 
-`python -m bench.pipeline_bench --join --output docs/benchmarks.md` on {machine()}.
+`{command} --output docs/benchmarks.md` on {machine()}.
 
 **Enveloped predictions with a label task** (issue 12, target 2): worker end to end, first
 event to last window in SQL, {task["predictions"]:,} predictions in envelopes of 500, the
@@ -723,6 +762,11 @@ costs step by step, lookup included: `python -m bench.profile_stage1 --join 1000
 analysis below), and at **{j["rates"].get("label envelopes of 500", 0):,.0f} labels/s** in
 label envelopes of 500 per partition (`PredictionProducer.labels`), half the labels each,
 one after the other on the same worker (targets 100,000 and 50,000 labels/s: not met).
+
+RSS by outstanding predictions: {curve}. The join table's changelog on the broker's disk
+with every prediction outstanding: {j["changelog_bytes"] / 2**20:,.0f} MB
+({j["changelog_bytes"] / j["outstanding"]:,.0f} bytes per outstanding prediction, before
+compaction).
 """
 
 
