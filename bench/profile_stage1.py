@@ -76,6 +76,7 @@ def join_costs(outstanding: int) -> int:
     messages = [pipeline.message("prediction", k.decode(), v) for _, k, v in source if k]
     for start in range(0, len(messages), 20):
         asyncio.run(pipeline.feed(messages[start : start + 20]))
+    asyncio.run(pipeline.deliver())  # so that the labels' stage-2 figure is theirs alone
     store = pipeline.stage1.joins
     assert isinstance(store, MemoryStore)
     store.writes.clear()  # the test store's write log is not part of the table
