@@ -3,12 +3,14 @@
 One Kafka message per prediction caps a consumer at Faust's per-message cost; envelopes of
 a few hundred records (the ``records`` form of the contract) move that cost from each
 prediction to each batch. :class:`PredictionProducer` collects predictions per model and
-sends an envelope when it holds ``batch_size`` records or ``linger_seconds`` have passed,
-keyed by the first prediction id. A label goes alone (:meth:`~PredictionProducer.label`),
-keyed by ``prediction_id`` with Kafka's default partitioner, so it meets its prediction's
-summary (stage 1 forwards summaries of enveloped predictions to the partition their
-labels hash to); many labels go in envelopes (:meth:`~PredictionProducer.labels`), one per
-such partition.
+per partition of the predictions topic their ids hash to (Kafka's default partitioner,
+the partition where the worker joins a prediction to its label), and sends an envelope to
+that partition when it holds ``batch_size`` records or ``linger_seconds`` have passed. So
+the worker keeps each summary where it read the prediction; an envelope mixing partitions
+(any other producer's) works too, at the cost of forwarding summaries to their partitions.
+A label goes alone (:meth:`~PredictionProducer.label`), keyed by ``prediction_id`` with
+Kafka's default partitioner, so it meets its prediction's summary; many labels go in
+envelopes (:meth:`~PredictionProducer.labels`), one per such partition.
 
 No message is larger than :data:`driftline.limits.MAX_MESSAGE_BYTES`: an envelope that
 would be is split, and a single record (or label) that alone is is refused with
@@ -93,8 +95,10 @@ class PredictionProducer:
             # this bound adds the key and the record-batch header, as the broker counts.
             max_request_size=BROKER_MESSAGE_MAX_BYTES,
         )
-        self._pending: dict[str, list[dict[str, Any]]] = {}
-        self._oldest: dict[str, float] = {}
+        # Per (model, partition of the predictions topic): the queued records.
+        self._pending: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self._oldest: dict[tuple[str, int], float] = {}
+        self._prediction_partitions: int | None = None
         self.sent_envelopes = 0
 
     async def __aenter__(self) -> PredictionProducer:
@@ -123,7 +127,13 @@ class PredictionProducer:
         prediction: Any,
         score: float | list[float] | None = None,
     ) -> None:
-        """Queue one prediction; sends its model's envelope when full or old enough."""
+        """Queue one prediction; sends its envelope when full or old enough.
+
+        Raises
+        ------
+        ConfigurationError
+            When the predictions topic does not exist (asked once, at the first call).
+        """
         record: dict[str, Any] = {
             "prediction_id": prediction_id,
             "timestamp": timestamp,
@@ -132,13 +142,17 @@ class PredictionProducer:
         }
         if score is not None:
             record["score"] = score
-        batch = self._pending.setdefault(model_id, [])
-        self._oldest.setdefault(model_id, time.monotonic())
+        if self._prediction_partitions is None:
+            found = await self._partitions(self.topics.predictions)
+            self._prediction_partitions = len(found)
+        key = (model_id, label_partition(prediction_id, self._prediction_partitions))
+        batch = self._pending.setdefault(key, [])
+        self._oldest.setdefault(key, time.monotonic())
         batch.append(record)
         if len(batch) >= self.batch_size or (
-            time.monotonic() - self._oldest[model_id] >= self.linger_seconds
+            time.monotonic() - self._oldest[key] >= self.linger_seconds
         ):
-            await self._send(model_id)
+            await self._send(key)
 
     async def label(
         self, model_id: str, prediction_id: str, label: Any, timestamp: float | None = None
@@ -205,9 +219,9 @@ class PredictionProducer:
             When a prediction alone exceeds the limit; every other queued one was sent.
         """
         refused: list[Exception] = []
-        for model_id in list(self._pending):
+        for key in list(self._pending):
             try:
-                await self._send(model_id)
+                await self._send(key)
             except MessageTooLargeError as error:  # send the other models' envelopes first
                 refused.append(error)
         await self._producer.flush()
@@ -263,21 +277,22 @@ class PredictionProducer:
             )
         return tuple(sorted(found))
 
-    async def _send(self, model_id: str) -> None:
-        records = self._pending.pop(model_id, [])
-        self._oldest.pop(model_id, None)
-        refused = await self._send_records(model_id, records)
+    async def _send(self, key: tuple[str, int]) -> None:
+        records = self._pending.pop(key, [])
+        self._oldest.pop(key, None)
+        model_id, partition = key
+        refused = await self._send_records(model_id, records, partition)
         if refused:
             prediction_id, size = refused[0]
             others = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
             raise too_large(f"prediction {prediction_id} of model {model_id}{others}", size)
 
     async def _send_records(
-        self, model_id: str, records: list[dict[str, Any]]
+        self, model_id: str, records: list[dict[str, Any]], partition: int
     ) -> list[tuple[str, int]]:
         """Send ``records`` in envelopes within the limit; returns the ones that cannot be."""
         head = {"model_id": model_id, "model_version": self.model_version}
-        return await self._send_envelopes(self.topics.predictions, head, records, None)
+        return await self._send_envelopes(self.topics.predictions, head, records, partition)
 
     async def _send_envelopes(
         self,

@@ -38,7 +38,8 @@ class _Client:
 class FakeKafka:
     """Stands in for AIOKafkaProducer: records what was sent and when flush was called."""
 
-    partitions: dict[str, set[int]] = field(default_factory=dict)
+    # One predictions partition unless a test says otherwise: the producer asks how many.
+    partitions: dict[str, set[int]] = field(default_factory=lambda: {TOPICS.predictions: {0}})
     sent: list[tuple[str, bytes | None, bytes, int | None]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     stopped: bool = False
@@ -193,3 +194,29 @@ def test_end_of_stream_refuses_a_watermark_that_is_not_a_time() -> None:
     with pytest.raises(InvalidEventError, match="finite"):
         asyncio.run(end_of_stream(fake, math.nan))
     assert fake.sent == [] and "flush" not in fake.log
+
+
+def test_predictions_are_enveloped_per_partition_their_ids_join_on() -> None:
+    # The worker keeps a prediction's summary where it reads the prediction: an envelope
+    # of ids of one partition, sent to that partition, is joined without forwarding.
+    from stream_app.label_join import join_partition
+
+    fake = FakeKafka(partitions={TOPICS.predictions: {0, 1, 2}})
+
+    async def run() -> None:
+        producer = producer_with(fake, batch_size=10)
+        for i in range(100):
+            await predict(producer, i, 10)
+        await producer.close()
+
+    asyncio.run(run())
+    sent = [(e, p) for t, _, e, p in fake.sent if t == TOPICS.predictions]
+    ids = []
+    for value, partition in sent:
+        records = orjson.loads(value)["records"]
+        assert len(records) <= 10
+        assert {join_partition(r["prediction_id"], 3) for r in records} == {partition}
+        ids += [r["prediction_id"] for r in records]
+    assert sorted(ids) == sorted(f"p{i}" for i in range(100))
+    per_partition = [sum(join_partition(f"p{i}", 3) == p for i in range(100)) for p in range(3)]
+    assert len(sent) == sum(-(-n // 10) for n in per_partition)  # full envelopes, then the rest

@@ -93,7 +93,8 @@ def test_flush_closes_the_last_window_of_a_replay(
     try:
         events = backfill()
         envelopes = asyncio.run(replay(kafka_bootstrap, worker, events))
-        assert envelopes == WINDOWS * PER_WINDOW // 50
+        # Envelopes of 50 at most, one partition's ids each: at least that many.
+        assert envelopes >= WINDOWS * PER_WINDOW // 50
         wait_for(
             lambda: stats(stats_path).get("predictions") == len(events),
             60,

@@ -14,11 +14,12 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from driftline.cli import main
 from driftline.errors import ServiceError
-from driftline.producer import PredictionProducer
 from storage import history
 from stream_app.windows import window_start
 from tests.integration.harness import WorkerProcess, final_windows, register, wait_for
@@ -55,15 +56,48 @@ async def _replay(
     stream: list[tuple[float, str, scenario.Event]],
     envelope: int,
 ) -> None:
-    producer = PredictionProducer(bootstrap, topics=worker.topics, batch_size=envelope)
-    async with producer:
+    """Predictions in envelopes of ``envelope`` keyed by their first id, as a producer other
+    than the helper sends them (the helper envelopes one partition's ids at a time), so
+    summaries are forwarded; labels alone, keyed by prediction id."""
+    kafka = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await kafka.start()
+    records: list[dict[str, object]] = []
+
+    async def send_envelope() -> None:
+        if records:
+            value = orjson.dumps({"model_id": scenario.MODEL_ID, "records": records})
+            first = str(records[0]["prediction_id"]).encode()
+            await kafka.send(worker.topics.predictions, key=first, value=value)
+            records.clear()
+
+    try:
         for moment, kind, e in stream:
             if kind == "prediction":
-                await producer.predict(
-                    scenario.MODEL_ID, e.prediction_id, moment, e.features, e.prediction, e.score
-                )
+                record = {
+                    "prediction_id": e.prediction_id,
+                    "timestamp": moment,
+                    "features": e.features,
+                    "prediction": e.prediction,
+                }
+                if e.score is not None:
+                    record["score"] = e.score
+                records.append(record)
+                if len(records) >= envelope:
+                    await send_envelope()
             else:
-                await producer.label(scenario.MODEL_ID, e.prediction_id, e.label, moment)
+                label = {
+                    "model_id": scenario.MODEL_ID,
+                    "prediction_id": e.prediction_id,
+                    "label": e.label,
+                    "timestamp": moment,
+                }
+                await kafka.send(
+                    worker.topics.labels, key=e.prediction_id.encode(), value=orjson.dumps(label)
+                )
+        await send_envelope()
+        await kafka.flush()
+    finally:
+        await kafka.stop()
 
 
 @pytest.mark.parametrize(("envelope", "seed"), [(500, 3), (1, 4)], ids=["envelopes", "singles"])
