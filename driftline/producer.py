@@ -146,13 +146,18 @@ class PredictionProducer:
             found = await self._partitions(self.topics.predictions)
             self._prediction_partitions = len(found)
         key = (model_id, label_partition(prediction_id, self._prediction_partitions))
+        now = time.monotonic()
         batch = self._pending.setdefault(key, [])
-        self._oldest.setdefault(key, time.monotonic())
+        self._oldest.setdefault(key, now)
         batch.append(record)
-        if len(batch) >= self.batch_size or (
-            time.monotonic() - self._oldest[key] >= self.linger_seconds
-        ):
+        if len(batch) >= self.batch_size:
             await self._send(key)
+        # Every envelope old enough goes, not only this one's: a partition's envelope must
+        # not wait for the next prediction that happens to hash to its partition.
+        if self._oldest and now - min(self._oldest.values()) >= self.linger_seconds:
+            for waiting, since in list(self._oldest.items()):
+                if now - since >= self.linger_seconds:
+                    await self._send(waiting)
 
     async def label(
         self, model_id: str, prediction_id: str, label: Any, timestamp: float | None = None

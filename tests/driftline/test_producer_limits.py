@@ -17,6 +17,8 @@ from driftline.producer import PredictionProducer, StreamEnd
 from schemas.control import parse_end_of_stream
 from schemas.topics import Topics
 
+TOPICS = Topics.with_prefix("x.")
+
 
 @dataclass
 class _Cluster:
@@ -62,9 +64,6 @@ class FakeKafka:
 
     async def stop(self) -> None:
         self.stopped = True
-
-
-TOPICS = Topics.with_prefix("x.")
 
 
 def producer_with(fake: FakeKafka, **options: Any) -> PredictionProducer:
@@ -220,3 +219,26 @@ def test_predictions_are_enveloped_per_partition_their_ids_join_on() -> None:
     assert sorted(ids) == sorted(f"p{i}" for i in range(100))
     per_partition = [sum(join_partition(f"p{i}", 3) == p for i in range(100)) for p in range(3)]
     assert len(sent) == sum(-(-n // 10) for n in per_partition)  # full envelopes, then the rest
+
+
+def test_an_envelope_goes_once_old_enough_whichever_partition_the_next_prediction_is_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stream_app.label_join import join_partition
+
+    now = [100.0]
+    monkeypatch.setattr("driftline.producer.time.monotonic", lambda: now[0])
+    fake = FakeKafka(partitions={TOPICS.predictions: {0, 1, 2}})
+    first = next(f"p{i}" for i in range(100) if join_partition(f"p{i}", 3) == 0)
+    other = next(f"p{i}" for i in range(100) if join_partition(f"p{i}", 3) == 1)
+
+    async def run() -> list[int | None]:
+        producer = PredictionProducer("127.0.0.1:1", topics=TOPICS, linger_seconds=0.5)
+        producer._producer = fake
+        await producer.predict("churn", first, 1_767_225_600, {"a": 1}, prediction="1")
+        now[0] += 0.6  # the first one's envelope is old enough now
+        await producer.predict("churn", other, 1_767_225_601, {"a": 1}, prediction="1")
+        return [partition for _, _, _, partition in fake.sent]
+
+    # Partition 0's envelope went with the next prediction, on partition 1, which waits.
+    assert asyncio.run(run()) == [0]
