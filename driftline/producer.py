@@ -153,11 +153,14 @@ class PredictionProducer:
         if len(batch) >= self.batch_size:
             await self._send(key)
         # Every envelope old enough goes, not only this one's: a partition's envelope must
-        # not wait for the next prediction that happens to hash to its partition.
-        if self._oldest and now - min(self._oldest.values()) >= self.linger_seconds:
-            for waiting, since in list(self._oldest.items()):
-                if now - since >= self.linger_seconds:
-                    await self._send(waiting)
+        # not wait for the next prediction that happens to hash to its partition. Entries
+        # enter _oldest when their envelope starts and leave when it is sent, so the first
+        # is the oldest.
+        while self._oldest:
+            waiting, since = next(iter(self._oldest.items()))
+            if now - since < self.linger_seconds:
+                break
+            await self._send(waiting)
 
     async def label(
         self, model_id: str, prediction_id: str, label: Any, timestamp: float | None = None
