@@ -47,13 +47,13 @@ class HoleGuard:
         self._clock = clock or (lambda: time.monotonic())
         self._asked: dict[Hashable, tuple[int, float]] = {}
 
-    async def passes(self, key: Hashable, offset: int, expected: int | None, name: str) -> bool:
+    async def passes(self, key: Hashable, offset: int, expected: int, name: str) -> bool:
         """Whether a message at ``offset`` may be processed now, ``expected`` being next.
 
         False while it is past a hole: the hole is asked for (once per ``RETRY_SECONDS``:
         what was fetched before the seek took effect comes again after it).
         """
-        if expected is None or offset <= expected:
+        if offset <= expected:
             self.in_order(key)
             return True
         asked = self._asked.get(key)

@@ -134,9 +134,7 @@ class LabelJoin:
             if waiting["k"] == "d":  # joined already: a copy forwarded again by a replay
                 return None
         self.store.set(partition, key, orjson.dumps(summary))
-        expires, known = summary["x"], self._earliest_expiry.get(partition)
-        if known is not None and expires < known:  # _note_expiry, inline: once per summary
-            self._earliest_expiry[partition] = expires
+        self._note_expiry(partition, summary["x"])
         return None
 
     def add_label(
