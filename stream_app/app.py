@@ -49,6 +49,7 @@ from stream_app.outbox_relay import (
 from stream_app.partition_keeper import BROKER_CALL_SECONDS, PartitionKeeper, StageOffsets
 from stream_app.rebalance_gate import RebalanceGate
 from stream_app.rebalance_gate import install as install_gate
+from stream_app.recovery_watch import install as install_recovery_watch
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.settings import WorkerSettings
 from stream_app.sql_writer import SqlResultWriter, Transactions
@@ -594,6 +595,7 @@ def create_pipeline(
 
     app.timer(min(5.0, settings.stall_seconds / 2))(watch_stalls)
     app.timer(FETCH_CHECK_SECONDS)(check_fetches)
+    install_recovery_watch(app, on_fatal, FETCH_CHECK_SECONDS)
     app.on_partitions_revoked.connect(cast(Any, on_revoked))  # mode types receivers narrowly
     app.on_partitions_assigned.connect(cast(Any, on_assigned))
     del stage1_agent, stage2_agent  # registered on the app

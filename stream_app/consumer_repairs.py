@@ -26,11 +26,14 @@ them gets no repair, not an error.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.types.tuples import ack_lock
+
+log = logging.getLogger(__name__)
 
 # Longest a repair's request may hold a worker of Faust's consumer thread. That thread runs
 # requests with two workers; one that never returns (a coordinator lookup retried through a
@@ -201,3 +204,37 @@ async def refresh_metadata(consumer: Any) -> bool:
         return False
     await _on_consumer_thread(consumer, kafka._client.force_metadata_update)
     return True
+
+
+async def fetch_changelog_again(consumer: Any, tp: Any, offset: int) -> None:
+    """Seek a changelog partition a recovery reads to ``offset`` and fetch it again.
+
+    Logs first what the fetcher held for it, which says why it stopped.
+    """
+    log.warning(
+        "%s[%d]: before fetching it again: %s", tp.topic, tp.partition, fetch_state(consumer, tp)
+    )
+    await seek_where_fetched(consumer, tp, offset)
+    consumer.resume_partitions([tp])
+    consumer.resume_flow()
+
+
+def fetch_state(consumer: Any, tp: Any) -> str:
+    """What Faust's consumer and aiokafka's fetcher hold about ``tp``, for a log line."""
+    parts = [consumer_state(consumer, tp), f"flow_active={getattr(consumer, 'flow_active', None)}"]
+    kafka = _kafka_consumer(consumer)
+    fetcher = getattr(kafka, "_fetcher", None)
+    if fetcher is None:
+        return " ".join(parts)
+    try:
+        assignment = fetcher._subscriptions.subscription.assignment
+        state = assignment.state_value(_kafka_tp(tp)) if assignment is not None else None
+        parts.append(
+            f"position={getattr(state, '_position', None)} "
+            f"kafka_paused={getattr(state, 'paused', None)} "
+            f"buffered_fetch={_kafka_tp(tp) in fetcher._records} "
+            f"requests_in_flight={sorted(fetcher._in_flight)}"
+        )
+    except Exception as error:  # a diagnostic; aiokafka's internals may differ
+        parts.append(f"(fetcher state unreadable: {error!r})")
+    return " ".join(parts)

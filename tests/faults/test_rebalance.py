@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,11 @@ REBALANCE_LINES = re.compile(
 NOISE = re.compile(r"producer buffer full|producer flush took|is overlapping|Table: |Store: ")
 
 
-def rebalance_history(*workers: WorkerProcess, lines: int = 150) -> str:
+def rebalance_history(*workers: WorkerProcess, lines: int = 80) -> str:
     """What each worker was given and recovered, for a failure message: which worker owned
-    stage 2 when is what a lost window record is decided by."""
+    stage 2 when is what a lost window record is decided by. A line repeated with other
+    numbers (Faust's recovery warns every 5 s) is shown once, with its count, so what came
+    before a long wait is not pushed out."""
     parts = []
     for worker in workers:
         text = worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
@@ -59,8 +62,26 @@ def rebalance_history(*workers: WorkerProcess, lines: int = 150) -> str:
             for line in text.splitlines()
             if REBALANCE_LINES.search(line) and not NOISE.search(line)
         ]
-        parts.append(f"--- {worker.log_path.parent.name} worker ---\n" + "\n".join(kept[-lines:]))
+        parts.append(f"--- {worker.log_path.parent.name} worker ---\n" + collapse(kept, lines))
     return "\n".join(parts)
+
+
+def collapse(lines: list[str], keep: int) -> str:
+    """The last ``keep`` distinct lines (digits aside), each with how often it repeated."""
+    first: dict[str, int] = {}
+    repeats: Counter[str] = Counter()
+    shown: list[str] = []
+    for line in lines:
+        shape = re.sub(r"\d+", "#", line.split("] ", 2)[-1])
+        if shape in first:
+            repeats[shape] += 1
+            continue
+        first[shape] = len(shown)
+        shown.append(line)
+    for shape, at in first.items():
+        if repeats[shape]:
+            shown[at] += f"  [and {repeats[shape]} more like it]"
+    return "\n".join(shown[-keep:])
 
 
 def test_a_worker_joins_and_leaves_mid_stream(
