@@ -1,0 +1,159 @@
+"""An open-addressing hash index from prediction ids to 64-bit handles, in numpy arrays.
+
+A Python dict costs ~100 bytes per entry with its key string; this index costs 16 bytes
+per slot (a 64-bit hash and a 64-bit handle), 23 to 46 per entry as it fills, and
+looks up and inserts whole batches with a few numpy passes. It stores no ids: a hash
+match is confirmed by the caller's ``id_at(handle)``, so two ids with one hash are two
+entries and a lookup is exact whatever the hash function (the tests force collisions).
+
+Linear probing; slot keys 0 and 1 mean empty and deleted, so hashes below 2 are moved up
+by 2 (still confirmed by id, so still exact). Process-local: Python's ``hash`` of a string
+is salted per process, and the index is rebuilt from the stored ids after a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+EMPTY = np.uint64(0)
+DELETED = np.uint64(1)
+MAX_LOAD = 0.7
+MISSING = -1
+
+U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
+
+
+def hash_ids(ids: Sequence[str]) -> U64:
+    """Python's (cached, per-process) string hash of each id, as slot keys."""
+    hashes = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)).view(np.uint64)
+    return np.where(hashes < 2, hashes + np.uint64(2), hashes)
+
+
+class IdIndex:
+    """Prediction id -> handle (a non-negative int64 the caller defines)."""
+
+    def __init__(
+        self,
+        id_at: Callable[[int], str],
+        capacity: int = 1024,
+        hasher: Callable[[Sequence[str]], U64] = hash_ids,
+    ) -> None:
+        self._id_at = id_at
+        self._hasher = hasher
+        size = 1 << max(4, (capacity - 1).bit_length())
+        self._keys: U64 = np.zeros(size, dtype=np.uint64)
+        self._handles: I64 = np.full(size, MISSING, dtype=np.int64)
+        self._live = 0
+        self._deleted = 0
+
+    def __len__(self) -> int:
+        return self._live
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._keys.nbytes + self._handles.nbytes)
+
+    # -- lookups -----------------------------------------------------------------------
+
+    def find(self, ids: Sequence[str]) -> I64:
+        """The handle of each id, or -1 (``MISSING``)."""
+        return self._probe(ids, self._hasher(ids))[0]
+
+    def _probe(self, ids: Sequence[str], hashes: U64) -> tuple[I64, I64]:
+        """Per id: its handle and slot, both -1 where absent."""
+        n = len(ids)
+        handles = np.full(n, MISSING, dtype=np.int64)
+        slots = np.full(n, MISSING, dtype=np.int64)
+        mask = np.uint64(self._keys.size - 1)
+        at = (hashes & mask).astype(np.int64)
+        pending = np.arange(n)
+        while pending.size:
+            keys = self._keys[at[pending]]
+            same = np.flatnonzero(keys == hashes[pending])
+            found = np.zeros(pending.size, dtype=bool)
+            for j in same.tolist():  # a hash match: the same id, or a collision
+                i = int(pending[j])
+                handle = int(self._handles[at[i]])
+                if self._id_at(handle) == ids[i]:
+                    handles[i], slots[i], found[j] = handle, at[i], True
+            done = found | (keys == EMPTY)
+            pending = pending[~done]
+            at[pending] = (at[pending] + 1) & int(mask)
+        return handles, slots
+
+    # -- changes -----------------------------------------------------------------------
+
+    def put(self, ids: Sequence[str], handles: I64) -> I64:
+        """Point each id at its handle; the handles replaced (-1 where the id was new).
+
+        Ids must be distinct within one call (the caller keeps the last of repeats).
+        """
+        hashes = self._hasher(ids)
+        old, slots = self._probe(ids, hashes)
+        there = slots >= 0
+        self._handles[slots[there]] = handles[there]
+        new = np.flatnonzero(~there)
+        if new.size:
+            self._reserve(new.size)
+            self._insert(hashes[new], handles[new])
+        return old
+
+    def remove(self, ids: Sequence[str]) -> I64:
+        """Forget each id; the handles they had (-1 where absent)."""
+        old, slots = self._probe(ids, self._hasher(ids))
+        gone = np.unique(slots[slots >= 0])
+        self._keys[gone] = DELETED
+        self._handles[gone] = MISSING
+        self._live -= gone.size
+        self._deleted += gone.size
+        if self._keys.size > 16 and self._live < MAX_LOAD * self._keys.size / 8:
+            self._rebuild(0)  # mostly deleted (a horizon's worth expired): give it back
+        return old
+
+    def _reserve(self, more: int) -> None:
+        if self._live + self._deleted + more > MAX_LOAD * self._keys.size:
+            self._rebuild(more)
+
+    def _rebuild(self, more: int) -> None:
+        # The smallest table at most half its limit full of what it holds (so one that
+        # filled up doubles, to 35 % full) with room for what comes: 16 bytes a slot come
+        # to 23 to 46 bytes an entry. Shrinks too, when deletions dominate.
+        size = 16
+        while self._live + more > MAX_LOAD * size or self._live > MAX_LOAD * size / 2:
+            size *= 2
+        live = (self._keys != EMPTY) & (self._keys != DELETED)
+        keys, handles = self._keys[live], self._handles[live]
+        self._keys = np.zeros(size, dtype=np.uint64)
+        self._handles = np.full(size, MISSING, dtype=np.int64)
+        self._live = self._deleted = 0
+        self._insert(keys, handles)
+
+    def _insert(self, hashes: U64, handles: I64) -> None:
+        """Place entries known to be absent at the first free slot of their probe."""
+        mask = np.uint64(self._keys.size - 1)
+        at = (hashes & mask).astype(np.int64)
+        pending = np.arange(hashes.size)
+        while pending.size:
+            slot = at[pending]
+            keys = self._keys[slot]
+            free = np.flatnonzero((keys == EMPTY) | (keys == DELETED))
+            # Of the entries aiming at one free slot, the first takes it; the others find
+            # it taken in the next round and move on.
+            _, first = np.unique(slot[free], return_index=True)
+            winners = pending[free[first]]
+            was_deleted = self._keys[at[winners]] == DELETED
+            self._keys[at[winners]] = hashes[winners]
+            self._handles[at[winners]] = handles[winners]
+            self._live += winners.size
+            self._deleted -= int(np.count_nonzero(was_deleted))
+            placed = np.zeros(pending.size, dtype=bool)
+            placed[free[first]] = True
+            aimed_free = np.zeros(pending.size, dtype=bool)
+            aimed_free[free] = True
+            moving = pending[~aimed_free]
+            at[moving] = (at[moving] + 1) & int(mask)
+            pending = pending[~placed]

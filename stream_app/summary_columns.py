@@ -1,0 +1,344 @@
+"""Prediction summaries waiting for their labels, kept as columns by segment (issue 12 part 2).
+
+One segment holds the summaries one flush kept for one join partition: the ids as one
+byte string with offsets, and numpy columns for the window, prediction, score, expiry and
+origin, with the few distinct models, windows and predicted classes coded. An
+:class:`~stream_app.id_index.IdIndex` maps ids to (segment, row) handles. Per outstanding
+prediction that is ~85 bytes (a 36-character id) instead of the ~300 of a table entry with
+its key string and JSON value; ``bench/join_columns_bench.py`` measures both.
+
+A row is waiting (its label has not come), joined (kept, so a replay that reads the label
+or the summary again is recognised, until the caller forgets it), or gone (superseded by a
+later summary of the same id, expired, or forgotten). A segment whose rows are all gone is
+dropped. ``to_bytes``/``from_bytes`` are the segment's versioned form for a changelog.
+
+Not wired into stage 1 yet: ``stream_app.label_join`` keeps the table entries.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from stream_app.id_index import MISSING, U64, IdIndex, hash_ids
+
+ROW_BITS = 24  # rows per segment: fewer than 2**24
+MAX_ROWS = 1 << ROW_BITS
+FORMAT_VERSION = 1
+_MAGIC = b"DLS"
+
+WAITING, JOINED, GONE = 0, 1, 2
+
+F64 = npt.NDArray[np.float64]
+Codes = npt.NDArray[np.unsignedinteger[Any]]
+
+
+class Summary(NamedTuple):
+    """What the join needs of a prediction: the window it counts in and what it predicted."""
+
+    model_id: str
+    window_start: float
+    window_end: float
+    predicted: Any
+    score: float | None
+    expires: float
+    origin_kind: str
+    origin_offset: int
+
+
+def _coded(values: Sequence[Any]) -> tuple[list[Any], Codes]:
+    """The distinct values (1, 1.0 and True kept apart, and 0.0 and -0.0) and their codes."""
+    codes: dict[tuple[type, Any], int] = {}
+    distinct: list[Any] = []
+    out = np.empty(len(values), dtype=np.int32)
+    for row, value in enumerate(values):
+        key = (float, value.hex()) if type(value) is float else (type(value), value)
+        code = codes.get(key)
+        if code is None:
+            code = codes[key] = len(distinct)
+            distinct.append(value)
+        out[row] = code
+    return distinct, out.astype(_narrowest(len(distinct)))
+
+
+def _narrowest(distinct: int) -> type[np.unsignedinteger[Any]]:
+    if distinct <= 1 << 8:
+        return np.uint8
+    return np.uint16 if distinct <= 1 << 16 else np.uint32
+
+
+@dataclass
+class SummarySegment:
+    seq: int
+    id_blob: bytes
+    id_ends: npt.NDArray[np.uint32]  # row i's id is id_blob[id_ends[i-1]:id_ends[i]]
+    models: list[str]
+    model_codes: Codes
+    windows: list[tuple[float, float]]
+    window_codes: Codes
+    predicted: list[Any]  # distinct values; empty when every prediction is a float
+    predicted_codes: Codes | None
+    predicted_floats: F64 | None
+    scores: F64  # NaN: no score
+    expires: F64
+    origin_kinds: list[str]
+    origin_codes: Codes
+    origin_offsets: npt.NDArray[np.int64]
+    state: npt.NDArray[np.uint8]
+
+    @classmethod
+    def build(
+        cls,
+        seq: int,
+        ids: Sequence[str],
+        summaries: Sequence[Summary],
+    ) -> SummarySegment:
+        n = len(ids)
+        if n != len(summaries) or not 0 < n < MAX_ROWS:
+            raise ValueError(f"a segment holds 1 to {MAX_ROWS - 1} summaries, one per id")
+        encoded = [i.encode() for i in ids]
+        columns = list(zip(*summaries, strict=True))
+        models, model_codes = _coded(columns[0])
+        windows, window_codes = _coded(list(zip(columns[1], columns[2], strict=True)))
+        values = columns[3]
+        floats = all(type(v) is float for v in values)
+        predicted, predicted_codes = ([], None) if floats else _coded(values)
+        scores = np.array([np.nan if s is None else s for s in columns[4]], dtype=np.float64)
+        if np.isnan(scores).sum() != sum(s is None for s in columns[4]):
+            raise ValueError("a score is NaN: NaN stands for no score here")
+        kinds, origin_codes = _coded(columns[6])
+        return cls(
+            seq=seq,
+            id_blob=b"".join(encoded),
+            id_ends=np.cumsum(
+                np.fromiter(map(len, encoded), dtype=np.uint32, count=n), dtype=np.uint32
+            ),
+            models=models,
+            model_codes=model_codes,
+            windows=windows,
+            window_codes=window_codes,
+            predicted=predicted,
+            predicted_codes=predicted_codes,
+            predicted_floats=np.array(values, dtype=np.float64) if floats else None,
+            scores=scores,
+            expires=np.array(columns[5], dtype=np.float64),
+            origin_kinds=kinds,
+            origin_codes=origin_codes,
+            origin_offsets=np.array(columns[7], dtype=np.int64),
+            state=np.zeros(n, dtype=np.uint8),
+        )
+
+    def __len__(self) -> int:
+        return int(self.state.size)
+
+    def id_at(self, row: int) -> str:
+        start = int(self.id_ends[row - 1]) if row else 0
+        return self.id_blob[start : int(self.id_ends[row])].decode()
+
+    def summary(self, row: int) -> Summary:
+        window = self.windows[int(self.window_codes[row])]
+        if self.predicted_floats is not None:
+            predicted: Any = float(self.predicted_floats[row])
+        else:
+            assert self.predicted_codes is not None
+            predicted = self.predicted[int(self.predicted_codes[row])]
+        score = float(self.scores[row])
+        return Summary(
+            self.models[int(self.model_codes[row])],
+            window[0],
+            window[1],
+            predicted,
+            None if score != score else score,
+            float(self.expires[row]),
+            self.origin_kinds[int(self.origin_codes[row])],
+            int(self.origin_offsets[row]),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (
+            self.id_ends,
+            self.model_codes,
+            self.window_codes,
+            self.predicted_codes,
+            self.predicted_floats,
+            self.scores,
+            self.expires,
+            self.origin_codes,
+            self.origin_offsets,
+            self.state,
+        )
+        return len(self.id_blob) + sum(a.nbytes for a in arrays if a is not None)
+
+    # -- the changelog form ------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        header = orjson.dumps(
+            {
+                "seq": self.seq,
+                "n": len(self),
+                "models": self.models,
+                "windows": self.windows,
+                "predicted": None if self.predicted_floats is not None else self.predicted,
+                "kinds": self.origin_kinds,
+                "dtypes": [p.dtype.str for p in self._parts()],
+            }
+        )
+        head = _MAGIC + struct.pack("<BII", FORMAT_VERSION, len(header), len(self.id_blob))
+        return b"".join([head, header, self.id_blob, *(p.tobytes() for p in self._parts())])
+
+    def _parts(self) -> list[npt.NDArray[Any]]:
+        narrow = self.predicted_codes if self.predicted_floats is None else self.predicted_floats
+        assert narrow is not None
+        return [
+            self.id_ends,
+            self.model_codes,
+            self.window_codes,
+            narrow,
+            self.scores,
+            self.expires,
+            self.origin_codes,
+            self.origin_offsets,
+            self.state,
+        ]
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SummarySegment:
+        if data[:3] != _MAGIC:
+            raise ValueError("not a summary segment")
+        version, header_size, blob_size = struct.unpack_from("<BII", data, 3)
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"summary segment format {version}, this worker reads {FORMAT_VERSION}: "
+                "run the Driftline version that wrote it, or a newer one"
+            )
+        at = 3 + struct.calcsize("<BII")
+        header = orjson.loads(data[at : at + header_size])
+        at += header_size
+        blob = data[at : at + blob_size]
+        at += blob_size
+        n = header["n"]
+        floats = header["predicted"] is None
+        dtypes = iter(header["dtypes"])
+
+        def take() -> Any:
+            nonlocal at
+            dtype = np.dtype(next(dtypes))
+            array = np.frombuffer(data, dtype=dtype, count=n, offset=at).copy()
+            at += n * dtype.itemsize
+            return array
+
+        id_ends = take()
+        model_codes = take()
+        window_codes = take()
+        narrow = take()
+        return cls(
+            seq=header["seq"],
+            id_blob=blob,
+            id_ends=id_ends,
+            models=header["models"],
+            model_codes=model_codes,
+            windows=[(w[0], w[1]) for w in header["windows"]],
+            window_codes=window_codes,
+            predicted=[] if floats else header["predicted"],
+            predicted_codes=None if floats else narrow,
+            predicted_floats=narrow if floats else None,
+            scores=take(),
+            expires=take(),
+            origin_kinds=header["kinds"],
+            origin_codes=take(),
+            origin_offsets=take(),
+            state=take(),
+        )
+
+
+def _handle(seq: int, row: int) -> int:
+    return (seq << ROW_BITS) | row
+
+
+class SummaryColumns:
+    """The summaries of one join partition: segments and the index of their ids."""
+
+    def __init__(self, hasher: Callable[[Sequence[str]], U64] = hash_ids) -> None:
+        self.segments: dict[int, SummarySegment] = {}
+        self._alive: dict[int, int] = {}  # rows not gone, per segment
+        self.index = IdIndex(self._id_at, hasher=hasher)
+        self._next_seq = 0
+
+    def _id_at(self, handle: int) -> str:
+        return self.segments[handle >> ROW_BITS].id_at(handle & (MAX_ROWS - 1))
+
+    @property
+    def nbytes(self) -> int:
+        return self.index.nbytes + sum(s.nbytes for s in self.segments.values())
+
+    def add(self, ids: Sequence[str], summaries: Sequence[Summary]) -> int:
+        """Keep summaries as one new segment (the last of repeated ids wins); its number."""
+        last = {prediction_id: row for row, prediction_id in enumerate(ids)}
+        if len(last) < len(ids):
+            rows = sorted(last.values())
+            ids, summaries = [ids[r] for r in rows], [summaries[r] for r in rows]
+        segment = SummarySegment.build(self._next_seq, ids, summaries)
+        self._next_seq += 1
+        self._attach(segment)
+        handles = (segment.seq << ROW_BITS) | np.arange(len(segment), dtype=np.int64)
+        self._set_gone(self.index.put(ids, handles))
+        return segment.seq
+
+    def restore(self, segment: SummarySegment) -> None:
+        """A segment read back from the changelog, in the order they were written."""
+        self._next_seq = max(self._next_seq, segment.seq + 1)
+        kept = np.flatnonzero(segment.state != GONE)
+        self._attach(segment)
+        ids = [segment.id_at(int(r)) for r in kept]
+        self._set_gone(self.index.put(ids, (segment.seq << ROW_BITS) | kept.astype(np.int64)))
+
+    def _attach(self, segment: SummarySegment) -> None:
+        self.segments[segment.seq] = segment
+        self._alive[segment.seq] = int(np.count_nonzero(segment.state != GONE))
+
+    def find(self, ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Each id's handle, or -1: absent, or gone."""
+        return self.index.find(ids)
+
+    def state(self, handle: int) -> int:
+        return int(self.segments[handle >> ROW_BITS].state[handle & (MAX_ROWS - 1)])
+
+    def summary(self, handle: int) -> Summary:
+        return self.segments[handle >> ROW_BITS].summary(handle & (MAX_ROWS - 1))
+
+    def mark_joined(self, handles: Sequence[int]) -> None:
+        for handle in handles:
+            self.segments[handle >> ROW_BITS].state[handle & (MAX_ROWS - 1)] = JOINED
+
+    def forget(self, ids: Sequence[str]) -> None:
+        """Drop ids (joined ones a checkpoint now covers, or a revoked partition's)."""
+        self._set_gone(self.index.remove(ids))
+
+    def expire(self, before: float) -> int:
+        """Drop the waiting summaries that expire before ``before``; how many there were."""
+        expired = 0
+        for segment in list(self.segments.values()):
+            rows = np.flatnonzero((segment.state == WAITING) & (segment.expires < before))
+            if not rows.size:
+                continue
+            expired += rows.size
+            self.forget([segment.id_at(int(r)) for r in rows])
+        return expired
+
+    def _set_gone(self, handles: npt.NDArray[np.int64]) -> None:
+        for handle in handles[handles != MISSING].tolist():
+            seq, row = handle >> ROW_BITS, handle & (MAX_ROWS - 1)
+            segment = self.segments[seq]
+            if segment.state[row] == GONE:
+                continue
+            segment.state[row] = GONE
+            self._alive[seq] -= 1
+            if self._alive[seq] == 0:
+                del self.segments[seq], self._alive[seq]

@@ -1,0 +1,155 @@
+"""Summaries kept as columns answer exactly what a dict of summaries would (issue 12 part 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream_app.id_index import MAX_LOAD, MISSING, U64, IdIndex
+from stream_app.summary_columns import (
+    GONE,
+    JOINED,
+    WAITING,
+    Summary,
+    SummaryColumns,
+    SummarySegment,
+)
+
+
+def colliding(ids: Sequence[str]) -> U64:
+    """Three hashes for every id: most lookups meet other ids' hashes first."""
+    return np.array([2 + len(i.encode()) % 3 for i in ids], dtype=np.uint64)
+
+
+IDS = st.text(alphabet="ab\u00e9\u4e2d0", max_size=4)
+PREDICTED = st.one_of(
+    st.booleans(),
+    st.integers(-2, 2),
+    st.sampled_from(["yes", "no", ""]),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+)
+SUMMARIES = st.builds(
+    Summary,
+    model_id=st.sampled_from(["churn", "fraud"]),
+    window_start=st.sampled_from([0.0, 60.0, 120.0]),
+    window_end=st.sampled_from([60.0, 120.0, 180.0]),
+    predicted=PREDICTED,
+    score=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+    expires=st.floats(0, 100, allow_nan=False),
+    origin_kind=st.sampled_from(["p", "j"]),
+    origin_offset=st.integers(-1, 2**40),
+)
+FLOAT_SUMMARIES = SUMMARIES.map(lambda s: s._replace(predicted=float(s.window_start) - 0.5))
+OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("add"),
+            st.lists(
+                st.tuples(IDS, st.one_of(SUMMARIES, FLOAT_SUMMARIES)), min_size=1, max_size=12
+            ),
+        ),
+        st.tuples(st.just("join"), st.lists(IDS, max_size=6)),
+        st.tuples(st.just("forget"), st.lists(IDS, max_size=6)),
+        st.tuples(st.just("expire"), st.floats(0, 100)),
+        st.tuples(st.just("restart"), st.none()),
+    ),
+    max_size=30,
+)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal with the type (1 is not 1.0 nor True) and, for floats, the sign of zero."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a.hex() == b.hex()
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def check(columns: SummaryColumns, model: dict[str, tuple[Summary, int]], probe: list[str]) -> None:
+    handles = columns.find(probe)
+    for prediction_id, handle in zip(probe, handles.tolist(), strict=True):
+        if prediction_id not in model:
+            assert handle == MISSING, prediction_id
+            continue
+        summary, state = model[prediction_id]
+        assert handle != MISSING, prediction_id
+        assert same(columns.summary(handle), summary)
+        assert columns.state(handle) == state
+    assert len(columns.index) == len(model)
+
+
+@pytest.mark.parametrize("hasher", ["python", "colliding"])
+@settings(max_examples=150, deadline=None)
+@given(ops=OPS, extra=st.lists(IDS, max_size=8))
+def test_columns_answer_what_a_dict_of_summaries_answers(
+    hasher: str, ops: list[tuple[str, Any]], extra: list[str]
+) -> None:
+    make = (lambda: SummaryColumns(hasher=colliding)) if hasher == "colliding" else SummaryColumns
+    columns = make()
+    model: dict[str, tuple[Summary, int]] = {}
+    seen: set[str] = set(extra)
+    for op, arg in ops:
+        if op == "add":
+            ids = [i for i, _ in arg]
+            columns.add(ids, [s for _, s in arg])
+            for prediction_id, summary in arg:
+                model[prediction_id] = (summary, WAITING)
+            seen.update(ids)
+        elif op == "join":
+            handles = columns.find(arg).tolist()
+            columns.mark_joined([h for h in handles if h != MISSING])
+            for prediction_id in arg:
+                if prediction_id in model:
+                    model[prediction_id] = (model[prediction_id][0], JOINED)
+        elif op == "forget":
+            columns.forget(list(dict.fromkeys(arg)))
+            for prediction_id in arg:
+                model.pop(prediction_id, None)
+        elif op == "expire":
+            due = [i for i, (s, state) in model.items() if state == WAITING and s.expires < arg]
+            assert columns.expire(arg) == len(due)
+            for prediction_id in due:
+                del model[prediction_id]
+        else:  # a restart: the segments as a changelog holds them, read back in order
+            written = [columns.segments[seq].to_bytes() for seq in sorted(columns.segments)]
+            columns = make()
+            for data in written:
+                columns.restore(SummarySegment.from_bytes(data))
+        check(columns, model, sorted(seen))
+        # Every stored segment holds a row that is not gone: the others are dropped.
+        assert all((s.state != GONE).any() for s in columns.segments.values())
+
+
+def test_the_index_grows_and_reuses_deleted_slots() -> None:
+    ids = [f"id-{n}" for n in range(5000)] + ["x"]
+    index = IdIndex(lambda handle: ids[handle], capacity=16)
+    assert index.put(ids[:2500], np.arange(2500, dtype=np.int64)).tolist() == [MISSING] * 2500
+    assert index.find(ids[:3]).tolist() == [0, 1, 2]
+    assert index.remove(ids[:1000]).tolist() == list(range(1000))
+    index.put(ids[2500:5000], np.arange(2500, 5000, dtype=np.int64))
+    assert len(index) == 4000
+    assert index.find(ids[:5000]).tolist() == [MISSING] * 1000 + list(range(1000, 5000))
+    slots = index.nbytes // 16
+    assert MAX_LOAD / 4 <= len(index) / slots <= MAX_LOAD
+    index.remove(ids[1000:4900])
+    index.put(["x"], np.array([5000], dtype=np.int64))  # a rebuild shrinks it
+    assert index.find(["x", ids[4999], ids[0]]).tolist() == [5000, 4999, MISSING]
+    assert index.nbytes // 16 <= 1024
+
+
+def test_a_segment_of_another_format_is_refused_with_what_to_do() -> None:
+    segment = SummarySegment.build(0, ["a"], [Summary("m", 0.0, 60.0, 1, None, 9.0, "p", 3)])
+    data = bytearray(segment.to_bytes())
+    data[3] = 9
+    with pytest.raises(ValueError, match="format 9, this worker reads 1: run"):
+        SummarySegment.from_bytes(bytes(data))
+    with pytest.raises(ValueError, match="NaN stands for no score"):
+        SummarySegment.build(0, ["a"], [Summary("m", 0.0, 60.0, 1, float("nan"), 9.0, "p", 3)])
