@@ -2,12 +2,12 @@
 
 Issue 12 part 2 asks for summaries kept as columnar segments with an index of id hashes,
 to bring an outstanding prediction near 120 bytes of worker RSS. This measures the data
-structure alone (``stream_app.summary_columns``, not wired into stage 1 yet) against what
-the worker keeps today, in the same run, each in a fresh process:
+structure alone (``stream_app.summary_columns``) against what the worker kept before it,
+in the same run, each in a fresh process:
 
-* **table entries** (the baseline): what ``LabelJoin.add_summary`` stores, a
-  ``"{partition}|{id}"`` key string and the summary as JSON bytes in a dict (the in-memory
-  store's dict, without the changelog segment ledger's entry);
+* **table entries** (the baseline): what ``LabelJoin.add_summary`` stored until
+  2026-12-01, a ``"{partition}|{id}"`` key string and the summary as JSON bytes in a dict
+  (the in-memory store's dict, without the changelog segment ledger's entry);
 * **columns**: ``SummaryColumns.add`` of envelopes of 500 (one segment each).
 
 For each: the RSS growth per outstanding prediction from ``--outstanding / 10`` to
@@ -118,7 +118,7 @@ def run_one(kind: str, outstanding: int) -> dict[str, Any]:
     if kind == "table":
         hits = sum(table.get(f"3|{p}") is not None for p in probe)
     else:
-        hits = sum(int(columns.find([p])[0]) >= 0 for p in probe)
+        hits = sum(columns.index.find_one(p) >= 0 for p in probe)
     single = len(probe) / (time.perf_counter() - began)
     began = time.perf_counter()
     batch_hits = 0
@@ -175,12 +175,11 @@ def report(table: dict[str, Any], columns: dict[str, Any], outstanding: int) -> 
 {platform.processor() or platform.machine()}, Python {platform.python_version()}. Each way in a
 fresh process; {outstanding:,} summaries of a binary model with 36-character ids, kept in
 envelopes of {ENVELOPE}; RSS growth from {outstanding // 10:,} to {outstanding:,} outstanding.
-Not the worker: `stream_app/summary_columns.py` is not wired into stage 1 yet, so the
-worker's figure (the label-join sections above) is unchanged.
+The data structure alone, not the worker (whose figures are in the label-join sections).
 
 | kept as | RSS bytes per outstanding prediction | kept/s | single-id lookups/s | lookups/s in calls of {ENVELOPE} |
 |---|---|---|---|---|
-{row("table entries (today: key string + JSON value in a dict)", table)}
+{row("table entries (before: key string + JSON value in a dict)", table)}
 {row("columns by segment + id index", columns)}
 
 Columns: {columns["bytes_per"] / table["bytes_per"]:.0%} of the table entries' memory

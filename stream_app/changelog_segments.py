@@ -31,6 +31,7 @@ written key by key (:class:`stream_app.state_store.FaustTableStore`).
 
 from __future__ import annotations
 
+import base64
 from collections import deque
 from collections.abc import Iterator, MutableMapping
 from typing import Any
@@ -41,7 +42,7 @@ from stream_app.state_store import FaustTableStore, compact
 
 PREFIX = "~seg|"
 SEGMENT_BYTES = 512 * 1024  # under Kafka's default 1 MB message limit, with room to spare
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: values that are not UTF-8 (summary segments) in base64; reads 1
 
 Write = tuple[str, bytes | None]  # a key and its new value (None: deleted)
 
@@ -57,22 +58,36 @@ def parse_segment_key(key: str) -> tuple[int, int]:
 
 
 def encode(writes: list[Write]) -> bytes:
-    """A segment record: ``[version, keys, values]``, each value JSON text or null."""
+    """A segment record: ``[version, keys, values, binary]``: each value its text (JSON) or
+    null, or, for the rows listed in ``binary``, base64 (a value that is not UTF-8)."""
     keys = [key for key, _ in writes]
-    values = [None if value is None else value.decode() for _, value in writes]
-    return orjson.dumps([FORMAT_VERSION, keys, values])
+    values: list[str | None] = []
+    binary: list[int] = []
+    for row, (_, value) in enumerate(writes):
+        if value is None:
+            values.append(None)
+            continue
+        try:
+            values.append(value.decode())
+        except UnicodeDecodeError:
+            values.append(base64.b64encode(value).decode())
+            binary.append(row)
+    return orjson.dumps([FORMAT_VERSION, keys, values, binary])
 
 
 def decode(record: bytes) -> list[Write]:
-    version, keys, values = orjson.loads(record)
-    if version != FORMAT_VERSION:
+    version, keys, values, *rest = orjson.loads(record)
+    if version not in (1, FORMAT_VERSION):
         raise ValueError(
             f"a join-table changelog segment of format {version}; this worker reads format "
             f"{FORMAT_VERSION}: run every worker of the deployment at the Driftline version "
             "that wrote it"
         )
     pairs = zip(keys, values, strict=True)
-    return [(key, None if value is None else value.encode()) for key, value in pairs]
+    writes = [(key, None if value is None else value.encode()) for key, value in pairs]
+    for row in rest[0] if rest else ():
+        writes[row] = (keys[row], base64.b64decode(values[row]))
+    return writes
 
 
 def split(writes: list[Write], limit: int = SEGMENT_BYTES) -> Iterator[list[Write]]:

@@ -27,10 +27,16 @@ U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 
 
-def hash_ids(ids: Sequence[str]) -> U64:
-    """Python's (cached, per-process) string hash of each id, as slot keys."""
-    hashes = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)).view(np.uint64)
-    return np.where(hashes < 2, hashes + np.uint64(2), hashes)
+def python_slot_key(prediction_id: str) -> int:
+    """Python's (cached, per-process) string hash of an id, as a slot key (2 to 2**64 - 1)."""
+    key = hash(prediction_id) % (1 << 64)
+    return key if key >= 2 else key + 2
+
+
+def _python_slot_keys(ids: Sequence[str]) -> U64:
+    """:func:`python_slot_key` of each id, at numpy's speed."""
+    keys = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)).view(np.uint64)
+    return np.where(keys < 2, keys + np.uint64(2), keys)
 
 
 class IdIndex:
@@ -40,10 +46,10 @@ class IdIndex:
         self,
         id_at: Callable[[int], str],
         capacity: int = 1024,
-        hasher: Callable[[Sequence[str]], U64] = hash_ids,
+        slot_key: Callable[[str], int] = python_slot_key,
     ) -> None:
         self._id_at = id_at
-        self._hasher = hasher
+        self._slot_key = slot_key
         size = 1 << max(4, (capacity - 1).bit_length())
         self._keys: U64 = np.zeros(size, dtype=np.uint64)
         self._handles: I64 = np.full(size, MISSING, dtype=np.int64)
@@ -57,11 +63,35 @@ class IdIndex:
     def nbytes(self) -> int:
         return int(self._keys.nbytes + self._handles.nbytes)
 
+    def _hasher(self, ids: Sequence[str]) -> U64:
+        if self._slot_key is python_slot_key:
+            return _python_slot_keys(ids)
+        return np.fromiter(map(self._slot_key, ids), dtype=np.uint64, count=len(ids))
+
     # -- lookups -----------------------------------------------------------------------
 
     def find(self, ids: Sequence[str]) -> I64:
         """The handle of each id, or -1 (``MISSING``)."""
         return self._probe(ids, self._hasher(ids))[0]
+
+    def find_one(self, prediction_id: str) -> int:
+        """The handle of one id, or -1: a label alone in its message, without numpy calls."""
+        return self._probe_one(prediction_id)[0]
+
+    def _probe_one(self, prediction_id: str) -> tuple[int, int]:
+        wanted = self._slot_key(prediction_id)
+        keys, handles = self._keys, self._handles
+        mask = keys.size - 1
+        at = wanted & mask
+        while True:
+            key = keys.item(at)
+            if key == 0:
+                return MISSING, MISSING
+            if key == wanted:
+                handle: int = handles.item(at)
+                if self._id_at(handle) == prediction_id:
+                    return handle, at
+            at = (at + 1) & mask
 
     def _probe(self, ids: Sequence[str], hashes: U64) -> tuple[I64, I64]:
         """Per id: its handle and slot, both -1 where absent."""
@@ -110,9 +140,23 @@ class IdIndex:
         self._handles[gone] = MISSING
         self._live -= gone.size
         self._deleted += gone.size
+        self._maybe_shrink()
+        return old
+
+    def remove_one(self, prediction_id: str) -> int:
+        """Forget one id; the handle it had (-1 where absent)."""
+        handle, slot = self._probe_one(prediction_id)
+        if slot != MISSING:
+            self._keys[slot] = DELETED
+            self._handles[slot] = MISSING
+            self._live -= 1
+            self._deleted += 1
+            self._maybe_shrink()
+        return handle
+
+    def _maybe_shrink(self) -> None:
         if self._keys.size > 16 and self._live < MAX_LOAD * self._keys.size / 8:
             self._rebuild(0)  # mostly deleted (a horizon's worth expired): give it back
-        return old
 
     def _reserve(self, more: int) -> None:
         if self._live + self._deleted + more > MAX_LOAD * self._keys.size:

@@ -11,10 +11,18 @@ Entries expire by the clock of what they wait for: a summary by its partition's 
 label by every partition's predictions as heard on the label-join topic (each partition
 sends its prediction watermark there after the summaries it forwarded: :meth:`hear`).
 
-Table values (JSON) by ``k``: ``p`` a summary (model ``m``, window ``ws``/``we``,
-prediction ``y``, score ``s``, expiry ``x``, origin topic ``sk`` and offset ``so``); ``l`` a
-label (model ``m``, label ``y``, expiry ``x``, offset ``o``, position ``i`` when not 0);
-``d`` a joined mark (``o``, ``i``, ``x``).
+Summaries waiting for their labels are kept as columns (``stream_app.summary_columns``):
+the summaries one flush kept for a partition become one segment, stored in the table under
+``{partition}#c{seq}`` (its versioned binary form, the in-memory columns being views into
+it), with the rows gone since (joined or expired) under ``{partition}#g{seq}`` as a bitmap;
+a segment whose rows are all gone is deleted. Until the flush they wait in a dict.
+
+Table values (JSON) under ``{partition}|{prediction id}`` by ``k``: ``l`` a label (model
+``m``, label ``y``, expiry ``x``, offset ``o``, position ``i`` when not 0); ``d`` a joined
+mark (``o``, ``i``, ``x``); ``p`` a summary as earlier versions kept it (model ``m``,
+window ``ws``/``we``, prediction ``y``, score ``s``, expiry ``x``, origin topic ``sk`` and
+offset ``so``), still read after an upgrade, and the form of a summary in the dict and in
+the pairs.
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ from aiokafka.partitioner import murmur2
 
 from stream_app.counters import Counters
 from stream_app.state_store import PartitionedStore
+from stream_app.summary_columns import GONE, Summary, SummaryColumns, SummarySegment
+
+# Rows per segment: its table value stays near 400 KB, under Kafka's 1 MB message size.
+SEGMENT_ROWS = 4096
 
 
 class Joined(NamedTuple):
@@ -97,6 +109,47 @@ def join_key(partition: int, prediction_id: str) -> str:
     return f"{partition}|{prediction_id}"
 
 
+def _segment_key(partition: int, seq: int) -> str:
+    return f"{partition}#c{seq}"
+
+
+def _gone_key(partition: int, seq: int) -> str:
+    return f"{partition}#g{seq}"
+
+
+def _entry_partition(key: str) -> int | None:
+    """The partition of a ``{partition}|{prediction id}`` entry (None: a segment's key)."""
+    head, sep, _ = key.partition("|")
+    return int(head) if sep and head.isdigit() else None
+
+
+def _as_summary(entry: Mapping[str, Any]) -> Summary:
+    return Summary(
+        entry["m"],
+        entry["ws"],
+        entry["we"],
+        entry["y"],
+        entry["s"],
+        entry["x"],
+        entry.get("sk", "p"),
+        entry.get("so", -1),
+    )
+
+
+def _as_entry(summary: Summary) -> dict[str, Any]:
+    return {
+        "k": "p",
+        "m": summary.model_id,
+        "ws": summary.window_start,
+        "we": summary.window_end,
+        "y": summary.predicted,
+        "s": summary.score,
+        "x": summary.expires,
+        "sk": summary.origin_kind,
+        "so": summary.origin_offset,
+    }
+
+
 def _label_identity(entry: Mapping[str, Any]) -> tuple[int, int] | None:
     """A stored label's (or joined mark's) offset and position in its message."""
     offset = entry.get("o")
@@ -116,6 +169,9 @@ class LabelJoin:
         self._earliest_expiry: dict[int, float] = {}
         # Joined marks to drop once a durable checkpoint covers their label's offset.
         self._joined_marks: dict[int, list[tuple[str, int]]] = defaultdict(list)
+        # Summaries waiting for their labels: kept since the last flush, and as columns.
+        self._pending: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self._columns: dict[int, SummaryColumns] = {}
 
     # -- entries -------------------------------------------------------------------------
 
@@ -133,7 +189,8 @@ class LabelJoin:
                 return Joined(summary, waiting["y"], label)
             if waiting["k"] == "d":  # joined already: a copy forwarded again by a replay
                 return None
-        self.store.set(partition, key, orjson.dumps(summary))
+            self.store.delete(partition, key)  # an earlier version's entry: kept below
+        self._pending[partition][prediction_id] = summary
         self._note_expiry(partition, summary["x"])
         return None
 
@@ -150,7 +207,12 @@ class LabelJoin:
         key = join_key(partition, prediction_id)
         stored = self.store.get(key)
         entry = orjson.loads(stored) if stored is not None else None
-        if entry is not None and entry["k"] == "p":
+        if entry is None:
+            summary = self._take_summary(partition, prediction_id)
+            if summary is not None:
+                self._mark_joined(partition, key, identity, summary["x"])
+                return Joined(summary, label, identity)
+        elif entry["k"] == "p":  # an earlier version's entry
             self._mark_joined(partition, key, identity, entry["x"])
             return Joined(entry, label, identity)
         if entry is not None and _label_identity(entry) == identity:
@@ -164,6 +226,54 @@ class LabelJoin:
         self.store.set(partition, key, orjson.dumps(waiting))
         self._note_expiry(partition, expires)
         return None
+
+    def waiting_summaries(self) -> int:
+        """How many summaries wait for their labels (a gauge, and what tests count)."""
+        kept = sum(len(columns.index) for columns in self._columns.values())
+        return kept + sum(len(pending) for pending in self._pending.values())
+
+    def _take_summary(self, partition: int, prediction_id: str) -> dict[str, Any] | None:
+        """The summary waiting for this label, which stops waiting; None if none waits."""
+        pending = self._pending.get(partition)
+        if pending:
+            found = pending.pop(prediction_id, None)
+            if found is not None:
+                return found
+        columns = self._columns.get(partition)
+        summary = columns.take_one(prediction_id) if columns is not None else None
+        return None if summary is None else _as_entry(summary)
+
+    def seal(self) -> None:
+        """Write the summaries kept since the last flush as segments, and the rows gone."""
+        for partition, pending in self._pending.items():
+            if not pending:
+                continue
+            columns = self._columns_of(partition)
+            ids = list(pending)
+            entries = list(pending.values())
+            pending.clear()
+            for at in range(0, len(ids), SEGMENT_ROWS):
+                summaries = [_as_summary(e) for e in entries[at : at + SEGMENT_ROWS]]
+                chunk = ids[at : at + SEGMENT_ROWS]  # distinct: the keys of a dict
+                segment = columns.build(chunk, summaries)
+                data = segment.to_bytes()
+                self.store.set(partition, _segment_key(partition, segment.seq), data)
+                columns.attach(SummarySegment.from_bytes(data, copy=False), chunk)
+        for partition, columns in self._columns.items():
+            for seq in sorted(columns.changed):
+                gone = np.packbits(columns.segments[seq].state == GONE).tobytes()
+                self.store.set(partition, _gone_key(partition, seq), gone)
+            for seq in sorted(columns.dropped):
+                self.store.delete(partition, _segment_key(partition, seq))
+                self.store.delete(partition, _gone_key(partition, seq))
+            columns.changed.clear()
+            columns.dropped.clear()
+
+    def _columns_of(self, partition: int) -> SummaryColumns:
+        columns = self._columns.get(partition)
+        if columns is None:
+            columns = self._columns[partition] = SummaryColumns()
+        return columns
 
     def _mark_joined(
         self, partition: int, key: str, label: tuple[int, int], expires: float
@@ -232,6 +342,7 @@ class LabelJoin:
         A sweep reads every entry, so it only runs when a watermark has passed the earliest
         expiry seen since the last sweep (unknown after a restart: sweep once to learn it).
         """
+        self.seal()
         marks = {p: (label_watermark(p), self.prediction_low_watermark(p)) for p in partitions}
         due = [
             p
@@ -245,21 +356,32 @@ class LabelJoin:
         if not due:
             return
         earliest: dict[int, float] = {}
+        for partition in due:
+            columns = self._columns.get(partition)
+            labels_at = marks[partition][0]
+            if columns is None:
+                continue
+            if labels_at is not None:
+                self.counters.unlabeled_predictions += columns.expire(labels_at)
+            waiting = columns.earliest_expiry()
+            if waiting is not None:
+                earliest[partition] = waiting
+        self.seal()  # the rows gone, to the table
         for key, value in self.store.items():
-            partition = int(key.split("|", 1)[0])
-            if partition not in due:
+            owner = _entry_partition(key)
+            if owner is None or owner not in due:
                 continue
             entry = orjson.loads(value)
-            labels_at, predictions_at = marks[partition]
+            labels_at, predictions_at = marks[owner]
             waits_for = predictions_at if entry["k"] == "l" else labels_at
             if waits_for is not None and entry["x"] < waits_for:
-                self.store.delete(partition, key)
+                self.store.delete(owner, key)
                 if entry["k"] == "l":
                     self.counters.unmatched_labels += 1
                 elif entry["k"] == "p":  # "d": a joined mark a checkpoint did not clear
                     self.counters.unlabeled_predictions += 1
             else:
-                earliest[partition] = min(earliest.get(partition, entry["x"]), entry["x"])
+                earliest[owner] = min(earliest.get(owner, entry["x"]), entry["x"])
         for partition in due:
             self._earliest_expiry[partition] = earliest.get(partition, math.inf)
 
@@ -268,11 +390,28 @@ class LabelJoin:
         self._marks.pop(partition, None)
         self._earliest_expiry.pop(partition, None)
         self._joined_marks.pop(partition, None)
+        self._pending.pop(partition, None)
+        self._columns.pop(partition, None)
 
     def restore_joined_marks(self, partition: int) -> None:
-        """After a restart: the joined marks of the partition, as its restored table holds."""
+        """After a restart: the joined marks and the waiting summaries of the partition, as
+        its restored table holds them."""
         self._joined_marks.pop(partition, None)
         prefix = f"{partition}|"
+        segments, gone = f"{partition}#c", f"{partition}#g"
+        stored: dict[int, bytes] = {}
+        gone_rows: dict[int, bytes] = {}
         for key, value in self.store.items():
             if key.startswith(prefix) and value.startswith(b'{"k":"d"'):
                 self._joined_marks[partition].append((key, int(orjson.loads(value)["o"])))
+            elif key.startswith(segments):
+                stored[int(key[len(segments) :])] = value
+            elif key.startswith(gone):
+                gone_rows[int(key[len(gone) :])] = value
+        columns = self._columns[partition] = SummaryColumns()
+        for seq in sorted(stored):
+            segment = SummarySegment.from_bytes(stored[seq], copy=False)
+            if seq in gone_rows:
+                bits = np.frombuffer(gone_rows[seq], dtype=np.uint8)
+                segment.state[np.unpackbits(bits)[: len(segment)].astype(bool)] = GONE
+            columns.attach(segment)

@@ -450,6 +450,7 @@ class Stage1:
         # previous one, they could reach the changelog after a rebalance had given their
         # partition to another worker, and delete what that worker wrote since.
         self._drop_covered_markers()
+        self.join.seal()
         await self.joins.flush()
         # One changelog partition per input partition keeps these in order, so whatever
         # part of them a crash lets through is a prefix: window states and closed markers

@@ -7,12 +7,13 @@ origin, with the few distinct models, windows and predicted classes coded. An
 prediction that is ~85 bytes (a 36-character id) instead of the ~300 of a table entry with
 its key string and JSON value; ``bench/join_columns_bench.py`` measures both.
 
-A row is waiting (its label has not come), joined (kept, so a replay that reads the label
-or the summary again is recognised, until the caller forgets it), or gone (superseded by a
+A row is waiting (its label has not come), joined (kept and marked; the label join does
+not use this: it forgets a joined row and keeps its own mark), or gone (superseded by a
 later summary of the same id, expired, or forgotten). A segment whose rows are all gone is
 dropped. ``to_bytes``/``from_bytes`` are the segment's versioned form for a changelog.
 
-Not wired into stage 1 yet: ``stream_app.label_join`` keeps the table entries.
+``stream_app.label_join`` keeps one :class:`SummaryColumns` per join partition and stores
+each segment in the join table (the columns read from it are views into that value).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from stream_app.id_index import MISSING, U64, IdIndex, hash_ids
+from stream_app.id_index import MISSING, IdIndex, python_slot_key
 
 ROW_BITS = 24  # rows per segment: fewer than 2**24
 MAX_ROWS = 1 << ROW_BITS
@@ -76,7 +77,7 @@ def _narrowest(distinct: int) -> type[np.unsignedinteger[Any]]:
 @dataclass
 class SummarySegment:
     seq: int
-    id_blob: bytes
+    id_blob: bytes | memoryview  # a view into the stored changelog value, once restored
     id_ends: npt.NDArray[np.uint32]  # row i's id is id_blob[id_ends[i-1]:id_ends[i]]
     models: list[str]
     model_codes: Codes
@@ -139,7 +140,7 @@ class SummarySegment:
 
     def id_at(self, row: int) -> str:
         start = int(self.id_ends[row - 1]) if row else 0
-        return self.id_blob[start : int(self.id_ends[row])].decode()
+        return str(self.id_blob[start : int(self.id_ends[row])], "utf-8")
 
     def summary(self, row: int) -> Summary:
         window = self.windows[int(self.window_codes[row])]
@@ -209,7 +210,9 @@ class SummarySegment:
         ]
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> SummarySegment:
+    def from_bytes(cls, data: bytes, copy: bool = True) -> SummarySegment:
+        """The segment ``to_bytes`` wrote; with ``copy=False`` its columns are read-only
+        views into ``data`` (kept in the table anyway: no second copy), all but the state."""
         if data[:3] != _MAGIC:
             raise ValueError("not a summary segment")
         version, header_size, blob_size = struct.unpack_from("<BII", data, 3)
@@ -221,18 +224,23 @@ class SummarySegment:
         at = 3 + struct.calcsize("<BII")
         header = orjson.loads(data[at : at + header_size])
         at += header_size
-        blob = data[at : at + blob_size]
+        blob = data[at : at + blob_size] if copy else memoryview(data)[at : at + blob_size]
         at += blob_size
         n = header["n"]
         floats = header["predicted"] is None
         dtypes = iter(header["dtypes"])
+        taken = [0]
+
+        def next_is_state() -> bool:  # the last part: written as rows change, so owned
+            taken[0] += 1
+            return taken[0] == len(header["dtypes"])
 
         def take() -> Any:
             nonlocal at
             dtype = np.dtype(next(dtypes))
-            array = np.frombuffer(data, dtype=dtype, count=n, offset=at).copy()
+            array = np.frombuffer(data, dtype=dtype, count=n, offset=at)
             at += n * dtype.itemsize
-            return array
+            return array.copy() if copy or next_is_state() else array
 
         id_ends = take()
         model_codes = take()
@@ -265,11 +273,15 @@ def _handle(seq: int, row: int) -> int:
 class SummaryColumns:
     """The summaries of one join partition: segments and the index of their ids."""
 
-    def __init__(self, hasher: Callable[[Sequence[str]], U64] = hash_ids) -> None:
+    def __init__(self, slot_key: Callable[[str], int] = python_slot_key) -> None:
         self.segments: dict[int, SummarySegment] = {}
         self._alive: dict[int, int] = {}  # rows not gone, per segment
-        self.index = IdIndex(self._id_at, hasher=hasher)
+        self.index = IdIndex(self._id_at, slot_key=slot_key)
         self._next_seq = 0
+        # Segments whose rows changed (a row gone) or that were dropped since the caller
+        # last took them: what its changelog must be told.
+        self.changed: set[int] = set()
+        self.dropped: set[int] = set()
 
     def _id_at(self, handle: int) -> str:
         return self.segments[handle >> ROW_BITS].id_at(handle & (MAX_ROWS - 1))
@@ -280,23 +292,34 @@ class SummaryColumns:
 
     def add(self, ids: Sequence[str], summaries: Sequence[Summary]) -> int:
         """Keep summaries as one new segment (the last of repeated ids wins); its number."""
+        segment = self.build(ids, summaries)
+        self.attach(segment)  # build may have dropped repeats: the ids are decoded again
+        return segment.seq
+
+    def build(self, ids: Sequence[str], summaries: Sequence[Summary]) -> SummarySegment:
+        """The next segment of these summaries (the last of repeated ids wins), not kept."""
         last = {prediction_id: row for row, prediction_id in enumerate(ids)}
         if len(last) < len(ids):
             rows = sorted(last.values())
             ids, summaries = [ids[r] for r in rows], [summaries[r] for r in rows]
         segment = SummarySegment.build(self._next_seq, ids, summaries)
         self._next_seq += 1
-        self._attach(segment)
-        handles = (segment.seq << ROW_BITS) | np.arange(len(segment), dtype=np.int64)
-        self._set_gone(self.index.put(ids, handles))
-        return segment.seq
+        return segment
 
-    def restore(self, segment: SummarySegment) -> None:
-        """A segment read back from the changelog, in the order they were written."""
+    def attach(self, segment: SummarySegment, ids: Sequence[str] | None = None) -> None:
+        """Keep a segment: a new one, or one read back from the changelog (in the order
+        they were written). Its rows replace the older rows of the same ids.
+
+        ``ids``: the segment's ids in row order when the caller has them (a new segment),
+        which saves decoding them again."""
         self._next_seq = max(self._next_seq, segment.seq + 1)
         kept = np.flatnonzero(segment.state != GONE)
+        if not kept.size:  # every row gone before its record was deleted: delete it now
+            self.dropped.add(segment.seq)
+            return
         self._attach(segment)
-        ids = [segment.id_at(int(r)) for r in kept]
+        if ids is None or kept.size < len(segment):
+            ids = [segment.id_at(int(r)) for r in kept]
         self._set_gone(self.index.put(ids, (segment.seq << ROW_BITS) | kept.astype(np.int64)))
 
     def _attach(self, segment: SummarySegment) -> None:
@@ -316,6 +339,25 @@ class SummaryColumns:
     def mark_joined(self, handles: Sequence[int]) -> None:
         for handle in handles:
             self.segments[handle >> ROW_BITS].state[handle & (MAX_ROWS - 1)] = JOINED
+
+    def take_one(self, prediction_id: str) -> Summary | None:
+        """The waiting summary of one id, which goes (its label came); None if none waits."""
+        handle = self.index.find_one(prediction_id)
+        if handle == MISSING or self.state(handle) != WAITING:
+            return None
+        summary = self.summary(handle)
+        self.index.remove_one(prediction_id)
+        self._set_gone(np.array([handle], dtype=np.int64))
+        return summary
+
+    def earliest_expiry(self) -> float | None:
+        """The earliest expiry among the waiting summaries (None: none waits)."""
+        found = [
+            float(segment.expires[segment.state == WAITING].min())
+            for segment in self.segments.values()
+            if (segment.state == WAITING).any()
+        ]
+        return min(found) if found else None
 
     def forget(self, ids: Sequence[str]) -> None:
         """Drop ids (joined ones a checkpoint now covers, or a revoked partition's)."""
@@ -340,5 +382,8 @@ class SummaryColumns:
                 continue
             segment.state[row] = GONE
             self._alive[seq] -= 1
+            self.changed.add(seq)
             if self._alive[seq] == 0:
                 del self.segments[seq], self._alive[seq]
+                self.changed.discard(seq)
+                self.dropped.add(seq)

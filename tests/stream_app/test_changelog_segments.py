@@ -176,9 +176,20 @@ def test_a_flush_larger_than_a_segment_is_split() -> None:
 
 
 def test_a_segment_of_an_unknown_format_names_what_to_do() -> None:
-    record = encode([("0|a", b"1")]).replace(b"[1,", b"[9,", 1)
-    with pytest.raises(ValueError, match="format 9; this worker reads format 1"):
+    record = encode([("0|a", b"1")]).replace(b"[2,", b"[9,", 1)
+    with pytest.raises(ValueError, match="format 9; this worker reads format 2"):
         decode(record)
+
+
+def test_binary_values_round_trip_and_format_1_records_are_still_read() -> None:
+    writes: list[tuple[str, bytes | None]] = [
+        ("0#c1", bytes(range(256))),
+        ("0|a", b'{"k":"l"}'),
+        ("0|b", None),
+        ("0|\u00e9", "\u00e9".encode()),
+    ]
+    assert decode(encode(writes)) == writes
+    assert decode(b'[1,["0|a","0|b"],["{}",null]]') == [("0|a", b"{}"), ("0|b", None)]
 
 
 def test_segment_keys_never_collide_with_table_keys() -> None:

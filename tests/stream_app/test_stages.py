@@ -388,9 +388,11 @@ def test_join_entries_expire_after_the_label_horizon() -> None:
     events = list(scenario.events(1, 30, drift_from=99, decay_from=99))
     asyncio.run(pipeline.feed_predictions(events))
     asyncio.run(pipeline.idle(1))
-    assert len(pipeline.stage1.joins.data) == 30  # type: ignore[attr-defined]
+    assert pipeline.stage1.join.waiting_summaries() == 30
+    assert list(pipeline.stage1.joins.data) == ["0#c0"]  # type: ignore[attr-defined]
     asyncio.run(pipeline.idle(10_000))  # the watermark follows the clock past every horizon
     assert pipeline.stage1.joins.data == {}  # type: ignore[attr-defined]
+    assert pipeline.stage1.join.waiting_summaries() == 0
     assert pipeline.counters.unlabeled_predictions == 30
     asyncio.run(pipeline.idle(10))  # nothing left to sweep: no more counting
     assert pipeline.counters.unlabeled_predictions == 30

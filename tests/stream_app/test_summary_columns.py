@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_app.id_index import MAX_LOAD, MISSING, U64, IdIndex
+from stream_app.id_index import MAX_LOAD, MISSING, IdIndex
 from stream_app.summary_columns import (
     GONE,
     JOINED,
@@ -21,9 +20,9 @@ from stream_app.summary_columns import (
 )
 
 
-def colliding(ids: Sequence[str]) -> U64:
-    """Three hashes for every id: most lookups meet other ids' hashes first."""
-    return np.array([2 + len(i.encode()) % 3 for i in ids], dtype=np.uint64)
+def colliding(prediction_id: str) -> int:
+    """Three slot keys for every id: most lookups meet other ids' keys first."""
+    return 2 + len(prediction_id.encode()) % 3
 
 
 IDS = st.text(alphabet="ab\u00e9\u4e2d0", max_size=4)
@@ -55,6 +54,7 @@ OPS = st.lists(
         ),
         st.tuples(st.just("join"), st.lists(IDS, max_size=6)),
         st.tuples(st.just("forget"), st.lists(IDS, max_size=6)),
+        st.tuples(st.just("take"), st.lists(IDS, max_size=4)),
         st.tuples(st.just("expire"), st.floats(0, 100)),
         st.tuples(st.just("restart"), st.none()),
     ),
@@ -75,6 +75,7 @@ def same(a: Any, b: Any) -> bool:
 
 def check(columns: SummaryColumns, model: dict[str, tuple[Summary, int]], probe: list[str]) -> None:
     handles = columns.find(probe)
+    assert handles.tolist() == [columns.index.find_one(i) for i in probe]
     for prediction_id, handle in zip(probe, handles.tolist(), strict=True):
         if prediction_id not in model:
             assert handle == MISSING, prediction_id
@@ -92,7 +93,7 @@ def check(columns: SummaryColumns, model: dict[str, tuple[Summary, int]], probe:
 def test_columns_answer_what_a_dict_of_summaries_answers(
     hasher: str, ops: list[tuple[str, Any]], extra: list[str]
 ) -> None:
-    make = (lambda: SummaryColumns(hasher=colliding)) if hasher == "colliding" else SummaryColumns
+    make = (lambda: SummaryColumns(slot_key=colliding)) if hasher == "colliding" else SummaryColumns
     columns = make()
     model: dict[str, tuple[Summary, int]] = {}
     seen: set[str] = set(extra)
@@ -113,6 +114,13 @@ def test_columns_answer_what_a_dict_of_summaries_answers(
             columns.forget(list(dict.fromkeys(arg)))
             for prediction_id in arg:
                 model.pop(prediction_id, None)
+        elif op == "take":
+            for prediction_id in arg:
+                taken = columns.take_one(prediction_id)
+                if prediction_id in model and model[prediction_id][1] == WAITING:
+                    assert taken is not None and same(taken, model.pop(prediction_id)[0])
+                else:
+                    assert taken is None
         elif op == "expire":
             due = [i for i, (s, state) in model.items() if state == WAITING and s.expires < arg]
             assert columns.expire(arg) == len(due)
@@ -121,9 +129,11 @@ def test_columns_answer_what_a_dict_of_summaries_answers(
         else:  # a restart: the segments as a changelog holds them, read back in order
             written = [columns.segments[seq].to_bytes() for seq in sorted(columns.segments)]
             columns = make()
-            for data in written:
-                columns.restore(SummarySegment.from_bytes(data))
+            for n, data in enumerate(written):  # as copies, and as views into the record
+                columns.attach(SummarySegment.from_bytes(data, copy=n % 2 == 0))
         check(columns, model, sorted(seen))
+        waiting = [s.expires for s, state in model.values() if state == WAITING]
+        assert columns.earliest_expiry() == (min(waiting) if waiting else None)
         # Every stored segment holds a row that is not gone: the others are dropped.
         assert all((s.state != GONE).any() for s in columns.segments.values())
 
