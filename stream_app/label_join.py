@@ -235,13 +235,14 @@ class LabelJoin:
     def _take_summary(self, partition: int, prediction_id: str) -> dict[str, Any] | None:
         """The summary waiting for this label, which stops waiting; None if none waits."""
         pending = self._pending.get(partition)
-        if pending:
-            found = pending.pop(prediction_id, None)
-            if found is not None:
-                return found
+        found = pending.pop(prediction_id, None) if pending else None
         columns = self._columns.get(partition)
-        summary = columns.take_one(prediction_id) if columns is not None else None
-        return None if summary is None else _as_entry(summary)
+        # Both, when a replay forwarded a kept summary again: the copy kept before must go
+        # too, or it would meet a label sent again once the joined mark is gone.
+        kept = columns.take_one(prediction_id) if columns is not None else None
+        if found is not None:
+            return found
+        return None if kept is None else _as_entry(kept)
 
     def seal(self) -> None:
         """Write the summaries kept since the last flush as segments, and the rows gone."""

@@ -99,3 +99,34 @@ def test_hashing_ids_by_column_gives_kafkas_partition_of_each(
     expected = [int(murmur2(i.encode()) & 0x7FFFFFFF) % n_partitions for i in ids]
     assert join_partitions(ids, n_partitions).tolist() == expected
     assert [join_partition(i, n_partitions) for i in ids] == expected
+
+
+def test_a_summary_forwarded_again_after_a_flush_joins_once_even_after_its_mark_goes() -> None:
+    join, store, _ = _join()
+    join.add_summary(0, "p1", _summary())
+    join.seal()  # kept as a segment, as a flush does
+    join.add_summary(0, "p1", _summary())  # a replay of another partition forwards it again
+    assert join.add_label(0, "p1", "churn", "0", (7, 0), 500.0) is not None
+    assert join.waiting_summaries() == 0
+    join.seal()
+    join.drop_covered(lambda partition: 7)  # the joined mark goes with the checkpoint
+    # The label sent again: nothing left to meet, so it waits (and expires unmatched).
+    assert join.add_label(0, "p1", "churn", "0", (9, 0), 500.0) is None
+    assert [k for k in store.data if not k.startswith("0|")] == []
+
+
+def test_summaries_kept_as_segments_come_back_after_a_restart() -> None:
+    join, store, counters = _join()
+    for n in range(5):
+        join.add_summary(1, f"p{n}", _summary(expires=100.0 + n))
+    join.seal()
+    assert join.add_label(1, "p3", "churn", "0", (4, 0), 500.0) is not None
+    join.seal()
+    restored = LabelJoin(store, 2, counters)
+    restored.restore_joined_marks(1)
+    assert restored.waiting_summaries() == 4
+    met = restored.add_label(1, "p0", "churn", "1", (5, 0), 500.0)
+    assert met is not None and met.summary["x"] == 100.0 and met.summary["y"] == "1"
+    assert restored.add_label(1, "p3", "churn", "1", (6, 0), 500.0) is None  # joined before
+    restored.expire([1], lambda partition: 103.5)  # p1 and p2 expire, p4 waits
+    assert counters.unlabeled_predictions == 2 and restored.waiting_summaries() == 1
