@@ -39,7 +39,13 @@ from aiokafka.partitioner import murmur2
 
 from stream_app.counters import Counters
 from stream_app.state_store import PartitionedStore
-from stream_app.summary_columns import GONE, Summary, SummaryColumns, SummarySegment
+from stream_app.summary_columns import (
+    GONE,
+    Summary,
+    SummaryColumns,
+    SummaryColumnsIn,
+    SummarySegment,
+)
 
 # Rows per segment: its table value stays near 400 KB, under Kafka's 1 MB message size.
 SEGMENT_ROWS = 4096
@@ -123,16 +129,17 @@ def _entry_partition(key: str) -> int | None:
     return int(head) if sep and head.isdigit() else None
 
 
-def _as_summary(entry: Mapping[str, Any]) -> Summary:
-    return Summary(
-        entry["m"],
-        entry["ws"],
-        entry["we"],
-        entry["y"],
-        entry["s"],
-        entry["x"],
-        entry.get("sk", "p"),
-        entry.get("so", -1),
+def _as_columns(entries: Sequence[Mapping[str, Any]]) -> SummaryColumnsIn:
+    """Summaries in their table-entry form, as columns."""
+    return SummaryColumnsIn(
+        [e["m"] for e in entries],
+        [e["ws"] for e in entries],
+        [e["we"] for e in entries],
+        [e["y"] for e in entries],
+        [e["s"] for e in entries],
+        [e["x"] for e in entries],
+        [e.get("sk", "p") for e in entries],
+        [e.get("so", -1) for e in entries],
     )
 
 
@@ -254,9 +261,8 @@ class LabelJoin:
             entries = list(pending.values())
             pending.clear()
             for at in range(0, len(ids), SEGMENT_ROWS):
-                summaries = [_as_summary(e) for e in entries[at : at + SEGMENT_ROWS]]
                 chunk = ids[at : at + SEGMENT_ROWS]  # distinct: the keys of a dict
-                segment = columns.build(chunk, summaries)
+                segment = columns.new_segment(chunk, _as_columns(entries[at : at + SEGMENT_ROWS]))
                 data = segment.to_bytes()
                 self.store.set(partition, _segment_key(partition, segment.seq), data)
                 columns.attach(SummarySegment.from_bytes(data, copy=False), chunk)

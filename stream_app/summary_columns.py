@@ -53,8 +53,41 @@ class Summary(NamedTuple):
     origin_offset: int
 
 
+class SummaryColumnsIn(NamedTuple):
+    """Summaries as columns (lists), the fields of :class:`Summary` in its order."""
+
+    model_ids: list[str]
+    window_starts: list[float]
+    window_ends: list[float]
+    predicted: list[Any]
+    scores: list[float | None]
+    expires: list[float]
+    origin_kinds: list[str]
+    origin_offsets: list[int]
+
+
+def _transposed(summaries: Sequence[Summary]) -> SummaryColumnsIn:
+    return SummaryColumnsIn(*map(list, zip(*summaries, strict=True)))
+
+
+def _coded_windows(
+    starts: list[float], ends: list[float]
+) -> tuple[list[tuple[float, float]], Codes]:
+    """The distinct (start, end) windows and each row's code, by their bits (exact)."""
+    bits = np.ascontiguousarray(np.column_stack([starts, ends]).astype(np.float64)).view(np.int64)
+    distinct, codes = np.unique(bits, axis=0, return_inverse=True)
+    pairs = distinct.view(np.float64).tolist()
+    return [(a, b) for a, b in pairs], codes.reshape(-1).astype(_narrowest(len(pairs)))
+
+
 def _coded(values: Sequence[Any]) -> tuple[list[Any], Codes]:
     """The distinct values (1, 1.0 and True kept apart, and 0.0 and -0.0) and their codes."""
+    kinds = set(map(type, values))
+    if len(kinds) == 1 and not kinds & {float, tuple}:  # one type that compares exactly
+        seen = list(dict.fromkeys(values))
+        index = {value: code for code, value in enumerate(seen)}
+        found = np.fromiter(map(index.__getitem__, values), dtype=np.int64, count=len(values))
+        return seen, found.astype(_narrowest(len(seen)))
     codes: dict[tuple[type, Any], int] = {}
     distinct: list[Any] = []
     out = np.empty(len(values), dtype=np.int32)
@@ -94,26 +127,31 @@ class SummarySegment:
     state: npt.NDArray[np.uint8]
 
     @classmethod
-    def build(
-        cls,
-        seq: int,
-        ids: Sequence[str],
-        summaries: Sequence[Summary],
+    def build(cls, seq: int, ids: Sequence[str], summaries: Sequence[Summary]) -> SummarySegment:
+        """A segment of summaries given row by row."""
+        if len(ids) != len(summaries) or not summaries:
+            raise ValueError("a segment holds at least one summary, one per id")
+        return cls.from_columns(seq, ids, _transposed(summaries))
+
+    @classmethod
+    def from_columns(
+        cls, seq: int, ids: Sequence[str], columns: SummaryColumnsIn
     ) -> SummarySegment:
+        """A segment of summaries given as columns (what the label join collects)."""
         n = len(ids)
-        if n != len(summaries) or not 0 < n < MAX_ROWS:
+        if not 0 < n < MAX_ROWS:
             raise ValueError(f"a segment holds 1 to {MAX_ROWS - 1} summaries, one per id")
         encoded = [i.encode() for i in ids]
-        columns = list(zip(*summaries, strict=True))
-        models, model_codes = _coded(columns[0])
-        windows, window_codes = _coded(list(zip(columns[1], columns[2], strict=True)))
-        values = columns[3]
-        floats = all(type(v) is float for v in values)
+        models, model_codes = _coded(columns.model_ids)
+        windows, window_codes = _coded_windows(columns.window_starts, columns.window_ends)
+        values = columns.predicted
+        floats = set(map(type, values)) == {float}
         predicted, predicted_codes = ([], None) if floats else _coded(values)
-        scores = np.array([np.nan if s is None else s for s in columns[4]], dtype=np.float64)
-        if np.isnan(scores).sum() != sum(s is None for s in columns[4]):
+        raw_scores = columns.scores
+        scores = np.array([np.nan if s is None else s for s in raw_scores], dtype=np.float64)
+        if np.count_nonzero(np.isnan(scores)) != raw_scores.count(None):
             raise ValueError("a score is NaN: NaN stands for no score here")
-        kinds, origin_codes = _coded(columns[6])
+        kinds, origin_codes = _coded(columns.origin_kinds)
         return cls(
             seq=seq,
             id_blob=b"".join(encoded),
@@ -128,10 +166,10 @@ class SummarySegment:
             predicted_codes=predicted_codes,
             predicted_floats=np.array(values, dtype=np.float64) if floats else None,
             scores=scores,
-            expires=np.array(columns[5], dtype=np.float64),
+            expires=np.array(columns.expires, dtype=np.float64),
             origin_kinds=kinds,
             origin_codes=origin_codes,
-            origin_offsets=np.array(columns[7], dtype=np.int64),
+            origin_offsets=np.array(columns.origin_offsets, dtype=np.int64),
             state=np.zeros(n, dtype=np.uint8),
         )
 
@@ -302,7 +340,11 @@ class SummaryColumns:
         if len(last) < len(ids):
             rows = sorted(last.values())
             ids, summaries = [ids[r] for r in rows], [summaries[r] for r in rows]
-        segment = SummarySegment.build(self._next_seq, ids, summaries)
+        return self.new_segment(ids, _transposed(summaries))
+
+    def new_segment(self, ids: Sequence[str], columns: SummaryColumnsIn) -> SummarySegment:
+        """The next segment of these summaries (``ids`` distinct), not kept."""
+        segment = SummarySegment.from_columns(self._next_seq, ids, columns)
         self._next_seq += 1
         return segment
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream_app import id_index
 from stream_app.id_index import MAX_LOAD, MISSING, IdIndex
 from stream_app.summary_columns import (
     GONE,
@@ -87,12 +89,18 @@ def check(columns: SummaryColumns, model: dict[str, tuple[Summary, int]], probe:
     assert len(columns.index) == len(model)
 
 
+@pytest.mark.parametrize("rounds", [False, True], ids=["one id at a time", "numpy rounds"])
 @pytest.mark.parametrize("hasher", ["python", "colliding"])
 @settings(max_examples=150, deadline=None)
 @given(ops=OPS, extra=st.lists(IDS, max_size=8))
 def test_columns_answer_what_a_dict_of_summaries_answers(
-    hasher: str, ops: list[tuple[str, Any]], extra: list[str]
+    rounds: bool, hasher: str, ops: list[tuple[str, Any]], extra: list[str]
 ) -> None:
+    with patch.object(id_index, "SCALAR_BELOW", 0 if rounds else id_index.SCALAR_BELOW):
+        _replay_ops(hasher, ops, extra)
+
+
+def _replay_ops(hasher: str, ops: list[tuple[str, Any]], extra: list[str]) -> None:
     make = (lambda: SummaryColumns(slot_key=colliding)) if hasher == "colliding" else SummaryColumns
     columns = make()
     model: dict[str, tuple[Summary, int]] = {}
