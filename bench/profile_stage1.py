@@ -20,6 +20,7 @@ import orjson
 
 from bench import pipeline_bench as pb
 from registration.profiling import profile_reference
+from stream_app.label_join import join_partition
 from stream_app.registry import ModelRuntime
 from stream_app.state_store import MemoryStore
 from tests.stream_app.local_pipeline import LocalPipeline
@@ -84,11 +85,16 @@ def join_costs(outstanding: int) -> int:
     table = sys.getsizeof(store.data) + sum(
         sys.getsizeof(key) + sys.getsizeof(value) for key, value in store.data.items()
     )
-    keys = random.Random(1).sample(sorted(store.data), min(100_000, entries))
+    join = pipeline.stage1.join
+    index = sum(c.index.nbytes for c in join._columns.values())
+    waiting = join.waiting_summaries()
+    ids = random.Random(1).sample(range(outstanding), min(100_000, outstanding))
+    columns = join._columns
+    probes = [(columns[join_partition(f"p{i}", 4)].index, f"p{i}") for i in ids]
     began = time.perf_counter()
-    for key in keys:
-        store.get(key)
-    lookup = (time.perf_counter() - began) / len(keys)
+    for index_of_partition, prediction_id in probes:
+        index_of_partition.find_one(prediction_id)
+    lookup = (time.perf_counter() - began) / len(ids)
     chosen = random.Random(2).sample(range(outstanding), outstanding // 10)
     labels = [
         pipeline.message(
@@ -108,9 +114,11 @@ def join_costs(outstanding: int) -> int:
     asyncio.run(pipeline.deliver())
     stage2 = (time.perf_counter() - began) / len(labels)
     sys.stdout.write(
-        f"{entries:,} join entries for {outstanding:,} predictions; table {table / entries:,.0f}"
-        f" bytes per entry (keys, values, dict)\n"
-        f"lookup (table get): {lookup * 1e9:,.0f} ns; a label in stage 1 (parse, lookup,"
+        f"{waiting:,} summaries waiting in {entries:,} join-table values; "
+        f"{(table + index) / waiting:,.0f} bytes per waiting summary (the table's keys, values "
+        f"and dict, and the id index: {index / waiting:,.0f})\n"
+        f"lookup (the id index of its partition): {lookup * 1e9:,.0f} ns;"
+        f" a label in stage 1 (parse, lookup,"
         f" pair, delete): {stage1 * 1e6:,.1f} us; its window update in stage 2:"
         f" {stage2 * 1e6:,.1f} us; joined {pipeline.counters.joined:,} of {len(labels):,}\n"
     )

@@ -182,12 +182,20 @@ class IdIndex:
         """Forget one id; the handle it had (-1 where absent)."""
         handle, slot = self._probe_one(prediction_id)
         if slot != MISSING:
-            self._keys[slot] = DELETED
-            self._handles[slot] = MISSING
-            self._live -= 1
-            self._deleted += 1
-            self._maybe_shrink()
+            self.delete_slot(slot)
         return handle
+
+    def locate(self, prediction_id: str) -> tuple[int, int]:
+        """One id's handle and slot (both -1 where absent), for :meth:`delete_slot`."""
+        return self._probe_one(prediction_id)
+
+    def delete_slot(self, slot: int) -> None:
+        """Forget the id :meth:`locate` found at ``slot`` (nothing changed since)."""
+        self._keys[slot] = DELETED
+        self._handles[slot] = MISSING
+        self._live -= 1
+        self._deleted += 1
+        self._maybe_shrink()
 
     def _maybe_shrink(self) -> None:
         if self._keys.size > 16 and self._live < MAX_LOAD * self._keys.size / 8:

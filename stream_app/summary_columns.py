@@ -177,26 +177,26 @@ class SummarySegment:
         return int(self.state.size)
 
     def id_at(self, row: int) -> str:
-        start = int(self.id_ends[row - 1]) if row else 0
-        return str(self.id_blob[start : int(self.id_ends[row])], "utf-8")
+        ends = self.id_ends
+        return str(self.id_blob[ends.item(row - 1) if row else 0 : ends.item(row)], "utf-8")
 
     def summary(self, row: int) -> Summary:
-        window = self.windows[int(self.window_codes[row])]
+        window = self.windows[self.window_codes.item(row)]
         if self.predicted_floats is not None:
-            predicted: Any = float(self.predicted_floats[row])
+            predicted: Any = self.predicted_floats.item(row)
         else:
             assert self.predicted_codes is not None
-            predicted = self.predicted[int(self.predicted_codes[row])]
-        score = float(self.scores[row])
+            predicted = self.predicted[self.predicted_codes.item(row)]
+        score: float = self.scores.item(row)
         return Summary(
-            self.models[int(self.model_codes[row])],
+            self.models[self.model_codes.item(row)],
             window[0],
             window[1],
             predicted,
             None if score != score else score,
-            float(self.expires[row]),
-            self.origin_kinds[int(self.origin_codes[row])],
-            int(self.origin_offsets[row]),
+            self.expires.item(row),
+            self.origin_kinds[self.origin_codes.item(row)],
+            self.origin_offsets.item(row),
         )
 
     @property
@@ -384,12 +384,16 @@ class SummaryColumns:
 
     def take_one(self, prediction_id: str) -> Summary | None:
         """The waiting summary of one id, which goes (its label came); None if none waits."""
-        handle = self.index.find_one(prediction_id)
-        if handle == MISSING or self.state(handle) != WAITING:
+        handle, slot = self.index.locate(prediction_id)
+        if handle == MISSING:
             return None
-        summary = self.summary(handle)
-        self.index.remove_one(prediction_id)
-        self._set_gone(np.array([handle], dtype=np.int64))
+        seq, row = handle >> ROW_BITS, handle & (MAX_ROWS - 1)
+        segment = self.segments[seq]
+        if segment.state.item(row) != WAITING:
+            return None
+        summary = segment.summary(row)
+        self.index.delete_slot(slot)
+        self._gone_one(seq, row)
         return summary
 
     def earliest_expiry(self) -> float | None:
@@ -418,14 +422,16 @@ class SummaryColumns:
 
     def _set_gone(self, handles: npt.NDArray[np.int64]) -> None:
         for handle in handles[handles != MISSING].tolist():
-            seq, row = handle >> ROW_BITS, handle & (MAX_ROWS - 1)
-            segment = self.segments[seq]
-            if segment.state[row] == GONE:
-                continue
-            segment.state[row] = GONE
-            self._alive[seq] -= 1
-            self.changed.add(seq)
-            if self._alive[seq] == 0:
-                del self.segments[seq], self._alive[seq]
-                self.changed.discard(seq)
-                self.dropped.add(seq)
+            self._gone_one(handle >> ROW_BITS, handle & (MAX_ROWS - 1))
+
+    def _gone_one(self, seq: int, row: int) -> None:
+        segment = self.segments[seq]
+        if segment.state.item(row) == GONE:
+            return
+        segment.state[row] = GONE
+        self._alive[seq] -= 1
+        self.changed.add(seq)
+        if self._alive[seq] == 0:
+            del self.segments[seq], self._alive[seq]
+            self.changed.discard(seq)
+            self.dropped.add(seq)
