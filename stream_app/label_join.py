@@ -41,6 +41,7 @@ from stream_app.counters import Counters
 from stream_app.state_store import PartitionedStore
 from stream_app.summary_columns import (
     GONE,
+    PendingSummaries,
     Summary,
     SummaryColumns,
     SummaryColumnsIn,
@@ -129,17 +130,16 @@ def _entry_partition(key: str) -> int | None:
     return int(head) if sep and head.isdigit() else None
 
 
-def _as_columns(entries: Sequence[Mapping[str, Any]]) -> SummaryColumnsIn:
-    """Summaries in their table-entry form, as columns."""
-    return SummaryColumnsIn(
-        [e["m"] for e in entries],
-        [e["ws"] for e in entries],
-        [e["we"] for e in entries],
-        [e["y"] for e in entries],
-        [e["s"] for e in entries],
-        [e["x"] for e in entries],
-        [e.get("sk", "p") for e in entries],
-        [e.get("so", -1) for e in entries],
+def _as_summary(entry: Mapping[str, Any]) -> Summary:
+    return Summary(
+        entry["m"],
+        entry["ws"],
+        entry["we"],
+        entry["y"],
+        entry["s"],
+        entry["x"],
+        entry.get("sk", "p"),
+        entry.get("so", -1),
     )
 
 
@@ -177,7 +177,7 @@ class LabelJoin:
         # Joined marks to drop once a durable checkpoint covers their label's offset.
         self._joined_marks: dict[int, list[tuple[str, int]]] = defaultdict(list)
         # Summaries waiting for their labels: kept since the last flush, and as columns.
-        self._pending: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self._pending: dict[int, PendingSummaries] = defaultdict(PendingSummaries)
         self._columns: dict[int, SummaryColumns] = {}
 
     # -- entries -------------------------------------------------------------------------
@@ -197,9 +197,41 @@ class LabelJoin:
             if waiting["k"] == "d":  # joined already: a copy forwarded again by a replay
                 return None
             self.store.delete(partition, key)  # an earlier version's entry: kept below
-        self._pending[partition][prediction_id] = summary
+        self._pending[partition].add_one(prediction_id, _as_summary(summary))
         self._note_expiry(partition, summary["x"])
         return None
+
+    def add_summaries(
+        self, partition: int, ids: Sequence[str], columns: SummaryColumnsIn
+    ) -> list[Joined]:
+        """:meth:`add_summary` of many (``ids`` distinct), given as columns: the pairs."""
+        if not ids:
+            return []
+        get = self.store.get
+        keys = [f"{partition}|{prediction_id}" for prediction_id in ids]
+        found = [get(key) for key in keys]
+        joined: list[Joined] = []
+        if found.count(None) < len(found):  # a label waits, or a mark: row by row
+            kept = []
+            for row, stored in enumerate(found):
+                if stored is None:
+                    kept.append(row)
+                    continue
+                waiting = orjson.loads(stored)
+                if waiting["k"] == "l":
+                    summary = _as_entry(Summary._make(column[row] for column in columns))
+                    label = (waiting.get("o", -1), waiting.get("i", 0))
+                    self._mark_joined(partition, keys[row], label, summary["x"])
+                    joined.append(Joined(summary, waiting["y"], label))
+                elif waiting["k"] != "d":  # an earlier version's entry: replaced
+                    self.store.delete(partition, keys[row])
+                    kept.append(row)
+            ids = [ids[row] for row in kept]
+            columns = SummaryColumnsIn._make([column[r] for r in kept] for column in columns)
+        if ids:
+            self._pending[partition].add(ids, columns)
+            self._note_expiry(partition, min(columns.expires))
+        return joined
 
     def add_label(
         self,
@@ -242,13 +274,13 @@ class LabelJoin:
     def _take_summary(self, partition: int, prediction_id: str) -> dict[str, Any] | None:
         """The summary waiting for this label, which stops waiting; None if none waits."""
         pending = self._pending.get(partition)
-        found = pending.pop(prediction_id, None) if pending else None
+        found = pending.take(prediction_id) if pending else None
         columns = self._columns.get(partition)
         # Both, when a replay forwarded a kept summary again: the copy kept before must go
         # too, or it would meet a label sent again once the joined mark is gone.
         kept = columns.take_one(prediction_id) if columns is not None else None
         if found is not None:
-            return found
+            return _as_entry(found)
         return None if kept is None else _as_entry(kept)
 
     def seal(self) -> None:
@@ -257,12 +289,11 @@ class LabelJoin:
             if not pending:
                 continue
             columns = self._columns_of(partition)
-            ids = list(pending)
-            entries = list(pending.values())
-            pending.clear()
+            ids, kept = pending.drain()  # one summary per id
             for at in range(0, len(ids), SEGMENT_ROWS):
-                chunk = ids[at : at + SEGMENT_ROWS]  # distinct: the keys of a dict
-                segment = columns.new_segment(chunk, _as_columns(entries[at : at + SEGMENT_ROWS]))
+                chunk = ids[at : at + SEGMENT_ROWS]
+                rows = SummaryColumnsIn._make(column[at : at + SEGMENT_ROWS] for column in kept)
+                segment = columns.new_segment(chunk, rows)
                 data = segment.to_bytes()
                 self.store.set(partition, _segment_key(partition, segment.seq), data)
                 columns.attach(SummarySegment.from_bytes(data, copy=False), chunk)

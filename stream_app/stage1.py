@@ -61,6 +61,7 @@ from stream_app.label_join import Joined, LabelJoin, join_partition, join_partit
 from stream_app.partition_clocks import PartitionClocks
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.state_store import PartitionedStore
+from stream_app.summary_columns import Summary, SummaryBuffer, SummaryColumnsIn
 from stream_app.task_checks import TaskCheck
 from stream_app.windows import PartitionClock, window_closes_at, window_start
 
@@ -79,6 +80,9 @@ ORIGIN_OF: dict[str, str] = {"prediction": "p", "label": "l", "join": "j"}
 KIND_OF: dict[str, str] = {origin: kind for kind, origin in ORIGIN_OF.items()}
 _KIND_ORDER: dict[str, int] = {"label": 0, "join": 1, "prediction": 2}
 FORWARD_CHUNK = 2000  # summaries per label-join message: ~300 KB, under Kafka's 1 MB default
+# A forwarded message's columns, named as a summary's table entry names them; the origin is
+# the label-join message itself.
+FORWARDED_COLUMNS = ("m", "ws", "we", "y", "s", "x")
 
 
 class InputMessage(NamedTuple):
@@ -151,7 +155,7 @@ class _Batch:
     )
     partitions: set[int] = field(default_factory=set)
     # Prediction summaries for other partitions' label joins, by target partition.
-    forward: dict[int, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    forward: dict[int, SummaryBuffer] = field(default_factory=lambda: defaultdict(SummaryBuffer))
 
 
 class Stage1:
@@ -813,15 +817,7 @@ class Stage1:
             chunk = full if rows.size == len(columns) else _take_rows(full, rows)
             work.columns[(partition, runtime.model_id, start)].append(chunk)
         if runtime.task is not None:
-            rows_kept = kept.tolist()
-            ids = columns.prediction_ids
-            targets = join_partitions([ids[i] for i in rows_kept], self.n_partitions).tolist()
-            for i, target in zip(rows_kept, targets, strict=True):
-                if offsets is not None:
-                    self._origin = ("p", offsets[i])
-                start = float(starts[i])
-                summary = (ids[i], float(times[i]), columns.predictions[i], columns.scores[i])
-                self._keep_summary(partition, runtime, summary, start, start + size, work, target)
+            self._keep_summaries(partition, runtime, columns, kept, starts, offsets, work)
 
     def _replayed_rows(
         self,
@@ -900,46 +896,86 @@ class Stage1:
         start: float,
         end: float,
         work: _Batch,
-        target: int | None = None,
     ) -> None:
-        """Keep ``(prediction_id, timestamp, prediction, score)`` for the label join.
-
-        ``target``: the id's join partition when the caller hashed a batch of ids at once.
-        """
+        """Keep ``(prediction_id, timestamp, prediction, score)`` for the label join."""
         prediction_id, timestamp, predicted, score = prediction
-        summary = {
-            "k": "p",
-            "m": runtime.model_id,
-            "ws": start,
-            "we": end,
-            "y": predicted,
-            "s": score,
-            "x": timestamp + runtime.label_horizon_seconds,
-        }
-        if target is None:
-            target = join_partition(prediction_id, self.n_partitions)
-        if target == partition:
-            self._join_summary(partition, prediction_id, summary, work)
-        else:
-            work.forward[target].append({"id": prediction_id, **summary})
+        expires = timestamp + runtime.label_horizon_seconds
+        target = join_partition(prediction_id, self.n_partitions)
+        if target != partition:  # its origin is the label-join message that brings it there
+            summary = Summary(runtime.model_id, start, end, predicted, score, expires, "j", -1)
+            work.forward[target].append(prediction_id, summary)
+            return
+        entry = {"k": "p", "m": runtime.model_id, "ws": start, "we": end}
+        entry.update({"y": predicted, "s": score, "x": expires})
+        self._join_summary(partition, prediction_id, entry, work)
+
+    def _keep_summaries(
+        self,
+        partition: int,
+        runtime: ModelRuntime,
+        columns: EnvelopeColumns,
+        kept: npt.NDArray[np.intp],
+        starts: npt.NDArray[np.float64],
+        offsets: Sequence[int] | None,
+        work: _Batch,
+    ) -> None:
+        """:meth:`_keep_summary` of an envelope's kept rows, as columns per join partition."""
+        rows = kept.tolist()
+        all_ids = columns.prediction_ids
+        ids = [all_ids[i] for i in rows]
+        targets = join_partitions(ids, self.n_partitions)
+        window_starts = starts[kept]
+        expires = columns.timestamps[kept] + runtime.label_horizon_seconds
+        predictions, scores = columns.predictions, columns.scores
+        origin = [offsets[i] for i in rows] if offsets is not None else None
+        for target in np.unique(targets).tolist():
+            mine = np.flatnonzero(targets == target).tolist()
+            at = [rows[j] for j in mine]
+            summaries = SummaryColumnsIn(
+                [runtime.model_id] * len(mine),
+                window_starts[mine].tolist(),
+                (window_starts[mine] + runtime.window_seconds).tolist(),
+                [predictions[i] for i in at],
+                [scores[i] for i in at],
+                expires[mine].tolist(),
+                ["p"] * len(mine),
+                [origin[j] for j in mine] if origin is not None else [self._origin[1]] * len(mine),
+            )
+            target_ids = [ids[j] for j in mine]
+            if target == partition:
+                for joined in self.join.add_summaries(partition, target_ids, summaries):
+                    self._pair(partition, joined, work)
+            else:
+                work.forward[target].extend(target_ids, summaries)
 
     def _forwarded_summary(self, message: InputMessage, work: _Batch) -> None:
         forwarded = orjson.loads(message.value)
+        if isinstance(forwarded, dict) and "ids" in forwarded:  # summaries, as columns
+            ids: list[str] = forwarded["ids"]
+            n = len(ids)
+            summaries = SummaryColumnsIn._make(
+                [*(forwarded[name] for name in FORWARDED_COLUMNS), ["j"] * n, [message.offset] * n]
+            )
+            for joined in self.join.add_summaries(message.partition, ids, summaries):
+                self._pair(message.partition, joined, work)
+            return
         if isinstance(forwarded, dict):  # a partition's watermark, after its summaries
             self.join.hear(message.partition, int(forwarded["source"]), forwarded["watermark"])
             return
-        for summary in forwarded:
+        for summary in forwarded:  # a list of summaries: what earlier versions forward
             prediction_id = summary.pop("id")
             self._join_summary(message.partition, prediction_id, summary, work)
 
     async def _send_forwarded(self, work: _Batch) -> None:
         # One message per target partition and batch, not one per prediction: consuming a
         # message costs a Faust worker ~100 µs, so per-prediction forwarding capped
-        # enveloped traffic with labels near 4,000 predictions/s.
+        # enveloped traffic with labels near 4,000 predictions/s. Columns, not a dict per
+        # summary: a tenth of the encoding and decoding.
         for target, summaries in sorted(work.forward.items()):
             for start in range(0, len(summaries), FORWARD_CHUNK):
-                chunk = summaries[start : start + FORWARD_CHUNK]
-                self._delivering(await self.sink.forward_join(target, orjson.dumps(chunk)))
+                ids, chunk = summaries.rows(start, start + FORWARD_CHUNK)
+                value = {"ids": ids, **dict(zip(FORWARDED_COLUMNS, chunk, strict=False))}
+                self._delivering(await self.sink.forward_join(target, orjson.dumps(value)))
 
     def _join_summary(
         self, partition: int, prediction_id: str, summary: dict[str, Any], work: _Batch

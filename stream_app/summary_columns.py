@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -67,7 +67,7 @@ class SummaryColumnsIn(NamedTuple):
 
 
 def _transposed(summaries: Sequence[Summary]) -> SummaryColumnsIn:
-    return SummaryColumnsIn(*map(list, zip(*summaries, strict=True)))
+    return SummaryColumnsIn._make(map(list, zip(*summaries, strict=True)))
 
 
 def _coded_windows(
@@ -435,3 +435,72 @@ class SummaryColumns:
             del self.segments[seq], self._alive[seq]
             self.changed.discard(seq)
             self.dropped.add(seq)
+
+
+def _lists(columns: SummaryColumnsIn) -> tuple[list[Any], ...]:
+    return cast(tuple[list[Any], ...], columns)
+
+
+def _empty_columns() -> SummaryColumnsIn:
+    return SummaryColumnsIn([], [], [], [], [], [], [], [])
+
+
+@dataclass
+class SummaryBuffer:
+    """Summaries collected as column lists, in arrival order (repeats kept)."""
+
+    ids: list[str] = field(default_factory=list)
+    columns: SummaryColumnsIn = field(default_factory=_empty_columns)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def extend(self, ids: Sequence[str], columns: SummaryColumnsIn) -> None:
+        self.ids.extend(ids)
+        for mine, theirs in zip(_lists(self.columns), _lists(columns), strict=True):
+            mine.extend(theirs)
+
+    def append(self, prediction_id: str, summary: Summary) -> None:
+        self.ids.append(prediction_id)
+        for mine, value in zip(_lists(self.columns), summary, strict=True):
+            mine.append(value)
+
+    def row(self, row: int) -> Summary:
+        return Summary._make(column[row] for column in self.columns)
+
+    def rows(self, start: int, stop: int) -> tuple[list[str], SummaryColumnsIn]:
+        return self.ids[start:stop], SummaryColumnsIn._make(c[start:stop] for c in self.columns)
+
+
+@dataclass
+class PendingSummaries:
+    """Summaries kept since the last flush, waiting for their labels: the last kept of each
+    id is the one a label meets and the one the flush writes."""
+
+    buffer: SummaryBuffer = field(default_factory=SummaryBuffer)
+    _row: dict[str, int] = field(default_factory=dict)  # id: its row in the buffer
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def add(self, ids: Sequence[str], columns: SummaryColumnsIn) -> None:
+        first = len(self.buffer)
+        self.buffer.extend(ids, columns)
+        self._row.update(zip(ids, range(first, first + len(ids)), strict=True))
+
+    def add_one(self, prediction_id: str, summary: Summary) -> None:
+        self._row[prediction_id] = len(self.buffer)
+        self.buffer.append(prediction_id, summary)
+
+    def take(self, prediction_id: str) -> Summary | None:
+        row = self._row.pop(prediction_id, None)
+        return None if row is None else self.buffer.row(row)
+
+    def drain(self) -> tuple[list[str], SummaryColumnsIn]:
+        """The summaries kept (one per id), which are then gone from here."""
+        buffer, rows = self.buffer, self._row
+        self.buffer, self._row = SummaryBuffer(), {}
+        if len(rows) == len(buffer):  # no id twice, none taken: every row as it is
+            return buffer.ids, buffer.columns
+        kept = list(rows.values())
+        return list(rows), SummaryColumnsIn._make([c[r] for r in kept] for c in buffer.columns)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from stream_app.counters import Counters
 from stream_app.label_join import LabelJoin, join_key, join_partition, join_partitions
 from stream_app.state_store import MemoryStore
+from stream_app.summary_columns import SummaryColumnsIn
 
 
 def _summary(expires: float = 100.0) -> dict[str, Any]:
@@ -130,3 +131,65 @@ def test_summaries_kept_as_segments_come_back_after_a_restart() -> None:
     assert restored.add_label(1, "p3", "churn", "1", (6, 0), 500.0) is None  # joined before
     restored.expire([1], lambda partition: 103.5)  # p1 and p2 expire, p4 waits
     assert counters.unlabeled_predictions == 2 and restored.waiting_summaries() == 1
+
+
+SUMMARY_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c", "d", "e"]), st.floats(0, 200), st.sampled_from([0, 1])
+    ),
+    max_size=8,
+)
+
+
+def _pair_of(joined: Any) -> Any:
+    """What stage 1 sends of a pair (``Stage1._pair``), the summary's origin defaulted."""
+    if joined is None:
+        return None
+    s = joined.summary
+    fields = (s["m"], s["ws"], s["we"], s["y"], s["s"], s["x"], s.get("sk", "p"), s.get("so"))
+    return fields, joined.label, joined.identity
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("summaries"), SUMMARY_ROWS),
+            st.tuples(st.just("label"), st.sampled_from(["a", "b", "c", "d", "e"])),
+            st.tuples(st.just("flush"), st.none()),
+        ),
+        max_size=25,
+    )
+)
+def test_summaries_added_as_columns_join_as_added_one_by_one(steps: list[tuple[str, Any]]) -> None:
+    """``add_summaries`` (envelopes, forwarded columns) is ``add_summary`` for many."""
+    by_one, _, _ = _join(1)
+    by_columns, _, _ = _join(1)
+    for offset, (kind, arg) in enumerate(steps):
+        if kind == "summaries":
+            last = {pid: (expires, y) for pid, expires, y in arg}  # ids distinct per call
+            one = [
+                by_one.add_summary(0, pid, {**_summary(x), "y": y, "so": offset})
+                for pid, (x, y) in last.items()
+            ]
+            ids = list(last)
+            columns = SummaryColumnsIn(
+                ["churn"] * len(ids),
+                [0.0] * len(ids),
+                [60.0] * len(ids),
+                [y for _, y in last.values()],
+                [0.9] * len(ids),
+                [x for x, _ in last.values()],
+                ["p"] * len(ids),
+                [offset] * len(ids),
+            )
+            many = by_columns.add_summaries(0, ids, columns)
+            assert [_pair_of(j) for j in one if j is not None] == [_pair_of(j) for j in many]
+        elif kind == "label":
+            first = by_one.add_label(0, arg, "churn", 1, (offset, 0), 500.0)
+            second = by_columns.add_label(0, arg, "churn", 1, (offset, 0), 500.0)
+            assert _pair_of(first) == _pair_of(second)
+        else:
+            by_one.seal()
+            by_columns.seal()
+        assert by_one.waiting_summaries() == by_columns.waiting_summaries()
