@@ -215,8 +215,8 @@ async def fetch_changelog_again(consumer: Any, tp: Any, offset: int) -> None:
         "%s[%d]: before fetching it again: %s", tp.topic, tp.partition, fetch_state(consumer, tp)
     )
     await seek_where_fetched(consumer, tp, offset)
+    # The partition only: the flow is Faust's to stop and resume (a rebalance stops it).
     consumer.resume_partitions([tp])
-    consumer.resume_flow()
 
 
 def fetch_state(consumer: Any, tp: Any) -> str:

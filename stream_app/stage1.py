@@ -905,8 +905,15 @@ class Stage1:
             summary = Summary(runtime.model_id, start, end, predicted, score, expires, "j", -1)
             work.forward[target].append(prediction_id, summary)
             return
-        entry = {"k": "p", "m": runtime.model_id, "ws": start, "we": end}
-        entry.update({"y": predicted, "s": score, "x": expires})
+        entry = {
+            "k": "p",
+            "m": runtime.model_id,
+            "ws": start,
+            "we": end,
+            "y": predicted,
+            "s": score,
+            "x": expires,
+        }
         self._join_summary(partition, prediction_id, entry, work)
 
     def _keep_summaries(
