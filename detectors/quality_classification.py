@@ -306,7 +306,12 @@ class ClassificationState:
 
 
 def _sparse(hist: IntArray) -> list[list[list[int]]]:
-    return [[[int(b), int(row[b])] for b in np.flatnonzero(row)] for row in hist]
+    # One tolist per row, not an int() per bin: a busy window fills most of its bins.
+    rows = []
+    for row in hist:
+        filled = np.flatnonzero(row)
+        rows.append(np.stack([filled, row[filled]], axis=1).tolist())
+    return rows
 
 
 def _counts(values: Any, shape: tuple[int, ...]) -> IntArray:

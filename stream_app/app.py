@@ -408,6 +408,7 @@ def create_pipeline(
                             ]
                         )
                         continue
+                    batch = []
                     for event in events:
                         if not await stage2_order.admit(
                             event.message.partition, event.message.offset
@@ -418,7 +419,8 @@ def create_pipeline(
                         except InvalidEventError as exc:
                             log.error("skipping malformed internal message: %s", exc)
                             continue
-                        await stage2.handle(event.message.partition, message, event.message.offset)
+                        batch.append((event.message.partition, message, event.message.offset))
+                    await stage2.handle_batch(batch)
                     stage2_order.save()  # last: the next offsets cover the state before them
                     await stage2.flush()
             except Exception as exc:

@@ -46,12 +46,13 @@ from typing import Any, Protocol
 import orjson
 
 from detectors import ControlLimitResult, ReferenceProfile, WindowState, evaluate_window
-from detectors.quality import ClassificationState, empty_quality_state, quality_state_from_dict
+from detectors.quality import ClassificationState, quality_state_from_dict
 from driftline.errors import DriftlineError, IncompatibleStateError, InvalidInputError
 from schemas.outbound import RetrainTrigger
 from stream_app import baseline, messages, results
 from stream_app.counters import Counters
 from stream_app.empty_windows import empty_window_starts, evaluations_needed
+from stream_app.label_quality import HeldLabels, QualityBuffer
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.retraining import WindowSummary, evaluate_policy
 from stream_app.state_store import PartitionedStore
@@ -165,11 +166,39 @@ class Stage2:
         # Keys of records known to be final (in memory; rebuilt by the first scan after a
         # restart, since a final record stays final).
         self._final_keys: set[str] = set()
+        self._quality = QualityBuffer()
 
     # -- messages -------------------------------------------------------------------------
 
     async def handle(
         self, partition: int, message: messages.StageMessage, offset: int | None = None
+    ) -> None:
+        """Apply one message (see :meth:`handle_batch`)."""
+        await self.handle_batch([(partition, message, offset)])
+
+    async def handle_batch(
+        self, batch: Sequence[tuple[int, messages.StageMessage, int | None]]
+    ) -> None:
+        """Apply ``(partition, message, offset)`` triples in order; every change is in the
+        store when this returns.
+
+        Labels change a window's quality part in memory until the batch settles: before
+        any other kind of message (which reads the store) and at the end, so a window that
+        several labels messages touch is read and written once. If anything raises, the
+        held changes are dropped with the batch, which is not acknowledged.
+        """
+        try:
+            for partition, message, offset in batch:
+                if self._quality and not isinstance(message, messages.LabelsMessage):
+                    self._settle_labels()
+                await self._handle_one(partition, message, offset)
+            self._settle_labels()
+        except BaseException:
+            self._quality.discard()
+            raise
+
+    async def _handle_one(
+        self, partition: int, message: messages.StageMessage, offset: int | None
     ) -> None:
         """Apply one message; a message that cannot be used is logged, counted and skipped.
 
@@ -209,13 +238,20 @@ class Stage2:
         if runtime is None:
             log.warning("dropping stage-2 message for unregistered model %s", message.model_id)
             return
-        record = self._record(partition, message.model_id, message.window_start, message.window_end)
+        key = _record_key(partition, message.model_id, message.window_start)
+        held = self._quality.held(key) if isinstance(message, messages.LabelsMessage) else None
+        record = (
+            held.record
+            if held is not None
+            else self._record(partition, message.model_id, message.window_start, message.window_end)
+        )
+        applied_before = record.applied_offset
         if offset is not None:
             if offset <= record.applied_offset:
                 self.counters.replayed_messages += 1
                 return
             record.applied_offset = offset
-        if self._expired(partition, runtime, record):
+        if held is None and self._expired(partition, runtime, record):
             # Its window was dropped after the label horizon: recreating it from this one
             # message would overwrite complete results with a fragment.
             self.counters.expired_messages += 1
@@ -229,7 +265,15 @@ class Stage2:
         if isinstance(message, messages.PartialMessage):
             await self._partial(partition, runtime, record, message)
         elif isinstance(message, messages.LabelsMessage):
-            await self._labels(partition, runtime, record, message)
+            changed = False
+            try:
+                changed = self._labels(partition, runtime, record, message, held)
+            finally:
+                if not changed:
+                    # A held record is written with the batch: one that this message left
+                    # unchanged (skipped, or nothing new) keeps the offset it had, as a
+                    # record read and not written again does.
+                    record.applied_offset = applied_before
         else:
             fresh = _new_late(message, record.origins)
             if fresh is None:
@@ -279,51 +323,69 @@ class Stage2:
         else:
             self._save(partition, record)
 
-    async def _labels(
+    def _labels(
         self,
         partition: int,
         runtime: ModelRuntime,
         record: WindowRecord,
         message: messages.LabelsMessage,
-    ) -> None:
+        held: HeldLabels | None,
+    ) -> bool:
+        """Count the message's new pairs in the window's quality state, held until the
+        batch settles (:meth:`_settle_labels`); whether there were any."""
         if runtime.task is None:
-            return
+            return False
         y_true, y_pred, scores = message.y_true, message.y_pred, message.scores
-        fresh = _new_label_pairs(message, record.recent_labels)
+        # Changed on a copy: a message whose labels turn out invalid changes nothing.
+        recent = dict(record.recent_labels)
+        fresh = _new_label_pairs(message, recent)
         if fresh is not None:
             keep = fresh
             self.counters.replayed_pairs += len(y_true) - len(keep)
             if not keep:
                 # Every pair was applied before (stage 1 sent them again after a crash):
                 # saving or flagging a revision would only redo what is done.
-                return
+                return False
             if len(keep) < len(y_true):
                 y_true = [y_true[i] for i in keep]
                 y_pred = [y_pred[i] for i in keep]
                 # Scores are per pair when there are any; an empty list stays empty.
                 if len(scores) == len(message.y_true):
                     scores = [scores[i] for i in keep]
-        quality = (
-            quality_state_from_dict(record.quality)
-            if record.quality
-            else empty_quality_state(runtime.task)
-        )
+        key = _record_key(partition, record.model_id, record.start)
+        if held is not None:
+            quality = held.state
+        else:
+            stored = self.records.get(_quality_key_of(key))
+            quality = self._quality.state_for(key, stored, record.quality, runtime.task)
+        # Both check the whole batch before counting: an invalid one leaves the state as is.
         if isinstance(quality, ClassificationState):
             quality.update(y_true, y_pred, scores)
         else:
             quality.update(y_true, y_pred)
-        record.quality = quality.to_dict()
+        record.recent_labels = recent
         # A final window's metrics are revised on the next tick, once for all the labels
         # that arrived meanwhile: labels for hundreds of windows arrive mixed, and revising
         # per message would evaluate and write every window again for each batch.
         record.revision_pending = record.final
-        if self.records.get(_record_key(partition, record.model_id, record.start)) is None:
-            self._save(partition, record)  # labels before any partial: the record begins here
-        else:
-            self._save_quality(partition, record)
+        self._quality.hold(key, partition, record, quality)
         # Until it is revised, the window must not be retired by its key alone: a watermark
         # arriving before the next tick would drop the labels it just took.
-        self._final_keys.discard(_record_key(partition, record.model_id, record.start))
+        self._final_keys.discard(key)
+        return True
+
+    def _settle_labels(self) -> None:
+        """Write the windows labels changed since the last settle, once each."""
+        for key, held in self._quality.release().items():
+            record = held.record
+            record.quality = held.state.to_dict()
+            if self.records.get(key) is None:
+                self._save(held.partition, record)  # labels before any partial: it begins here
+            else:
+                self._save_quality(held.partition, record)
+            written = self.records.get(_quality_key_of(key))
+            if written is not None:
+                self._quality.remember(key, written, held.state)
 
     def _expired(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> bool:
         if record.state or record.final or record.late or record.sources or record.quality:
@@ -624,6 +686,7 @@ class Stage2:
 
     def _delete(self, partition: int, key: str) -> None:
         """Drop a record's two parts, by its drift part's key."""
+        self._quality.forget(key)
         self.records.delete(partition, key)
         quality_key = _quality_key_of(key)
         if self.records.get(quality_key) is not None:

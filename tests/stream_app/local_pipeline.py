@@ -175,8 +175,12 @@ class LocalPipeline:
                 joins = [self.message("join", "", value, partition) for partition, value in sent]
                 await self.stage1.process(joins)
             pending, self.to_stage2 = self.to_stage2, []
-            for _key, value, _partition in pending:
-                await self.stage2.handle(0, messages.decode(value))
+            # In batches as the stage-2 agent takes them (``take_events(500, ...)``).
+            for start in range(0, len(pending), 500):
+                chunk = pending[start : start + 500]
+                await self.stage2.handle_batch(
+                    [(0, messages.decode(value), None) for _key, value, _partition in chunk]
+                )
 
     async def idle(self, seconds: float) -> None:
         """Let wall-clock time pass with no events, then run the timers (the relay's too)."""

@@ -269,8 +269,10 @@ async def _stage2(log: list[Entry]) -> dict[str, Any]:
     writer = RecordingWriter()
     stage2 = Stage2(registry, MemoryStore(), writer, Counters())
     sent = [entry[1] for entry in log if entry[0] == "stage2"]
-    for offset, value in enumerate(sent):
-        await stage2.handle(0, messages.decode(value), offset)
+    decoded = [(0, messages.decode(value), offset) for offset, value in enumerate(sent)]
+    # In batches, as the agent takes them: labels for a window are held across a batch.
+    for start in range(0, len(decoded), 7):
+        await stage2.handle_batch(decoded[start : start + 7])
     await stage2.flush()
     for _ in range(2):
         await stage2.tick([0])
