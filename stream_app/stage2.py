@@ -121,7 +121,12 @@ class WindowRecord:
     def quality_bytes(self) -> bytes | None:
         """The quality part, which labels rewrite without the ~20 KB drift part; None while
         the window has no labels (nothing to keep apart)."""
-        if self.quality is None and not self.recent_labels and not self.revision_pending:
+        if (
+            self.quality is None
+            and not self.recent_labels
+            and not self.revision_pending
+            and not self.revision
+        ):
             return None
         data = {name: getattr(self, name) for name in QUALITY_FIELDS}
         data["applied_offset"] = self.applied_offset
@@ -141,12 +146,14 @@ class WindowRecord:
             # Each part remembers the last window-partials offset it applied; writes of one
             # partition's changelog land in order, so the higher one is the record's.
             data["applied_offset"] = max(data.get("applied_offset", -1), part["applied_offset"])
-            data.update({name: part[name] for name in QUALITY_FIELDS})
+            # ``revision`` moved here later: an older quality part leaves the drift part's.
+            data.update({name: part[name] for name in QUALITY_FIELDS if name in part})
         return cls(**data)
 
 
-# What a labels message changes, stored under a key of its own (``_quality_key``).
-QUALITY_FIELDS = ("quality", "recent_labels", "revision_pending")
+# What a labels message and a quality revision change, stored under a key of its own
+# (``_quality_key``), so neither rewrites the drift part.
+QUALITY_FIELDS = ("quality", "recent_labels", "revision_pending", "revision")
 
 
 class Stage2:
@@ -607,7 +614,7 @@ class Stage2:
         alerts = results.AlertInputs.of(runtime.config, revised.version)
         revision = results.QualityRevision.of(runtime.model_id, revised, rows, trigger, alerts)
         new_triggers = await self.writer.commit_revision(revision)
-        self._save(partition, revised)
+        self._save_quality(partition, revised)  # what a revision changes is all there
         if history is not None:
             self._save_history(partition, runtime.model_id, history)
         self.counters.quality_revisions += 1
@@ -796,7 +803,14 @@ class Stage2:
         prefix = f"{partition}|q|"
         pending = []
         for key, raw in self.records.items():
-            if key.startswith(prefix) and orjson.loads(raw)["revision_pending"]:
+            # Most quality parts are not pending, and parsing each (sparse histograms) every
+            # tick cost more than the revisions: the flag is looked for first. (orjson
+            # escapes a quote inside a string, so no class name can look like it.)
+            if (
+                key.startswith(prefix)
+                and b'"revision_pending":true' in raw
+                and orjson.loads(raw)["revision_pending"]
+            ):
                 model_id, start = key[len(prefix) :].rsplit("|", 1)
                 pending.append(self._record(partition, model_id, float(start), float(start)))
         for record in sorted(pending, key=lambda r: (r.model_id, r.start)):

@@ -44,6 +44,20 @@ def test_labels_after_finalization_leave_the_drift_part_alone() -> None:
     assert start == window_start(0) and revised.window.n_labeled == 30
     after = pipeline.stage2.records.get(quality_key)
     assert after is not None and not orjson.loads(after)["revision_pending"]
+    assert pipeline.stage2.records.get(drift_key) == drift_part, "nor by the revision"
+    assert WindowRecord.from_bytes(drift_part, after).revision == 1
+
+
+def test_a_quality_part_written_before_it_held_the_revision_keeps_the_drift_part_s() -> None:
+    record = WindowRecord("m", 0.0, 60.0, quality={"kind": "x"}, revision=3, final=True)
+    drift_part = orjson.loads(record.to_bytes())
+    assert "revision" not in drift_part
+    older_drift = orjson.dumps({**drift_part, "revision": 3})
+    older_quality = orjson.loads(record.quality_bytes() or b"")
+    del older_quality["revision"]
+    read = WindowRecord.from_bytes(older_drift, orjson.dumps(older_quality))
+    assert read.revision == 3
+    assert WindowRecord.from_bytes(record.to_bytes(), record.quality_bytes()).revision == 3
 
 
 def test_a_record_written_whole_by_an_older_worker_still_reads() -> None:
