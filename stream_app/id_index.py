@@ -189,6 +189,19 @@ class IdIndex:
         """One id's handle and slot (both -1 where absent), for :meth:`delete_slot`."""
         return self._probe_one(prediction_id)
 
+    def locate_many(self, ids: Sequence[str]) -> tuple[I64, I64]:
+        """:meth:`locate` of many ids at once, for :meth:`delete_slots`."""
+        return self._probe(ids, self._hasher(ids))
+
+    def delete_slots(self, slots: I64) -> None:
+        """Forget the ids :meth:`locate_many` found at ``slots`` (distinct; nothing changed
+        since): a shrink happens after all of them, so the slots stay valid until then."""
+        self._keys[slots] = DELETED
+        self._handles[slots] = MISSING
+        self._live -= slots.size
+        self._deleted += slots.size
+        self._maybe_shrink()
+
     def delete_slot(self, slot: int) -> None:
         """Forget the id :meth:`locate` found at ``slot`` (nothing changed since)."""
         self._keys[slot] = DELETED

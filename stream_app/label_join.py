@@ -14,8 +14,10 @@ sends its prediction watermark there after the summaries it forwarded: :meth:`he
 Summaries waiting for their labels are kept as columns (``stream_app.summary_columns``):
 the summaries one flush kept for a partition become one segment, stored in the table under
 ``{partition}#c{seq}`` (its versioned binary form, the in-memory columns being views into
-it), with the rows gone since (joined or expired) under ``{partition}#g{seq}`` as a bitmap;
-a segment whose rows are all gone is deleted. Until the flush they wait in a dict.
+it). The rows gone since (joined or expired) are one *gone-log* record per flush under
+``{partition}#x{n}`` (their handles), folded now and then into a bitmap per segment under
+``{partition}#g{seq}`` (the records are then deleted); a segment whose rows are all gone
+is deleted. Until the flush they wait in a dict.
 
 Table values (JSON) under ``{partition}|{prediction id}`` by ``k``: ``l`` a label (model
 ``m``, label ``y``, expiry ``x``, offset ``o``, position ``i`` when not 0); ``d`` a joined
@@ -30,6 +32,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -41,6 +44,8 @@ from stream_app.counters import Counters
 from stream_app.state_store import PartitionedStore
 from stream_app.summary_columns import (
     GONE,
+    MAX_ROWS,
+    ROW_BITS,
     PendingSummaries,
     Summary,
     SummaryColumns,
@@ -50,6 +55,13 @@ from stream_app.summary_columns import (
 
 # Rows per segment: its table value stays near 400 KB, under Kafka's 1 MB message size.
 SEGMENT_ROWS = 4096
+
+# The rows gone in one flush are one gone-log record per partition; the records are folded
+# into per-segment bitmaps (and deleted) once they hold this many rows, or this many
+# records, or a quarter of the rows kept, whichever comes first.
+GONE_LOG_ROWS = 65_536
+GONE_LOG_RECORDS = 256
+_GONE_LOG_VERSION = b"\x01"
 
 
 class Joined(NamedTuple):
@@ -124,6 +136,27 @@ def _gone_key(partition: int, seq: int) -> str:
     return f"{partition}#g{seq}"
 
 
+def _gone_log_key(partition: int, number: int) -> str:
+    return f"{partition}#x{number}"
+
+
+@dataclass
+class _GoneLog:
+    """A partition's gone-log records not yet folded into bitmaps."""
+
+    keys: list[str] = field(default_factory=list)
+    rows: int = 0
+    next_number: int = 0
+
+
+def _read_gone_log(value: bytes) -> npt.NDArray[np.int64]:
+    if value[:1] != _GONE_LOG_VERSION:
+        raise ValueError(
+            f"a gone-log record of unknown version {value[:1]!r}: written by a newer Driftline?"
+        )
+    return np.frombuffer(value, dtype="<i8", offset=1).astype(np.int64)
+
+
 def _entry_partition(key: str) -> int | None:
     """The partition of a ``{partition}|{prediction id}`` entry (None: a segment's key)."""
     head, sep, _ = key.partition("|")
@@ -179,6 +212,7 @@ class LabelJoin:
         # Summaries waiting for their labels: kept since the last flush, and as columns.
         self._pending: dict[int, PendingSummaries] = defaultdict(PendingSummaries)
         self._columns: dict[int, SummaryColumns] = {}
+        self._gone_logs: dict[int, _GoneLog] = defaultdict(_GoneLog)
 
     # -- entries -------------------------------------------------------------------------
 
@@ -258,13 +292,66 @@ class LabelJoin:
             return None  # this very label, read again by a replay: its effect is in the store
         if entry is not None and entry["k"] == "d":
             return None  # a second label for a joined prediction (a retried send)
+        self._wait(partition, key, model_id, label, identity, expires)
+        return None
+
+    def _wait(
+        self,
+        partition: int,
+        key: str,
+        model_id: str,
+        label: Any,
+        identity: tuple[int, int],
+        expires: float,
+    ) -> None:
+        """Store a label to wait for its summary."""
         waiting: dict[str, Any] = {"k": "l", "m": model_id, "y": label, "x": expires}
         waiting["o"] = identity[0]
         if identity[1]:
             waiting["i"] = identity[1]  # absent for a label alone in its message, as before
         self.store.set(partition, key, orjson.dumps(waiting))
         self._note_expiry(partition, expires)
-        return None
+
+    def add_labels(
+        self,
+        partition: int,
+        ids: Sequence[str],
+        model_id: str,
+        labels: Sequence[Any],
+        offset: int,
+        expires: Sequence[float],
+    ) -> list[Joined]:
+        """:meth:`add_label` of each label of one message at ``offset`` (label ``i``'s
+        identity: ``(offset, i)``), ``ids`` distinct: the pairs, in the labels' order.
+
+        Labels whose id has nothing in the table (the common case: no label waits, no
+        mark) take their summaries together (:meth:`SummaryColumns.take`); the others go
+        one by one. Distinct ids touch distinct state, so the order between them does not
+        change what is stored.
+        """
+        get = self.store.get
+        keys = [join_key(partition, prediction_id) for prediction_id in ids]
+        stored = [get(key) for key in keys]
+        free = [row for row, entry in enumerate(stored) if entry is None]
+        taken = self._take_summaries(partition, [ids[r] for r in free])
+        summaries = dict(zip(free, taken, strict=True))
+        joined: list[Joined] = []
+        for row, entry in enumerate(stored):
+            identity = (offset, row)
+            if entry is not None:
+                pair = self.add_label(
+                    partition, ids[row], model_id, labels[row], identity, expires[row]
+                )
+                if pair is not None:
+                    joined.append(pair)
+                continue
+            summary = summaries[row]
+            if summary is None:
+                self._wait(partition, keys[row], model_id, labels[row], identity, expires[row])
+                continue
+            self._mark_joined(partition, keys[row], identity, summary.expires)
+            joined.append(Joined(_as_entry(summary), labels[row], identity))
+        return joined
 
     def waiting_summaries(self) -> int:
         """How many summaries wait for their labels (a gauge, and what tests count)."""
@@ -283,6 +370,19 @@ class LabelJoin:
             return _as_entry(found)
         return None if kept is None else _as_entry(kept)
 
+    def _take_summaries(self, partition: int, ids: Sequence[str]) -> list[Summary | None]:
+        """:meth:`_take_summary` of many distinct ids."""
+        if not ids:
+            return []
+        pending = self._pending.get(partition)
+        found = [pending.take(i) for i in ids] if pending else [None] * len(ids)
+        columns = self._columns.get(partition)
+        # Both, as in _take_summary: a copy kept before must go too.
+        kept = columns.take(ids) if columns is not None else [None] * len(ids)
+        return [
+            mine if mine is not None else other for mine, other in zip(found, kept, strict=True)
+        ]
+
     def seal(self) -> None:
         """Write the summaries kept since the last flush as segments, and the rows gone."""
         for partition, pending in self._pending.items():
@@ -298,14 +398,44 @@ class LabelJoin:
                 self.store.set(partition, _segment_key(partition, segment.seq), data)
                 columns.attach(SummarySegment.from_bytes(data, copy=False), chunk)
         for partition, columns in self._columns.items():
-            for seq in sorted(columns.changed):
-                gone = np.packbits(columns.segments[seq].state == GONE).tobytes()
-                self.store.set(partition, _gone_key(partition, seq), gone)
+            self._log_gone(partition, columns)
             for seq in sorted(columns.dropped):
                 self.store.delete(partition, _segment_key(partition, seq))
                 self.store.delete(partition, _gone_key(partition, seq))
-            columns.changed.clear()
             columns.dropped.clear()
+
+    def _log_gone(self, partition: int, columns: SummaryColumns) -> None:
+        """The rows gone since the last flush, as one record; folded into bitmaps when due.
+
+        Labels for random predictions touch most segments in every flush: a bitmap per
+        touched segment per flush was hundreds of table writes each time (half of what a
+        label envelope cost). A record per flush, folded now and then, is one write. The
+        bitmaps are written before the records are deleted: a restart that reads both
+        applies both (a row once gone stays gone).
+        """
+        gone = columns.drain_gone()
+        log = self._gone_logs[partition]
+        if gone.size:
+            key = _gone_log_key(partition, log.next_number)
+            log.next_number += 1
+            log.keys.append(key)
+            log.rows += int(gone.size)
+            self.store.set(partition, key, _GONE_LOG_VERSION + gone.astype("<i8").tobytes())
+        due = (
+            log.rows >= min(GONE_LOG_ROWS, max(SEGMENT_ROWS, len(columns.index) // 4))
+            or len(log.keys) >= GONE_LOG_RECORDS
+            or not columns.segments  # every segment named is gone: nothing to fold
+        )
+        if not due or not log.keys:
+            return
+        for seq in sorted(columns.changed):
+            bits = np.packbits(columns.segments[seq].state == GONE).tobytes()
+            self.store.set(partition, _gone_key(partition, seq), bits)
+        columns.changed.clear()
+        for key in log.keys:
+            self.store.delete(partition, key)
+        log.keys.clear()
+        log.rows = 0
 
     def _columns_of(self, partition: int) -> SummaryColumns:
         columns = self._columns.get(partition)
@@ -430,6 +560,7 @@ class LabelJoin:
         self._joined_marks.pop(partition, None)
         self._pending.pop(partition, None)
         self._columns.pop(partition, None)
+        self._gone_logs.pop(partition, None)
 
     def restore_joined_marks(self, partition: int) -> None:
         """After a restart: the joined marks and the waiting summaries of the partition, as
@@ -437,8 +568,10 @@ class LabelJoin:
         self._joined_marks.pop(partition, None)
         prefix = f"{partition}|"
         segments, gone = f"{partition}#c", f"{partition}#g"
+        logged = f"{partition}#x"
         stored: dict[int, bytes] = {}
         gone_rows: dict[int, bytes] = {}
+        gone_log: dict[int, bytes] = {}
         for key, value in self.store.items():
             if key.startswith(prefix) and value.startswith(b'{"k":"d"'):
                 self._joined_marks[partition].append((key, int(orjson.loads(value)["o"])))
@@ -446,10 +579,25 @@ class LabelJoin:
                 stored[int(key[len(segments) :])] = value
             elif key.startswith(gone):
                 gone_rows[int(key[len(gone) :])] = value
+            elif key.startswith(logged):
+                gone_log[int(key[len(logged) :])] = value
         columns = self._columns[partition] = SummaryColumns()
+        log = self._gone_logs[partition] = _GoneLog()
+        logged_gone = [_read_gone_log(gone_log[number]) for number in sorted(gone_log)]
+        handles = np.sort(np.concatenate([np.zeros(0, dtype=np.int64), *logged_gone]))
+        for number in sorted(gone_log):
+            log.keys.append(_gone_log_key(partition, number))
+            log.next_number = number + 1
+        log.rows = int(handles.size)
+        if handles.size:
+            # A record may name a segment since dropped: its number is not given again.
+            columns.number_after(int(handles.max()) >> ROW_BITS)
         for seq in sorted(stored):
             segment = SummarySegment.from_bytes(stored[seq], copy=False)
             if seq in gone_rows:
                 bits = np.frombuffer(gone_rows[seq], dtype=np.uint8)
                 segment.state[np.unpackbits(bits)[: len(segment)].astype(bool)] = GONE
+            lo, hi = np.searchsorted(handles, [seq << ROW_BITS, (seq + 1) << ROW_BITS])
+            mine = handles[lo:hi] & (MAX_ROWS - 1)
+            segment.state[mine[mine < len(segment)]] = GONE
             columns.attach(segment)

@@ -1014,9 +1014,27 @@ class Stage1:
             await self._reject(message, reason)
             return
         clock = self.label_clock(message.partition)
-        for index, label in enumerate(labels):
-            clock.observe(label.timestamp.timestamp())
-            self._join_label(message, index, label, runtime.label_horizon_seconds, work)
+        ids = [label.prediction_id for label in labels]
+        if len(labels) > 1 and len(set(ids)) == len(ids):
+            # An envelope of distinct ids: joined together (a repeated id goes one by one,
+            # so that its second label meets what its first left).
+            times = [label.timestamp.timestamp() for label in labels]
+            # Within one message the clock does not move: the latest time is what counts.
+            clock.observe(max(times))
+            horizon = runtime.label_horizon_seconds
+            for joined in self.join.add_labels(
+                message.partition,
+                ids,
+                model_id,
+                [label.label for label in labels],
+                message.offset,
+                [t + horizon for t in times],
+            ):
+                self._pair(message.partition, joined, work)
+        else:
+            for index, label in enumerate(labels):
+                clock.observe(label.timestamp.timestamp())
+                self._join_label(message, index, label, runtime.label_horizon_seconds, work)
         self.counters.labels += len(labels)
 
     def _labels_error(

@@ -36,6 +36,9 @@ _MAGIC = b"DLS"
 
 WAITING, JOINED, GONE = 0, 1, 2
 
+# Below this many ids a take goes id by id: numpy's fixed cost per call is higher.
+TAKE_ONE_BY_ONE_BELOW = 16
+
 F64 = npt.NDArray[np.float64]
 Codes = npt.NDArray[np.unsignedinteger[Any]]
 
@@ -199,6 +202,33 @@ class SummarySegment:
             self.origin_offsets.item(row),
         )
 
+    def summaries(self, rows: npt.NDArray[np.int64]) -> list[Summary]:
+        """:meth:`summary` of many rows, gathered column by column."""
+        windows = [self.windows[code] for code in self.window_codes[rows].tolist()]
+        if self.predicted_floats is not None:
+            predicted: list[Any] = self.predicted_floats[rows].tolist()
+        else:
+            assert self.predicted_codes is not None
+            predicted = [self.predicted[code] for code in self.predicted_codes[rows].tolist()]
+        scores = self.scores[rows]
+        score_list: list[float | None] = scores.tolist()
+        for at in np.flatnonzero(np.isnan(scores)).tolist():
+            score_list[at] = None
+        models, kinds = self.models, self.origin_kinds
+        return [
+            Summary(models[m], w[0], w[1], y, s, x, kinds[k], o)
+            for m, w, y, s, x, k, o in zip(
+                self.model_codes[rows].tolist(),
+                windows,
+                predicted,
+                score_list,
+                self.expires[rows].tolist(),
+                self.origin_codes[rows].tolist(),
+                self.origin_offsets[rows].tolist(),
+                strict=True,
+            )
+        ]
+
     @property
     def nbytes(self) -> int:
         arrays = (
@@ -320,9 +350,16 @@ class SummaryColumns:
         # last took them: what its changelog must be told.
         self.changed: set[int] = set()
         self.dropped: set[int] = set()
+        # The handles of the rows gone since :meth:`drain_gone` last took them.
+        self._gone_handles: list[int] = []
+        self._gone_arrays: list[npt.NDArray[np.int64]] = []
 
     def _id_at(self, handle: int) -> str:
         return self.segments[handle >> ROW_BITS].id_at(handle & (MAX_ROWS - 1))
+
+    def number_after(self, seq: int) -> None:
+        """New segments get numbers above ``seq`` (one a record still names, say)."""
+        self._next_seq = max(self._next_seq, seq + 1)
 
     @property
     def nbytes(self) -> int:
@@ -396,6 +433,29 @@ class SummaryColumns:
         self._gone_one(seq, row)
         return summary
 
+    def take(self, ids: Sequence[str]) -> list[Summary | None]:
+        """:meth:`take_one` of many distinct ids (a label envelope's), with numpy."""
+        if len(ids) < TAKE_ONE_BY_ONE_BELOW:
+            return [self.take_one(prediction_id) for prediction_id in ids]
+        taken: list[Summary | None] = [None] * len(ids)
+        handles, slots = self.index.locate_many(ids)
+        found = np.flatnonzero(handles != MISSING)
+        seqs = handles[found] >> ROW_BITS
+        rows = handles[found] & (MAX_ROWS - 1)
+        freed = []
+        for seq in np.unique(seqs).tolist():
+            mine = seqs == seq
+            segment = self.segments[seq]
+            waiting = segment.state[rows[mine]] == WAITING
+            at, its_rows = found[mine][waiting], rows[mine][waiting]
+            for position, summary in zip(at.tolist(), segment.summaries(its_rows), strict=True):
+                taken[position] = summary
+            freed.append(slots[at])
+            self._gone_rows(seq, its_rows)
+        if freed:
+            self.index.delete_slots(np.concatenate(freed))
+        return taken
+
     def earliest_expiry(self) -> float | None:
         """The earliest expiry among the waiting summaries (None: none waits)."""
         found = [
@@ -424,11 +484,36 @@ class SummaryColumns:
         for handle in handles[handles != MISSING].tolist():
             self._gone_one(handle >> ROW_BITS, handle & (MAX_ROWS - 1))
 
+    def drain_gone(self) -> npt.NDArray[np.int64]:
+        """The handles of the rows gone since the last call, in segments still kept."""
+        arrays = [*self._gone_arrays, np.array(self._gone_handles, dtype=np.int64)]
+        self._gone_handles, self._gone_arrays = [], []
+        handles = np.concatenate(arrays)
+        if self.dropped and handles.size:
+            dropped = np.fromiter(self.dropped, dtype=np.int64, count=len(self.dropped))
+            handles = handles[~np.isin(handles >> ROW_BITS, dropped)]
+        return handles
+
+    def _gone_rows(self, seq: int, rows: npt.NDArray[np.int64]) -> None:
+        """Waiting rows (distinct) of one segment go."""
+        if not rows.size:
+            return
+        segment = self.segments[seq]
+        segment.state[rows] = GONE
+        self._gone_arrays.append((seq << ROW_BITS) | rows)
+        self._alive[seq] -= int(rows.size)
+        self.changed.add(seq)
+        if self._alive[seq] == 0:
+            del self.segments[seq], self._alive[seq]
+            self.changed.discard(seq)
+            self.dropped.add(seq)
+
     def _gone_one(self, seq: int, row: int) -> None:
         segment = self.segments[seq]
         if segment.state.item(row) == GONE:
             return
         segment.state[row] = GONE
+        self._gone_handles.append((seq << ROW_BITS) | row)
         self._alive[seq] -= 1
         self.changed.add(seq)
         if self._alive[seq] == 0:

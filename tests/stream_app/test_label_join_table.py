@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from aiokafka.partitioner import murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream_app import label_join
 from stream_app.counters import Counters
 from stream_app.label_join import LabelJoin, join_key, join_partition, join_partitions
 from stream_app.state_store import MemoryStore
@@ -193,3 +195,80 @@ def test_summaries_added_as_columns_join_as_added_one_by_one(steps: list[tuple[s
             by_one.seal()
             by_columns.seal()
         assert by_one.waiting_summaries() == by_columns.waiting_summaries()
+
+
+IDS = [f"p{n}" for n in range(40)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("summaries"), st.lists(st.sampled_from(IDS), max_size=30)),
+            st.tuples(st.just("labels"), st.lists(st.sampled_from(IDS), max_size=30)),
+            st.tuples(st.just("flush"), st.booleans()),
+            st.tuples(st.just("expire"), st.floats(0, 120)),
+        ),
+        max_size=30,
+    ),
+    records=st.sampled_from([1, 3, 256]),
+)
+def test_label_envelopes_join_as_their_labels_one_by_one_across_restarts(
+    steps: list[tuple[str, Any]], records: int
+) -> None:
+    """``add_labels`` is ``add_label`` for each label; a restart after a flush (the rows
+    gone kept as gone-log records, folded into bitmaps every ``records`` flushes) changes
+    nothing either."""
+    by_one, _, one_counters = _join(1)
+    by_many, store, many_counters = _join(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(label_join, "GONE_LOG_RECORDS", records)
+        for offset, (kind, arg) in enumerate(steps):
+            if kind == "summaries":
+                for join in (by_one, by_many):
+                    for n, pid in enumerate(dict.fromkeys(arg)):
+                        join.add_summary(0, pid, {**_summary(50.0 + n), "so": offset})
+            elif kind == "labels":
+                ids = list(dict.fromkeys(arg))
+                labels = [n % 2 for n in range(len(ids))]
+                one = [
+                    by_one.add_label(0, pid, "churn", y, (offset, n), 500.0)
+                    for n, (pid, y) in enumerate(zip(ids, labels, strict=True))
+                ]
+                many = by_many.add_labels(0, ids, "churn", labels, offset, [500.0] * len(ids))
+                assert [_pair_of(j) for j in one if j is not None] == [_pair_of(j) for j in many]
+            elif kind == "flush":
+                by_one.seal()
+                by_many.seal()
+                if arg:  # a restart: everything from the table
+                    by_many = LabelJoin(store, 1, many_counters)
+                    by_many.restore_joined_marks(0)
+            else:
+                by_one.expire([0], lambda partition, at=arg: at)
+                by_many.expire([0], lambda partition, at=arg: at)
+            assert by_one.waiting_summaries() == by_many.waiting_summaries()
+    assert one_counters.unlabeled_predictions == many_counters.unlabeled_predictions
+
+
+def test_a_segment_number_a_gone_log_record_names_is_not_given_again_after_a_restart() -> None:
+    join, store, counters = _join(1)
+    for ids in (["p0", "p1"], ["p2", "p3"]):
+        for pid in ids:
+            join.add_summary(0, pid, _summary())
+        join.seal()  # segments 0 and 1
+    for offset, pid in enumerate(["p2", "p3"]):
+        assert join.add_label(0, pid, "churn", "1", (offset, 0), 500.0) is not None
+        join.seal()  # a record names segment 1's row 0; then segment 1 is dropped
+    assert "0#c1" not in store.data and any(key.startswith("0#x") for key in store.data)
+
+    def restart() -> LabelJoin:
+        restored = LabelJoin(store, 1, counters)
+        restored.restore_joined_marks(0)
+        return restored
+
+    join = restart()
+    for pid in ("p4", "p5"):
+        join.add_summary(0, pid, _summary())
+    join.seal()
+    assert "0#c1" not in store.data, "a new number, not the one the record names"
+    assert restart().waiting_summaries() == 4  # p0, p1, p4, p5: none taken for gone
