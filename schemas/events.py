@@ -17,6 +17,9 @@ Models are frozen: an event is a fact.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.outbound import DeadLetter, RetrainTrigger
@@ -147,6 +150,25 @@ class LabelRecord(BaseModel):
     timestamp: Timestamp
 
 
+@dataclass(frozen=True)
+class LabelColumns:
+    """The labels of one message of the labels topic (one, or an envelope's) as columns."""
+
+    model_id: str
+    prediction_ids: list[str]
+    labels: list[Any]
+    timestamps: list[float]  # epoch seconds
+
+    @classmethod
+    def of(cls, label: LabelEvent) -> LabelColumns:
+        return cls(
+            label.model_id, [label.prediction_id], [label.label], [label.timestamp.timestamp()]
+        )
+
+    def __len__(self) -> int:
+        return len(self.prediction_ids)
+
+
 class LabelBatch(BaseModel):
     """Many labels of one model in one message, under a records key.
 
@@ -164,6 +186,16 @@ class LabelBatch(BaseModel):
         max_length=MAX_BATCH_RECORDS,
         description=f"The labels, 1 to {MAX_BATCH_RECORDS}",
     )
+
+    def columns(self) -> LabelColumns:
+        """The labels as columns, without an object per label (the worker's form)."""
+        records = self.records
+        return LabelColumns(
+            self.model_id,
+            [record.prediction_id for record in records],
+            [record.label for record in records],
+            [record.timestamp.timestamp() for record in records],
+        )
 
     def events(self) -> list[LabelEvent]:
         """One :class:`LabelEvent` per record, in order (validated with the envelope)."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from driftline.errors import InvalidEventError
 from schemas.events import (
     LabelBatch,
+    LabelColumns,
     LabelEvent,
     LabelRecord,
     PredictionBatch,
@@ -198,3 +199,20 @@ def parse_labels_message(raw: bytes | str) -> list[LabelEvent]:
     """
     batch = _envelope(LabelBatch, raw)
     return batch.events() if batch is not None else [parse_label_message(raw)]
+
+
+def parse_label_columns(raw: bytes | str) -> LabelColumns:
+    """:func:`parse_labels_message` as columns: the same checks and errors, no object per
+    label (what the worker reads).
+
+    Examples
+    --------
+    >>> batch = (b'{"model_id": "churn", "records": ['
+    ...          b'{"prediction_id": "a", "label": 1, "timestamp": 1714564800},'
+    ...          b'{"prediction_id": "b", "label": 0, "timestamp": 1714564801}]}')
+    >>> columns = parse_label_columns(batch)
+    >>> columns.model_id, columns.prediction_ids, columns.labels, columns.timestamps
+    ('churn', ['a', 'b'], [1, 0], [1714564800.0, 1714564801.0])
+    """
+    batch = _envelope(LabelBatch, raw)
+    return batch.columns() if batch is not None else LabelColumns.of(parse_label_message(raw))

@@ -43,7 +43,7 @@ from detectors import WindowState
 from detectors.encoding import BinnedColumn
 from driftline.errors import InvalidEventError, StorageUnavailableError
 from schemas.control import is_control, parse_end_of_stream
-from schemas.events import LabelEvent, PredictionEvent
+from schemas.events import LabelColumns, PredictionEvent
 from schemas.fast_batch import (
     EnvelopeColumns,
     FeatureColumn,
@@ -51,7 +51,7 @@ from schemas.fast_batch import (
     parse_envelope,
     parse_single,
 )
-from schemas.parsing import parse_labels_message, parse_prediction_message
+from schemas.parsing import parse_label_columns, parse_prediction_message
 from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
 from stream_app import baseline, messages, window_stamps
 from stream_app.counters import Counters
@@ -995,11 +995,11 @@ class Stage1:
 
     async def _label(self, message: InputMessage, work: _Batch) -> None:
         try:
-            labels: list[LabelEvent] = parse_labels_message(message.value)
+            labels = parse_label_columns(message.value)
         except ValueError as exc:
             await self._reject(message, str(exc))
             return
-        model_id = labels[0].model_id
+        model_id = labels.model_id
         runtime = self.registry.get(model_id)
         if runtime is None:
             await self._reject(message, _no_model(self.registry, model_id))
@@ -1013,64 +1013,76 @@ class Stage1:
         if reason is not None:
             await self._reject(message, reason)
             return
+        ids, times = labels.prediction_ids, labels.timestamps
+        horizon = runtime.label_horizon_seconds
         clock = self.label_clock(message.partition)
-        ids = [label.prediction_id for label in labels]
-        if len(labels) > 1 and len(set(ids)) == len(ids):
+        if len(ids) > 1 and len(set(ids)) == len(ids):
             # An envelope of distinct ids: joined together (a repeated id goes one by one,
             # so that its second label meets what its first left).
-            times = [label.timestamp.timestamp() for label in labels]
             # Within one message the clock does not move: the latest time is what counts.
             clock.observe(max(times))
-            horizon = runtime.label_horizon_seconds
             for joined in self.join.add_labels(
                 message.partition,
                 ids,
                 model_id,
-                [label.label for label in labels],
+                labels.labels,
                 message.offset,
                 [t + horizon for t in times],
             ):
                 self._pair(message.partition, joined, work)
         else:
-            for index, label in enumerate(labels):
-                clock.observe(label.timestamp.timestamp())
-                self._join_label(message, index, label, runtime.label_horizon_seconds, work)
-        self.counters.labels += len(labels)
+            for index, (prediction_id, label, at) in enumerate(
+                zip(ids, labels.labels, times, strict=True)
+            ):
+                clock.observe(at)
+                pair = self.join.add_label(
+                    message.partition,
+                    prediction_id,
+                    model_id,
+                    label,
+                    (message.offset, index),
+                    at + horizon,
+                )
+                if pair is not None:
+                    self._pair(message.partition, pair, work)
+        self.counters.labels += len(ids)
 
     def _labels_error(
-        self, check: TaskCheck, labels: list[LabelEvent], message: InputMessage
+        self, check: TaskCheck, labels: LabelColumns, message: InputMessage
     ) -> str | None:
+        """Why the message's labels cannot be used (the first label's that cannot), or None.
+
+        The whole message is checked at once first; only a message with a problem is gone
+        through label by label, for the first one and its reason.
+        """
         many = len(labels) > 1 or b'"records"' in message.value
-        for index, label in enumerate(labels):
-            reason = check.label_error(label.label) or self._future_error(
-                label.timestamp.timestamp()
+        ids = labels.prediction_ids
+        homes: list[int] | None = None
+        if many:
+            homes = (
+                join_partitions(ids, self.n_partitions).tolist()
+                if len(ids) > 1
+                else [join_partition(ids[0], self.n_partitions)]
             )
-            if reason is None and many:
-                home = join_partition(label.prediction_id, self.n_partitions)
-                if home != message.partition:
-                    reason = (
-                        f"prediction_id {label.prediction_id!r} belongs to partition {home} of "
-                        f"the labels topic, not {message.partition}: send each label envelope "
-                        "to the partition its labels hash to (driftline.producer groups them)"
-                    )
+        if (
+            check.labels_certainly_ok(labels.labels)
+            and self._future_error(max(labels.timestamps)) is None
+            and (homes is None or homes.count(message.partition) == len(homes))
+        ):
+            return None
+        for index, (prediction_id, label, at) in enumerate(
+            zip(ids, labels.labels, labels.timestamps, strict=True)
+        ):
+            reason = check.label_error(label) or self._future_error(at)
+            if reason is None and homes is not None and homes[index] != message.partition:
+                reason = (
+                    f"prediction_id {prediction_id!r} belongs to partition {homes[index]} of "
+                    f"the labels topic, not {message.partition}: send each label envelope "
+                    "to the partition its labels hash to (driftline.producer groups them)"
+                )
             if reason is not None:
                 return f"records[{index}]: {reason}" if many else reason
         return None
-
-    def _join_label(
-        self, message: InputMessage, index: int, label: LabelEvent, horizon: float, work: _Batch
-    ) -> None:
-        """Join one label (``index`` in its message) to its summary, or store it to wait."""
-        joined = self.join.add_label(
-            message.partition,
-            label.prediction_id,
-            label.model_id,
-            label.label,
-            (message.offset, index),
-            label.timestamp.timestamp() + horizon,
-        )
-        if joined is not None:
-            self._pair(message.partition, joined, work)
 
     def _pair(self, partition: int, joined: Joined, work: _Batch) -> None:
         summary = joined.summary

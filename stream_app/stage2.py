@@ -173,6 +173,11 @@ class Stage2:
         # Keys of records known to be final (in memory; rebuilt by the first scan after a
         # restart, since a final record stays final).
         self._final_keys: set[str] = set()
+        # Keys of final records whose labels await their revision at the next tick: the
+        # finalization scan has nothing to do with them either (labels stream in for
+        # hundreds of final windows; decoding each on every watermark was a fifth of a
+        # worker joining label envelopes).
+        self._revising: set[str] = set()
         self._quality = QualityBuffer()
 
     # -- messages -------------------------------------------------------------------------
@@ -379,6 +384,8 @@ class Stage2:
         # Until it is revised, the window must not be retired by its key alone: a watermark
         # arriving before the next tick would drop the labels it just took.
         self._final_keys.discard(key)
+        if record.final:
+            self._revising.add(key)
         return True
 
     def _settle_labels(self) -> None:
@@ -456,9 +463,11 @@ class Stage2:
                 if retire is not None:
                     self._expire_final(partition, key, prefix, retire)
                 continue
+            if key in self._revising:
+                continue  # final, and kept until revised: nothing to finalize or retire
             record = WindowRecord.from_bytes(raw, self.records.get(_quality_key_of(key)))
-            if record.final and not record.revision_pending:
-                self._final_keys.add(key)
+            if record.final:
+                (self._revising if record.revision_pending else self._final_keys).add(key)
             runtime = self.registry.get(record.model_id)
             if runtime is None:
                 continue
@@ -694,6 +703,7 @@ class Stage2:
     def _delete(self, partition: int, key: str) -> None:
         """Drop a record's two parts, by its drift part's key."""
         self._quality.forget(key)
+        self._revising.discard(key)
         self.records.delete(partition, key)
         quality_key = _quality_key_of(key)
         if self.records.get(quality_key) is not None:
@@ -813,11 +823,19 @@ class Stage2:
             ):
                 model_id, start = key[len(prefix) :].rsplit("|", 1)
                 pending.append(self._record(partition, model_id, float(start), float(start)))
+        waiting = set()
         for record in sorted(pending, key=lambda r: (r.model_id, r.start)):
             runtime = self.registry.get(record.model_id)
             if runtime is None:
+                waiting.add(_record_key(partition, record.model_id, record.start))
                 continue
             await self._revise_quality(partition, runtime, record)
+        # Revised here, or elsewhere while the partition was away: final and not pending.
+        mine = f"{partition}|r|"
+        for key in [k for k in self._revising if k.startswith(mine) and k not in waiting]:
+            self._revising.discard(key)
+            if self.records.get(key) is not None:
+                self._final_keys.add(key)
 
 
 _SUMMARY_KINDS = frozenset("pj")

@@ -53,6 +53,11 @@ class TaskCheck:
         self.task = task
         self._class_keys = frozenset(task.classes)
 
+    def labels_certainly_ok(self, labels: Sequence[Any]) -> bool:
+        """True when every one of ``labels`` is certainly a label :meth:`label_error`
+        accepts; False says only that some need :meth:`label_error` one by one."""
+        return self._outcomes_certainly_ok(labels)
+
     def label_error(self, label: Any) -> str | None:
         """Why ``label`` cannot be counted as a true label, or None when it can."""
         if self._outcomes_certainly_ok([label]):

@@ -8,9 +8,12 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftline.errors import InvalidEventError
 from schemas import parse_label_message, parse_labels_message, parse_prediction_message
+from schemas.parsing import parse_label_columns
 from schemas.events import MAX_BATCH_RECORDS, PredictionBatch, PredictionEvent
 from tests.schemas.examples import MISSING, batch, dumps, event, label, record
 
@@ -312,3 +315,46 @@ def test_invalid_label_envelope(doc: dict[str, Any], reason: str) -> None:
 def test_records_as_text_inside_a_single_label_is_not_an_envelope() -> None:
     [parsed] = parse_labels_message(dumps(label(prediction_id='"records"')))
     assert parsed.prediction_id == '"records"'
+
+
+LABEL_VALUES = st.one_of(
+    st.sampled_from([0, 1, "x", True, 2.5, None, [1], 2**64, float("nan")]), st.text(max_size=3)
+)
+TIMES = st.one_of(
+    st.sampled_from([1714564800, 1714564800.5, "2024-05-03T08:30:00Z", "yesterday", -1, None]),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    records=st.lists(
+        st.fixed_dictionaries(
+            {"prediction_id": st.sampled_from(["a", "b", "", "c" * 3]), "label": LABEL_VALUES},
+            optional={"timestamp": TIMES},
+        ),
+        max_size=4,
+    ),
+    envelope=st.booleans(),
+)
+def test_label_columns_hold_what_the_label_events_hold(
+    records: list[dict[str, Any]], envelope: bool
+) -> None:
+    """The worker's columnar parse accepts and refuses exactly what the event parse does."""
+    if envelope:
+        raw = dumps(label_batch(*records))
+    else:
+        raw = dumps({"model_id": "churn-v2", **(records[0] if records else {})})
+    try:
+        events = parse_labels_message(raw)
+    except InvalidEventError as exc:
+        with pytest.raises(InvalidEventError) as caught:
+            parse_label_columns(raw)
+        assert str(caught.value) == str(exc)
+        return
+    columns = parse_label_columns(raw)
+    assert columns.model_id == events[0].model_id
+    assert columns.prediction_ids == [e.prediction_id for e in events]
+    assert columns.labels == [e.label for e in events]
+    assert [type(v) for v in columns.labels] == [type(e.label) for e in events]
+    assert columns.timestamps == [e.timestamp.timestamp() for e in events]

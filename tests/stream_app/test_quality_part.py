@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 
 from detectors.quality import quality_state_from_dict
 from stream_app.stage2 import QUALITY_FIELDS, WindowRecord
@@ -85,3 +86,40 @@ def test_the_record_s_applied_offset_is_its_parts_highest() -> None:
     assert WindowRecord.from_bytes(record.to_bytes(), quality_part).applied_offset == 7
     record.applied_offset = 9
     assert WindowRecord.from_bytes(record.to_bytes(), quality_part).applied_offset == 9
+
+
+def test_a_final_window_awaiting_its_revision_is_not_read_by_the_finalization_scan() -> None:
+    """Labels keep final windows out of the known-final keys until revised; the scan
+    skips them (decoding each on every watermark cost a fifth of a labelled stream), and
+    once revised they are known final again and retired at their horizon."""
+    pipeline = LocalPipeline(RUNTIME, 1)
+    events = list(scenario.events(2, 40, drift_from=99, decay_from=99))
+    asyncio.run(pipeline.feed_predictions(events))
+    asyncio.run(pipeline.idle(3 * scenario.WINDOW))  # both windows final
+    drift_key, _ = keys(0)
+    asyncio.run(
+        pipeline.stage1.process(
+            [pipeline.message("label", e.prediction_id, e.label_json()) for e in events[:10]]
+        )
+    )
+    decoded: list[bytes] = []
+    original = WindowRecord.from_bytes
+
+    def counting(raw: bytes, quality: bytes | None = None) -> WindowRecord:
+        decoded.append(raw)
+        return original(raw, quality)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WindowRecord, "from_bytes", staticmethod(counting))
+        asyncio.run(pipeline.deliver())  # the labels
+        decoded.clear()
+        for _ in range(3):  # as each watermark message does
+            asyncio.run(pipeline.stage2.finalize_ready(0))
+        assert pipeline.stage2.records.get(drift_key) not in decoded
+    assert drift_key in pipeline.stage2._revising
+    asyncio.run(pipeline.idle(1.0))  # the tick revises it
+    assert drift_key not in pipeline.stage2._revising
+    assert drift_key in pipeline.stage2._final_keys
+    asyncio.run(pipeline.idle(10_000))  # past the label horizon (labels by their last mark)
+    asyncio.run(pipeline.idle(10))
+    assert pipeline.stage2.records.get(drift_key) is None
