@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from driftline.errors import InvalidEventError
 from schemas import parse_label_message, parse_labels_message, parse_prediction_message
-from schemas.parsing import parse_label_columns
 from schemas.events import MAX_BATCH_RECORDS, PredictionBatch, PredictionEvent
+from schemas.parsing import parse_label_columns
 from tests.schemas.examples import MISSING, batch, dumps, event, label, record
 
 NOON = datetime(2024, 5, 1, 12, tzinfo=UTC)
