@@ -318,11 +318,11 @@ class LabelJoin:
         ids: Sequence[str],
         model_id: str,
         labels: Sequence[Any],
-        offset: int,
+        identities: Sequence[tuple[int, int]],
         expires: Sequence[float],
     ) -> list[Joined]:
-        """:meth:`add_label` of each label of one message at ``offset`` (label ``i``'s
-        identity: ``(offset, i)``), ``ids`` distinct: the pairs, in the labels' order.
+        """:meth:`add_label` of each label (an envelope's, or a run of single labels),
+        ``ids`` distinct: the pairs, in the labels' order.
 
         Labels whose id has nothing in the table (the common case: no label waits, no
         mark) take their summaries together (:meth:`SummaryColumns.take`); the others go
@@ -337,7 +337,7 @@ class LabelJoin:
         summaries = dict(zip(free, taken, strict=True))
         joined: list[Joined] = []
         for row, entry in enumerate(stored):
-            identity = (offset, row)
+            identity = identities[row]
             if entry is not None:
                 pair = self.add_label(
                     partition, ids[row], model_id, labels[row], identity, expires[row]

@@ -120,6 +120,18 @@ class Stage1Sink:
 
 
 @dataclass(frozen=True)
+class _LabelGroup:
+    """Labels of distinct ids to join together: their ids, labels, identities (offset and
+    position in the message) and expiries."""
+
+    model_id: str
+    ids: list[str]
+    labels: list[Any]
+    identities: list[tuple[int, int]]
+    expires: list[float]
+
+
+@dataclass(frozen=True)
 class _Run:
     """Consecutive single-event messages decoded at once (positions in their batch)."""
 
@@ -994,25 +1006,10 @@ class Stage1:
             self._pair(partition, joined, work)
 
     async def _label(self, message: InputMessage, work: _Batch) -> None:
-        try:
-            labels = parse_label_columns(message.value)
-        except ValueError as exc:
-            await self._reject(message, str(exc))
+        checked = await self._checked_labels(message)
+        if checked is None:
             return
-        model_id = labels.model_id
-        runtime = self.registry.get(model_id)
-        if runtime is None:
-            await self._reject(message, _no_model(self.registry, model_id))
-            return
-        if runtime.task_check is None:
-            await self._reject(message, f"model {model_id!r} has no task: labels unused")
-            return
-        # An envelope is judged whole, like a predictions envelope: one bad label sends the
-        # message to the dead letters, and none of its labels is applied.
-        reason = self._labels_error(runtime.task_check, labels, message)
-        if reason is not None:
-            await self._reject(message, reason)
-            return
+        labels, runtime = checked
         ids, times = labels.prediction_ids, labels.timestamps
         horizon = runtime.label_horizon_seconds
         clock = self.label_clock(message.partition)
@@ -1021,15 +1018,17 @@ class Stage1:
             # so that its second label meets what its first left).
             # Within one message the clock does not move: the latest time is what counts.
             clock.observe(max(times))
-            for joined in self.join.add_labels(
+            self._join_labels(
                 message.partition,
-                ids,
-                model_id,
-                labels.labels,
-                message.offset,
-                [t + horizon for t in times],
-            ):
-                self._pair(message.partition, joined, work)
+                _LabelGroup(
+                    labels.model_id,
+                    ids,
+                    labels.labels,
+                    [(message.offset, index) for index in range(len(ids))],
+                    [t + horizon for t in times],
+                ),
+                work,
+            )
         else:
             for index, (prediction_id, label, at) in enumerate(
                 zip(ids, labels.labels, times, strict=True)
@@ -1038,7 +1037,7 @@ class Stage1:
                 pair = self.join.add_label(
                     message.partition,
                     prediction_id,
-                    model_id,
+                    labels.model_id,
                     label,
                     (message.offset, index),
                     at + horizon,
@@ -1046,6 +1045,38 @@ class Stage1:
                 if pair is not None:
                     self._pair(message.partition, pair, work)
         self.counters.labels += len(ids)
+
+    def _join_labels(self, partition: int, group: _LabelGroup, work: _Batch) -> None:
+        for joined in self.join.add_labels(
+            partition, group.ids, group.model_id, group.labels, group.identities, group.expires
+        ):
+            self._pair(partition, joined, work)
+
+    async def _checked_labels(
+        self, message: InputMessage
+    ) -> tuple[LabelColumns, ModelRuntime] | None:
+        """The message's labels and their model, or None: the message went to the dead
+        letters with the reason."""
+        try:
+            labels = parse_label_columns(message.value)
+        except ValueError as exc:
+            await self._reject(message, str(exc))
+            return None
+        model_id = labels.model_id
+        runtime = self.registry.get(model_id)
+        if runtime is None:
+            await self._reject(message, _no_model(self.registry, model_id))
+            return None
+        if runtime.task_check is None:
+            await self._reject(message, f"model {model_id!r} has no task: labels unused")
+            return None
+        # An envelope is judged whole, like a predictions envelope: one bad label sends the
+        # message to the dead letters, and none of its labels is applied.
+        reason = self._labels_error(runtime.task_check, labels, message)
+        if reason is not None:
+            await self._reject(message, reason)
+            return None
+        return labels, runtime
 
     def _labels_error(
         self, check: TaskCheck, labels: LabelColumns, message: InputMessage

@@ -38,6 +38,8 @@ WAITING, JOINED, GONE = 0, 1, 2
 
 # Below this many ids a take goes id by id: numpy's fixed cost per call is higher.
 TAKE_ONE_BY_ONE_BELOW = 16
+# Rows per touched segment from which a take gathers each segment's rows with numpy.
+ROWS_PER_SEGMENT_FOR_NUMPY = 8
 
 F64 = npt.NDArray[np.float64]
 Codes = npt.NDArray[np.unsignedinteger[Any]]
@@ -442,8 +444,13 @@ class SummaryColumns:
         found = np.flatnonzero(handles != MISSING)
         seqs = handles[found] >> ROW_BITS
         rows = handles[found] & (MAX_ROWS - 1)
+        touched = np.unique(seqs)
+        if seqs.size < ROWS_PER_SEGMENT_FOR_NUMPY * touched.size:
+            # Labels for random predictions: a row or two per segment, where numpy's
+            # fixed cost per segment is more than reading the rows one by one.
+            return self._take_rows(taken, found, handles[found], slots[found])
         freed = []
-        for seq in np.unique(seqs).tolist():
+        for seq in touched.tolist():
             mine = seqs == seq
             segment = self.segments[seq]
             waiting = segment.state[rows[mine]] == WAITING
@@ -454,6 +461,28 @@ class SummaryColumns:
             self._gone_rows(seq, its_rows)
         if freed:
             self.index.delete_slots(np.concatenate(freed))
+        return taken
+
+    def _take_rows(
+        self,
+        taken: list[Summary | None],
+        positions: npt.NDArray[np.intp],
+        handles: npt.NDArray[np.int64],
+        slots: npt.NDArray[np.int64],
+    ) -> list[Summary | None]:
+        freed: list[int] = []
+        for position, handle, slot in zip(
+            positions.tolist(), handles.tolist(), slots.tolist(), strict=True
+        ):
+            seq, row = handle >> ROW_BITS, handle & (MAX_ROWS - 1)
+            segment = self.segments[seq]
+            if segment.state.item(row) != WAITING:
+                continue
+            taken[position] = segment.summary(row)
+            freed.append(slot)
+            self._gone_one(seq, row)
+        if freed:
+            self.index.delete_slots(np.array(freed, dtype=np.int64))
         return taken
 
     def earliest_expiry(self) -> float | None:

@@ -11,7 +11,7 @@ from aiokafka.partitioner import murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_app import label_join
+from stream_app import label_join, summary_columns
 from stream_app.counters import Counters
 from stream_app.label_join import LabelJoin, join_key, join_partition, join_partitions
 from stream_app.state_store import MemoryStore
@@ -212,9 +212,10 @@ IDS = [f"p{n}" for n in range(40)]
         max_size=30,
     ),
     records=st.sampled_from([1, 3, 256]),
+    take=st.sampled_from(["one by one", "rows", "segments"]),
 )
 def test_label_envelopes_join_as_their_labels_one_by_one_across_restarts(
-    steps: list[tuple[str, Any]], records: int
+    steps: list[tuple[str, Any]], records: int, take: str
 ) -> None:
     """``add_labels`` is ``add_label`` for each label; a restart after a flush (the rows
     gone kept as gone-log records, folded into bitmaps every ``records`` flushes) changes
@@ -223,6 +224,11 @@ def test_label_envelopes_join_as_their_labels_one_by_one_across_restarts(
     by_many, store, many_counters = _join(1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(label_join, "GONE_LOG_RECORDS", records)
+        # Each way SummaryColumns.take reads an envelope's rows.
+        patch.setattr(
+            summary_columns, "TAKE_ONE_BY_ONE_BELOW", 10**9 if take == "one by one" else 1
+        )
+        patch.setattr(summary_columns, "ROWS_PER_SEGMENT_FOR_NUMPY", 10**9 if take == "rows" else 1)
         for offset, (kind, arg) in enumerate(steps):
             if kind == "summaries":
                 for join in (by_one, by_many):
@@ -235,7 +241,8 @@ def test_label_envelopes_join_as_their_labels_one_by_one_across_restarts(
                     by_one.add_label(0, pid, "churn", y, (offset, n), 500.0)
                     for n, (pid, y) in enumerate(zip(ids, labels, strict=True))
                 ]
-                many = by_many.add_labels(0, ids, "churn", labels, offset, [500.0] * len(ids))
+                identities = [(offset, n) for n in range(len(ids))]
+                many = by_many.add_labels(0, ids, "churn", labels, identities, [500.0] * len(ids))
                 assert [_pair_of(j) for j in one if j is not None] == [_pair_of(j) for j in many]
             elif kind == "flush":
                 by_one.seal()
