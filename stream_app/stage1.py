@@ -120,18 +120,6 @@ class Stage1Sink:
 
 
 @dataclass(frozen=True)
-class _LabelGroup:
-    """Labels of distinct ids to join together: their ids, labels, identities (offset and
-    position in the message) and expiries."""
-
-    model_id: str
-    ids: list[str]
-    labels: list[Any]
-    identities: list[tuple[int, int]]
-    expires: list[float]
-
-
-@dataclass(frozen=True)
 class _Run:
     """Consecutive single-event messages decoded at once (positions in their batch)."""
 
@@ -1018,17 +1006,15 @@ class Stage1:
             # so that its second label meets what its first left).
             # Within one message the clock does not move: the latest time is what counts.
             clock.observe(max(times))
-            self._join_labels(
+            for joined in self.join.add_labels(
                 message.partition,
-                _LabelGroup(
-                    labels.model_id,
-                    ids,
-                    labels.labels,
-                    [(message.offset, index) for index in range(len(ids))],
-                    [t + horizon for t in times],
-                ),
-                work,
-            )
+                ids,
+                labels.model_id,
+                labels.labels,
+                [(message.offset, index) for index in range(len(ids))],
+                [t + horizon for t in times],
+            ):
+                self._pair(message.partition, joined, work)
         else:
             for index, (prediction_id, label, at) in enumerate(
                 zip(ids, labels.labels, times, strict=True)
@@ -1045,12 +1031,6 @@ class Stage1:
                 if pair is not None:
                     self._pair(message.partition, pair, work)
         self.counters.labels += len(ids)
-
-    def _join_labels(self, partition: int, group: _LabelGroup, work: _Batch) -> None:
-        for joined in self.join.add_labels(
-            partition, group.ids, group.model_id, group.labels, group.identities, group.expires
-        ):
-            self._pair(partition, joined, work)
 
     async def _checked_labels(
         self, message: InputMessage
