@@ -19,28 +19,26 @@ it). The rows gone since (joined or expired) are one *gone-log* record per flush
 ``{partition}#g{seq}`` (the records are then deleted); a segment whose rows are all gone
 is deleted. Until the flush they wait in a dict.
 
-Table values (JSON) under ``{partition}|{prediction id}`` by ``k``: ``l`` a label (model
-``m``, label ``y``, expiry ``x``, offset ``o``, position ``i`` when not 0); ``d`` a joined
-mark (``o``, ``i``, ``x``); ``p`` a summary as earlier versions kept it (model ``m``,
-window ``ws``/``we``, prediction ``y``, score ``s``, expiry ``x``, origin topic ``sk`` and
-offset ``so``), still read after an upgrade, and the form of a summary in the dict and in
-the pairs.
+Under ``{partition}|{prediction id}`` the table keeps a label waiting for its summary, a
+joined mark, or (written by earlier versions, still read) a summary: the typed values of
+:mod:`stream_app.join_entries`. Summaries and pairs are
+:class:`~stream_app.summary_columns.Summary` tuples.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 from aiokafka.partitioner import murmur2
 
 from stream_app.counters import Counters
+from stream_app.join_entries import JoinedMark, WaitingLabel, is_joined_mark, read_entry
 from stream_app.state_store import PartitionedStore
 from stream_app.summary_columns import (
     GONE,
@@ -67,7 +65,7 @@ _GONE_LOG_VERSION = b"\x01"
 class Joined(NamedTuple):
     """A prediction and its label met: the summary, the label, the label's identity."""
 
-    summary: dict[str, Any]
+    summary: Summary
     label: Any
     identity: tuple[int, int]  # the label's offset and its position in that message
 
@@ -163,39 +161,6 @@ def _entry_partition(key: str) -> int | None:
     return int(head) if sep and head.isdigit() else None
 
 
-def _as_summary(entry: Mapping[str, Any]) -> Summary:
-    return Summary(
-        entry["m"],
-        entry["ws"],
-        entry["we"],
-        entry["y"],
-        entry["s"],
-        entry["x"],
-        entry.get("sk", "p"),
-        entry.get("so", -1),
-    )
-
-
-def _as_entry(summary: Summary) -> dict[str, Any]:
-    return {
-        "k": "p",
-        "m": summary.model_id,
-        "ws": summary.window_start,
-        "we": summary.window_end,
-        "y": summary.predicted,
-        "s": summary.score,
-        "x": summary.expires,
-        "sk": summary.origin_kind,
-        "so": summary.origin_offset,
-    }
-
-
-def _label_identity(entry: Mapping[str, Any]) -> tuple[int, int] | None:
-    """A stored label's (or joined mark's) offset and position in its message."""
-    offset = entry.get("o")
-    return None if offset is None else (int(offset), int(entry.get("i", 0)))
-
-
 class LabelJoin:
     """The join table of stage 1's partitions, and the prediction marks heard on it."""
 
@@ -216,24 +181,27 @@ class LabelJoin:
 
     # -- entries -------------------------------------------------------------------------
 
-    def add_summary(
-        self, partition: int, prediction_id: str, summary: dict[str, Any]
-    ) -> Joined | None:
+    def add_summary(self, partition: int, prediction_id: str, summary: Summary) -> Joined | None:
         """A prediction's summary; the pair if its label was waiting."""
         key = join_key(partition, prediction_id)
         stored = self.store.get(key)
         if stored is not None:
-            waiting = orjson.loads(stored)
-            if waiting["k"] == "l":  # the label came first: join now
-                label = (waiting.get("o", -1), waiting.get("i", 0))
-                self._mark_joined(partition, key, label, summary["x"])
-                return Joined(summary, waiting["y"], label)
-            if waiting["k"] == "d":  # joined already: a copy forwarded again by a replay
+            entry = read_entry(stored)
+            if isinstance(entry, WaitingLabel):  # the label came first: join now
+                return self._join_waiting(partition, key, entry, summary)
+            if isinstance(entry, JoinedMark):  # joined already: forwarded again by a replay
                 return None
             self.store.delete(partition, key)  # an earlier version's entry: kept below
-        self._pending[partition].add_one(prediction_id, _as_summary(summary))
-        self._note_expiry(partition, summary["x"])
+        self._pending[partition].add_one(prediction_id, summary)
+        self._note_expiry(partition, summary.expires)
         return None
+
+    def _join_waiting(
+        self, partition: int, key: str, waiting: WaitingLabel, summary: Summary
+    ) -> Joined:
+        label = (waiting.offset if waiting.offset is not None else -1, waiting.position)
+        self._mark_joined(partition, key, label, summary.expires)
+        return Joined(summary, waiting.label, label)
 
     def add_summaries(
         self, partition: int, ids: Sequence[str], columns: SummaryColumnsIn
@@ -251,13 +219,11 @@ class LabelJoin:
                 if stored is None:
                     kept.append(row)
                     continue
-                waiting = orjson.loads(stored)
-                if waiting["k"] == "l":
-                    summary = _as_entry(Summary._make(column[row] for column in columns))
-                    label = (waiting.get("o", -1), waiting.get("i", 0))
-                    self._mark_joined(partition, keys[row], label, summary["x"])
-                    joined.append(Joined(summary, waiting["y"], label))
-                elif waiting["k"] != "d":  # an earlier version's entry: replaced
+                entry = read_entry(stored)
+                if isinstance(entry, WaitingLabel):
+                    summary = Summary._make(column[row] for column in columns)
+                    joined.append(self._join_waiting(partition, keys[row], entry, summary))
+                elif not isinstance(entry, JoinedMark):  # an earlier version's: replaced
                     self.store.delete(partition, keys[row])
                     kept.append(row)
             ids = [ids[row] for row in kept]
@@ -279,19 +245,21 @@ class LabelJoin:
         """A label (``identity``: its offset and position); the pair if its summary waited."""
         key = join_key(partition, prediction_id)
         stored = self.store.get(key)
-        entry = orjson.loads(stored) if stored is not None else None
+        entry = read_entry(stored) if stored is not None else None
         if entry is None:
             summary = self._take_summary(partition, prediction_id)
             if summary is not None:
-                self._mark_joined(partition, key, identity, summary["x"])
+                self._mark_joined(partition, key, identity, summary.expires)
                 return Joined(summary, label, identity)
-        elif entry["k"] == "p":  # an earlier version's entry
-            self._mark_joined(partition, key, identity, entry["x"])
+        elif isinstance(entry, Summary):  # an earlier version's entry
+            self._mark_joined(partition, key, identity, entry.expires)
             return Joined(entry, label, identity)
-        if entry is not None and _label_identity(entry) == identity:
+        elif isinstance(entry, JoinedMark):
+            # This very label read again by a replay (its effect is in the store), or a
+            # second label for a joined prediction (a retried send): nothing to do.
+            return None
+        elif entry.identity == identity:
             return None  # this very label, read again by a replay: its effect is in the store
-        if entry is not None and entry["k"] == "d":
-            return None  # a second label for a joined prediction (a retried send)
         self._wait(partition, key, model_id, label, identity, expires)
         return None
 
@@ -305,11 +273,8 @@ class LabelJoin:
         expires: float,
     ) -> None:
         """Store a label to wait for its summary."""
-        waiting: dict[str, Any] = {"k": "l", "m": model_id, "y": label, "x": expires}
-        waiting["o"] = identity[0]
-        if identity[1]:
-            waiting["i"] = identity[1]  # absent for a label alone in its message, as before
-        self.store.set(partition, key, orjson.dumps(waiting))
+        waiting = WaitingLabel(model_id, label, expires, identity[0], identity[1])
+        self.store.set(partition, key, waiting.to_bytes())
         self._note_expiry(partition, expires)
 
     def add_labels(
@@ -350,7 +315,7 @@ class LabelJoin:
                 self._wait(partition, keys[row], model_id, labels[row], identity, expires[row])
                 continue
             self._mark_joined(partition, keys[row], identity, summary.expires)
-            joined.append(Joined(_as_entry(summary), labels[row], identity))
+            joined.append(Joined(summary, labels[row], identity))
         return joined
 
     def waiting_summaries(self) -> int:
@@ -358,7 +323,7 @@ class LabelJoin:
         kept = sum(len(columns.index) for columns in self._columns.values())
         return kept + sum(len(pending) for pending in self._pending.values())
 
-    def _take_summary(self, partition: int, prediction_id: str) -> dict[str, Any] | None:
+    def _take_summary(self, partition: int, prediction_id: str) -> Summary | None:
         """The summary waiting for this label, which stops waiting; None if none waits."""
         pending = self._pending.get(partition)
         found = pending.take(prediction_id) if pending else None
@@ -366,9 +331,7 @@ class LabelJoin:
         # Both, when a replay forwarded a kept summary again: the copy kept before must go
         # too, or it would meet a label sent again once the joined mark is gone.
         kept = columns.take_one(prediction_id) if columns is not None else None
-        if found is not None:
-            return _as_entry(found)
-        return None if kept is None else _as_entry(kept)
+        return found if found is not None else kept
 
     def _take_summaries(self, partition: int, ids: Sequence[str]) -> list[Summary | None]:
         """:meth:`_take_summary` of many distinct ids."""
@@ -448,10 +411,7 @@ class LabelJoin:
     ) -> None:
         """Until a checkpoint covers the label, a replay may read it again, or a summary
         the replay of another partition forwards again: the mark makes both no-ops."""
-        mark: dict[str, Any] = {"k": "d", "o": label[0], "x": expires}
-        if label[1]:
-            mark["i"] = label[1]
-        self.store.set(partition, key, orjson.dumps(mark))
+        self.store.set(partition, key, JoinedMark(label[0], label[1], expires).to_bytes())
         self._joined_marks[partition].append((key, label[0]))
 
     def _note_expiry(self, partition: int, expires: float) -> None:
@@ -465,7 +425,7 @@ class LabelJoin:
             done = labels_done(partition)
             for key, _ in [m for m in marks if m[1] <= done]:
                 found = self.store.get(key)
-                if found is not None and found.startswith(b'{"k":"d"'):
+                if found is not None and is_joined_mark(found):
                     self.store.delete(partition, key)
             marks[:] = [m for m in marks if m[1] > done]
 
@@ -539,17 +499,17 @@ class LabelJoin:
             owner = _entry_partition(key)
             if owner is None or owner not in due:
                 continue
-            entry = orjson.loads(value)
+            entry = read_entry(value)
             labels_at, predictions_at = marks[owner]
-            waits_for = predictions_at if entry["k"] == "l" else labels_at
-            if waits_for is not None and entry["x"] < waits_for:
+            waits_for = predictions_at if isinstance(entry, WaitingLabel) else labels_at
+            if waits_for is not None and entry.expires < waits_for:
                 self.store.delete(owner, key)
-                if entry["k"] == "l":
+                if isinstance(entry, WaitingLabel):
                     self.counters.unmatched_labels += 1
-                elif entry["k"] == "p":  # "d": a joined mark a checkpoint did not clear
+                elif isinstance(entry, Summary):  # a mark: one a checkpoint did not clear
                     self.counters.unlabeled_predictions += 1
             else:
-                earliest[owner] = min(earliest.get(owner, entry["x"]), entry["x"])
+                earliest[owner] = min(earliest.get(owner, entry.expires), entry.expires)
         for partition in due:
             self._earliest_expiry[partition] = earliest.get(partition, math.inf)
 
@@ -573,8 +533,10 @@ class LabelJoin:
         gone_rows: dict[int, bytes] = {}
         gone_log: dict[int, bytes] = {}
         for key, value in self.store.items():
-            if key.startswith(prefix) and value.startswith(b'{"k":"d"'):
-                self._joined_marks[partition].append((key, int(orjson.loads(value)["o"])))
+            if key.startswith(prefix) and is_joined_mark(value):
+                mark = read_entry(value)
+                assert isinstance(mark, JoinedMark)
+                self._joined_marks[partition].append((key, mark.offset))
             elif key.startswith(segments):
                 stored[int(key[len(segments) :])] = value
             elif key.startswith(gone):

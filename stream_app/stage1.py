@@ -57,6 +57,7 @@ from stream_app import baseline, messages, window_stamps
 from stream_app.counters import Counters
 from stream_app.dedup import WindowDedup, envelope_identity
 from stream_app.input_order import HoleGuard
+from stream_app.join_entries import summary_of
 from stream_app.label_join import Joined, LabelJoin, join_partition, join_partitions
 from stream_app.partition_clocks import PartitionClocks
 from stream_app.registry import ModelRegistry, ModelRuntime
@@ -905,16 +906,9 @@ class Stage1:
             summary = Summary(runtime.model_id, start, end, predicted, score, expires, "j", -1)
             work.forward[target].append(prediction_id, summary)
             return
-        entry = {
-            "k": "p",
-            "m": runtime.model_id,
-            "ws": start,
-            "we": end,
-            "y": predicted,
-            "s": score,
-            "x": expires,
-        }
-        self._join_summary(partition, prediction_id, entry, work)
+        kind, offset = self._origin  # the message being processed: the pair's identity
+        summary = Summary(runtime.model_id, start, end, predicted, score, expires, kind, offset)
+        self._join_summary(partition, prediction_id, summary, work)
 
     def _keep_summaries(
         self,
@@ -969,9 +963,9 @@ class Stage1:
         if isinstance(forwarded, dict):  # a partition's watermark, after its summaries
             self.join.hear(message.partition, int(forwarded["source"]), forwarded["watermark"])
             return
-        for summary in forwarded:  # a list of summaries: what earlier versions forward
-            prediction_id = summary.pop("id")
-            self._join_summary(message.partition, prediction_id, summary, work)
+        for data in forwarded:  # a list of summaries: what earlier versions forward
+            summary = summary_of(data)._replace(origin_kind="j", origin_offset=message.offset)
+            self._join_summary(message.partition, data["id"], summary, work)
 
     async def _send_forwarded(self, work: _Batch) -> None:
         # One message per target partition and batch, not one per prediction: consuming a
@@ -985,10 +979,8 @@ class Stage1:
                 self._delivering(await self.sink.forward_join(target, orjson.dumps(value)))
 
     def _join_summary(
-        self, partition: int, prediction_id: str, summary: dict[str, Any], work: _Batch
+        self, partition: int, prediction_id: str, summary: Summary, work: _Batch
     ) -> None:
-        # Where the summary came from (the message being processed), for the pair's identity.
-        summary["sk"], summary["so"] = self._origin
         joined = self.join.add_summary(partition, prediction_id, summary)
         if joined is not None:
             self._pair(partition, joined, work)
@@ -1097,13 +1089,15 @@ class Stage1:
 
     def _pair(self, partition: int, joined: Joined, work: _Batch) -> None:
         summary = joined.summary
-        work.labeled[(partition, summary["m"], summary["ws"], summary["we"])].append(
+        work.labeled[
+            (partition, summary.model_id, summary.window_start, summary.window_end)
+        ].append(
             (
                 joined.label,
-                summary["y"],
-                summary["s"],
-                summary.get("sk", "p"),
-                summary.get("so", -1),
+                summary.predicted,
+                summary.score,
+                summary.origin_kind,
+                summary.origin_offset,
                 joined.identity[0],
                 joined.identity[1],
             )

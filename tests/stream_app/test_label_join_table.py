@@ -15,11 +15,11 @@ from stream_app import label_join, summary_columns
 from stream_app.counters import Counters
 from stream_app.label_join import LabelJoin, join_key, join_partition, join_partitions
 from stream_app.state_store import MemoryStore
-from stream_app.summary_columns import SummaryColumnsIn
+from stream_app.summary_columns import Summary, SummaryColumnsIn
 
 
-def _summary(expires: float = 100.0) -> dict[str, Any]:
-    return {"k": "p", "m": "churn", "ws": 0.0, "we": 60.0, "y": "1", "s": 0.9, "x": expires}
+def _summary(expires: float = 100.0, predicted: Any = "1", origin_offset: int = -1) -> Summary:
+    return Summary("churn", 0.0, 60.0, predicted, 0.9, expires, "p", origin_offset)
 
 
 def _join(n_partitions: int = 2) -> tuple[LabelJoin, MemoryStore, Counters]:
@@ -32,7 +32,7 @@ def test_a_summary_then_its_label_meet_once() -> None:
     assert join.add_summary(0, "p1", _summary()) is None
     met = join.add_label(0, "p1", "churn", "0", (7, 0), 500.0)
     assert met is not None and met.label == "0" and met.identity == (7, 0)
-    assert met.summary["y"] == "1"
+    assert met.summary.predicted == "1"
     assert orjson.loads(store.data[join_key(0, "p1")]) == {"k": "d", "o": 7, "x": 100.0}
     # The same label read again by a replay, and a retried second label: no second pair.
     assert join.add_label(0, "p1", "churn", "0", (7, 0), 500.0) is None
@@ -129,7 +129,7 @@ def test_summaries_kept_as_segments_come_back_after_a_restart() -> None:
     restored.restore_joined_marks(1)
     assert restored.waiting_summaries() == 4
     met = restored.add_label(1, "p0", "churn", "1", (5, 0), 500.0)
-    assert met is not None and met.summary["x"] == 100.0 and met.summary["y"] == "1"
+    assert met is not None and met.summary.expires == 100.0 and met.summary.predicted == "1"
     assert restored.add_label(1, "p3", "churn", "1", (6, 0), 500.0) is None  # joined before
     restored.expire([1], lambda partition: 103.5)  # p1 and p2 expire, p4 waits
     assert counters.unlabeled_predictions == 2 and restored.waiting_summaries() == 1
@@ -144,12 +144,10 @@ SUMMARY_ROWS = st.lists(
 
 
 def _pair_of(joined: Any) -> Any:
-    """What stage 1 sends of a pair (``Stage1._pair``), the summary's origin defaulted."""
+    """What stage 1 sends of a pair (``Stage1._pair``)."""
     if joined is None:
         return None
-    s = joined.summary
-    fields = (s["m"], s["ws"], s["we"], s["y"], s["s"], s["x"], s.get("sk", "p"), s.get("so"))
-    return fields, joined.label, joined.identity
+    return tuple(joined.summary), joined.label, joined.identity
 
 
 @settings(max_examples=200, deadline=None)
@@ -171,7 +169,7 @@ def test_summaries_added_as_columns_join_as_added_one_by_one(steps: list[tuple[s
         if kind == "summaries":
             last = {pid: (expires, y) for pid, expires, y in arg}  # ids distinct per call
             one = [
-                by_one.add_summary(0, pid, {**_summary(x), "y": y, "so": offset})
+                by_one.add_summary(0, pid, _summary(x, predicted=y, origin_offset=offset))
                 for pid, (x, y) in last.items()
             ]
             ids = list(last)
@@ -233,7 +231,7 @@ def test_label_envelopes_join_as_their_labels_one_by_one_across_restarts(
             if kind == "summaries":
                 for join in (by_one, by_many):
                     for n, pid in enumerate(dict.fromkeys(arg)):
-                        join.add_summary(0, pid, {**_summary(50.0 + n), "so": offset})
+                        join.add_summary(0, pid, _summary(50.0 + n, origin_offset=offset))
             elif kind == "labels":
                 ids = list(dict.fromkeys(arg))
                 labels = [n % 2 for n in range(len(ids))]
