@@ -50,6 +50,7 @@ from detectors.quality import ClassificationState, quality_state_from_dict
 from driftline.errors import DriftlineError, IncompatibleStateError, InvalidInputError
 from schemas.outbound import RetrainTrigger
 from stream_app import baseline, messages, results
+from stream_app import stage2_keys as keys
 from stream_app.counters import Counters
 from stream_app.empty_windows import empty_window_starts, evaluations_needed
 from stream_app.label_quality import HeldLabels, QualityBuffer
@@ -152,7 +153,7 @@ class WindowRecord:
 
 
 # What a labels message and a quality revision change, stored under a key of its own
-# (``_quality_key``), so neither rewrites the drift part.
+# (``WindowKey.quality``), so neither rewrites the drift part.
 QUALITY_FIELDS = ("quality", "recent_labels", "revision_pending", "revision")
 
 
@@ -238,19 +239,23 @@ class Stage2:
         self, partition: int, message: messages.StageMessage, offset: int | None
     ) -> None:
         if isinstance(message, messages.WatermarkMessage):
-            key = f"{partition}|wm|{message.source_partition}"
+            source = message.source_partition
+            key = keys.watermark_key(partition, source)
             self.records.set(partition, key, orjson.dumps(message.watermark))
-            labels_key = f"{partition}|lwm|{message.source_partition}"
             labels = {"w": message.label_watermark, "behind": message.labels_behind}
-            self.records.set(partition, labels_key, orjson.dumps(labels))
-            self.records.set(partition, f"{partition}|np", orjson.dumps(message.n_partitions))
+            self.records.set(
+                partition, keys.label_watermark_key(partition, source), orjson.dumps(labels)
+            )
+            self.records.set(
+                partition, keys.sources_key(partition), orjson.dumps(message.n_partitions)
+            )
             await self.finalize_ready(partition)
             return
         runtime = self.registry.get(message.model_id)
         if runtime is None:
             log.warning("dropping stage-2 message for unregistered model %s", message.model_id)
             return
-        key = _record_key(partition, message.model_id, message.window_start)
+        key = keys.WindowKey(partition, message.model_id, message.window_start).record
         held = self._quality.held(key) if isinstance(message, messages.LabelsMessage) else None
         record = (
             held.record
@@ -364,11 +369,11 @@ class Stage2:
                 # Scores are per pair when there are any; an empty list stays empty.
                 if len(scores) == len(message.y_true):
                     scores = [scores[i] for i in keep]
-        key = _record_key(partition, record.model_id, record.start)
+        key = keys.WindowKey(partition, record.model_id, record.start).record
         if held is not None:
             quality = held.state
         else:
-            stored = self.records.get(_quality_key_of(key))
+            stored = self.records.get(keys.quality_key_of(key))
             quality = self._quality.state_for(key, stored, record.quality, runtime.task)
         # Both check the whole batch before counting: an invalid one leaves the state as is.
         if isinstance(quality, ClassificationState):
@@ -397,7 +402,7 @@ class Stage2:
                 self._save(held.partition, record)  # labels before any partial: it begins here
             else:
                 self._save_quality(held.partition, record)
-            written = self.records.get(_quality_key_of(key))
+            written = self.records.get(keys.quality_key_of(key))
             if written is not None:
                 self._quality.remember(key, written, held.state)
 
@@ -417,8 +422,8 @@ class Stage2:
         A partition that has seen no event reports ``None`` and does not hold windows back
         (its data, if any comes, arrives as a late partial and rewrites the window).
         """
-        expected = self.records.get(f"{partition}|np")
-        prefix = f"{partition}|wm|"
+        expected = self.records.get(keys.sources_key(partition))
+        prefix = keys.watermark_prefix(partition)
         reported = [orjson.loads(v) for k, v in self.records.items() if k.startswith(prefix)]
         if expected is None or len(reported) < orjson.loads(expected):
             return None
@@ -434,8 +439,8 @@ class Stage2:
         wait unread holds everything; one that has seen no label (nor event) holds nothing.
         """
         predictions = self.low_watermark(partition)
-        expected = self.records.get(f"{partition}|np")
-        prefix = f"{partition}|lwm|"
+        expected = self.records.get(keys.sources_key(partition))
+        prefix = keys.label_watermark_prefix(partition)
         reported = [orjson.loads(v) for k, v in self.records.items() if k.startswith(prefix)]
         if predictions is None or expected is None or len(reported) < orjson.loads(expected):
             return None
@@ -449,8 +454,8 @@ class Stage2:
         if watermark is None:
             return
         retire = self.retire_watermark(partition)
-        prefix = f"{partition}|r|"
-        history_prefix = f"{partition}|h|"
+        prefix = keys.record_prefix(partition)
+        history_prefix = keys.history_prefix(partition)
         ready: list[WindowRecord] = []
         models: list[str] = []  # those with a history here: they may have gone quiet
         for key, raw in self.records.items():
@@ -465,7 +470,7 @@ class Stage2:
                 continue
             if key in self._revising:
                 continue  # final, and kept until revised: nothing to finalize or retire
-            record = WindowRecord.from_bytes(raw, self.records.get(_quality_key_of(key)))
+            record = WindowRecord.from_bytes(raw, self.records.get(keys.quality_key_of(key)))
             if record.final:
                 (self._revising if record.revision_pending else self._final_keys).add(key)
             runtime = self.registry.get(record.model_id)
@@ -518,7 +523,7 @@ class Stage2:
             starts = [
                 s
                 for s in starts
-                if self.records.get(_record_key(partition, runtime.model_id, s)) is None
+                if self.records.get(keys.WindowKey(partition, runtime.model_id, s).record) is None
             ]
             if not starts:
                 continue
@@ -542,13 +547,11 @@ class Stage2:
         records per model); parsing each of them on every watermark would cost more than
         everything else stage 2 does, and a final record stays final.
         """
-        model_id, start_text = key[len(prefix) :].rsplit("|", 1)
-        runtime = self.registry.get(model_id)
+        window = keys.window_of(key, prefix)
+        runtime = self.registry.get(window.model_id)
         if runtime is None:
             return
-        closes = window_closes_at(
-            float(start_text), runtime.window_seconds, runtime.lateness_seconds
-        )
+        closes = window_closes_at(window.start, runtime.window_seconds, runtime.lateness_seconds)
         if closes + runtime.label_horizon_seconds < watermark:
             self._delete(partition, key)
             self._final_keys.discard(key)
@@ -676,20 +679,21 @@ class Stage2:
         return trigger
 
     def _save_history(self, partition: int, model_id: str, history: dict[str, Any]) -> None:
-        self.records.set(partition, _history_key(partition, model_id), orjson.dumps(history))
+        self.records.set(partition, keys.history_key(partition, model_id), orjson.dumps(history))
 
     # -- records --------------------------------------------------------------------------
 
     def _record(self, partition: int, model_id: str, start: float, end: float) -> WindowRecord:
-        raw = self.records.get(_record_key(partition, model_id, start))
-        quality = self.records.get(_quality_key(partition, model_id, start))
+        window = keys.WindowKey(partition, model_id, start)
+        raw = self.records.get(window.record)
+        quality = self.records.get(window.quality)
         if raw is None:
             raw = WindowRecord(model_id, start, end).to_bytes()
         return WindowRecord.from_bytes(raw, quality)
 
     def _save(self, partition: int, record: WindowRecord) -> None:
         """Write both parts of the record."""
-        key = _record_key(partition, record.model_id, record.start)
+        key = keys.WindowKey(partition, record.model_id, record.start).record
         self.records.set(partition, key, record.to_bytes())
         self._save_quality(partition, record)
 
@@ -697,7 +701,7 @@ class Stage2:
         """Write the quality part only (the drift part is as stored)."""
         quality = record.quality_bytes()
         if quality is not None:
-            key = _quality_key(partition, record.model_id, record.start)
+            key = keys.WindowKey(partition, record.model_id, record.start).quality
             self.records.set(partition, key, quality)
 
     def _delete(self, partition: int, key: str) -> None:
@@ -705,7 +709,7 @@ class Stage2:
         self._quality.forget(key)
         self._revising.discard(key)
         self.records.delete(partition, key)
-        quality_key = _quality_key_of(key)
+        quality_key = keys.quality_key_of(key)
         if self.records.get(quality_key) is not None:
             self.records.delete(partition, quality_key)
 
@@ -768,10 +772,10 @@ class Stage2:
 
     async def _maybe_publish_baseline(self, partition: int, runtime: ModelRuntime) -> None:
         """Once enough baseline windows are final, their rows become the model's reference."""
-        prefix = f"{partition}|r|{runtime.model_id}|"
+        prefix = keys.record_prefix(partition, runtime.model_id)
         done = sorted(
             (
-                WindowRecord.from_bytes(raw, self.records.get(_quality_key_of(key)))
+                WindowRecord.from_bytes(raw, self.records.get(keys.quality_key_of(key)))
                 for key, raw in self.records.items()
                 if key.startswith(prefix)
             ),
@@ -795,7 +799,7 @@ class Stage2:
         log.info("model %s: %s became its reference", runtime.model_id, source)
 
     def _history(self, partition: int, model_id: str) -> dict[str, Any]:
-        raw = self.records.get(_history_key(partition, model_id))
+        raw = self.records.get(keys.history_key(partition, model_id))
         return orjson.loads(raw) if raw else {"windows": {}, "last_trigger_end": None}
 
     async def flush(self) -> None:
@@ -810,7 +814,7 @@ class Stage2:
     async def revise_pending(self, partition: int) -> None:
         """Write the quality revisions that labels since the last tick call for."""
         # The quality parts say which windows labels changed: only those are read whole.
-        prefix = f"{partition}|q|"
+        prefix = keys.quality_prefix(partition)
         pending = []
         for key, raw in self.records.items():
             # Most quality parts are not pending, and parsing each (sparse histograms) every
@@ -821,17 +825,17 @@ class Stage2:
                 and b'"revision_pending":true' in raw
                 and orjson.loads(raw)["revision_pending"]
             ):
-                model_id, start = key[len(prefix) :].rsplit("|", 1)
-                pending.append(self._record(partition, model_id, float(start), float(start)))
+                window = keys.window_of(key, prefix)
+                pending.append(self._record(partition, window.model_id, window.start, window.start))
         waiting = set()
         for record in sorted(pending, key=lambda r: (r.model_id, r.start)):
             runtime = self.registry.get(record.model_id)
             if runtime is None:
-                waiting.add(_record_key(partition, record.model_id, record.start))
+                waiting.add(keys.WindowKey(partition, record.model_id, record.start).record)
                 continue
             await self._revise_quality(partition, runtime, record)
         # Revised here, or elsewhere while the partition was away: final and not pending.
-        mine = f"{partition}|r|"
+        mine = keys.record_prefix(partition)
         for key in [k for k in self._revising if k.startswith(mine) and k not in waiting]:
             self._revising.discard(key)
             if self.records.get(key) is not None:
@@ -967,20 +971,3 @@ def _summary_from(data: dict[str, Any]) -> WindowSummary:
         metrics=data["metrics"],
         anomalous_metrics=tuple(data["anomalous_metrics"]),
     )
-
-
-def _record_key(partition: int, model_id: str, start: float) -> str:
-    return f"{partition}|r|{model_id}|{start!r}"
-
-
-def _quality_key(partition: int, model_id: str, start: float) -> str:
-    return f"{partition}|q|{model_id}|{start!r}"
-
-
-def _quality_key_of(record_key: str) -> str:
-    """The quality part's key of the record whose drift part is under ``record_key``."""
-    return record_key.replace("|r|", "|q|", 1)
-
-
-def _history_key(partition: int, model_id: str) -> str:
-    return f"{partition}|h|{model_id}"
