@@ -19,6 +19,7 @@ from stream_app.summary_columns import (
     Summary,
     SummaryColumns,
     SummarySegment,
+    _coded_windows,
 )
 
 
@@ -171,3 +172,31 @@ def test_a_segment_of_another_format_is_refused_with_what_to_do() -> None:
         SummarySegment.from_bytes(bytes(data))
     with pytest.raises(ValueError, match="NaN stands for no score"):
         SummarySegment.build(0, ["a"], [Summary("m", 0.0, 60.0, 1, float("nan"), 9.0, "p", 3)])
+
+
+def _windows_by_rows(starts: list[float], ends: list[float]) -> tuple[list[Any], list[int]]:
+    """Windows coded the plain way: a sort of (start, end) rows by their bits."""
+    bits = np.ascontiguousarray(np.column_stack([starts, ends]).astype(np.float64)).view(np.int64)
+    distinct, codes = np.unique(bits, axis=0, return_inverse=True)
+    return [(a, b) for a, b in distinct.view(np.float64).tolist()], codes.reshape(-1).tolist()
+
+
+WINDOW_EDGES = st.sampled_from([0.0, -0.0, 60.0, 1767225600.0, 1767225660.0, 1e300, float("nan")])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.tuples(WINDOW_EDGES, WINDOW_EDGES), min_size=1, max_size=40),
+    one_end_per_start=st.booleans(),
+)
+def test_windows_are_coded_as_a_sort_of_their_rows_codes_them(
+    rows: list[tuple[float, float]], one_end_per_start: bool
+) -> None:
+    if one_end_per_start:  # the common case: a start's end is the start plus the size
+        rows = [(start, start + 60.0) for start, _ in rows]
+    starts, ends = [r[0] for r in rows], [r[1] for r in rows]
+    windows, codes = _coded_windows(starts, ends)
+    expected_windows, expected_codes = _windows_by_rows(starts, ends)
+    bits = np.array(windows, dtype=np.float64).view(np.int64).tolist()
+    assert bits == np.array(expected_windows, dtype=np.float64).view(np.int64).tolist()
+    assert codes.tolist() == expected_codes
