@@ -563,3 +563,7 @@ class LabelJoin:
             mine = handles[lo:hi] & (MAX_ROWS - 1)
             segment.state[mine[mine < len(segment)]] = GONE
             columns.attach(segment)
+            if mine.size and seq in columns.segments:
+                # Its bitmap lacks what the records add: the fold that deletes them must
+                # write it.
+                columns.changed.add(seq)

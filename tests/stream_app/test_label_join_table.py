@@ -277,3 +277,29 @@ def test_a_segment_number_a_gone_log_record_names_is_not_given_again_after_a_res
     join.seal()
     assert "0#c1" not in store.data, "a new number, not the one the record names"
     assert restart().waiting_summaries() == 4  # p0, p1, p4, p5: none taken for gone
+
+
+def test_rows_gone_before_a_restart_stay_gone_after_the_records_are_folded() -> None:
+    """The records read at a restart are folded with the segments they name: a row they
+    held gone does not come back waiting after the next restart."""
+    join, store, counters = _join(1)
+    for ids in (["p0", "p1", "p2"], ["p3", "p4", "p5"]):
+        for pid in ids:
+            join.add_summary(0, pid, _summary())
+        join.seal()  # segments 0 and 1
+    assert join.add_label(0, "p1", "churn", "1", (3, 0), 500.0) is not None
+    join.seal()  # one gone-log record, not folded yet
+    assert any(key.startswith("0#x") for key in store.data)
+
+    def restart() -> LabelJoin:
+        restored = LabelJoin(store, 1, counters)
+        restored.restore_joined_marks(0)
+        return restored
+
+    join = restart()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(label_join, "GONE_LOG_RECORDS", 1)
+        assert join.add_label(0, "p4", "churn", "1", (4, 0), 500.0) is not None
+        join.seal()  # folds (segment 1 changed since the restart): every record goes
+    assert not any(key.startswith("0#x") for key in store.data)
+    assert restart().waiting_summaries() == 4  # p0, p2, p3, p5
