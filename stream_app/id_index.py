@@ -25,7 +25,11 @@ MISSING = -1
 # Below this many ids a call probes one id at a time: numpy's per-call cost, paid once a
 # probing round, is more than the Python loop (measured: 3.6 µs a row in rounds for 125
 # new ids, 0.7 for 2,000; one at a time ~0.6).
-SCALAR_BELOW = 1024
+SCALAR_BELOW = 256
+# Probing rounds done with numpy before the few ids still probing (long runs of taken
+# slots) finish one at a time: each round costs numpy's fixed price for a handful of ids.
+VECTOR_ROUNDS = 3
+STRAGGLERS = 64
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
@@ -84,9 +88,12 @@ class IdIndex:
 
     def _probe_one(self, prediction_id: str) -> tuple[int, int]:
         wanted = self._slot_key(prediction_id)
+        return self._probe_from(prediction_id, wanted, wanted & (self._keys.size - 1))
+
+    def _probe_from(self, prediction_id: str, wanted: int, at: int) -> tuple[int, int]:
+        """One id's handle and slot, probing from slot ``at`` on (-1, -1: absent)."""
         keys, handles = self._keys, self._handles
         mask = keys.size - 1
-        at = wanted & mask
         while True:
             key = keys.item(at)
             if key == 0:
@@ -105,7 +112,13 @@ class IdIndex:
         mask = np.uint64(self._keys.size - 1)
         at = (hashes & mask).astype(np.int64)
         pending = np.arange(n)
+        rounds = 0
         while pending.size:
+            if rounds >= VECTOR_ROUNDS and pending.size <= STRAGGLERS:
+                for i in pending.tolist():
+                    handles[i], slots[i] = self._probe_from(ids[i], hashes.item(i), at.item(i))
+                break
+            rounds += 1
             keys = self._keys[at[pending]]
             same = np.flatnonzero(keys == hashes[pending])
             found = np.zeros(pending.size, dtype=bool)
@@ -232,12 +245,33 @@ class IdIndex:
         self._live = self._deleted = 0
         self._insert(keys, handles)
 
+    def _place_from(self, key: int, handle: int, at: int) -> None:
+        """Place one entry known to be absent at the first free slot from ``at`` on."""
+        keys = self._keys
+        mask = keys.size - 1
+        while True:
+            found = keys.item(at)
+            if found == 0 or found == 1:
+                break
+            at = (at + 1) & mask
+        if found == 1:
+            self._deleted -= 1
+        keys[at] = key
+        self._handles[at] = handle
+        self._live += 1
+
     def _insert(self, hashes: U64, handles: I64) -> None:
         """Place entries known to be absent at the first free slot of their probe."""
         mask = np.uint64(self._keys.size - 1)
         at = (hashes & mask).astype(np.int64)
         pending = np.arange(hashes.size)
+        rounds = 0
         while pending.size:
+            if rounds >= VECTOR_ROUNDS and pending.size <= STRAGGLERS:
+                for i in pending.tolist():
+                    self._place_from(hashes.item(i), handles.item(i), at.item(i))
+                break
+            rounds += 1
             slot = at[pending]
             keys = self._keys[slot]
             free = np.flatnonzero((keys == EMPTY) | (keys == DELETED))

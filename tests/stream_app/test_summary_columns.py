@@ -90,14 +90,24 @@ def check(columns: SummaryColumns, model: dict[str, tuple[Summary, int]], probe:
     assert len(columns.index) == len(model)
 
 
-@pytest.mark.parametrize("rounds", [False, True], ids=["one id at a time", "numpy rounds"])
+@pytest.mark.parametrize(
+    "rounds",
+    ["one id at a time", "numpy rounds", "numpy rounds, then one at a time"],
+)
 @pytest.mark.parametrize("hasher", ["python", "colliding"])
 @settings(max_examples=150, deadline=None)
 @given(ops=OPS, extra=st.lists(IDS, max_size=8))
 def test_columns_answer_what_a_dict_of_summaries_answers(
-    rounds: bool, hasher: str, ops: list[tuple[str, Any]], extra: list[str]
+    rounds: str, hasher: str, ops: list[tuple[str, Any]], extra: list[str]
 ) -> None:
-    with patch.object(id_index, "SCALAR_BELOW", 0 if rounds else id_index.SCALAR_BELOW):
+    numpy = rounds != "one id at a time"
+    # Stragglers: after one numpy round, the ids still probing go one at a time.
+    stragglers = 10**9 if rounds.endswith("then one at a time") else 0
+    with (
+        patch.object(id_index, "SCALAR_BELOW", 0 if numpy else 10**9),
+        patch.object(id_index, "VECTOR_ROUNDS", 1),
+        patch.object(id_index, "STRAGGLERS", stragglers),
+    ):
         _replay_ops(hasher, ops, extra)
 
 
