@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from tests.faults.stream import (
     wait,
     wait_until_complete,
 )
-from tests.integration.harness import register
+from tests.integration.harness import collapse, register
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -64,24 +63,6 @@ def rebalance_history(*workers: WorkerProcess, lines: int = 80) -> str:
         ]
         parts.append(f"--- {worker.log_path.parent.name} worker ---\n" + collapse(kept, lines))
     return "\n".join(parts)
-
-
-def collapse(lines: list[str], keep: int) -> str:
-    """The last ``keep`` distinct lines (digits aside), each with how often it repeated."""
-    first: dict[str, int] = {}
-    repeats: Counter[str] = Counter()
-    shown: list[str] = []
-    for line in lines:
-        shape = re.sub(r"\d+", "#", line.split("] ", 2)[-1])
-        if shape in first:
-            repeats[shape] += 1
-            continue
-        first[shape] = len(shown)
-        shown.append(line)
-    for shape, at in first.items():
-        if repeats[shape]:
-            shown[at] += f"  [and {repeats[shape]} more like it]"
-    return "\n".join(shown[-keep:])
 
 
 def test_a_worker_joins_and_leaves_mid_stream(

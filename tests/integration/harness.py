@@ -3,6 +3,9 @@ and the one way the tests set up a database with the scenario's model."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,3 +54,31 @@ def final_windows(sessions: sessionmaker[Session], count: int, timeout: float) -
         return rows if len(rows) == count and all(r.finalized_at for r in rows) else None
 
     return list(wait_for(found, timeout, f"{count} final windows"))
+
+
+def collapse(lines: list[str], keep: int) -> str:
+    """The last ``keep`` distinct lines (digits aside), each with how often it repeated."""
+    first: dict[str, int] = {}
+    repeats: Counter[str] = Counter()
+    shown: list[str] = []
+    for line in lines:
+        shape = re.sub(r"\d+", "#", line.split("] ", 2)[-1])
+        if shape in first:
+            repeats[shape] += 1
+            continue
+        first[shape] = len(shown)
+        shown.append(line)
+    for shape, at in first.items():
+        if repeats[shape]:
+            shown[at] += f"  [and {repeats[shape]} more like it]"
+    return "\n".join(shown[-keep:])
+
+
+def warnings_of(log: Path, keep: int = 25) -> str:
+    """A worker log's warnings and errors, each kind once with its count: for a failure
+    message, what a worker noticed before its results went wrong."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    found = [
+        line[:220] for line in text.splitlines() if re.search(r"\[(WARNING|ERROR|CRITICAL)\]", line)
+    ]
+    return f"--- {log.parent.name} ---\n" + collapse(found, keep)

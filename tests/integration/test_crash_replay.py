@@ -53,7 +53,7 @@ from stream_app.model_loader import sql_loader
 from stream_app.registry import ModelRegistry
 from stream_app.sql_writer import SqlResultWriter
 from stream_app.stage1 import InputMessage
-from tests.integration.harness import WorkerProcess, register, wait_for
+from tests.integration.harness import WorkerProcess, register, wait_for, warnings_of
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
 
@@ -532,6 +532,8 @@ def test_three_kills_during_a_replay_end_as_an_uninterrupted_run(
     assert stopped == 0
     diff = differences(expected, actual)
     say(f"{len(diff)} rows differ")
+    if diff:  # what each worker noticed, for the diagnosis
+        notes += [warnings_of(log) for log in sorted(tmp_path.glob("w*/worker.log"))]
     detail = "\n".join(
         [*notes, f"expected: {summary(expected)}", f"actual:   {summary(actual)}", *diff[:40]]
     )
