@@ -15,8 +15,7 @@ import pstats
 import random
 import sys
 import time
-
-import orjson
+from typing import Any
 
 from bench import pipeline_bench as pb
 from registration.profiling import profile_reference
@@ -98,34 +97,16 @@ def join_costs(outstanding: int) -> int:
     lookup = (time.perf_counter() - began) / len(ids)
     picked = random.Random(2).sample(range(outstanding), outstanding // 5)
     chosen, enveloped = picked[: len(picked) // 2], picked[len(picked) // 2 :]
-    labels = [
-        pipeline.message(
-            "label",
-            f"p{i}",
-            orjson.dumps(
-                {"model_id": pb.MODEL_ID, "prediction_id": f"p{i}", "label": "1", "timestamp": 0}
-            ),
-        )
-        for i in chosen
+    singles = [
+        pipeline.message("label", key.decode(), value)
+        for _, key, value in pb.label_messages("l", chosen, "single labels")
     ]
-    began = time.perf_counter()
-    for start in range(0, len(labels), 200):
-        asyncio.run(pipeline.stage1.process(labels[start : start + 200]))
-    stage1 = (time.perf_counter() - began) / len(labels)
-    began = time.perf_counter()
-    asyncio.run(pipeline.deliver())
-    stage2 = (time.perf_counter() - began) / len(labels)
+    stage1, stage2 = _label_costs(pipeline, singles, 200, len(chosen))
     envelopes = [
         pipeline.message("label", key.decode(), value)
         for _, key, value in pb.label_messages("l", enveloped, "label envelopes of 500")
     ]
-    began = time.perf_counter()
-    for start in range(0, len(envelopes), 4):
-        asyncio.run(pipeline.stage1.process(envelopes[start : start + 4]))
-    enveloped_stage1 = (time.perf_counter() - began) / len(enveloped)
-    began = time.perf_counter()
-    asyncio.run(pipeline.deliver())
-    enveloped_stage2 = (time.perf_counter() - began) / len(enveloped)
+    enveloped_stage1, enveloped_stage2 = _label_costs(pipeline, envelopes, 4, len(enveloped))
     sys.stdout.write(
         f"{waiting:,} summaries waiting in {entries:,} join-table values; "
         f"{(table + index) / waiting:,.0f} bytes per waiting summary (the table's keys, values "
@@ -138,6 +119,19 @@ def join_costs(outstanding: int) -> int:
         f" joined {pipeline.counters.joined:,} of {len(picked):,}\n"
     )
     return 0
+
+
+def _label_costs(
+    pipeline: LocalPipeline, messages: list[Any], per_batch: int, n_labels: int
+) -> tuple[float, float]:
+    """Seconds a label in stage 1 (batches of ``per_batch`` messages), then in stage 2."""
+    began = time.perf_counter()
+    for start in range(0, len(messages), per_batch):
+        asyncio.run(pipeline.stage1.process(messages[start : start + per_batch]))
+    stage1 = (time.perf_counter() - began) / n_labels
+    began = time.perf_counter()
+    asyncio.run(pipeline.deliver())
+    return stage1, (time.perf_counter() - began) / n_labels
 
 
 if __name__ == "__main__":
