@@ -54,6 +54,7 @@ from schemas.fast_batch import (
 from schemas.parsing import parse_label_columns, parse_prediction_message
 from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
 from stream_app import baseline, messages, window_stamps
+from stream_app import table_keys as keys
 from stream_app.counters import Counters
 from stream_app.dedup import WindowDedup, envelope_identity
 from stream_app.input_order import HoleGuard
@@ -278,7 +279,7 @@ class Stage1:
         """The partition's checkpoint: {topic kind: last offset applied}, from its store."""
         found = self.checkpoints.get(partition)
         if found is None:
-            stored = self.windows.get(_checkpoint_key(partition))
+            stored = self.windows.get(keys.checkpoint_key(partition))
             found = self.checkpoints[partition] = orjson.loads(stored) if stored else {}
             self._durable_checkpoints[partition] = dict(found)
             self._restore_stamps(partition, found.get("p", -1))
@@ -286,7 +287,7 @@ class Stage1:
 
     def _restore_stamps(self, partition: int, done: int) -> None:
         """After a restart: which windows hold events past the checkpoint, and the markers."""
-        prefix = f"{partition}|w|"
+        prefix = keys.window_prefix(partition)
         highest = -1
         self._markers.pop(partition, None)
         for key, value in self.windows.items():
@@ -303,7 +304,7 @@ class Stage1:
         closed after it had arrived), or None (process it)."""
         if offset > self._replay_until.get(partition, -1):
             return None
-        value = self.windows.get(_window_key(partition, model_id, start))
+        value = self.windows.get(keys.WindowKey(partition, model_id, start).window)
         if value is None:
             return None
         stored = window_stamps.read(value)
@@ -464,7 +465,7 @@ class Stage1:
         for partition in sorted(self._unsaved_checkpoints):
             self.clocks.save(partition)
             checkpoint = orjson.dumps(self.checkpoint(partition))
-            self.windows.set(partition, _checkpoint_key(partition), checkpoint)
+            self.windows.set(partition, keys.checkpoint_key(partition), checkpoint)
         saved = {p: dict(self.checkpoint(p)) for p in self._unsaved_checkpoints}
         self._unsaved_checkpoints.clear()
         await self.windows.flush()
@@ -1121,7 +1122,7 @@ class Stage1:
             if runtime is None:  # unregistered while the batch ran: keep nothing half-done
                 continue
             events = work.rows.get(group, [])
-            key = _window_key(partition, model_id, start)
+            key = keys.WindowKey(partition, model_id, start).window
             found = self.windows.get(key)
             stored = window_stamps.read(found).state if found is not None else None
             if found is not None and window_stamps.read(found).closed:
@@ -1209,7 +1210,7 @@ class Stage1:
             if not clock.backlog:
                 await self._heartbeat(partition, None, closed_any=False)
             return
-        prefix = f"{partition}|w|"
+        prefix = keys.window_prefix(partition)
         closed_any = False
         for key, value in self.windows.items():
             if not key.startswith(prefix):
@@ -1217,8 +1218,7 @@ class Stage1:
             stored = window_stamps.read(value)
             if stored.closed:
                 continue
-            model_id, start_text = key[len(prefix) :].rsplit("|", 1)
-            start = float(start_text)
+            _, model_id, start = keys.window_of(key, prefix)
             runtime = self.registry.get(model_id)
             size = runtime.window_seconds if runtime else 0.0
             lateness = runtime.lateness_seconds if runtime else 0.0
@@ -1407,10 +1407,6 @@ def _unknown_model(model_id: str) -> str:
     )
 
 
-def _window_key(partition: int, model_id: str, start: float) -> str:
-    return f"{partition}|w|{model_id}|{start!r}"
-
-
 def _identity_of(columns: EnvelopeColumns) -> str:
     """A decoded envelope's dedup identity (see :func:`stream_app.dedup.envelope_identity`)."""
     return envelope_identity(
@@ -1423,7 +1419,3 @@ def _identity_of(columns: EnvelopeColumns) -> str:
 
 def _tp(message: InputMessage) -> str:
     return f"{message.topic}[{message.partition}]"
-
-
-def _checkpoint_key(partition: int) -> str:
-    return f"{partition}|cp"

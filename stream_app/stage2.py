@@ -50,7 +50,7 @@ from detectors.quality import ClassificationState, quality_state_from_dict
 from driftline.errors import DriftlineError, IncompatibleStateError, InvalidInputError
 from schemas.outbound import RetrainTrigger
 from stream_app import baseline, messages, results
-from stream_app import stage2_keys as keys
+from stream_app import table_keys as keys
 from stream_app.counters import Counters
 from stream_app.empty_windows import empty_window_starts, evaluations_needed
 from stream_app.label_quality import HeldLabels, QualityBuffer

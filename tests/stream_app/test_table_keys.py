@@ -1,11 +1,11 @@
-"""Stage 2's keys read back as they were made, whatever the model id holds."""
+"""The stages' keys read back as they were made, whatever the model id holds."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream_app import stage2_keys as keys
+from stream_app import table_keys as keys
 
 
 @given(
@@ -21,3 +21,4 @@ def test_a_window_key_reads_back_from_its_record_and_quality_keys(
     assert keys.window_of(window.quality, keys.quality_prefix(partition)) == window
     assert keys.quality_key_of(window.record) == window.quality
     assert window.record.startswith(keys.record_prefix(partition, model_id))
+    assert keys.window_of(window.window, keys.window_prefix(partition)) == window

@@ -1,4 +1,7 @@
-"""Stage 2's table keys: made and read here only.
+"""The stages' table keys: made and read here only.
+
+Per stage-1 partition ``p``, the windows table holds ``p|w|<model>|<start>``, the
+partition's partial window state, and ``p|cp``, its checkpoint.
 
 Per stage-2 partition ``p``, the records table holds:
 
@@ -32,6 +35,21 @@ class WindowKey(NamedTuple):
         """Where the record's quality part is."""
         return f"{self.partition}|q|{self.model_id}|{self.start!r}"
 
+    @property
+    def window(self) -> str:
+        """Where stage 1 keeps the partition's state of the window."""
+        return f"{self.partition}|w|{self.model_id}|{self.start!r}"
+
+
+def window_prefix(partition: int) -> str:
+    """What the keys of stage 1's window states of the partition begin with."""
+    return f"{partition}|w|"
+
+
+def checkpoint_key(partition: int) -> str:
+    """Where stage 1 keeps the partition's checkpoint."""
+    return f"{partition}|cp"
+
 
 def record_prefix(partition: int, model_id: str = "") -> str:
     """What the keys of the partition's drift parts (of one model, if given) begin with."""
@@ -43,7 +61,8 @@ def quality_prefix(partition: int) -> str:
 
 
 def window_of(key: str, prefix: str) -> WindowKey:
-    """The window of a drift or quality part's key, read after its ``prefix``."""
+    """The window of a window-state, drift-part or quality-part key, read after its
+    ``prefix``."""
     partition = int(key.split("|", 1)[0])
     model_id, start = key[len(prefix) :].rsplit("|", 1)
     return WindowKey(partition, model_id, float(start))
