@@ -96,6 +96,11 @@ class WorkerSettings(BaseSettings):
     alert_max_retry_seconds: float = Field(
         default=60.0, gt=0, description="Longest wait between two tries of a notification"
     )
+    malloc_trim_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Give freed memory back to the system this often (glibc; 0: never)",
+    )
     store: str = Field(default="memory://", description="Faust table store")
     data_dir: str = Field(default="var/faust", description="Faust's data directory")
     log_level: Literal["debug", "info", "warn", "error"] = "info"

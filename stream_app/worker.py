@@ -26,6 +26,7 @@ from schemas.typed_envelope import native_decoder_available
 from storage.db import make_engine, session_factory
 from storage.migrate import upgrade
 from stream_app.app import EXIT_FATAL, Pipeline, create_pipeline
+from stream_app.memory_trim import release_free_memory
 from stream_app.metrics import MetricsServer, pipeline_collector, serve, worker_registry
 from stream_app.settings import WorkerSettings
 
@@ -116,6 +117,12 @@ def run_worker(settings: WorkerSettings) -> None:
         log.info("counters: %s", pipeline.counters.as_dict())
 
     pipeline.app.timer(60.0)(report_counters)
+    if settings.malloc_trim_seconds:
+
+        async def trim_memory() -> None:
+            release_free_memory()
+
+        pipeline.app.timer(settings.malloc_trim_seconds)(trim_memory)
     if metrics is not None:
         registry, endpoint = metrics
         registry.register(pipeline_collector(pipeline))
