@@ -790,10 +790,13 @@ predictions as the producer helper envelopes them:
 Target: ≥ 150,000 predictions/s and ≥ 60 % of the baseline: **{"met" if met else "not met"}**.
 
 **Outstanding predictions and labels**: the binary model, {j["outstanding"]:,} predictions in
-envelopes and no labels yet, then {j["labels"]:,} labels for random ones. Worker RSS grew by
-**{growth:,.0f} MB** from {j["early"]:,} to {j["outstanding"]:,} outstanding predictions (about
-**{per:,.0f} bytes per outstanding prediction**: the summary's table entry, the segment
-ledger's entry, and the forwarding buffers; target ≤ 120 at 10 million: not met). Labels
+envelopes and no labels yet, then {j["labels"]:,} labels for random ones. Worker RSS
+**{j["rss_full"] / 2**20:,.0f} MB** with {j["outstanding"]:,} outstanding predictions, 5 s after
+the last, against {j["rss_early"] / 2**20:,.0f} MB at {j["early"]:,} (a change of
+**{growth:,.0f} MB**, **{per:,.0f} bytes per outstanding prediction**; the early figure holds
+the buffers of predictions still arriving, which the worker gives back every 5 s, so this
+understates the state: the summary segments and id index alone take ~130 bytes, measured in
+the section on summary columns; target ≤ 120 at 10 million: not met). Labels
 joined at **{j["join_rate"]:,.0f} labels/s** end to end one label a message (what a label
 costs step by step, lookup included: `python -m bench.profile_stage1 --join 1000000`, in the
 analysis below), and at **{j["rates"].get("label envelopes of 500", 0):,.0f} labels/s** in
