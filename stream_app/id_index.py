@@ -192,13 +192,6 @@ class IdIndex:
         self._maybe_shrink()
         return old
 
-    def remove_one(self, prediction_id: str) -> int:
-        """Forget one id; the handle it had (-1 where absent)."""
-        handle, slot = self._probe_one(prediction_id)
-        if slot != MISSING:
-            self.delete_slot(slot)
-        return handle
-
     def locate(self, prediction_id: str) -> tuple[int, int]:
         """One id's handle and slot (both -1 where absent), for :meth:`delete_slot`."""
         return self._probe_one(prediction_id)

@@ -18,18 +18,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from detectors.quality import (
-    ClassificationState,
-    RegressionState,
-    empty_quality_state,
-    quality_state_from_dict,
-)
+from detectors.quality import empty_quality_state, quality_state_from_dict
 from detectors.quality_task import QualityTask
+from detectors.window import QualityState
 
 if TYPE_CHECKING:
     from stream_app.stage2 import WindowRecord
-
-QualityState = ClassificationState | RegressionState
 
 # A binary state is about 16 KB decoded (two histograms of 1,000 bins): 256 windows with
 # recent labels stay under 5 MB.

@@ -444,12 +444,19 @@ class SummaryColumns:
         handle, slot = self.index.locate(prediction_id)
         if handle == MISSING:
             return None
+        summary = self._take_row(handle)
+        if summary is not None:
+            self.index.delete_slot(slot)
+        return summary
+
+    def _take_row(self, handle: int) -> Summary | None:
+        """The row's summary if it waits, and the row goes; None if it does not wait.
+        The caller frees the index slot."""
         seq, row = handle >> ROW_BITS, handle & (MAX_ROWS - 1)
         segment = self.segments[seq]
         if segment.state.item(row) != WAITING:
             return None
         summary = segment.summary(row)
-        self.index.delete_slot(slot)
         self._gone_one(seq, row)
         return summary
 
@@ -492,13 +499,9 @@ class SummaryColumns:
         for position, handle, slot in zip(
             positions.tolist(), handles.tolist(), slots.tolist(), strict=True
         ):
-            seq, row = handle >> ROW_BITS, handle & (MAX_ROWS - 1)
-            segment = self.segments[seq]
-            if segment.state.item(row) != WAITING:
-                continue
-            taken[position] = segment.summary(row)
-            freed.append(slot)
-            self._gone_one(seq, row)
+            taken[position] = summary = self._take_row(handle)
+            if summary is not None:
+                freed.append(slot)
         if freed:
             self.index.delete_slots(np.array(freed, dtype=np.int64))
         return taken
@@ -548,12 +551,7 @@ class SummaryColumns:
         segment = self.segments[seq]
         segment.state[rows] = GONE
         self._gone_arrays.append((seq << ROW_BITS) | rows)
-        self._alive[seq] -= int(rows.size)
-        self.changed.add(seq)
-        if self._alive[seq] == 0:
-            del self.segments[seq], self._alive[seq]
-            self.changed.discard(seq)
-            self.dropped.add(seq)
+        self._rows_went(seq, int(rows.size))
 
     def _gone_one(self, seq: int, row: int) -> None:
         segment = self.segments[seq]
@@ -561,7 +559,11 @@ class SummaryColumns:
             return
         segment.state[row] = GONE
         self._gone_handles.append((seq << ROW_BITS) | row)
-        self._alive[seq] -= 1
+        self._rows_went(seq, 1)
+
+    def _rows_went(self, seq: int, count: int) -> None:
+        """``count`` rows of the segment went: it changed, and goes once none is left."""
+        self._alive[seq] -= count
         self.changed.add(seq)
         if self._alive[seq] == 0:
             del self.segments[seq], self._alive[seq]
