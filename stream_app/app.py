@@ -51,6 +51,7 @@ from stream_app.rebalance_gate import RebalanceGate
 from stream_app.rebalance_gate import install as install_gate
 from stream_app.recovery_watch import install as install_recovery_watch
 from stream_app.registry import ModelRegistry, ModelRuntime
+from stream_app.segment_spill import SegmentSpill, default_directory
 from stream_app.settings import WorkerSettings
 from stream_app.sql_writer import SqlResultWriter, Transactions
 from stream_app.stage1 import InputMessage, Stage1, Stage1Sink, TopicKind
@@ -108,6 +109,14 @@ def join_store(table: Any) -> PartitionedStore:
     if isinstance(table.data, RebuildingMemoryStore):
         return SegmentedTableStore(table, table.data.segments)
     return FaustTableStore(table)
+
+
+def join_spill(settings: WorkerSettings, table: Any) -> SegmentSpill | None:
+    """Where the join's summaries go beyond their memory budget: files beside Faust's data
+    when the table lives in memory (another store keeps them on disk already)."""
+    if not isinstance(table.data, RebuildingMemoryStore):
+        return None
+    return SegmentSpill(default_directory(settings.data_dir), int(settings.join_memory_mb * 2**20))
 
 
 def _log_end(app: faust.App, tp: Any) -> int | None:
@@ -332,6 +341,7 @@ def create_pipeline(
         auto_register=auto_register if settings.unknown_models == "auto-register" else None,
         decode_threads=settings.decode_threads,
         max_future_seconds=settings.max_future_seconds,
+        spill=join_spill(settings, joins_table),
     )
     records_store = FaustTableStore(records_table)
     stage2 = Stage2(registry, records_store, SqlResultWriter(sessions), counters)

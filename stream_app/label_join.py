@@ -27,7 +27,9 @@ joined mark, or (written by earlier versions, still read) a summary: the typed v
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ from aiokafka.partitioner import murmur2
 
 from stream_app.counters import Counters
 from stream_app.join_entries import JoinedMark, WaitingLabel, is_joined_mark, read_entry
+from stream_app.segment_spill import SegmentSpill
 from stream_app.state_store import PartitionedStore
 from stream_app.summary_columns import (
     GONE,
@@ -51,6 +54,8 @@ from stream_app.summary_columns import (
     SummarySegment,
 )
 
+log = logging.getLogger(__name__)
+
 # Rows per segment: its table value stays near 400 KB, under Kafka's 1 MB message size.
 SEGMENT_ROWS = 4096
 
@@ -60,6 +65,8 @@ SEGMENT_ROWS = 4096
 GONE_LOG_ROWS = 65_536
 GONE_LOG_RECORDS = 256
 _GONE_LOG_VERSION = b"\x01"
+# A spill moves at least this much below the memory budget (one file, not one per flush).
+SPILL_AT_LEAST = 16 * 2**20
 
 
 class Joined(NamedTuple):
@@ -164,8 +171,17 @@ def _entry_partition(key: str) -> int | None:
 class LabelJoin:
     """The join table of stage 1's partitions, and the prediction marks heard on it."""
 
-    def __init__(self, store: PartitionedStore, n_partitions: int, counters: Counters) -> None:
+    def __init__(
+        self,
+        store: PartitionedStore,
+        n_partitions: int,
+        counters: Counters,
+        spill: SegmentSpill | None = None,
+    ) -> None:
         self.store = store
+        # Segments beyond its memory budget go to disk (None: all stay in memory).
+        self.spill = spill
+        self._spill_failed_at = -math.inf
         self.n_partitions = n_partitions
         self.counters = counters
         # Per label-join partition: {source partition: its prediction watermark}.
@@ -366,6 +382,51 @@ class LabelJoin:
                 self.store.delete(partition, _segment_key(partition, seq))
                 self.store.delete(partition, _gone_key(partition, seq))
             columns.dropped.clear()
+        self._spill_beyond_budget()
+
+    def bytes_in_memory(self) -> int:
+        """The bytes of the segments whose columns are in memory (a gauge)."""
+        return sum(columns.bytes_in_memory for columns in self._columns.values())
+
+    def _spill_beyond_budget(self) -> None:
+        """Move the oldest segments to disk while those in memory exceed the budget.
+
+        Down to a tenth under the budget (at least ``SPILL_AT_LEAST`` bytes less), so that
+        a spill writes one file of many segments, not a segment at every flush.
+        """
+        spill = self.spill
+        if spill is None:
+            return
+        held = self.bytes_in_memory()
+        if held <= spill.budget_bytes:
+            return
+        goal = max(0, min(spill.budget_bytes * 9 // 10, spill.budget_bytes - SPILL_AT_LEAST))
+        # Sequence numbers rise together in every partition (each flush numbers its new
+        # segments): across partitions, the lowest are about the oldest.
+        candidates = sorted(
+            (segment.seq, partition, segment)
+            for partition, columns in self._columns.items()
+            for segment in columns.in_memory()
+        )
+        chosen: list[tuple[int, SummarySegment]] = []
+        for _, partition, segment in candidates:
+            if held <= goal:
+                break
+            chosen.append((partition, segment))
+            held -= segment.nbytes
+        try:
+            views = spill.write([segment.to_bytes() for _, segment in chosen])
+        except OSError as error:
+            # Nothing is lost: the segments stay in memory, past the budget, and the next
+            # flush tries again. Said once a minute, not at every flush.
+            now = time.monotonic()
+            if now - self._spill_failed_at >= 60.0:
+                self._spill_failed_at = now
+                log.error("%s; the label join holds %d bytes in memory meanwhile", error, held)
+            return
+        for (partition, segment), view in zip(chosen, views, strict=True):
+            self._columns[partition].moved_to_disk(segment.seq, view)
+            self.store.keep(_segment_key(partition, segment.seq), view)
 
     def _log_gone(self, partition: int, columns: SummaryColumns) -> None:
         """The rows gone since the last flush, as one record; folded into bitmaps when due.
@@ -567,3 +628,4 @@ class LabelJoin:
                 # Its bitmap lacks what the records add: the fold that deletes them must
                 # write it.
                 columns.changed.add(seq)
+        self._spill_beyond_budget()

@@ -46,6 +46,7 @@ from stream_app.counters import Counters
 
 if TYPE_CHECKING:
     from stream_app.app import Pipeline
+    from stream_app.label_join import LabelJoin
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,11 @@ class WorkerCollector(Collector):
         *,
         sessions: sessionmaker[Session] | None = None,
         alert_relay: AlertRelay | None = None,
+        join: LabelJoin | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.counters = counters
+        self.join = join
         self.topics = topics
         self.sessions = sessions
         self.alert_relay = alert_relay
@@ -105,6 +108,8 @@ class WorkerCollector(Collector):
         yield from self._counters()
         yield self._events()
         yield from self._finalization()
+        if self.join is not None:
+            yield from self._join(self.join)
         if self.alert_relay is not None:
             yield self._notifications(self.alert_relay)
         if self.sessions is not None:
@@ -155,6 +160,23 @@ class WorkerCollector(Collector):
             lag.add_metric([], self.clock() - last_end)
         yield end
         yield lag
+
+    def _join(self, join: LabelJoin) -> Iterable[Metric]:
+        waiting = GaugeMetricFamily(
+            PREFIX + "join_waiting_predictions",
+            "Predictions waiting for their labels (outstanding in the label join)",
+        )
+        waiting.add_metric([], join.waiting_summaries())
+        held = GaugeMetricFamily(
+            PREFIX + "join_state_bytes",
+            "Bytes of the waiting predictions' summaries, in memory (the budget is "
+            "join_memory_mb) and in spill files on disk",
+            labels=["where"],
+        )
+        held.add_metric(["memory"], join.bytes_in_memory())
+        held.add_metric(["disk"], join.spill.bytes_on_disk if join.spill is not None else 0)
+        yield waiting
+        yield held
 
     def _notifications(self, relay: AlertRelay) -> Metric:
         family = CounterMetricFamily(
@@ -228,6 +250,7 @@ def pipeline_collector(pipeline: Pipeline) -> WorkerCollector:
         pipeline.topics,
         sessions=pipeline.sessions,
         alert_relay=pipeline.alert_relay,
+        join=pipeline.stage1.join,
     )
 
 

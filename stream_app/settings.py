@@ -101,6 +101,12 @@ class WorkerSettings(BaseSettings):
         ge=0,
         description="Give freed memory back to the system this often (glibc; 0: never)",
     )
+    join_memory_mb: float = Field(
+        default=256.0,
+        ge=0,
+        description="Memory for the predictions waiting for their labels; beyond it their "
+        "summaries go to files under data_dir/join-spill (0: all on disk)",
+    )
     store: str = Field(default="memory://", description="Faust table store")
     data_dir: str = Field(default="var/faust", description="Faust's data directory")
     log_level: Literal["debug", "info", "warn", "error"] = "info"

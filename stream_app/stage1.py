@@ -62,6 +62,7 @@ from stream_app.join_entries import summary_of
 from stream_app.label_join import Joined, LabelJoin, join_partition, join_partitions
 from stream_app.partition_clocks import PartitionClocks
 from stream_app.registry import ModelRegistry, ModelRuntime
+from stream_app.segment_spill import SegmentSpill
 from stream_app.state_store import PartitionedStore
 from stream_app.summary_columns import Summary, SummaryBuffer, SummaryColumnsIn
 from stream_app.task_checks import TaskCheck
@@ -177,6 +178,7 @@ class Stage1:
         decode_threads: int = 1,
         max_future_seconds: float = 86_400.0,
         wall_clock: Callable[[], float] = time.time,
+        spill: SegmentSpill | None = None,
     ) -> None:
         self.registry = registry
         # One event stamped in year 2199 would move its partition's watermark there and
@@ -194,7 +196,7 @@ class Stage1:
         self.windows = windows
         self.dedup = WindowDedup(windows)
         self.joins = joins
-        self.join = LabelJoin(joins, n_partitions, counters)
+        self.join = LabelJoin(joins, n_partitions, counters, spill)
         self.sink = sink
         self.n_partitions = n_partitions
         self.idle_timeout = idle_timeout

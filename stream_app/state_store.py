@@ -35,6 +35,11 @@ class PartitionedStore(Protocol):
 
     def items(self) -> Iterator[tuple[str, bytes]]: ...
 
+    def keep(self, key: str, value: bytes | memoryview) -> None:
+        """Hold ``key``'s value, unchanged, as ``value`` (a copy kept elsewhere, on disk
+        say): the table in memory only, nothing to the changelog."""
+        ...
+
     async def flush(self) -> None:
         """Wait until every write so far is on the changelog (the broker acknowledged it)."""
         ...
@@ -88,6 +93,10 @@ class FaustTableStore:
     def items(self) -> Iterator[tuple[str, bytes]]:
         return iter(list(self._data.items()))
 
+    def keep(self, key: str, value: bytes | memoryview) -> None:
+        if key in self._data:
+            self._data[key] = value
+
     async def flush(self) -> None:
         # Changelog writes go through Faust's producer buffer, and Faust's flush before an
         # offset commit gives up after 0.1 s with writes still buffered: waiting for each
@@ -124,6 +133,10 @@ class MemoryStore:
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         return iter(list(self.data.items()))
+
+    def keep(self, key: str, value: bytes | memoryview) -> None:
+        if key in self.data:
+            self.data[key] = value  # type: ignore[assignment]
 
     async def flush(self) -> None:
         return None

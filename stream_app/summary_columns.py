@@ -148,6 +148,7 @@ class SummarySegment:
     origin_codes: Codes
     origin_offsets: npt.NDArray[np.int64]
     state: npt.NDArray[np.uint8]
+    on_disk: bool = False  # its columns view a spill file (stream_app.segment_spill)
 
     @classmethod
     def build(cls, seq: int, ids: Sequence[str], summaries: Sequence[Summary]) -> SummarySegment:
@@ -298,7 +299,7 @@ class SummarySegment:
         ]
 
     @classmethod
-    def from_bytes(cls, data: bytes, copy: bool = True) -> SummarySegment:
+    def from_bytes(cls, data: bytes | memoryview, copy: bool = True) -> SummarySegment:
         """The segment ``to_bytes`` wrote; with ``copy=False`` its columns are read-only
         views into ``data`` (kept in the table anyway: no second copy), all but the state."""
         if data[:3] != _MAGIC:
@@ -364,6 +365,8 @@ class SummaryColumns:
     def __init__(self, slot_key: Callable[[str], int] = python_slot_key) -> None:
         self.segments: dict[int, SummarySegment] = {}
         self._alive: dict[int, int] = {}  # rows not gone, per segment
+        self._first_expiry: dict[int, float] = {}  # per segment: its rows' earliest expiry
+        self.bytes_in_memory = 0  # of the segments whose columns are not on disk
         self.index = IdIndex(self._id_at, slot_key=slot_key)
         self._next_seq = 0
         # Segments whose rows changed (a row gone) or that were dropped since the caller
@@ -424,6 +427,25 @@ class SummaryColumns:
     def _attach(self, segment: SummarySegment) -> None:
         self.segments[segment.seq] = segment
         self._alive[segment.seq] = int(np.count_nonzero(segment.state != GONE))
+        if not segment.on_disk:
+            self.bytes_in_memory += segment.nbytes
+        # A bound kept in memory: sweeps skip a segment (on disk, maybe) it rules out.
+        self._first_expiry[segment.seq] = float(segment.expires.min())
+
+    def in_memory(self) -> list[SummarySegment]:
+        """The segments whose columns are in memory, oldest first."""
+        return [segment for segment in self.segments.values() if not segment.on_disk]
+
+    def moved_to_disk(self, seq: int, stored: memoryview) -> None:
+        """Segment ``seq`` now reads its columns from ``stored`` (its ``to_bytes`` on disk);
+        its row states stay in memory as they are."""
+        before = self.segments[seq]
+        after = SummarySegment.from_bytes(stored, copy=False)
+        after.state = before.state
+        after.on_disk = True
+        self.segments[seq] = after
+        if not before.on_disk:
+            self.bytes_in_memory -= before.nbytes
 
     def find(self, ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Each id's handle, or -1: absent, or gone."""
@@ -508,12 +530,18 @@ class SummaryColumns:
 
     def earliest_expiry(self) -> float | None:
         """The earliest expiry among the waiting summaries (None: none waits)."""
-        found = [
-            float(segment.expires[segment.state == WAITING].min())
-            for segment in self.segments.values()
-            if (segment.state == WAITING).any()
-        ]
-        return min(found) if found else None
+        # Segments by their bound: one read (a segment maybe on disk) while a bound is
+        # below the best found.
+        best: float | None = None
+        for bound, seq in sorted((b, seq) for seq, b in self._first_expiry.items()):
+            if best is not None and bound >= best:
+                break
+            segment = self.segments[seq]
+            waiting = segment.state == WAITING
+            if waiting.any():
+                found = float(segment.expires[waiting].min())
+                best = found if best is None else min(best, found)
+        return best
 
     def forget(self, ids: Sequence[str]) -> None:
         """Drop ids (joined ones a checkpoint now covers, or a revoked partition's)."""
@@ -522,7 +550,9 @@ class SummaryColumns:
     def expire(self, before: float) -> int:
         """Drop the waiting summaries that expire before ``before``; how many there were."""
         expired = 0
-        for segment in list(self.segments.values()):
+        for seq, segment in list(self.segments.items()):
+            if self._first_expiry[seq] >= before:
+                continue
             rows = np.flatnonzero((segment.state == WAITING) & (segment.expires < before))
             if not rows.size:
                 continue
@@ -566,7 +596,9 @@ class SummaryColumns:
         self._alive[seq] -= count
         self.changed.add(seq)
         if self._alive[seq] == 0:
-            del self.segments[seq], self._alive[seq]
+            if not self.segments[seq].on_disk:
+                self.bytes_in_memory -= self.segments[seq].nbytes
+            del self.segments[seq], self._alive[seq], self._first_expiry[seq]
             self.changed.discard(seq)
             self.dropped.add(seq)
 

@@ -118,9 +118,12 @@ def run_worker(settings: WorkerSettings) -> None:
 
     pipeline.app.timer(60.0)(report_counters)
     if settings.malloc_trim_seconds:
+        spill = pipeline.stage1.join.spill
 
         async def trim_memory() -> None:
             release_free_memory()
+            if spill is not None:
+                spill.release_pages()
 
         pipeline.app.timer(settings.malloc_trim_seconds)(trim_memory)
     if metrics is not None:

@@ -3,6 +3,8 @@ replay sends again, which marks hold labels back, and what expires when."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,8 +16,11 @@ from hypothesis import strategies as st
 from stream_app import label_join, summary_columns
 from stream_app.counters import Counters
 from stream_app.label_join import LabelJoin, join_key, join_partition, join_partitions
+from stream_app.segment_spill import SegmentSpill
 from stream_app.state_store import MemoryStore
 from stream_app.summary_columns import Summary, SummaryColumnsIn
+
+SPILL_DIRECTORY = Path(tempfile.gettempdir()) / "driftline-test-spill"
 
 
 def _summary(expires: float = 100.0, predicted: Any = "1", origin_offset: int = -1) -> Summary:
@@ -211,15 +216,18 @@ IDS = [f"p{n}" for n in range(40)]
     ),
     records=st.sampled_from([1, 3, 256]),
     take=st.sampled_from(["one by one", "rows", "segments"]),
+    on_disk=st.booleans(),
 )
 def test_label_envelopes_join_as_their_labels_one_by_one_across_restarts(
-    steps: list[tuple[str, Any]], records: int, take: str
+    steps: list[tuple[str, Any]], records: int, take: str, on_disk: bool
 ) -> None:
     """``add_labels`` is ``add_label`` for each label; a restart after a flush (the rows
     gone kept as gone-log records, folded into bitmaps every ``records`` flushes) changes
-    nothing either."""
+    nothing either, nor segments kept on disk (a memory budget of 0)."""
     by_one, _, one_counters = _join(1)
-    by_many, store, many_counters = _join(1)
+    spill = SegmentSpill(SPILL_DIRECTORY, 0) if on_disk else None
+    store, many_counters = MemoryStore(), Counters()
+    by_many = LabelJoin(store, 1, many_counters, spill)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(label_join, "GONE_LOG_RECORDS", records)
         # Each way SummaryColumns.take reads an envelope's rows.
@@ -246,8 +254,10 @@ def test_label_envelopes_join_as_their_labels_one_by_one_across_restarts(
                 by_one.seal()
                 by_many.seal()
                 if arg:  # a restart: everything from the table
-                    by_many = LabelJoin(store, 1, many_counters)
+                    by_many = LabelJoin(store, 1, many_counters, spill)
                     by_many.restore_joined_marks(0)
+                if spill is not None:
+                    assert by_many.bytes_in_memory() == 0
             else:
                 by_one.expire([0], lambda partition, at=arg: at)
                 by_many.expire([0], lambda partition, at=arg: at)

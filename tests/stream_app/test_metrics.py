@@ -27,6 +27,7 @@ from storage import notifications as outbox
 from storage.repository import TriggerRow, insert_trigger, upsert_model
 from storage.transactions import Transactions
 from stream_app.counters import Counters
+from stream_app.label_join import LabelJoin
 from stream_app.metrics import (
     HELP,
     WorkerCollector,
@@ -34,7 +35,10 @@ from stream_app.metrics import (
     serve,
     worker_registry,
 )
+from stream_app.segment_spill import SegmentSpill
 from stream_app.settings import load_settings
+from stream_app.state_store import MemoryStore
+from stream_app.summary_columns import Summary
 from stream_app.worker import build, run_worker
 
 TOPICS = Topics.with_prefix("t.")
@@ -101,6 +105,23 @@ def test_every_int_counter_is_a_total_with_its_help_and_the_topics_split_events(
     absent = {"driftline_worker_outbox_pending", "driftline_worker_database_up"}
     assert not absent & {name for name, _ in got}
     assert not any(name.startswith("driftline_worker_notifications") for name, _ in got)
+
+
+def test_the_label_join_reports_what_waits_and_where_its_state_is(tmp_path: Path) -> None:
+    spill = SegmentSpill(tmp_path, 0)
+    join = LabelJoin(MemoryStore(), 1, Counters(), spill)
+    registry = worker_registry(WorkerCollector(Counters(), TOPICS, join=join))
+    summary = Summary("churn", 0.0, 60.0, "1", 0.5, 100.0, "p", 0)
+    for n in range(3):
+        join.add_summary(0, f"p{n}", summary)
+    got = samples(registry)
+    assert got[("driftline_worker_join_waiting_predictions", ())] == 3
+    assert got[("driftline_worker_join_state_bytes", (("where", "disk"),))] == 0
+    join.seal()  # a budget of 0: the segment goes to disk
+    got = samples(registry)
+    assert got[("driftline_worker_join_waiting_predictions", ())] == 3
+    assert got[("driftline_worker_join_state_bytes", (("where", "memory"),))] == 0
+    assert got[("driftline_worker_join_state_bytes", (("where", "disk"),))] > 0
 
 
 def test_values_are_read_at_scrape_time_and_the_lag_follows_the_clock() -> None:
