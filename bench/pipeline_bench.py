@@ -481,7 +481,8 @@ def label_join(
 
         wait_for(every_prediction, 3600, "every prediction", interval=0.5)
         time.sleep(5)  # forwarded summaries land on their partitions
-        rss_full = stats()["rss_bytes"]
+        full = stats()
+        rss_full = full["rss_bytes"]
         on_disk = changelog_bytes(worker.app_id, "stage1-joins")
         rng = np.random.default_rng(3)
         chosen = rng.choice(outstanding, size=labels, replace=False).tolist()
@@ -511,6 +512,8 @@ def label_join(
             "rates": rates,
             "rss_curve": curve,
             "changelog_bytes": on_disk,
+            "join_memory_bytes": full.get("join_memory_bytes", 0),
+            "join_disk_bytes": full.get("join_disk_bytes", 0),
         }
     finally:
         worker.stop()
@@ -769,6 +772,12 @@ def render_join(j: dict[str, Any], task: dict[str, Any]) -> str:
     curve = ", ".join(
         f"{int(n) / 1e6:g} M: {rss / 2**20:,.0f} MB" for n, rss in sorted(j["rss_curve"].items())
     )
+    whole = j["rss_full"] / j["outstanding"]
+    rss_verdict = (
+        ("met" if whole <= 120 else "not met")
+        if j["outstanding"] >= 10_000_000
+        else "measured at 10 million only"
+    )
     command = "python -m bench.pipeline_bench --join"
     if j["outstanding"] != 1_000_000:
         command += f" --outstanding {j['outstanding']}"
@@ -794,9 +803,11 @@ envelopes and no labels yet, then {j["labels"]:,} labels for random ones. Worker
 **{j["rss_full"] / 2**20:,.0f} MB** with {j["outstanding"]:,} outstanding predictions, 5 s after
 the last, against {j["rss_early"] / 2**20:,.0f} MB at {j["early"]:,} (a change of
 **{growth:,.0f} MB**, **{per:,.0f} bytes per outstanding prediction**; the early figure holds
-the buffers of predictions still arriving, which the worker gives back every 5 s, so this
-understates the state: the summary segments and id index alone take ~130 bytes, measured in
-the section on summary columns; target ≤ 120 at 10 million: not met). Labels
+the buffers of predictions still arriving, which the worker gives back every 5 s).
+All of the worker's RSS over the outstanding predictions: **{j["rss_full"] / j["outstanding"]:,.0f}
+bytes each** (target ≤ 120 at 10 million: {rss_verdict}). The summaries' segments: {j.get("join_memory_bytes", 0) / 2**20:,.0f} MB in
+memory (`join_memory_mb`, default 256) and {j.get("join_disk_bytes", 0) / 2**20:,.0f} MB in spill files
+on the worker's disk ({j.get("join_disk_bytes", 0) / j["outstanding"]:,.0f} bytes per outstanding prediction). Labels
 joined at **{j["join_rate"]:,.0f} labels/s** end to end one label a message (what a label
 costs step by step, lookup included: `python -m bench.profile_stage1 --join 1000000`, in the
 analysis below), and at **{j["rates"].get("label envelopes of 500", 0):,.0f} labels/s** in

@@ -138,7 +138,14 @@ def run_worker(settings: WorkerSettings) -> None:
         stats_path = Path(settings.stats_file)
 
         async def write_stats() -> None:
-            stats = {**pipeline.counters.as_dict(), "rss_bytes": rss_bytes(), "at": time.time()}
+            join = pipeline.stage1.join
+            stats = {
+                **pipeline.counters.as_dict(),
+                "rss_bytes": rss_bytes(),
+                "join_memory_bytes": join.bytes_in_memory(),
+                "join_disk_bytes": join.spill.bytes_on_disk if join.spill is not None else 0,
+                "at": time.time(),
+            }
             temporary = stats_path.with_suffix(".tmp")
             temporary.write_text(json.dumps(stats))
             temporary.replace(stats_path)  # readers never see half a file

@@ -449,11 +449,26 @@ def expected(data: Replay, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     return rows
 
 
+# The killed workers keep the label join's summaries on disk (a budget of 0: every
+# segment is spilled at the flush that writes it), the uninterrupted one in memory.
+SPILLING = {"JOIN_MEMORY_MB": "0"}
+
+
 def start_worker(
-    kafka_bootstrap: str, topic_prefix: str, sqlite_url: str, workdir: Path, app_id: str = ""
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    sqlite_url: str,
+    workdir: Path,
+    app_id: str = "",
+    extra: dict[str, str] | None = None,
 ) -> WorkerProcess:
     worker = WorkerProcess(
-        kafka_bootstrap, sqlite_url, topic_prefix, PARTITIONS, workdir, dict(WORKER_SETTINGS)
+        kafka_bootstrap,
+        sqlite_url,
+        topic_prefix,
+        PARTITIONS,
+        workdir,
+        {**WORKER_SETTINGS, **(extra or {})},
     )
     if app_id:
         worker.app_id = app_id  # the same consumer group and changelogs: a restart
@@ -486,7 +501,7 @@ def test_three_kills_during_a_replay_end_as_an_uninterrupted_run(
     expected: dict[str, Any],
 ) -> None:
     sessions = register_both(sqlite_url)
-    first = start_worker(kafka_bootstrap, topic_prefix, sqlite_url, tmp_path / "w0")
+    first = start_worker(kafka_bootstrap, topic_prefix, sqlite_url, tmp_path / "w0", "", SPILLING)
     asyncio.run(publish(kafka_bootstrap, first, data))
     inputs = [first.topics.predictions, first.topics.labels]
     offsets = Offsets(kafka_bootstrap, first.app_id, watched(first))
@@ -521,7 +536,12 @@ def test_three_kills_during_a_replay_end_as_an_uninterrupted_run(
             )
             say(notes[-1])
             worker = start_worker(
-                kafka_bootstrap, topic_prefix, sqlite_url, tmp_path / f"w{kill + 1}", first.app_id
+                kafka_bootstrap,
+                topic_prefix,
+                sqlite_url,
+                tmp_path / f"w{kill + 1}",
+                first.app_id,
+                SPILLING,
             )
         worker.start()
         actual = wait_until_done(sessions, offsets, worker, 150)
