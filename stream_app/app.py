@@ -116,7 +116,9 @@ def join_spill(settings: WorkerSettings, table: Any) -> SegmentSpill | None:
     when the table lives in memory (another store keeps them on disk already)."""
     if not isinstance(table.data, RebuildingMemoryStore):
         return None
-    return SegmentSpill(default_directory(settings.data_dir), int(settings.join_memory_mb * 2**20))
+    spill = SegmentSpill(default_directory(settings.data_dir), int(settings.join_memory_mb * 2**20))
+    table.data.spill = spill  # a recovery puts the segments it restores on disk
+    return spill
 
 
 def _log_end(app: faust.App, tp: Any) -> int | None:

@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from stream_app.segment_spill import ValuesToDisk
 from stream_app.state_store import FaustTableStore, compact
 
 PREFIX = "~seg|"
@@ -166,11 +167,13 @@ def expand(
     key_partition: MutableMapping[Any, int],
     segment_keys: set[str],
     ledger: SegmentLedger,
+    to_disk: ValuesToDisk | None = None,
 ) -> int:
     """Replace the restored segment records in ``data`` by the values they wrote.
 
     ``segment_keys``: the segment keys read during the recovery (those of partitions the
-    worker does not hold were dropped from ``data`` already). Returns how many were applied.
+    worker does not hold were dropped from ``data`` already). ``to_disk``: where the large
+    values go as they are restored. Returns how many were applied.
     """
     restored = sorted(
         (parse_segment_key(key), key) for key in segment_keys if data.get(key) is not None
@@ -183,9 +186,13 @@ def expand(
                 data.pop(entry, None)
                 key_partition.pop(entry, None)
             else:
-                data[entry] = compact(value)
+                data[entry] = kept = compact(value)
                 key_partition[entry] = partition
+                if to_disk is not None:
+                    to_disk.note(entry, kept)
         ledger.record(partition, sequence, writes)
+    if to_disk is not None:
+        to_disk.flush()
     for partition in {partition for (partition, _), _ in restored}:
         ledger.retire_dead_prefix(partition)
     segment_keys.clear()

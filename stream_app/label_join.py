@@ -617,6 +617,8 @@ class LabelJoin:
             columns.number_after(int(handles.max()) >> ROW_BITS)
         for seq in sorted(stored):
             segment = SummarySegment.from_bytes(stored[seq], copy=False)
+            # A view: the recovery put the value on disk (stream_app.segment_spill).
+            segment.on_disk = isinstance(stored[seq], memoryview)
             if seq in gone_rows:
                 bits = np.frombuffer(gone_rows[seq], dtype=np.uint8)
                 segment.state[np.unpackbits(bits)[: len(segment)].astype(bool)] = GONE

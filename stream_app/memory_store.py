@@ -26,6 +26,8 @@ from faust.types import TP, EventT
 
 from stream_app import changelog_segments
 from stream_app.changelog_segments import SegmentLedger
+from stream_app.segment_spill import SegmentSpill, ValuesToDisk
+from stream_app.summary_columns import is_summary_segment
 
 SCHEME = "driftline-memory"
 
@@ -37,6 +39,9 @@ class RebuildingMemoryStore(MemoryStore[str, bytes]):
         super().__post_init__()
         self.segments = SegmentLedger()
         self._segment_keys: set[str] = set()
+        # Set for the join table (stream_app.app.join_spill): its large restored values
+        # go to disk as they are read.
+        self.spill: SegmentSpill | None = None
 
     def apply_changelog_batch(
         self,
@@ -44,17 +49,33 @@ class RebuildingMemoryStore(MemoryStore[str, bytes]):
         to_key: Callable[[Any], Any],
         to_value: Callable[[Any], Any],
     ) -> None:
+        fresh: list[str] = []
+
         def noting_segments(raw: Any) -> Any:
             key = to_key(raw)
             if isinstance(key, str) and key.startswith(changelog_segments.PREFIX):
                 self._segment_keys.add(key)
+                fresh.append(key)
             return key
 
         super().apply_changelog_batch(batch, noting_segments, to_value)
+        if self.spill is not None and fresh:
+            # The records wait for the recovery to complete: on disk, not in memory.
+            to_disk = ValuesToDisk(self.data, self.spill)
+            for key in fresh:
+                to_disk.note(key, self.data.get(key))
+            to_disk.flush()
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
         await super().on_recovery_completed(active_tps, standby_tps)  # drops others' keys
-        changelog_segments.expand(self.data, self._key_partition, self._segment_keys, self.segments)
+        changelog_segments.expand(
+            self.data,
+            self._key_partition,
+            self._segment_keys,
+            self.segments,
+            # Summary segments only: other values' readers expect bytes.
+            ValuesToDisk(self.data, self.spill, is_summary_segment) if self.spill else None,
+        )
 
     async def on_rebalance(
         self,

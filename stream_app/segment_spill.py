@@ -14,6 +14,10 @@ the join table's changelog, which stays the only durable copy, and spilled again
 disk space is freed when its last segment is dropped (the map goes with the last view).
 Segments expire in about the order they were written, so a file empties as a whole.
 
+A recovery (:mod:`stream_app.memory_store`) moves the restored values of at least
+``RESTORED_TO_DISK_BYTES`` (the segments, and the changelog records holding them) to disk
+as it reads them, with :class:`ValuesToDisk`: every restored segment starts on disk.
+
 Resident pages: a page of a map read once stays in the worker's RSS (shared and clean, the
 kernel may take it back) until :meth:`SegmentSpill.release_pages` drops them from the
 process; the page cache keeps them for the next read.
@@ -25,7 +29,9 @@ import logging
 import mmap
 import tempfile
 import weakref
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +106,46 @@ class SegmentSpill:
 def default_directory(data_dir: str | Path) -> Path:
     """Where a worker spills: beside Faust's own data (its files have no names)."""
     return Path(data_dir) / "join-spill"
+
+
+# A restored value at least this large (a summary segment, or a changelog record holding
+# some) goes to disk as it is restored; smaller ones (window states, labels) stay.
+RESTORED_TO_DISK_BYTES = 64 * 1024
+
+
+class ValuesToDisk:
+    """Large values of a table being restored, moved to disk a file at a time: the table
+    then holds a view of each, and a recovery never holds a whole horizon in memory."""
+
+    def __init__(
+        self,
+        data: MutableMapping[Any, Any],
+        spill: SegmentSpill,
+        accept: Callable[[bytes], bool] = lambda value: True,
+    ) -> None:
+        self._data = data
+        self._spill = spill
+        # Which values may be held as views: those only their own reader sees.
+        self._accept = accept
+        self._pending: list[tuple[Any, bytes]] = []
+        self._size = 0
+
+    def note(self, key: Any, value: Any) -> None:
+        """``key`` was just set to ``value`` in the table."""
+        if not isinstance(value, bytes) or len(value) < RESTORED_TO_DISK_BYTES:
+            return
+        if not self._accept(value):
+            return
+        self._pending.append((key, value))
+        self._size += len(value)
+        if self._size >= FILE_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self._pending, self._size = self._pending, [], 0
+        if not pending:
+            return
+        views = self._spill.write([value for _, value in pending])
+        for (key, value), view in zip(pending, views, strict=True):
+            if self._data.get(key) is value:  # not replaced or deleted since
+                self._data[key] = view

@@ -355,6 +355,11 @@ class SummarySegment:
         )
 
 
+def is_summary_segment(value: bytes) -> bool:
+    """Whether a stored value is a summary segment (by its first bytes)."""
+    return value[:3] == _MAGIC
+
+
 def _handle(seq: int, row: int) -> int:
     return (seq << ROW_BITS) | row
 

@@ -8,6 +8,8 @@ Kafka's compaction leaves it) through Faust's in-memory store must hold the same
 from __future__ import annotations
 
 import asyncio
+import gc
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,7 +19,7 @@ from faust.types import TP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_app import changelog_segments
+from stream_app import changelog_segments, segment_spill
 from stream_app.changelog_segments import (
     PREFIX,
     SegmentedTableStore,
@@ -27,6 +29,7 @@ from stream_app.changelog_segments import (
     split,
 )
 from stream_app.memory_store import RebuildingMemoryStore
+from stream_app.segment_spill import SegmentSpill
 
 PARTITIONS = 3
 APP = faust.App("segments-test", broker="kafka://127.0.0.1:1")
@@ -60,9 +63,13 @@ def compacted(log: list[Record], drop_tombstones: bool) -> list[Record]:
     return [r for r in kept if not (drop_tombstones and r[2] is None)]
 
 
-async def restored(records: list[Record]) -> RebuildingMemoryStore:
-    """A new worker's table, read back from the changelog as Faust's recovery reads it."""
+async def restored(
+    records: list[Record], spill: SegmentSpill | None = None
+) -> RebuildingMemoryStore:
+    """A new worker's table, read back from the changelog as Faust's recovery reads it
+    (``spill``: large values to disk as they are read, as the worker's join table)."""
     store = new_store()
+    store.spill = spill
     events = [
         SimpleNamespace(key=key, value=value, message=SimpleNamespace(value=value, partition=p))
         for p, key, value in records
@@ -196,3 +203,44 @@ def test_segment_keys_never_collide_with_table_keys() -> None:
     assert segment_key(2, 17).startswith(PREFIX)
     assert changelog_segments.parse_segment_key(segment_key(2, 17)) == (2, 17)
     assert not key_of(2, 17).startswith(PREFIX)
+
+
+def test_a_recovery_puts_large_values_on_disk_as_it_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Summary segments (large values) and the records holding them go to spill files
+    while they are read: a recovery does not hold a horizon of them in memory."""
+    monkeypatch.setattr(segment_spill, "FILE_BYTES", 300_000)  # several files
+    table = Table(new_store())
+    store = SegmentedTableStore(table, table.data.segments)
+
+    async def write() -> None:
+        for index in range(6):
+            # A summary segment's first bytes; binary: base64 in its record.
+            large = b"DLS" + bytes([index]) * 70_000 + b"\xff"
+            store.set(index % PARTITIONS, key_of(index % PARTITIONS, index), large)
+            store.set(index % PARTITIONS, key_of(index % PARTITIONS, 100 + index), b"small")
+            await store.flush()
+        store.set(0, key_of(0, 200), b"a large label" * 10_000)  # not a segment: bytes
+        await store.flush()
+
+    asyncio.run(write())
+    spill = SegmentSpill(tmp_path, 0)
+    reading = new_store()
+    reading.spill = spill
+    events = [
+        SimpleNamespace(key=key, value=value, message=SimpleNamespace(value=value, partition=p))
+        for p, key, value in table.log
+    ]
+    reading.apply_changelog_batch(events, lambda key: key, lambda value: value)
+    records = {k: v for k, v in reading.data.items() if k.startswith(changelog_segments.PREFIX)}
+    assert records and all(isinstance(v, memoryview) for v in records.values())
+    active = {TP("joins-changelog", p) for p in range(PARTITIONS)}
+    asyncio.run(reading.on_recovery_completed(active, set()))
+    assert {k: bytes(v) for k, v in reading.data.items()} == dict(table.data.data)
+    on_disk = {k for k, v in reading.data.items() if isinstance(v, memoryview)}
+    assert on_disk == {key_of(i % PARTITIONS, i) for i in range(6)}, "large segments only"
+    del records
+    gc.collect()
+    # The records' files are freed once they are expanded; the segments' stay.
+    assert spill.bytes_on_disk == sum(len(reading.data[key]) for key in on_disk)

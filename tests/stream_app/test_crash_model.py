@@ -24,13 +24,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import orjson
 import pytest
 
 from schemas.control import end_of_stream_message
-from stream_app import messages
+from stream_app import messages, segment_spill
 from stream_app.changelog_segments import SegmentedTableStore
 from stream_app.counters import Counters
 from stream_app.label_join import join_partition
@@ -122,9 +123,11 @@ class SegmentedLog:
         self.name, self.durable, self.data = name, durable, data
 
     @classmethod
-    async def restored(cls, name: str, durable: Durable) -> SegmentedLog:
+    async def restored(
+        cls, name: str, durable: Durable, spill: SegmentSpill | None = None
+    ) -> SegmentedLog:
         records = [(e[2], e[3], e[4]) for e in durable.log if e[0] == "write" and e[1] == name]
-        return cls(name, durable, await restored(records))
+        return cls(name, durable, await restored(records, spill))
 
     def send_changelog(
         self, partition: int, key: str, value: bytes | None, value_serializer: Any = None
@@ -218,7 +221,7 @@ async def _incarnation(
         durable.append(("join", partition, value))
 
     clock = FakeClock()
-    joins = await SegmentedLog.restored("joins", durable)
+    joins = await SegmentedLog.restored("joins", durable, spill)
     stage1 = Stage1(
         _registry(),
         LoggedStore("windows", durable),
@@ -268,13 +271,16 @@ async def _run(
     durable = Durable()
     commits: list[dict[tuple[str, int], int]] = [{}]
     start: dict[tuple[str, int], int] = {}
-    for (at, lag), cut in zip(kills, cuts, strict=False):
-        durable.limit = at
-        with contextlib.suppress(KilledError):
-            await _incarnation(durable, start, commits, CUTS[cut], spill_to)
-        durable.limit = None
-        start = commits[max(0, len(commits) - 1 - lag)]
-    await _incarnation(durable, start, commits, CUTS[cuts[len(kills)]], spill_to)
+    # With the spill, a restart restores every segment, however small, to disk.
+    threshold = 1 if spill else segment_spill.RESTORED_TO_DISK_BYTES
+    with mock.patch.object(segment_spill, "RESTORED_TO_DISK_BYTES", threshold):
+        for (at, lag), cut in zip(kills, cuts, strict=False):
+            durable.limit = at
+            with contextlib.suppress(KilledError):
+                await _incarnation(durable, start, commits, CUTS[cut], spill_to)
+            durable.limit = None
+            start = commits[max(0, len(commits) - 1 - lag)]
+        await _incarnation(durable, start, commits, CUTS[cuts[len(kills)]], spill_to)
     return durable.log
 
 
