@@ -166,8 +166,9 @@ class RegressionState:
             self._m2_true,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the state as a JSON-safe dict carrying its version and task."""
+    def to_dict(self, as_arrays: bool = False) -> dict[str, Any]:
+        """Return the state as a JSON-safe dict carrying its version and task
+        (``as_arrays``, as :meth:`ClassificationState.to_dict` takes it: no arrays here)."""
         data: dict[str, Any] = {"version": QUALITY_STATE_VERSION, "task": self._task.to_dict()}
         data.update(zip(_FIELDS, self._values(), strict=True))
         return data

@@ -25,9 +25,11 @@ from detectors.window import QualityState
 if TYPE_CHECKING:
     from stream_app.stage2 import WindowRecord
 
-# A binary state is about 16 KB decoded (two histograms of 1,000 bins): 256 windows with
-# recent labels stay under 5 MB.
-DECODED_CAPACITY = 256
+# A binary state is about 16 KB decoded (two histograms of 1,000 bins): 2,048 windows with
+# recent labels (a week of 5-minute windows) stay near 32 MB. Labels for random predictions
+# of a long horizon touch every window of it: with 256, each labels message past the 256th
+# window parsed its window's quality part again (~50 µs for a binary one).
+DECODED_CAPACITY = 2048
 
 
 @dataclass
@@ -44,7 +46,9 @@ class QualityBuffer:
 
     def __init__(self, capacity: int = DECODED_CAPACITY) -> None:
         self._held: dict[str, HeldLabels] = {}
-        self._decoded: OrderedDict[str, tuple[bytes, QualityState]] = OrderedDict()
+        # Per window: the quality part as written, its state decoded, and its other fields
+        # (revision, recent labels, ...: QUALITY_FIELDS but the state, and applied_offset).
+        self._decoded: OrderedDict[str, tuple[bytes, QualityState, dict[str, Any]]] = OrderedDict()
         self._capacity = capacity
 
     def __bool__(self) -> bool:
@@ -58,7 +62,9 @@ class QualityBuffer:
         self, key: str, stored: bytes | None, quality: dict[str, Any] | None, task: QualityTask
     ) -> QualityState:
         """The decoded quality state of a window not held: reused if ``stored`` (its
-        quality part now) is what was last written, else read from ``quality``."""
+        quality part now) is what was last written, else read from ``quality``. After
+        :meth:`known` said the part is kept, with nothing written in between, it is reused
+        (the caller did not parse ``quality``)."""
         cached = self._decoded.pop(key, None)
         # Taken out either way: the caller changes it, and holds it until the batch settles.
         if cached is not None and stored is not None and cached[0] == stored:
@@ -73,9 +79,22 @@ class QualityBuffer:
         held, self._held = self._held, {}
         return held
 
-    def remember(self, key: str, written: bytes, state: QualityState) -> None:
-        """``state`` was just written as ``written``: keep it decoded for the next batch."""
-        self._decoded[key] = (written, state)
+    def known(self, key: str, stored: bytes | None) -> dict[str, Any] | None:
+        """The quality part's fields other than the state, if ``stored`` (the part now) is
+        what was last written and its state is kept: the part need not be parsed (a
+        binary window's is ~6 KB of JSON, ~50 µs). The dict is shared: replace, not change,
+        what it holds."""
+        cached = self._decoded.get(key)
+        if cached is None or stored is None or cached[0] != stored:
+            return None
+        return cached[2]
+
+    def remember(
+        self, key: str, written: bytes, state: QualityState, fields: dict[str, Any]
+    ) -> None:
+        """``state`` was just written as ``written`` with ``fields``: keep them for the next
+        batch."""
+        self._decoded[key] = (written, state, fields)
         self._decoded.move_to_end(key)
         while len(self._decoded) > self._capacity:
             self._decoded.popitem(last=False)

@@ -131,18 +131,36 @@ class WindowRecord:
             return None
         data = {name: getattr(self, name) for name in QUALITY_FIELDS}
         data["applied_offset"] = self.applied_offset
-        return orjson.dumps(data)
+        # The state may hold numpy arrays (``to_dict(as_arrays=True)``): the same JSON.
+        return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def quality_fields(self) -> dict[str, Any]:
+        """What the quality part holds besides the state (see :meth:`quality_bytes`)."""
+        fields = {name: getattr(self, name) for name in QUALITY_FIELDS if name != "quality"}
+        fields["applied_offset"] = self.applied_offset
+        return fields
 
     @classmethod
-    def from_bytes(cls, raw: bytes, quality: bytes | None = None) -> WindowRecord:
-        """The record from its drift part and, when there is one, its quality part."""
+    def from_bytes(
+        cls,
+        raw: bytes,
+        quality: bytes | None = None,
+        quality_fields: dict[str, Any] | None = None,
+    ) -> WindowRecord:
+        """The record from its drift part and, when there is one, its quality part, or
+        that part's fields but the state (``quality_fields``; ``quality`` stays None)."""
         data = orjson.loads(raw)
         data["state"] = base64.b64decode(data["state"]) if data["state"] else None
         data["sources"] = tuple(data["sources"])
         # Records written before ``origins`` and ``recent_labels`` existed lack the keys:
         # the defaults (nothing known applied) make them take everything, as they did. Ones
         # written before the quality part existed hold its fields themselves.
-        if quality is not None:
+        if quality_fields is not None:
+            data["applied_offset"] = max(
+                data.get("applied_offset", -1), quality_fields["applied_offset"]
+            )
+            data.update({k: v for k, v in quality_fields.items() if k != "applied_offset"})
+        elif quality is not None:
             part = orjson.loads(quality)
             # Each part remembers the last window-partials offset it applied; writes of one
             # partition's changelog land in order, so the higher one is the record's.
@@ -255,12 +273,19 @@ class Stage2:
         if runtime is None:
             log.warning("dropping stage-2 message for unregistered model %s", message.model_id)
             return
-        key = keys.WindowKey(partition, message.model_id, message.window_start).record
-        held = self._quality.held(key) if isinstance(message, messages.LabelsMessage) else None
+        window = keys.WindowKey(partition, message.model_id, message.window_start)
+        key = window.record
+        held = known = None
+        if isinstance(message, messages.LabelsMessage):
+            held = self._quality.held(key)
+            if held is None:  # its quality state kept decoded: the part is not parsed
+                known = self._quality.known(key, self.records.get(window.quality))
         record = (
             held.record
             if held is not None
-            else self._record(partition, message.model_id, message.window_start, message.window_end)
+            else self._record(
+                partition, message.model_id, message.window_start, message.window_end, known
+            )
         )
         applied_before = record.applied_offset
         if offset is not None:
@@ -268,7 +293,8 @@ class Stage2:
                 self.counters.replayed_messages += 1
                 return
             record.applied_offset = offset
-        if held is None and self._expired(partition, runtime, record):
+        # A window whose quality state is kept has labels: kept, not expired.
+        if held is None and known is None and self._expired(partition, runtime, record):
             # Its window was dropped after the label horizon: recreating it from this one
             # message would overwrite complete results with a fragment.
             self.counters.expired_messages += 1
@@ -397,14 +423,14 @@ class Stage2:
         """Write the windows labels changed since the last settle, once each."""
         for key, held in self._quality.release().items():
             record = held.record
-            record.quality = held.state.to_dict()
+            record.quality = held.state.to_dict(as_arrays=True)  # for quality_bytes only
             if self.records.get(key) is None:
                 self._save(held.partition, record)  # labels before any partial: it begins here
             else:
                 self._save_quality(held.partition, record)
             written = self.records.get(keys.quality_key_of(key))
             if written is not None:
-                self._quality.remember(key, written, held.state)
+                self._quality.remember(key, written, held.state, record.quality_fields())
 
     def _expired(self, partition: int, runtime: ModelRuntime, record: WindowRecord) -> bool:
         if record.state or record.final or record.late or record.sources or record.quality:
@@ -683,13 +709,23 @@ class Stage2:
 
     # -- records --------------------------------------------------------------------------
 
-    def _record(self, partition: int, model_id: str, start: float, end: float) -> WindowRecord:
+    def _record(
+        self,
+        partition: int,
+        model_id: str,
+        start: float,
+        end: float,
+        quality_fields: dict[str, Any] | None = None,
+    ) -> WindowRecord:
+        """The stored record (a new one if none is); with ``quality_fields`` (known to be
+        the stored quality part's) that part is not parsed and ``quality`` is None."""
         window = keys.WindowKey(partition, model_id, start)
         raw = self.records.get(window.record)
-        quality = self.records.get(window.quality)
         if raw is None:
             raw = WindowRecord(model_id, start, end).to_bytes()
-        return WindowRecord.from_bytes(raw, quality)
+        if quality_fields is not None:
+            return WindowRecord.from_bytes(raw, quality_fields=quality_fields)
+        return WindowRecord.from_bytes(raw, self.records.get(window.quality))
 
     def _save(self, partition: int, record: WindowRecord) -> None:
         """Write both parts of the record."""

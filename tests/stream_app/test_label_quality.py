@@ -75,9 +75,14 @@ def _with_resends_and_invalid(steps: list[Step]) -> list[Step]:
 STEPS = _with_resends_and_invalid(_recorded_steps())
 
 
-def _stage2() -> Stage2:
+def _stage2(decoded: int | None = None) -> Stage2:
+    """``decoded``: how many windows' quality states stage 2 keeps decoded (0: it parses
+    every quality part it reads, the strict path)."""
     registry = ModelRegistry(lambda m: RUNTIME if m == RUNTIME.model_id else None, 1e9)
-    return Stage2(registry, MemoryStore(), RecordingWriter(), Counters())
+    stage2 = Stage2(registry, MemoryStore(), RecordingWriter(), Counters())
+    if decoded is not None:
+        stage2._quality = QualityBuffer(capacity=decoded)
+    return stage2
 
 
 async def _replay(stage2: Stage2, batch_sizes: list[int]) -> None:
@@ -132,7 +137,7 @@ def _timeless(rows: ReportRows) -> ReportRows:
     return replace(rows, window=replace(rows.window, finalized_at=None))
 
 
-ONE_AT_A_TIME = _stage2()
+ONE_AT_A_TIME = _stage2(decoded=0)  # the strict path: every quality part parsed
 asyncio.run(_replay(ONE_AT_A_TIME, [1]))
 
 
@@ -146,9 +151,13 @@ def test_the_recorded_traffic_has_what_the_property_needs() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(1, 60), min_size=1, max_size=6))
-def test_batched_labels_give_what_one_message_at_a_time_gives(sizes: list[int]) -> None:
-    batched = _stage2()
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=6), st.sampled_from([0, 1, 2048]))
+def test_batched_labels_give_what_one_message_at_a_time_gives(
+    sizes: list[int], decoded: int
+) -> None:
+    """Batched, and with quality parts known from what was written (not parsed again),
+    the outcome is the strict path's."""
+    batched = _stage2(decoded)
     asyncio.run(_replay(batched, sizes))
     assert _outcome(batched) == _outcome(ONE_AT_A_TIME)
 
@@ -194,11 +203,15 @@ def test_a_remembered_state_is_reused_only_while_the_store_holds_what_was_writte
     assert task is not None
     state = buffer.state_for("k", None, None, task)
     state.update(["1"], ["1"], [0.9])  # type: ignore[call-arg]
-    buffer.remember("k", b"written", state)
+    fields = {"revision": 2, "recent_labels": {}, "revision_pending": True, "applied_offset": 7}
+    buffer.remember("k", b"written", state, fields)
+    assert buffer.known("k", b"written") == fields
+    assert buffer.known("k", b"changed since") is None and buffer.known("other", b"x") is None
     assert buffer.state_for("k", b"written", None, task) is state
-    buffer.remember("k", b"written", state)
+    assert buffer.known("k", b"written") is None, "taken out: the caller changes it"
+    buffer.remember("k", b"written", state, fields)
     assert buffer.state_for("k", b"changed since", None, task) is not state
     for key in ("a", "b", "c"):
-        buffer.remember(key, b"x", state)
+        buffer.remember(key, b"x", state, fields)
     assert buffer.state_for("a", b"x", None, task) is not state, "evicted beyond capacity"
     assert buffer.state_for("c", b"x", None, task) is state
