@@ -422,7 +422,11 @@ class LabelJoin:
             now = time.monotonic()
             if now - self._spill_failed_at >= 60.0:
                 self._spill_failed_at = now
-                log.error("%s; the label join holds %d bytes in memory meanwhile", error, held)
+                log.error(
+                    "%s; the label join holds %d bytes of summaries in memory meanwhile",
+                    error,
+                    self.bytes_in_memory(),
+                )
             return
         for (partition, segment), view in zip(chosen, views, strict=True):
             self._columns[partition].moved_to_disk(segment.seq, view)
