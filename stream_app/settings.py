@@ -101,6 +101,12 @@ class WorkerSettings(BaseSettings):
         ge=0,
         description="Give freed memory back to the system this often (glibc; 0: never)",
     )
+    whole_fetches_ahead: int = Field(
+        default=256,
+        ge=1,
+        description="Whole fetches queued for stage 1 (each up to 1 MB): more keeps it "
+        "busier reading a backlog, at that much memory",
+    )
     join_memory_mb: float = Field(
         default=256.0,
         ge=0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -31,6 +32,8 @@ from stream_app.fetch_events import (
     check_seam,
     records_of,
 )
+from stream_app.settings import load_settings
+from stream_app.worker import build
 
 TOPIC = "predictions"
 PART = TP(TOPIC, 0)
@@ -222,3 +225,23 @@ def test_a_fetch_below_the_read_offset_is_left_to_faust_to_drop(
     stale = consumer._to_message(PART, WholeFetch([record(o) for o in (40, 41)]))
     assert consumer._read_offset[PART] == 50  # Faust's drain loop drops what lies below it
     assert isinstance(stale, FetchMessage)
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_stage_1_queues_at_most_whole_fetches_ahead(
+    sqlite_url: str, tmp_path: Path, whole: bool
+) -> None:
+    """faust-streaming's ``App.topic`` drops ``maxsize``: set on the topic, the bound
+    (``whole_fetches_ahead``) reaches the queue the agent reads (a whole fetch is up to
+    ~1 MB; 776 of them queued were ~2 GB of RSS while a worker read a backlog)."""
+    worker_settings = load_settings(
+        database_url=sqlite_url,
+        data_dir=str(tmp_path / "faust"),
+        whole_fetches=whole,
+        whole_fetches_ahead=24,
+    )
+    pipeline = build(worker_settings)
+    stage1 = pipeline.app.agents["stage1"]
+    queue = stage1.channel_iterator.clone(is_iterator=True).queue
+    expected = 24 if whole else pipeline.app.conf.stream_buffer_maxsize
+    assert queue.maxsize == expected
