@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck tests test-unit test-soak demo bench clean
+.PHONY: install hooks test lint typecheck tests test-unit test-soak demo bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating virtualenv in $(VENV) and installing driftline[dev] (about a minute on a fresh machine)"
@@ -16,10 +16,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The git pre-commit hook: ruff, ruff format, mypy and the import contracts on each commit.
+hooks: $(STAMP)
+	$(VENV)/bin/pre-commit install
+
 lint: $(STAMP)
 	@echo "==> ruff"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@echo "==> import-linter (the layering contracts in pyproject.toml)"
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	@echo "==> mypy (strict)"

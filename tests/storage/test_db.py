@@ -134,9 +134,9 @@ def test_deleting_a_model_deletes_its_windows_and_results(
         assert count_rows(session, drift_results) == 0
 
 
-def test_import_creates_no_engine_and_pulls_in_no_higher_package() -> None:
-    # storage may depend on driftline and schemas only (docs/architecture.md), and must not connect
-    # anywhere when imported.
+def test_import_creates_no_engine() -> None:
+    # Importing storage must not connect anywhere. (What it may import is a layering contract
+    # in pyproject.toml, [tool.importlinter].)
     script = """
 import sys
 import sqlalchemy
@@ -146,8 +146,6 @@ def refuse(*args, **kwargs):
 
 sqlalchemy.create_engine = refuse
 import storage, storage.repository, storage.migrate, storage.db, storage.models
-for name in ("detectors", "stream_app", "api", "alerting"):
-    assert name not in sys.modules, name + " imported by storage"
 """
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False
