@@ -43,17 +43,19 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from detectors import WindowState
 from driftline.errors import ServiceError
 from driftline.limits import BROKER_MESSAGE_MAX_BYTES
 from registration import register_model
 from schemas.control import end_of_stream_message
 from schemas.model_config import ModelConfig
 from storage import models
+from stream_app import messages
 from stream_app.model_loader import sql_loader
 from stream_app.registry import ModelRegistry
 from stream_app.sql_writer import SqlResultWriter
 from stream_app.stage1 import InputMessage
-from tests.integration.harness import WorkerProcess, register, wait_for, warnings_of
+from tests.integration.harness import WorkerProcess, read_topic, register, wait_for, warnings_of
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
 
@@ -378,6 +380,51 @@ def differences(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     return found
 
 
+def partials_sent(bootstrap: str, topic: str, windows: set[tuple[str, int]]) -> list[str]:
+    """What stage 1 sent stage 2 for ``windows`` (model, window number), one line per
+    message: which stage fails a window that ends with too few rows or pairs."""
+    lines = []
+    for record in read_topic(bootstrap, topic):
+        message = messages.decode(record.value)
+        if isinstance(message, messages.WatermarkMessage):
+            continue
+        window = (message.model_id, int((message.window_start - scenario.START) // scenario.WINDOW))
+        if window not in windows:
+            continue
+        if isinstance(message, messages.PartialMessage):
+            what = f"partial from {message.source_partition}: {_rows(message.state)} rows"
+        elif isinstance(message, messages.LabelsMessage):
+            what = f"labels from {message.source_partition}: {len(message.y_true)} pairs"
+        else:
+            what = f"late from {message.source_partition}: {message.count}"
+        lines.append(f"  {window} @{record.partition}:{record.offset} {what}")
+    return lines
+
+
+def last_counters(log: Path) -> str:
+    """The worker's last counts line (a killed worker logs none at stop)."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if "counters" in line]
+    return f"{log.parent.name}: {lines[-1][:1500] if lines else 'no counts logged'}"
+
+
+def _rows(state: bytes) -> str:
+    try:
+        return str(WindowState.from_bytes(state).n_rows)
+    except Exception as error:  # a baseline sample, or a state this test cannot read
+        return f"? ({type(error).__name__})"
+
+
+def _differing_keys(expected: dict[str, Any], actual: dict[str, Any]) -> set[tuple[Any, ...]]:
+    return {
+        key
+        for table, rows in expected.items()
+        for key in rows.keys() | actual[table].keys()
+        if rows.get(key) is None
+        or actual[table].get(key) is None
+        or not all(_same(a, b) for a, b in zip(rows[key], actual[table][key], strict=True))
+    }
+
+
 def wait_until_done(
     sessions: sessionmaker[Session], offsets: Offsets, worker: WorkerProcess, timeout: float
 ) -> dict[str, Any]:
@@ -552,8 +599,12 @@ def test_three_kills_during_a_replay_end_as_an_uninterrupted_run(
     assert stopped == 0
     diff = differences(expected, actual)
     say(f"{len(diff)} rows differ")
-    if diff:  # what each worker noticed, for the diagnosis
+    if diff:  # what each worker noticed, and what stage 2 was sent, for the diagnosis
         notes += [warnings_of(log) for log in sorted(tmp_path.glob("w*/worker.log"))]
+        notes += [last_counters(log) for log in sorted(tmp_path.glob("w*/worker.log"))]
+        wrong = {(key[0], key[1]) for key in _differing_keys(expected, actual)}
+        notes += ["sent to stage 2 for the windows that differ:"]
+        notes += partials_sent(kafka_bootstrap, first.topics.window_partials, wrong)
     detail = "\n".join(
         [*notes, f"expected: {summary(expected)}", f"actual:   {summary(actual)}", *diff[:40]]
     )
