@@ -1,4 +1,6 @@
-"""``driftline alerts`` (the alert relay on its own) and ``driftline silence`` (mute alerts)."""
+"""``driftline relay`` (the alert relay on its own) and ``driftline silence`` (mute alerts).
+
+(``driftline alerts`` lists the alerts: ``driftline.results_commands``.)"""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ log = logging.getLogger("driftline.alerts")
 
 def add_parsers(commands: Any) -> None:
     relay = commands.add_parser(
-        "alerts",
+        "relay",
         help="run the alert relay only (plan and deliver notifications) until SIGTERM",
         description="Deliver alerts to Slack and e-mail as the routing file says. Workers "
         "started with alerts_file do the same; running both is safe (no notification is "

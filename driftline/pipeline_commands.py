@@ -128,8 +128,7 @@ def _delete(args: argparse.Namespace) -> int:
         found = catalog.delete_model(session, args.model_id, utcnow())
         record = catalog.get_model(session, args.model_id)
     if not found or record is None or record.deleted_at is None:
-        sys.stderr.write(f"driftline: no model {args.model_id!r}\n")
-        return 1
+        raise ConfigurationError(f"no model {args.model_id!r}; see `driftline models list`")
     sys.stdout.write(
         f"deleted model {args.model_id} (at {record.deleted_at.isoformat()}): workers stop "
         "monitoring it within their registry refresh; its results stay readable, and "

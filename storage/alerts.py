@@ -107,6 +107,20 @@ def firing_alerts(session: Session) -> list[AlertRecord]:
     return [AlertRecord(**row._mapping) for row in session.execute(query)]
 
 
+def list_alerts(
+    session: Session, *, model_id: str | None = None, status: str | None = None
+) -> list[AlertRecord]:
+    """Alerts as they stand, oldest first; optionally of one model, or only ``firing`` or
+    ``resolved`` ones."""
+    query = select(alerts)
+    if model_id is not None:
+        query = query.where(alerts.c.model_id == model_id)
+    if status is not None:
+        query = query.where(alerts.c.status == status)
+    rows = session.execute(query.order_by(alerts.c.starts_at, alerts.c.fingerprint))
+    return [AlertRecord(**row._mapping) for row in rows]
+
+
 def get_alerts(session: Session, fingerprints: Iterable[str]) -> list[AlertRecord]:
     wanted = sorted(set(fingerprints))
     if not wanted:

@@ -100,6 +100,24 @@ def metric_history(
     return [MetricRecord(**row._mapping) for row in session.execute(query)]
 
 
+def metrics_history(
+    session: Session,
+    model_id: str,
+    start: datetime | None,
+    end: datetime | None,
+    metric: str | None = None,
+) -> list[MetricRecord]:
+    """Every metric's latest revision per window (or only ``metric``), by window start, then
+    metric."""
+    conditions = _in_range(quality_metrics, model_id, start, end)
+    if metric is not None:
+        conditions.append(quality_metrics.c.metric == metric)
+    query = _select(quality_metrics, *conditions).order_by(
+        quality_metrics.c.window_start, quality_metrics.c.metric
+    )
+    return [MetricRecord(**row._mapping) for row in session.execute(query)]
+
+
 def anomaly_history(
     session: Session,
     model_id: str,

@@ -1,12 +1,14 @@
 """``driftline local ...``: start, stop and inspect the local Kafka broker and PostgreSQL.
 
-Exit codes: 0 on success, 1 on an error (one line on stderr saying what to do), and 3 from
-``status`` when a service is not running (as ``pg_ctl status`` and LSB init scripts do).
+Exit codes: 0 on success, 2 on a bad setting or option, 1 on a service that fails (one line on
+stderr saying what to do), and 3 from ``status`` when a service is not running (as
+``pg_ctl status`` and LSB init scripts do).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TextIO
 
 from driftline.local import kafka, postgres
@@ -43,6 +45,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     down = services.add_parser("down", help="stop the Kafka broker and PostgreSQL")
     _add_timeout(down)
     services.add_parser("status", help="whether the Kafka broker and PostgreSQL are running")
+    local.set_defaults(handler=lambda args: run(args, sys.stdout))
 
 
 def _add_timeout(parser: argparse.ArgumentParser) -> None:

@@ -59,7 +59,7 @@ def test_silences_are_added_listed_and_expired(
     assert main(["silence", "expire", silence_id, *args]) == 0
     assert main(["silence", "list", *args]) == 0
     assert "no silences in force" in capsys.readouterr().out
-    assert main(["silence", "expire", silence_id, *args]) == 1
+    assert main(["silence", "expire", silence_id, *args]) == 2  # a usage error
     assert "no silence" in capsys.readouterr().err
 
 
@@ -74,7 +74,7 @@ def test_bad_silences_are_refused_with_what_to_write(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     url = f"sqlite+pysqlite:///{tmp_path / 'd.db'}"
-    assert main([*argv, "--database-url", url]) == 1
+    assert main([*argv, "--database-url", url]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -87,15 +87,15 @@ def test_the_relay_checks_a_file_and_its_secrets(
         "route: {receiver: team}\n"
         "receivers: [{name: team, slack: [{webhook_url_env: TEAM_HOOK}]}]\n"
     )
-    assert main(["alerts", "--alerts", str(good), "--check", "--database-url", url]) == 1
+    assert main(["relay", "--alerts", str(good), "--check", "--database-url", url]) == 2
     assert "TEAM_HOOK is not set" in capsys.readouterr().err
     monkeypatch.setenv("TEAM_HOOK", "https://hooks.slack.com/services/T/B/secret-part")
-    assert main(["alerts", "--alerts", str(good), "--check", "--database-url", url]) == 0
+    assert main(["relay", "--alerts", str(good), "--check", "--database-url", url]) == 0
     out = capsys.readouterr().out
     assert "team (slack[0])" in out and "secret-part" not in out
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD_ROUTING)
-    assert main(["alerts", "--alerts", str(bad), "--check", "--database-url", url]) == 1
+    assert main(["relay", "--alerts", str(bad), "--check", "--database-url", url]) == 2
     assert "route.group_wiat" in capsys.readouterr().err
 
 
@@ -122,5 +122,5 @@ def test_a_worker_with_a_bad_routing_file_stops_at_start_naming_the_key(
         timeout=60,
         cwd=tmp_path,
     )
-    assert done.returncode == 1
+    assert done.returncode == 2  # a configuration error
     assert "route.group_wiat" in done.stderr and "unknown field" in done.stderr

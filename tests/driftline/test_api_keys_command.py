@@ -28,4 +28,4 @@ def test_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["api-keys", "revoke", key_id, "--database-url", url]) == 0
     with session_factory(make_engine(url))() as session:
         assert find_key(session, key) is None
-    assert main(["api-keys", "revoke", key_id, "--database-url", url]) == 1
+    assert main(["api-keys", "revoke", key_id, "--database-url", url]) == 2

@@ -100,7 +100,7 @@ def test_a_broker_setting_that_is_not_a_url_is_a_configuration_error(
     published: list[Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DRIFTLINE_BROKER", "kafka://")
-    assert main(["flush"]) == 1
+    assert main(["flush"]) == 2
     assert "DRIFTLINE_BROKER" in capsys.readouterr().err and published == []
 
 

@@ -199,9 +199,9 @@ def test_cli_errors_are_one_line_without_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DRIFTLINE_KAFKA_PORT", "not-a-port")
-    assert main(["local", "kafka", "status"]) == 1
+    assert main(["local", "kafka", "status"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("driftline: error: DRIFTLINE_KAFKA_PORT='not-a-port' is not a port")
+    assert err.startswith("driftline local: error: DRIFTLINE_KAFKA_PORT='not-a-port' is not a port")
     assert err.count("\n") == 1
     ran = subprocess.run(
         [sys.executable, "-m", "driftline", "local", "kafka", "start", "--port", "80"],
@@ -210,9 +210,9 @@ def test_cli_errors_are_one_line_without_traceback(
         timeout=60,
         cwd=ROOT,
     )
-    assert ran.returncode == 1
+    assert ran.returncode == 2
     assert "Traceback" not in ran.stderr
-    assert ran.stderr.strip().startswith("driftline: error: --port 80 is outside")
+    assert ran.stderr.strip().startswith("driftline local: error: --port 80 is outside")
 
 
 def test_sqlite_url_is_a_fresh_database(sqlite_url: str) -> None:

@@ -25,7 +25,7 @@ def test_delete_list_and_register_again(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["models", "list", "--include-deleted", "--database-url", url]) == 0
     [line] = capsys.readouterr().out.splitlines()
     assert json.loads(line)["deleted_at"] is not None
-    assert main(["models", "delete", "ghost", "--database-url", url]) == 1
+    assert main(["models", "delete", "ghost", "--database-url", url]) == 2
     assert "no model 'ghost'" in capsys.readouterr().err
     assert main(register) == 0
     capsys.readouterr()

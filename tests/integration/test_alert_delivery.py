@@ -147,7 +147,7 @@ def test_alerts_survive_slack_down_a_killed_worker_and_a_second_relay(
 
         # A relay process beside the worker; the clean windows resolve the drift.
         relay = subprocess.Popen(
-            [sys.executable, "-m", "driftline", "alerts", "--alerts", str(path)],
+            [sys.executable, "-m", "driftline", "relay", "--alerts", str(path)],
             env={**os.environ, "DRIFTLINE_DATABASE_URL": postgres_url},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -301,7 +301,7 @@ def test_the_worker_refuses_a_port_in_use_before_anything_else_in_one_line(
             run_worker(load_settings(metrics_port=port))
         assert not Path(sqlite_url.split("///", 1)[1]).exists()  # not even migrated
         monkeypatch.setenv("DRIFTLINE_METRICS_PORT", str(port))
-        assert main(["worker"]) == 1
+        assert main(["worker"]) == 2  # a configuration error
     err = capsys.readouterr().err
-    assert err.startswith(f"driftline: error: DRIFTLINE_METRICS_PORT {port} is in use")
+    assert err.startswith(f"driftline worker: error: DRIFTLINE_METRICS_PORT {port} is in use")
     assert "Traceback" not in err
