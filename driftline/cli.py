@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         api_commands,
         demo_commands,
         pipeline_commands,
+        replay_commands,
         results_commands,
     )
     from driftline.local import commands as local_commands
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_commands.add_parsers(commands)
     local_commands.add_parser(commands)
     pipeline_commands.add_parsers(commands)
+    replay_commands.add_parsers(commands)
     results_commands.add_parsers(commands)
     alert_commands.add_parsers(commands)
     api_commands.add_parsers(commands)
