@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         pipeline_commands,
         replay_commands,
         results_commands,
+        setup_commands,
     )
     from driftline.local import commands as local_commands
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo_commands.add_parsers(commands)
     local_commands.add_parser(commands)
+    setup_commands.add_parsers(commands)
     pipeline_commands.add_parsers(commands)
     replay_commands.add_parsers(commands)
     results_commands.add_parsers(commands)
