@@ -32,6 +32,7 @@ from schemas.alert_routing import (
     ReceiverSpec,
     RouteSpec,
 )
+from schemas.config_file import parse_config
 from schemas.validation_messages import describe_validation_error
 
 DEFAULT_GROUP_BY = ("model",)
@@ -177,8 +178,14 @@ def load_routing(path: str | Path) -> Routing:
         raise ConfigurationError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path}: expected a mapping with route and receivers")
+    if "alert_routing" in data or "models" in data:
+        # The one-file form (schemas/config_file.py): all of it is checked, its routing used.
+        routing = parse_config(data, path).alert_routing
+        if routing is None:
+            raise ConfigurationError(f"{path}: no alert_routing section to deliver alerts by")
+        return Routing.of(routing)
     try:
         return Routing.of(AlertRouting.model_validate(data))
     except ValidationError as error:
-        reason = describe_validation_error(error, limit=None)
+        reason = describe_validation_error(error, limit=None, model=AlertRouting)
         raise ConfigurationError(f"{path}: {reason}") from None

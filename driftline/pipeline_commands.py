@@ -24,7 +24,12 @@ def add_parsers(commands: Any) -> None:
     models = commands.add_parser("models", help="register, list and delete models")
     actions = models.add_subparsers(dest="action", required=True)
     register = actions.add_parser("register", help="register or update a model")
-    register.add_argument("--config", required=True, help="model configuration (JSON file)")
+    register.add_argument(
+        "--config",
+        required=True,
+        help="a model configuration, or a deployment file with models and alert_routing "
+        "(YAML or JSON; examples/driftline.yaml)",
+    )
     register.add_argument("--reference", help="reference data (.csv or .parquet)")
     register.add_argument("--database-url", help="SQLAlchemy URL (default: DRIFTLINE_DATABASE_URL)")
     register.set_defaults(handler=_register)
@@ -86,21 +91,31 @@ def _register(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from registration import register_model
-    from schemas.model_config import ModelConfig
+    from schemas.config_file import load_models
 
     path = Path(args.config)
     if not path.exists():
         raise ConfigurationError(f"model configuration {path} does not exist")
-    config = ModelConfig.from_json(path.read_text())
-    with open_sessions(args.database_url).begin() as session:
-        profile = register_model(session, config, args.reference)
-    detail = (
-        f"reference profile {profile.fingerprint} ({profile.n_rows:,} rows, "
-        f"{len(profile.features)} features, outputs: {', '.join(profile.output_columns) or 'none'})"
-        if profile
-        else "no reference yet: attach one with --reference before streaming"
-    )
-    sys.stdout.write(f"registered model {config.model_id}: {detail}\n")
+    models = load_models(path)
+    if args.reference and len(models) > 1:
+        raise ConfigurationError(
+            f"--reference names one file but {path} has {len(models)} models; give each its "
+            "reference in the file"
+        )
+    sessions = open_sessions(args.database_url)
+    for config, reference in models:
+        reference = Path(args.reference) if args.reference else reference
+        # One transaction per model: a bad reference of the third leaves the first two.
+        with sessions.begin() as session:
+            profile = register_model(session, config, str(reference) if reference else None)
+        detail = (
+            f"reference profile {profile.fingerprint} ({profile.n_rows:,} rows, "
+            f"{len(profile.features)} features, outputs: "
+            f"{', '.join(profile.output_columns) or 'none'})"
+            if profile
+            else "no reference yet: attach one with --reference before streaming"
+        )
+        sys.stdout.write(f"registered model {config.model_id}: {detail}\n")
     return 0
 
 

@@ -187,7 +187,7 @@ class ModelConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigurationError(describe_validation_error(exc, limit=None)) from exc
+            raise ConfigurationError(describe_validation_error(exc, limit=None, model=cls)) from exc
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelConfig:
@@ -195,7 +195,7 @@ class ModelConfig(BaseModel):
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:
-            raise ConfigurationError(describe_validation_error(exc, limit=None)) from exc
+            raise ConfigurationError(describe_validation_error(exc, limit=None, model=cls)) from exc
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """Serialize; :meth:`from_json` reads it back to an equal configuration."""

@@ -8,8 +8,9 @@ producer wrote it (``records[3].features.age``), not the way pydantic nests its 
 from __future__ import annotations
 
 import re
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -63,7 +64,48 @@ def _message(error: ErrorDetails) -> str:
     return msg[:1].lower() + msg[1:]
 
 
-def describe_validation_error(exc: ValidationError, *, limit: int | None = 1) -> str:
+def allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
+    """The keys the object holding ``loc``'s last key accepts, following ``model``'s fields
+    (through nested models, lists and dicts of them); None when the path leaves the models.
+
+    Examples
+    --------
+    >>> class Part(BaseModel):
+    ...     name: str = ""
+    ...     size: int = 0
+    >>> allowed_keys(Part, ("nmae",))
+    ['name', 'size']
+    """
+    current: Any = model
+    for item in loc[:-1]:
+        if isinstance(item, int) or item == "[key]":
+            continue  # a list index or a dict's key: the items' type is already current
+        fields = getattr(current, "model_fields", None)
+        if fields is None or item not in fields:
+            return None
+        current = _model_in(fields[item].annotation)
+        if current is None:
+            return None
+    fields = getattr(current, "model_fields", None)
+    if fields is None:
+        return None
+    return [info.alias or name for name, info in fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside ``X``, ``list[X]``, ``dict[str, X]`` or ``X | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def describe_validation_error(
+    exc: ValidationError, *, limit: int | None = 1, model: type[BaseModel] | None = None
+) -> str:
     """Summarise ``exc`` as ``"path: what is wrong"``, joined by ``"; "``.
 
     Parameters
@@ -80,7 +122,12 @@ def describe_validation_error(exc: ValidationError, *, limit: int | None = 1) ->
     parts = []
     for error in shown:
         path = field_path(error["loc"])
-        parts.append(f"{path}: {_message(error)}" if path else _message(error))
+        message = _message(error)
+        if error["type"] == "extra_forbidden" and model is not None:
+            keys = allowed_keys(model, tuple(error["loc"]))
+            if keys:
+                message += f"; allowed here: {', '.join(keys)}"
+        parts.append(f"{path}: {message}" if path else message)
     summary = "; ".join(parts)
     hidden = len(errors) - len(shown)
     return f"{summary} (+{hidden} more)" if hidden else summary

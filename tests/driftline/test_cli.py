@@ -34,7 +34,7 @@ def test_the_commands_a_new_user_needs_are_there() -> None:
     names = {path[0] for path in COMMANDS if path}
     assert {
         "demo", "local", "worker", "models", "flush", "relay", "silence", "api", "api-keys",
-        "windows", "drift", "metrics", "triggers", "alerts",
+        "windows", "drift", "metrics", "triggers", "alerts", "replay", "topics", "db",
     } <= names  # fmt: skip
     assert ("models", "register") in COMMANDS and ("local", "kafka") in COMMANDS
 
@@ -59,6 +59,7 @@ def test_every_leaf_command_has_a_handler() -> None:
             ("api-keys", "create"): ["--name", "n"],
             ("api-keys", "revoke"): ["x"],
             ("relay",): ["--alerts", "a.yaml"],
+            ("replay",): ["m", "predictions.csv"],
             ("local", "kafka"): ["status"],
             ("local", "postgres"): ["status"],
         }
