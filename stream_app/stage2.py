@@ -99,8 +99,16 @@ class WindowRecord:
     baseline_role: bool = False
     # Labels arrived after finalization; the next tick revises the quality metrics.
     revision_pending: bool = False
-    # The last window-partials offset applied to this record (-1: none known).
+    # The last window-partials offset applied to each part of the record (-1: none known):
+    # the drift part's by partials and late counts, the quality part's by labels. Each is
+    # stored in its own part, and each kind of message is checked against the part it
+    # changes only. The two parts are two changelog keys, and a flush makes each key's last
+    # value durable where the key was first written in the batch, so a kill can keep one
+    # part and lose the other: one offset for both let a durable drift part claim a labels
+    # message whose pairs were in the quality part that was lost (a real worker lost 110
+    # pairs so), or a durable quality part claim partials the lost drift part held.
     applied_offset: int = -1
+    quality_applied_offset: int = -1
     # Stage 1 replays its input from its checkpoint after a crash and sends pairs and late
     # counts again in new window-partials messages (new offsets, batches cut elsewhere),
     # which ``applied_offset`` cannot recognise; these can. Both are saved in the same
@@ -116,6 +124,7 @@ class WindowRecord:
         data = asdict(self)
         for name in QUALITY_FIELDS:
             del data[name]
+        del data["quality_applied_offset"]  # stored in the quality part as its applied_offset
         data["state"] = base64.b64encode(self.state).decode() if self.state else None
         return orjson.dumps(data)
 
@@ -130,14 +139,14 @@ class WindowRecord:
         ):
             return None
         data = {name: getattr(self, name) for name in QUALITY_FIELDS}
-        data["applied_offset"] = self.applied_offset
+        data["applied_offset"] = self.quality_applied_offset
         # The state may hold numpy arrays (``to_dict(as_arrays=True)``): the same JSON.
         return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
 
     def quality_fields(self) -> dict[str, Any]:
         """What the quality part holds besides the state (see :meth:`quality_bytes`)."""
         fields = {name: getattr(self, name) for name in QUALITY_FIELDS if name != "quality"}
-        fields["applied_offset"] = self.applied_offset
+        fields["applied_offset"] = self.quality_applied_offset
         return fields
 
     @classmethod
@@ -154,17 +163,17 @@ class WindowRecord:
         data["sources"] = tuple(data["sources"])
         # Records written before ``origins`` and ``recent_labels`` existed lack the keys:
         # the defaults (nothing known applied) make them take everything, as they did. Ones
-        # written before the quality part existed hold its fields themselves.
+        # written before the quality part existed hold its fields themselves, and their one
+        # offset guards both parts. A drift part without them has no labels applied that a
+        # quality part (missing here: never written, or lost with a kill) does not show.
+        whole = any(name in data for name in QUALITY_FIELDS)
+        data["quality_applied_offset"] = data.get("applied_offset", -1) if whole else -1
         if quality_fields is not None:
-            data["applied_offset"] = max(
-                data.get("applied_offset", -1), quality_fields["applied_offset"]
-            )
+            data["quality_applied_offset"] = quality_fields["applied_offset"]
             data.update({k: v for k, v in quality_fields.items() if k != "applied_offset"})
         elif quality is not None:
             part = orjson.loads(quality)
-            # Each part remembers the last window-partials offset it applied; writes of one
-            # partition's changelog land in order, so the higher one is the record's.
-            data["applied_offset"] = max(data.get("applied_offset", -1), part["applied_offset"])
+            data["quality_applied_offset"] = part["applied_offset"]
             # ``revision`` moved here later: an older quality part leaves the drift part's.
             data.update({name: part[name] for name in QUALITY_FIELDS if name in part})
         return cls(**data)
@@ -287,12 +296,18 @@ class Stage2:
                 partition, message.model_id, message.window_start, message.window_end, known
             )
         )
-        applied_before = record.applied_offset
+        # Each kind of message is recognised by the offset of the part it changes.
+        guard = (
+            "quality_applied_offset"
+            if isinstance(message, messages.LabelsMessage)
+            else "applied_offset"
+        )
+        applied_before = getattr(record, guard)
         if offset is not None:
-            if offset <= record.applied_offset:
+            if offset <= applied_before:
                 self.counters.replayed_messages += 1
                 return
-            record.applied_offset = offset
+            setattr(record, guard, offset)
         # A window whose quality state is kept has labels: kept, not expired.
         if held is None and known is None and self._expired(partition, runtime, record):
             # Its window was dropped after the label horizon: recreating it from this one
@@ -316,7 +331,7 @@ class Stage2:
                     # A held record is written with the batch: one that this message left
                     # unchanged (skipped, or nothing new) keeps the offset it had, as a
                     # record read and not written again does.
-                    record.applied_offset = applied_before
+                    record.quality_applied_offset = applied_before
         else:
             fresh = _new_late(message, record.origins)
             if fresh is None:

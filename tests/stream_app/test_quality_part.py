@@ -79,13 +79,25 @@ def test_a_record_written_whole_by_an_older_worker_still_reads() -> None:
     assert newer.revision_pending is False, "the quality part wins over stale whole-record fields"
 
 
-def test_the_record_s_applied_offset_is_its_parts_highest() -> None:
-    record = WindowRecord("m", 0.0, 60.0, quality={"kind": "x"}, applied_offset=7)
-    quality_part = record.quality_bytes()
-    record.applied_offset = 4
-    assert WindowRecord.from_bytes(record.to_bytes(), quality_part).applied_offset == 7
-    record.applied_offset = 9
-    assert WindowRecord.from_bytes(record.to_bytes(), quality_part).applied_offset == 9
+def test_each_part_keeps_the_offset_of_what_it_applied() -> None:
+    """The drift part's offset (partials, late counts) and the quality part's (labels) are
+    read back apart: one part durable without the other cannot claim the other's messages
+    (tests/stream_app/test_stage2_crash_model.py kills stage 2 between them)."""
+    record = WindowRecord(
+        "m", 0.0, 60.0, quality={"kind": "x"}, applied_offset=4, quality_applied_offset=7
+    )
+    read = WindowRecord.from_bytes(record.to_bytes(), record.quality_bytes())
+    assert (read.applied_offset, read.quality_applied_offset) == (4, 7)
+    assert "quality_applied_offset" not in orjson.loads(record.to_bytes())
+    alone = WindowRecord.from_bytes(record.to_bytes())  # no quality part (yet, or lost)
+    assert (alone.applied_offset, alone.quality_applied_offset) == (4, -1)
+    whole = orjson.dumps({**orjson.loads(record.to_bytes()), "quality": {"kind": "x"}})
+    assert WindowRecord.from_bytes(whole).quality_applied_offset == 4  # before the split
+    fields = record.quality_fields()
+    assert (
+        WindowRecord.from_bytes(record.to_bytes(), quality_fields=fields).quality_applied_offset
+        == 7
+    )
 
 
 def test_a_final_window_awaiting_its_revision_is_not_read_by_the_finalization_scan() -> None:
