@@ -43,7 +43,7 @@ class DemoApi:
             return json.loads(response.read())
 
 
-def _port() -> int:
+def free_port() -> int:
     """8000 when it is free (the URL alert messages link to), else any free port."""
     with socket.socket() as probe:
         try:
@@ -63,7 +63,7 @@ def demo_api(
 ) -> Iterator[DemoApi]:
     with sessions.begin() as session:
         _, key = create_key(session, "demo", "read")
-    port = _port()
+    port = free_port()
     env = {
         **os.environ,
         "DRIFTLINE_DATABASE_URL": database_url,
@@ -110,9 +110,9 @@ def report(api: DemoApi, model_id: str, out: Any) -> int:
     out.write(
         f"\nOver HTTP: GET {api.base}/api/v1/models/{model_id}/drift?status=drift lists "
         f"{len(drifted)} drifted results ({', '.join(features)}).\n"
-        f"Keep the API and its dashboard up on the demo's results with:\n"
+        f"Serve the API and its dashboard on the demo's results again later with:\n"
         f"  DRIFTLINE_DATABASE_URL={api.database_url} DRIFTLINE_API_OPEN_DASHBOARD=true "
         f".venv/bin/driftline api\n"
-        f"then open {api.base}/dashboard/models/{model_id}\n"
+        f"and open {api.base}/dashboard/models/{model_id}\n"
     )
     return len(drifted)

@@ -59,6 +59,7 @@ class DemoResult:
     alerts: list[str] = field(default_factory=list)  # Slack message titles, in order
     emails: list[str] = field(default_factory=list)  # e-mail subjects, in order
     api_drifted: int = 0  # drifted results the HTTP API listed
+    database_url: str = ""  # where the results are (the API and dashboard serve them after)
 
 
 def demo_config() -> ModelConfig:
@@ -172,6 +173,7 @@ def run(out: TextIO, *, windows: int = 12, per_window: int = 1000, seed: int = 7
                 out, say, broker, database_url, sessions, sinks, windows, per_window, seed
             )
             result.api_drifted = report_over_http(api, MODEL_ID, out)
+            result.database_url = database_url
             return result
     finally:
         if broker.started:
