@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from selenium import webdriver
@@ -62,10 +63,14 @@ def main() -> None:
     driver = webdriver.Chrome(service=Service(executable_path=str(found.driver)), options=options)
     try:
         driver.get(f"http://127.0.0.1:{port}/dashboard/models/{MODEL_ID}")
-        for chart in CHARTS:
-            WebDriverWait(driver, 30).until(
-                lambda d, c=chart: d.find_element(By.ID, c).get_attribute("data-rendered") == "true"
+
+        def drawn(driver: Any) -> bool:
+            return all(
+                driver.find_element(By.ID, c).get_attribute("data-rendered") == "true"
+                for c in CHARTS
             )
+
+        WebDriverWait(driver, 30).until(drawn)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(args.output))
     finally:
