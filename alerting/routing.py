@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from alerting.matchers import Matcher, match_all, parse_all
@@ -32,7 +31,7 @@ from schemas.alert_routing import (
     ReceiverSpec,
     RouteSpec,
 )
-from schemas.config_file import parse_config
+from schemas.config_file import parse_config, read_mapping
 from schemas.validation_messages import describe_validation_error
 
 DEFAULT_GROUP_BY = ("model",)
@@ -170,14 +169,7 @@ def load_routing(path: str | Path) -> Routing:
         Naming the file and every bad key (``route.routes[0].group_wait: …``).
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigurationError(f"cannot read the alert routing file {path}: {error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigurationError(f"{path} is not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"{path}: expected a mapping with route and receivers")
+    data = read_mapping(path, "route and receivers (or alert_routing)", "the alert routing file")
     if "alert_routing" in data or "models" in data:
         # The one-file form (schemas/config_file.py): all of it is checked, its routing used.
         routing = parse_config(data, path).alert_routing

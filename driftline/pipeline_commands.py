@@ -233,6 +233,16 @@ def parse_until(text: str | None) -> float | None:
         ) from None
 
 
+def broker_address(given: str | None, settings: Any) -> str:
+    """``--bootstrap`` when given, else the worker's ``broker`` setting, as ``host:port``;
+    a ConfigurationError naming where a bad one came from."""
+    where = "--bootstrap" if given else "broker (DRIFTLINE_BROKER)"
+    try:
+        return bootstrap_servers(given or settings.broker, where)
+    except UsageError as error:
+        raise ConfigurationError(str(error)) from None
+
+
 def bootstrap_servers(broker: str, source: str = "broker") -> str:
     """aiokafka's ``host:port,host:port`` from a Faust broker URL (``kafka://h:p;kafka://h2:p``).
 

@@ -84,7 +84,7 @@ class Sent:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from driftline.pipeline_commands import UsageError, bootstrap_servers, open_sessions
+    from driftline.pipeline_commands import broker_address, open_sessions
     from schemas.model_config import ModelConfig
     from schemas.topics import Topics
     from storage import catalog
@@ -121,11 +121,7 @@ def _replay(args: argparse.Namespace) -> int:
         labels_file=args.labels,
         label_delay=args.label_delay,
     )
-    try:
-        where = "--bootstrap" if args.bootstrap else "broker (DRIFTLINE_BROKER)"
-        bootstrap = bootstrap_servers(args.bootstrap or settings.broker, where)
-    except UsageError as error:
-        raise ConfigurationError(str(error)) from None
+    bootstrap = broker_address(args.bootstrap, settings)
     prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
     end = None if args.no_end else _end_of_replay(events, config)
     sent = asyncio.run(

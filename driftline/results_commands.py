@@ -18,6 +18,7 @@ from typing import Any
 from driftline.errors import ConfigurationError
 from driftline.pipeline_commands import open_sessions
 from driftline.result_output import add_format_options, write_rows
+from storage.drift_pages import DriftPoint
 
 WINDOW_COLUMNS = (
     "window_start",
@@ -32,16 +33,8 @@ WINDOW_COLUMNS = (
     "label_coverage",
     "final",
 )
-DRIFT_COLUMNS = (
-    "window_start",
-    "feature",
-    "method",
-    "score",
-    "p_value",
-    "threshold",
-    "drifted",
-    "status",
-)
+# The API's CSV columns too (api/routes/drift.py): a drift point as storage reads it.
+DRIFT_COLUMNS = DriftPoint._fields
 METRIC_COLUMNS = (
     "window_start",
     "metric",

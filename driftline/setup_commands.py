@@ -45,7 +45,7 @@ def add_parsers(commands: Any) -> None:
 
 def _create_topics(args: argparse.Namespace) -> int:
     from driftline.local.kafka_client import create_topics
-    from driftline.pipeline_commands import UsageError, bootstrap_servers
+    from driftline.pipeline_commands import broker_address
     from schemas.topics import Topics
     from stream_app.settings import load_settings
 
@@ -54,11 +54,7 @@ def _create_topics(args: argparse.Namespace) -> int:
     for name, value in (("--partitions", args.partitions), ("--stage2-partitions", stage2)):
         if value < 1:
             raise ConfigurationError(f"{name} must be at least 1, got {value}")
-    try:
-        where = "--bootstrap" if args.bootstrap else "broker (DRIFTLINE_BROKER)"
-        bootstrap = bootstrap_servers(args.bootstrap or settings.broker, where)
-    except UsageError as error:
-        raise ConfigurationError(str(error)) from None
+    bootstrap = broker_address(args.bootstrap, settings)
     prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
     topics = Topics.with_prefix(prefix)
     inputs = [topics.predictions, topics.labels, topics.label_join]

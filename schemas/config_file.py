@@ -52,19 +52,21 @@ class DriftlineConfig(BaseModel):
     alert_routing: AlertRouting | None = None
 
 
-def read_mapping(path: Path) -> dict[str, Any]:
-    """The file's top-level mapping (YAML or JSON), or a ConfigurationError naming the file."""
+def read_mapping(path: Path, expected: str = "", what: str = "") -> dict[str, Any]:
+    """The file's top-level mapping (YAML or JSON), or a ConfigurationError naming the file
+    (as ``what``, when given) and, when it is not a mapping, what was ``expected`` in it."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise ConfigurationError(f"cannot read {path}: {error.strerror or error}") from None
+        named = f"{what} {path}" if what else str(path)
+        raise ConfigurationError(f"cannot read {named}: {error.strerror or error}") from None
     except yaml.YAMLError as error:
         raise ConfigurationError(f"{path} is not valid YAML or JSON: {error}") from None
     if not isinstance(data, dict):
-        raise ConfigurationError(
-            f"{path}: expected a mapping with {' and/or '.join(SECTIONS)} (or one model "
-            "configuration with model_id)"
+        wanted = expected or (
+            f"{' and/or '.join(SECTIONS)} (or one model configuration with model_id)"
         )
+        raise ConfigurationError(f"{path}: expected a mapping with {wanted}")
     return data
 
 

@@ -296,6 +296,12 @@ async def _stage2(log: list[Entry]) -> dict[str, Any]:
     await stage2.flush()
     for _ in range(2):
         await stage2.tick([0])
+    return results_of(writer)
+
+
+def results_of(writer: RecordingWriter) -> dict[Any, Any]:
+    """Per window, as its last write (finalization or revision) left it: rows, late events,
+    labeled pairs and every quality metric."""
     final = dict(writer.windows)
     for model_id, start, rows in writer.revisions:
         final[(model_id, start)] = rows

@@ -34,6 +34,7 @@ from tests.stream_app.test_crash_model import (
     KilledError,
     LoggedStore,
     _registry,
+    results_of,
 )
 
 pytestmark = pytest.mark.slow  # make test runs it; make test-unit does not
@@ -42,21 +43,6 @@ SENT = [messages.decode(entry[1]) for entry in CLEAN_LOG if entry[0] == "stage2"
 # Messages per batch: what one batch writes (the parts of several windows, each first
 # written by one kind of message and rewritten by another) depends on where batches end.
 BATCHES = (7, 20)
-
-
-def _results(writer: RecordingWriter) -> dict[Any, Any]:
-    final = dict(writer.windows)
-    for model_id, start, rows in writer.revisions:
-        final[(model_id, start)] = rows
-    return {
-        key: (
-            rows.window.n_rows,
-            writer.late.get(key),
-            rows.window.n_labeled,
-            sorted((m.metric, round(m.value, 12)) for m in rows.metrics if m.value is not None),
-        )
-        for key, rows in sorted(final.items())
-    }
 
 
 async def _incarnation(
@@ -88,7 +74,7 @@ async def _run(kills: list[tuple[int, int]], size: int) -> tuple[dict[Any, Any],
         durable.limit = None
         first = commits[max(0, len(commits) - 1 - lag)]
     await _incarnation(durable, writer, first, commits, size)
-    return _results(writer), durable
+    return results_of(writer), durable
 
 
 CLEAN, CLEAN_DURABLE = asyncio.run(_run([], BATCHES[0]))
