@@ -19,6 +19,7 @@ Repository functions never commit: open a transaction per unit of work, e.g.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -77,6 +78,10 @@ def make_engine(url: str | URL, **engine_options: Any) -> Engine:
     # Split by hand: asking SQLAlchemy for the driver of an unknown database raises its own error.
     backend, _, driver = parsed.drivername.partition("+")
     if backend == "sqlite" and driver in ("", "pysqlite"):
+        if parsed.database and parsed.database != ":memory:":
+            # The default, var/driftline.db, in a fresh directory: SQLite creates the file,
+            # not the folder it goes in.
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, **engine_options)
         event.listen(engine, "connect", _configure_sqlite_connection)
         event.listen(engine, "begin", _begin_sqlite_transaction)

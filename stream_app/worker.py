@@ -91,6 +91,9 @@ def rss_bytes() -> int:
 
 def build(settings: WorkerSettings) -> Pipeline:
     """Migrate the database and build the pipeline (without starting it)."""
+    # Faust's data directory (and the join's spill files under it): a worker started in a
+    # fresh directory makes it rather than stopping on FileNotFoundError.
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     return create_pipeline(settings, session_factory(engine))

@@ -11,8 +11,10 @@ rewritten to it). A block that exits non-zero fails the test with its line and o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -100,6 +102,8 @@ def environment(kafka_bootstrap: str, topic_prefix: str, workspace: Path) -> dic
         "DRIFTLINE_BROKER": f"kafka://{kafka_bootstrap}",
         "DRIFTLINE_TOPIC_PREFIX": topic_prefix,
         "BOOTSTRAP": kafka_bootstrap,
+        # The README's worker: a consumer group and changelogs of this run's own.
+        "DRIFTLINE_APP_ID": f"{topic_prefix}readme",
     }
 
 
@@ -128,20 +132,61 @@ def api(environment: dict[str, str], workspace: Path) -> Iterator[str]:
         log.close()
 
 
+def stop_groups(groups: list[int]) -> None:
+    """What the blocks left running (the README's worker runs in the background)."""
+    for signum, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 5.0)):
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signum)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(_alive(g) for g in groups):
+            time.sleep(0.2)
+
+
+def _alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.mark.integration
 def test_the_readme_runs(environment: dict[str, str], api: str, workspace: Path) -> None:
-    ran = []
-    for block in [b for b in BLOCKS if b.marker == "run"]:
-        code = block.code.replace("localhost:8000", api)
-        argv = ["bash", "-euo", "pipefail", "-c", code]
-        if block.language == "python":
-            argv = [sys.executable, "-c", code]
-        done = subprocess.run(
-            argv, env=environment, cwd=workspace, capture_output=True, text=True, timeout=180
-        )
-        assert done.returncode == 0, (
-            f"README.md line {block.line} ({block.language}) exited {done.returncode}:\n"
-            f"{code}\n--- stdout ---\n{done.stdout[-3000:]}\n--- stderr ---\n{done.stderr[-3000:]}"
-        )
-        ran.append(block.line)
+    ran: list[int] = []
+    groups: list[int] = []
+    try:
+        for block in [b for b in BLOCKS if b.marker == "run"]:
+            code = block.code.replace("localhost:8000", api)
+            argv = ["bash", "-euo", "pipefail", "-c", code]
+            if block.language == "python":
+                argv = [sys.executable, "-c", code]
+            # A session of its own: what the block starts in the background is stopped below.
+            process = subprocess.Popen(
+                argv,
+                env=environment,
+                cwd=workspace,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            groups.append(process.pid)
+            try:
+                out, err = process.communicate(timeout=180)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, err = process.communicate()
+            assert process.returncode == 0, (
+                f"README.md line {block.line} ({block.language}) exited {process.returncode}:\n"
+                f"{code}\n--- stdout ---\n{out[-3000:]}\n--- stderr ---\n{err[-3000:]}"
+                f"\n--- worker.log ---\n{_tail(workspace / 'worker.log')}"
+            )
+            ran.append(block.line)
+    finally:
+        stop_groups(groups)
     assert len(ran) >= 8
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:] if path.exists() else "(none)"

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select, text
@@ -151,3 +152,12 @@ import storage, storage.repository, storage.migrate, storage.db, storage.models
         [sys.executable, "-c", script], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_sqlite_file_in_a_folder_that_does_not_exist_yet_works(tmp_path: Path) -> None:
+    """The default database, var/driftline.db, in a fresh directory."""
+    path = tmp_path / "var" / "deeper" / "driftline.db"
+    engine = make_engine(f"sqlite+pysqlite:///{path}")
+    with engine.connect() as connection:
+        assert connection.execute(text("select 1")).scalar() == 1
+    assert path.exists()
