@@ -149,14 +149,25 @@ def _require(frame: pd.DataFrame, column: str, option: str, path: Path) -> pd.Se
     return series
 
 
-def _as_task(values: pd.Series, task: str | None) -> list[Any]:
-    """Predictions or labels as the model's configuration expects them."""
+def _as_task(values: pd.Series, task: str | None, path: Path) -> list[Any]:
+    """Predictions or labels as the model's configuration expects them: a classifier's as
+    strings (its classes are), a regressor's as numbers, a model without a task's as read."""
     if task in ("binary", "multiclass"):
         as_text = values.map(
             lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
         )
         return list(as_text)
-    return values.astype(float).tolist()
+    if task == "regression":
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = (numbers.isna() & values.notna()).to_numpy()
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ConfigurationError(
+                f"{path}: row {row + 1}: {values.name} {values.iloc[row]!r} is not a number "
+                "(the model is a regressor)"
+            )
+        return list(numbers.astype(float))
+    return list(values.tolist())
 
 
 def _features(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]]:
@@ -183,7 +194,9 @@ def load_events(
         predictions_file,
     )
     predicted = _as_task(
-        _require(frame, columns.prediction, "--prediction-column", predictions_file), task
+        _require(frame, columns.prediction, "--prediction-column", predictions_file),
+        task,
+        predictions_file,
     )
     names = list(columns.features) or [c for c in frame.columns if c not in columns.named()]
     absent = [name for name in names if name not in frame.columns]
@@ -239,7 +252,7 @@ def _labels(
         when = epoch_seconds(
             _require(table, stamp, "--label-timestamp-column", labels_file), stamp, labels_file
         )
-        found = _as_task(label_values, task)
+        found = _as_task(label_values, task, labels_file)
         return list(zip(label_ids.tolist(), found, when.tolist(), strict=True))
     if columns.label not in frame.columns:
         return []
@@ -255,5 +268,5 @@ def _labels(
         when[present] += delays.to_numpy(dtype=float)
     else:
         when = times + (label_delay or 0.0)
-    values = _as_task(frame[columns.label][present], task)
+    values = _as_task(frame[columns.label][present], task, path)
     return list(zip(ids[present].tolist(), values, when[present].tolist(), strict=True))

@@ -141,3 +141,21 @@ def test_an_unknown_format_or_a_missing_file_is_named(tmp_path: Path) -> None:
         load_events("churn", "binary", tmp_path / "p.xlsx", ReplayColumns())
     with pytest.raises(ConfigurationError, match="does not exist"):
         load_events("churn", "binary", tmp_path / "p.csv", ReplayColumns())
+
+
+def test_values_as_the_models_task_reads_them(tmp_path: Path) -> None:
+    table = frame().assign(prediction=lambda t: t["score"] * 10)
+    path = write(table, tmp_path / "p.csv")
+    regression = load_events("m", "regression", path, ReplayColumns())
+    assert all(isinstance(r["prediction"], float) for r in regression.predictions)
+    untyped = load_events(
+        "m", None, write(frame().assign(prediction="yes"), tmp_path / "q.csv"), ReplayColumns()
+    )
+    assert {r["prediction"] for r in untyped.predictions} == {"yes"}
+    with pytest.raises(ConfigurationError, match="not a number"):
+        load_events(
+            "m",
+            "regression",
+            write(frame().assign(prediction="yes"), tmp_path / "r.csv"),
+            ReplayColumns(),
+        )
