@@ -46,7 +46,14 @@ def dockerfile() -> list[tuple[str, str]]:
 def test_the_services_of_a_deployment() -> None:
     assert {"kafka", "postgres", "mailpit", "topics", "migrate", "worker", "api"} <= set(SERVICES)
     assert SERVICES["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"  # what the tests run
-    assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    kafka = SERVICES["kafka"]["environment"]
+    assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    # Every listener named has a protocol (KRaft refuses to start on CONTROLLER otherwise),
+    # and the data directory is the volume.
+    named = {entry.split(":", 1)[0] for entry in kafka["KAFKA_LISTENERS"].split(",")}
+    mapped = dict(e.split(":") for e in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert named <= set(mapped)
+    assert any(v.endswith(":" + kafka["KAFKA_LOG_DIRS"]) for v in SERVICES["kafka"]["volumes"])
     assert SERVICES["mailpit"]["image"].startswith("axllent/mailpit:")
     assert "8025:8025" in SERVICES["mailpit"]["ports"]  # its web inbox
     assert {"worker", "api", "topics", "migrate"} <= OURS
