@@ -43,7 +43,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from driftline.errors import ConfigurationError
+from driftline.errors import ConfigurationError, ServiceError
+from driftline.kafka_security import KafkaSecurity, explain
 from driftline.limits import (
     BROKER_MESSAGE_MAX_BYTES,
     MAX_MESSAGE_BYTES,
@@ -80,6 +81,7 @@ class PredictionProducer:
         batch_size: int = 500,
         linger_seconds: float = 0.5,
         model_version: str = "",
+        security: KafkaSecurity | None = None,
     ) -> None:
         if not 1 <= batch_size <= 10_000:
             raise ValueError(f"batch_size must be between 1 and 10,000, got {batch_size}")
@@ -87,6 +89,9 @@ class PredictionProducer:
         self.batch_size = batch_size
         self.linger_seconds = linger_seconds
         self.model_version = model_version
+        # TLS, mutual TLS or SASL as DRIFTLINE_KAFKA_* say (driftline/kafka_security.py).
+        self.security = security or KafkaSecurity.load()
+        self.bootstrap = bootstrap
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             linger_ms=5,
@@ -94,6 +99,7 @@ class PredictionProducer:
             # A backstop only: envelopes are split at MAX_MESSAGE_BYTES before they get here;
             # this bound adds the key and the record-batch header, as the broker counts.
             max_request_size=BROKER_MESSAGE_MAX_BYTES,
+            **self.security.client_options(),
         )
         # Per (model, partition of the predictions topic): the queued records.
         self._pending: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -104,9 +110,12 @@ class PredictionProducer:
     async def __aenter__(self) -> PredictionProducer:
         try:
             await self._producer.start()
-        except BaseException:
+        except BaseException as error:
             # A broker that cannot be reached: release the client's connections and tasks.
             await self._producer.stop()
+            if self.security.security_protocol != "PLAINTEXT" and isinstance(error, Exception):
+                # What a TLS or SASL setting causes, in one line naming the setting.
+                raise ServiceError(explain(error, self.security, self.bootstrap)) from None
             raise
         return self
 

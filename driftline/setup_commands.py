@@ -44,6 +44,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def _create_topics(args: argparse.Namespace) -> int:
+    from driftline.kafka_security import KafkaSecurity
     from driftline.local.kafka_client import create_topics
     from driftline.pipeline_commands import broker_address
     from schemas.topics import Topics
@@ -58,9 +59,10 @@ def _create_topics(args: argparse.Namespace) -> int:
     prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
     topics = Topics.with_prefix(prefix)
     inputs = [topics.predictions, topics.labels, topics.label_join]
-    create_topics(bootstrap, inputs, args.partitions)
-    create_topics(bootstrap, [topics.window_partials], stage2)
-    create_topics(bootstrap, [topics.retrain_triggers, topics.dead_letter], 1)
+    security = KafkaSecurity.load()
+    create_topics(bootstrap, inputs, args.partitions, security=security)
+    create_topics(bootstrap, [topics.window_partials], stage2, security=security)
+    create_topics(bootstrap, [topics.retrain_triggers, topics.dead_letter], 1, security=security)
     sys.stdout.write(
         f"topics on {bootstrap}: {', '.join(inputs)} ({args.partitions} partitions), "
         f"{topics.window_partials} ({stage2}), {topics.retrain_triggers} and "

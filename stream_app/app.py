@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting.dispatch import AlertRelay
 from alerting.relay_setup import build_alert_relay
 from driftline.errors import InvalidEventError
+from driftline.kafka_security import KafkaSecurity
 from schemas.events import PredictionEvent
 from schemas.model_config import ModelConfig
 from schemas.outbound import DeadLetter
@@ -172,6 +173,22 @@ def stop_without_acknowledging(stage: str, exc: BaseException) -> NoReturn:
     os._exit(EXIT_FATAL)
 
 
+def faust_credentials(security: KafkaSecurity) -> Any:
+    """Faust's form of the connection settings (None: plaintext)."""
+    context = security.ssl_context()
+    if security.sasl_mechanism is not None:
+        assert security.sasl_password is not None
+        return faust.SASLCredentials(
+            username=security.sasl_username,
+            password=security.sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=security.sasl_mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def create_pipeline(
     settings: WorkerSettings,
     sessions: sessionmaker[Session],
@@ -181,6 +198,8 @@ def create_pipeline(
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
+        # TLS, mutual TLS or SASL, as DRIFTLINE_KAFKA_* say (driftline/kafka_security.py).
+        broker_credentials=faust_credentials(KafkaSecurity.load()),
         store=store_url(settings.store),
         datadir=settings.data_dir,
         topic_partitions=settings.partitions,

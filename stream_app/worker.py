@@ -11,6 +11,7 @@ when ``DRIFTLINE_METRICS_PORT`` is set (:mod:`stream_app.metrics`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -22,6 +23,8 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
+from driftline.errors import ServiceError
+from driftline.kafka_security import KafkaSecurity, bootstrap_of, connection_problem
 from schemas.typed_envelope import native_decoder_available
 from storage.db import make_engine, session_factory
 from storage.migrate import upgrade
@@ -108,6 +111,13 @@ def run_worker(settings: WorkerSettings) -> None:
         # pipeline's collector is registered below.
         registry = worker_registry()
         metrics = registry, serve(registry, settings.metrics_host, settings.metrics_port)
+    security = KafkaSecurity.load()
+    if security.security_protocol != "PLAINTEXT":
+        # Faust retries a refused login or an untrusted certificate for ever, in tracebacks:
+        # one bounded try first ends the worker with one line naming the setting.
+        problem = asyncio.run(connection_problem(bootstrap_of(settings.broker), security))
+        if problem is not None:
+            raise ServiceError(problem)
     pipeline = build(settings)
     if not native_decoder_available():
         log.warning(

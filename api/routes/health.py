@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SessionsDep, SettingsDep, key_unless_open
+from driftline.kafka_security import KafkaSecurity
 from driftline.local.kafka_client import broker_serves
 from storage.availability import is_unavailable
 from storage.migrate import current_revision, head_revision
@@ -36,7 +37,9 @@ def healthz() -> dict[str, str]:
 async def readyz(sessions: SessionsDep, settings: SettingsDep) -> JSONResponse:
     checks: dict[str, Any] = await run_in_threadpool(_database, sessions.kw["bind"])
     if settings.api_check_broker:
-        served = await broker_serves(settings.api_check_broker, BROKER_TIMEOUT_SECONDS)
+        served = await broker_serves(
+            settings.api_check_broker, BROKER_TIMEOUT_SECONDS, KafkaSecurity.load()
+        )
         checks["broker"] = "ok" if served else "unreachable"
     ready = all(checks[name] == "ok" for name in ("database", "schema", "broker") if name in checks)
     return JSONResponse({"status": "ok" if ready else "not ready", **checks}, 200 if ready else 503)

@@ -38,6 +38,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help=f"port on 127.0.0.1 (default $DRIFTLINE_{name.upper()}_PORT or {default_port})",
         )
         _add_timeout(service)
+        if name == "kafka":
+            service.add_argument(
+                "--secure",
+                action="store_true",
+                default=None,
+                help="also listen with SASL_SSL (SCRAM, PLAIN) on port+2 and mutual TLS on "
+                "port+3, certificates made on first use (or DRIFTLINE_KAFKA_SECURE=true)",
+            )
     up = services.add_parser("up", help="start the Kafka broker and PostgreSQL")
     up.add_argument("--kafka-port", type=int, default=None, help="port of the Kafka broker")
     up.add_argument("--postgres-port", type=int, default=None, help="port of PostgreSQL")
@@ -62,7 +70,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     command = args.local_command
     if command in ("kafka", "postgres"):
         module = kafka if command == "kafka" else postgres
-        if args.action == "start":
+        if args.action == "start" and command == "kafka":
+            kafka.start(args.port, timeout=args.timeout, report=report, secure=args.secure)
+        elif args.action == "start":
             module.start(args.port, timeout=args.timeout, report=report)
         elif args.action == "stop":
             _stopped(module.stop(args.port, timeout=args.timeout, report=report), command, report)

@@ -12,17 +12,25 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from driftline.errors import ServiceError
+from driftline.kafka_security import KafkaSecurity, explain
 from driftline.limits import BROKER_MESSAGE_MAX_BYTES
 
 _T = TypeVar("_T")
 
 
-async def broker_serves(bootstrap: str, timeout: float) -> bool:
-    """Whether a client can bootstrap from ``bootstrap`` and sees a broker in the metadata."""
+async def broker_serves(
+    bootstrap: str, timeout: float, security: KafkaSecurity | None = None
+) -> bool:
+    """Whether a client can bootstrap from ``bootstrap`` and sees a broker in the metadata
+    (``security``: how to connect; plaintext without it)."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=int(timeout * 1000),
+        **(security.client_options() if security else {}),
+    )
     try:
         async with asyncio.timeout(timeout):
             await admin.start()
@@ -35,17 +43,29 @@ async def broker_serves(bootstrap: str, timeout: float) -> bool:
 
 
 def create_topics(
-    bootstrap: str, names: Sequence[str], partitions: int = 1, *, timeout: float = 30.0
+    bootstrap: str,
+    names: Sequence[str],
+    partitions: int = 1,
+    *,
+    timeout: float = 30.0,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Create ``names`` with ``partitions`` each; topics that already exist so are fine.
 
     Blocking; works from inside a running event loop too (it runs its own in a thread).
     """
-    run_coroutine(create_topics_async(bootstrap, names, partitions, timeout=timeout))
+    run_coroutine(
+        create_topics_async(bootstrap, names, partitions, timeout=timeout, security=security)
+    )
 
 
 async def create_topics_async(
-    bootstrap: str, names: Sequence[str], partitions: int = 1, *, timeout: float = 30.0
+    bootstrap: str,
+    names: Sequence[str],
+    partitions: int = 1,
+    *,
+    timeout: float = 30.0,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """:func:`create_topics` for callers already in an event loop."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -53,7 +73,11 @@ async def create_topics_async(
 
     if partitions < 1:
         raise ServiceError(f"a topic needs at least 1 partition, not {partitions}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=int(timeout * 1000),
+        **(security.client_options() if security else {}),
+    )
     try:
         async with asyncio.timeout(timeout):
             await admin.start()
@@ -75,7 +99,9 @@ async def create_topics_async(
             f"creating topics {', '.join(names)} on {bootstrap} took longer than {timeout:.0f} s; "
             "check the broker with `driftline local kafka status`"
         ) from None
-    except KafkaError as error:
+    except (KafkaError, OSError) as error:
+        if security is not None and security.security_protocol != "PLAINTEXT":
+            raise ServiceError(explain(error, security, bootstrap)) from None
         raise ServiceError(
             f"cannot create topics on {bootstrap} ({error}); is the broker running? "
             "Start it with `driftline local kafka start`"
