@@ -178,7 +178,7 @@ def _flush(args: argparse.Namespace) -> int:
             raise ConfigurationError(f"worker setting {error}; or give --bootstrap") from None
     prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
     topics = Topics.with_prefix(prefix)
-    end = run_coroutine(_publish_end(bootstrap, topics, until))
+    end = run_coroutine(_publish_end(bootstrap, topics, until, settings.kafka_security()))
     moment = datetime.fromtimestamp(end.watermark, UTC).isoformat().replace("+00:00", "Z")
     sys.stdout.write(
         f"end of stream at {moment}: marker sent to {len(end.partitions)} partitions of "
@@ -187,7 +187,9 @@ def _flush(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _publish_end(bootstrap: str, topics: Any, until: float | None) -> Any:
+async def _publish_end(
+    bootstrap: str, topics: Any, until: float | None, security: Any = None
+) -> Any:
     import asyncio
 
     from aiokafka.errors import KafkaError
@@ -195,7 +197,7 @@ async def _publish_end(bootstrap: str, topics: Any, until: float | None) -> Any:
     from driftline.errors import ServiceError
     from driftline.producer import PredictionProducer
 
-    producer = PredictionProducer(bootstrap, topics=topics)
+    producer = PredictionProducer(bootstrap, topics=topics, security=security)
     try:
         # Bounded: an unreachable broker would otherwise keep aiokafka retrying.
         async with asyncio.timeout(60), producer:

@@ -133,6 +133,7 @@ def _replay(args: argparse.Namespace) -> int:
             args.batch_size,
             end,
             args.quiet,
+            settings.kafka_security(),
         )
     )
     sys.stdout.write(_summary(events, sent) + "\n")
@@ -156,6 +157,7 @@ async def _send(
     batch_size: int,
     end: float | None,
     quiet: bool,
+    security: Any,
 ) -> Sent:
     from aiokafka.errors import KafkaError
     from rich.console import Console
@@ -169,7 +171,9 @@ async def _send(
 
     from driftline.producer import PredictionProducer
 
-    producer = PredictionProducer(bootstrap, topics=topics, batch_size=batch_size)
+    producer = PredictionProducer(
+        bootstrap, topics=topics, batch_size=batch_size, security=security
+    )
     started = time.monotonic()
     progress = Progress(
         TextColumn("replaying {task.fields[model]}"),

@@ -44,7 +44,6 @@ def add_parsers(commands: Any) -> None:
 
 
 def _create_topics(args: argparse.Namespace) -> int:
-    from driftline.kafka_security import KafkaSecurity
     from driftline.local.kafka_client import create_topics
     from driftline.pipeline_commands import broker_address
     from schemas.topics import Topics
@@ -59,7 +58,7 @@ def _create_topics(args: argparse.Namespace) -> int:
     prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
     topics = Topics.with_prefix(prefix)
     inputs = [topics.predictions, topics.labels, topics.label_join]
-    security = KafkaSecurity.load()
+    security = settings.kafka_security()
     create_topics(bootstrap, inputs, args.partitions, security=security)
     create_topics(bootstrap, [topics.window_partials], stage2, security=security)
     create_topics(bootstrap, [topics.retrain_triggers, topics.dead_letter], 1, security=security)

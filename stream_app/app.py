@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting.dispatch import AlertRelay
 from alerting.relay_setup import build_alert_relay
 from driftline.errors import InvalidEventError
-from driftline.kafka_security import KafkaSecurity
 from schemas.events import PredictionEvent
 from schemas.model_config import ModelConfig
 from schemas.outbound import DeadLetter
@@ -173,7 +172,7 @@ def stop_without_acknowledging(stage: str, exc: BaseException) -> NoReturn:
     os._exit(EXIT_FATAL)
 
 
-def faust_credentials(security: KafkaSecurity) -> Any:
+def faust_credentials(security: Any) -> Any:
     """Faust's form of the connection settings (None: plaintext)."""
     context = security.ssl_context()
     if security.sasl_mechanism is not None:
@@ -199,7 +198,7 @@ def create_pipeline(
         settings.app_id,
         broker=settings.broker,
         # TLS, mutual TLS or SASL, as DRIFTLINE_KAFKA_* say (driftline/kafka_security.py).
-        broker_credentials=faust_credentials(KafkaSecurity.load()),
+        broker_credentials=faust_credentials(settings.kafka_security()),
         store=store_url(settings.store),
         datadir=settings.data_dir,
         topic_partitions=settings.partitions,

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from driftline.errors import ConfigurationError
+from driftline.kafka_security import KafkaSecurity
 
 
 class WorkerSettings(BaseSettings):
@@ -130,6 +131,18 @@ class WorkerSettings(BaseSettings):
         default="127.0.0.1",
         description="Address the metrics endpoint listens on (0.0.0.0: every interface)",
     )
+    # The config file's kafka_* keys (without the prefix): how to connect to Kafka
+    # (driftline/kafka_security.py); DRIFTLINE_KAFKA_* variables win over them.
+    kafka_file: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    def kafka_security(self) -> KafkaSecurity:
+        """The connection settings: DRIFTLINE_KAFKA_* over the config file's kafka_* keys."""
+        given = {
+            key: value
+            for key, value in self.kafka_file.items()
+            if f"DRIFTLINE_KAFKA_{key.upper()}" not in os.environ
+        }
+        return KafkaSecurity.load(**given)
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> WorkerSettings:
@@ -142,7 +155,10 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Wo
         name for name in WorkerSettings.model_fields if f"DRIFTLINE_{name.upper()}" in os.environ
     }
     # The environment wins over the file: drop file keys the environment sets.
-    values = {k: v for k, v in from_file.items() if k not in env_set}
+    values = {k: v for k, v in from_file.items() if k not in env_set and not k.startswith("kafka_")}
+    values["kafka_file"] = {
+        k.removeprefix("kafka_"): v for k, v in from_file.items() if k.startswith("kafka_")
+    }
     values.update(overrides)
     try:
         return WorkerSettings(**values)

@@ -24,7 +24,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from driftline.errors import ServiceError
-from driftline.kafka_security import KafkaSecurity, bootstrap_of, connection_problem
+from driftline.kafka_security import bootstrap_of, connection_problem
 from schemas.typed_envelope import native_decoder_available
 from storage.db import make_engine, session_factory
 from storage.migrate import upgrade
@@ -111,7 +111,7 @@ def run_worker(settings: WorkerSettings) -> None:
         # pipeline's collector is registered below.
         registry = worker_registry()
         metrics = registry, serve(registry, settings.metrics_host, settings.metrics_port)
-    security = KafkaSecurity.load()
+    security = settings.kafka_security()
     if security.security_protocol != "PLAINTEXT":
         # Faust retries a refused login or an untrusted certificate for ever, in tracebacks:
         # one bounded try first ends the worker with one line naming the setting.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 from driftline.errors import ServiceError
@@ -40,6 +41,11 @@ def ensure_material(tls_dir: Path, report: Report) -> None:
     """The CA, the broker's and a client's certificates and the SASL password (once)."""
     if (tls_dir / "server.pem").exists() and (tls_dir / "sasl-password").exists():
         return
+    if shutil.which("openssl") is None:
+        raise ServiceError(
+            "the secured listeners need `openssl` to make their certificates; run "
+            "`apt-get install -y openssl` and try again"
+        )
     tls_dir.mkdir(parents=True, exist_ok=True)
     report(f"making the local broker's TLS certificates in {tls_dir} (openssl)")
 

@@ -17,7 +17,9 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Topics, float 
     """Replaces the broker call; records what the command would have published."""
     calls: list[tuple[str, Topics, float | None]] = []
 
-    async def fake(bootstrap: str, topics: Topics, until: float | None) -> StreamEnd:
+    async def fake(
+        bootstrap: str, topics: Topics, until: float | None, security: object = None
+    ) -> StreamEnd:
         calls.append((bootstrap, topics, until))
         return StreamEnd(1_777_593_600.0 if until is None else until, (0, 1, 2))
 

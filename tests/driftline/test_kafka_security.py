@@ -89,3 +89,22 @@ def test_explanations_name_the_setting_to_check() -> None:
     assert "DRIFTLINE_KAFKA_SASL_PASSWORD" in explain(refused, security, "h:1")
     assert "DRIFTLINE_KAFKA_SECURITY_PROTOCOL" in explain(TimeoutError(), security, "h:1")
     assert bootstrap_of("kafka://a:1;kafka://b:2") == "a:1,b:2"
+
+
+def test_the_worker_config_file_sets_them_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stream_app.settings import load_settings
+
+    for name in list(os.environ):
+        if name.startswith("DRIFTLINE_KAFKA_") or name == "DRIFTLINE_CONFIG":
+            monkeypatch.delenv(name)
+    config = tmp_path / "worker.toml"
+    config.write_text(
+        'kafka_security_protocol = "SASL_SSL"\nkafka_sasl_mechanism = "PLAIN"\n'
+        'kafka_sasl_username = "from-file"\nkafka_sasl_password = "pw"\n'
+    )
+    security = load_settings(config).kafka_security()
+    assert (security.security_protocol, security.sasl_username) == ("SASL_SSL", "from-file")
+    monkeypatch.setenv("DRIFTLINE_KAFKA_SASL_USERNAME", "from-env")
+    assert load_settings(config).kafka_security().sasl_username == "from-env"
