@@ -247,4 +247,17 @@ async def connection_problem(
             connection.close()
         return None
     except Exception as error:  # what a bad setting makes aiokafka or ssl raise
+        if _refused(error):
+            return None  # nothing listens there yet: not a setting's fault
         return explain(error, security, bootstrap)
+
+
+def _refused(error: BaseException) -> bool:
+    current: BaseException | None = error
+    for _ in range(8):
+        if current is None:
+            return False
+        if isinstance(current, ConnectionRefusedError) or "Connection refused" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -111,13 +111,13 @@ def run_worker(settings: WorkerSettings) -> None:
         # pipeline's collector is registered below.
         registry = worker_registry()
         metrics = registry, serve(registry, settings.metrics_host, settings.metrics_port)
+    # Faust retries a refused login, an untrusted certificate or a listener of the other
+    # protocol for ever, in tracebacks: one bounded try first ends the worker with one line
+    # naming the setting. (A broker that is not up yet is left to Faust's retries.)
     security = settings.kafka_security()
-    if security.security_protocol != "PLAINTEXT":
-        # Faust retries a refused login or an untrusted certificate for ever, in tracebacks:
-        # one bounded try first ends the worker with one line naming the setting.
-        problem = asyncio.run(connection_problem(bootstrap_of(settings.broker), security))
-        if problem is not None:
-            raise ServiceError(problem)
+    problem = asyncio.run(connection_problem(bootstrap_of(settings.broker), security))
+    if problem is not None:
+        raise ServiceError(problem)
     pipeline = build(settings)
     if not native_decoder_available():
         log.warning(

@@ -196,6 +196,7 @@ def run_worker(settings: dict[str, str], bootstrap: str, tmp_path: Path) -> tupl
         ("wrong-password", "DRIFTLINE_KAFKA_SASL_PASSWORD"),
         ("unknown-ca", "DRIFTLINE_KAFKA_SSL_CA_FILE"),
         ("no-tls-against-tls", "DRIFTLINE_KAFKA_SECURITY_PROTOCOL"),
+        ("plaintext-against-tls", "DRIFTLINE_KAFKA_SECURITY_PROTOCOL"),
     ],
 )
 def test_a_misconfigured_worker_stops_with_one_line_naming_the_setting(
@@ -208,9 +209,11 @@ def test_a_misconfigured_worker_stops_with_one_line_naming_the_setting(
         settings = sasl(tls_dir, wrong)
     elif mistake == "unknown-ca":
         del settings["KAFKA_SSL_CA_FILE"]  # the system's CAs never signed the local one
-    else:
+    elif mistake == "no-tls-against-tls":
         settings = {**settings, "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}
         del settings["KAFKA_SSL_CA_FILE"]
+    else:  # nothing set: the default, plaintext, against the TLS listener
+        settings = {}
     status, output, seconds = run_worker(settings, SASL_SSL, tmp_path)
     assert status != 0, output
     assert seconds < 60
