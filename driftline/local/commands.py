@@ -44,7 +44,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 action="store_true",
                 default=None,
                 help="also listen with SASL_SSL (SCRAM, PLAIN) on port+2 and mutual TLS on "
-                "port+3, certificates made on first use (or DRIFTLINE_KAFKA_SECURE=true)",
+                "port+3 (and TLS on 127.0.0.2:port+4 for host-name tests), certificates made "
+                "on first use (or DRIFTLINE_KAFKA_SECURE=true)",
             )
     up = services.add_parser("up", help="start the Kafka broker and PostgreSQL")
     up.add_argument("--kafka-port", type=int, default=None, help="port of the Kafka broker")

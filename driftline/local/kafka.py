@@ -71,7 +71,7 @@ class KafkaConfig:
     def from_env(cls, port: int | None = None, secure: bool | None = None) -> KafkaConfig:
         if secure is None:
             secure = os.environ.get("DRIFTLINE_KAFKA_SECURE", "").lower() in ("1", "true", "yes")
-        span = 4 if secure else 2
+        span = 5 if secure else 2
         chosen = (
             check_port(port, span=span, source="--port")
             if port is not None
@@ -85,7 +85,7 @@ class KafkaConfig:
 
     @property
     def ports(self) -> tuple[int, ...]:
-        return tuple(range(self.port, self.port + (4 if self.secure else 2)))
+        return tuple(range(self.port, self.port + (5 if self.secure else 2)))
 
     @property
     def controller_port(self) -> int:
@@ -139,16 +139,19 @@ def render_server_properties(config: KafkaConfig) -> str:
         "PLAINTEXT": ("PLAINTEXT", config.port),
         "CONTROLLER": ("PLAINTEXT", config.controller_port),
     }
+    hosts = {name: HOST for name in ("PLAINTEXT", "CONTROLLER", "SASL_SSL", "MTLS")}
     if config.secure:
         listeners["SASL_SSL"] = ("SASL_SSL", kafka_tls.sasl_ssl_port(config.port))
         listeners["MTLS"] = ("SSL", kafka_tls.mtls_port(config.port))
-    advertised = [f"{name}://{HOST}:{port}" for name, (_, port) in listeners.items()]
+        listeners["UNNAMED"] = ("SSL", kafka_tls.unnamed_port(config.port))
+        hosts["UNNAMED"] = kafka_tls.UNNAMED_HOST
+    advertised = [f"{name}://{hosts[name]}:{port}" for name, (_, port) in listeners.items()]
     settings = {
         # KRaft combined mode: one process is the whole cluster, no ZooKeeper.
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{HOST}:{config.controller_port}",
-        "listeners": ",".join(f"{n}://{HOST}:{port}" for n, (_, port) in listeners.items()),
+        "listeners": ",".join(f"{n}://{hosts[n]}:{port}" for n, (_, port) in listeners.items()),
         "advertised.listeners": ",".join(a for a in advertised if not a.startswith("CONTROLLER")),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",

@@ -4,7 +4,9 @@
 listeners to the plaintext one on ``port``:
 
 - ``port + 2``: SASL_SSL with SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN;
-- ``port + 3``: TLS with a client certificate required (mutual TLS).
+- ``port + 3``: TLS with a client certificate required (mutual TLS);
+- ``port + 4`` on 127.0.0.2: TLS whose certificate does not name that address (to see a
+  client refuse a host-name mismatch).
 
 On first use ``openssl`` makes, under ``<run dir>/kafka/tls``: a CA (``ca.pem``), the
 broker's certificate for ``localhost`` and ``127.0.0.1`` (``server.pem``, key and chain, as
@@ -35,6 +37,15 @@ def sasl_ssl_port(port: int) -> int:
 
 def mtls_port(port: int) -> int:
     return port + 3
+
+
+# A TLS listener on another loopback address, which the broker's certificate does not
+# name: what a client checking host names must refuse (the hostname-mismatch test).
+UNNAMED_HOST = "127.0.0.2"
+
+
+def unnamed_port(port: int) -> int:
+    return port + 4
 
 
 def ensure_material(tls_dir: Path, report: Report) -> None:

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 
 PORT = int(os.environ.get("DRIFTLINE_SECURE_KAFKA_PORT", "19292"))
 SASL_SSL, MTLS = f"127.0.0.1:{PORT + 2}", f"127.0.0.1:{PORT + 3}"
+UNNAMED = f"127.0.0.2:{PORT + 4}"  # TLS; the broker's certificate does not name 127.0.0.2
 WINDOWS, PER_WINDOW, DRIFT_FROM = 5, 150, 2
 
 
@@ -197,6 +198,7 @@ def run_worker(settings: dict[str, str], bootstrap: str, tmp_path: Path) -> tupl
         ("unknown-ca", "DRIFTLINE_KAFKA_SSL_CA_FILE"),
         ("no-tls-against-tls", "DRIFTLINE_KAFKA_SECURITY_PROTOCOL"),
         ("plaintext-against-tls", "DRIFTLINE_KAFKA_SECURITY_PROTOCOL"),
+        ("hostname-mismatch", "DRIFTLINE_KAFKA_SSL_CHECK_HOSTNAME"),
     ],
 )
 def test_a_misconfigured_worker_stops_with_one_line_naming_the_setting(
@@ -212,9 +214,12 @@ def test_a_misconfigured_worker_stops_with_one_line_naming_the_setting(
     elif mistake == "no-tls-against-tls":
         settings = {**settings, "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}
         del settings["KAFKA_SSL_CA_FILE"]
-    else:  # nothing set: the default, plaintext, against the TLS listener
+    elif mistake == "plaintext-against-tls":  # nothing set: the default, plaintext
         settings = {}
-    status, output, seconds = run_worker(settings, SASL_SSL, tmp_path)
+    else:
+        settings = {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_FILE": str(tls_dir / "ca.pem")}
+    bootstrap = UNNAMED if mistake == "hostname-mismatch" else SASL_SSL
+    status, output, seconds = run_worker(settings, bootstrap, tmp_path)
     assert status != 0, output
     assert seconds < 60
     errors = [line for line in output.splitlines() if line.startswith("driftline worker: error:")]
