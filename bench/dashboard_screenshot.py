@@ -20,9 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -54,13 +51,7 @@ def main() -> None:
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
-    found = chromium.ensure_installed()
-    options = Options()
-    options.binary_location = str(found.browser)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    options.add_argument("--window-size=1400,1700")
-    driver = webdriver.Chrome(service=Service(executable_path=str(found.driver)), options=options)
+    driver = chromium.headless_driver(1400, 1700)
     try:
         driver.get(f"http://127.0.0.1:{port}/dashboard/models/{MODEL_ID}")
 

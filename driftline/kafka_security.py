@@ -162,12 +162,7 @@ def _ssl_reason(error: BaseException) -> str:
 def explain(error: BaseException, security: KafkaSecurity, bootstrap: str) -> str:
     """One line for a failure to connect: the likely cause and the setting to check."""
     text = f"{type(error).__name__}: {error}"
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and len(chain) < 8:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    for cause in chain:
+    for cause in _causes(error):
         if isinstance(cause, ssl.SSLCertVerificationError):
             if "hostname" in str(cause).lower() or "IP address mismatch" in str(cause):
                 return (
@@ -253,11 +248,17 @@ async def connection_problem(
 
 
 def _refused(error: BaseException) -> bool:
+    return any(
+        isinstance(cause, ConnectionRefusedError) or "Connection refused" in str(cause)
+        for cause in _causes(error)
+    )
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what it was raised from (aiokafka wraps the ssl and socket errors)."""
+    chain: list[BaseException] = []
     current: BaseException | None = error
-    for _ in range(8):
-        if current is None:
-            return False
-        if isinstance(current, ConnectionRefusedError) or "Connection refused" in str(current):
-            return True
+    while current is not None and len(chain) < 8:
+        chain.append(current)
         current = current.__cause__ or current.__context__
-    return False
+    return chain

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 from driftline.errors import ConfigurationError
@@ -209,6 +210,30 @@ async def _publish_end(
         ) from None
 
 
+def moment(text: str) -> datetime:
+    """``--since`` / ``--until``: ISO 8601 (no offset means UTC) or epoch seconds.
+
+    >>> moment("2026-01-01T00:05:00Z").isoformat()
+    '2026-01-01T00:05:00+00:00'
+    >>> moment("2026-01-01").isoformat()
+    '2026-01-01T00:00:00+00:00'
+    """
+    from driftline.errors import InvalidEventError
+    from schemas.timestamps import to_utc_datetime
+
+    try:
+        value: str | float = float(text)
+    except ValueError:
+        value = text.strip()
+    try:
+        return to_utc_datetime(value)
+    except InvalidEventError as error:
+        detail = str(error).removeprefix("timestamp: ")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {detail}; give ISO 8601 (2026-05-01T00:00:00Z) or epoch seconds"
+        ) from None
+
+
 def parse_until(text: str | None) -> float | None:
     """``--until`` as epoch seconds: ISO 8601 (no offset means UTC) or a number of seconds.
 
@@ -217,22 +242,14 @@ def parse_until(text: str | None) -> float | None:
     >>> parse_until("2026-05-01T00:00:00Z"), parse_until("1777593600"), parse_until(None)
     (1777593600.0, 1777593600.0, None)
     """
-    from driftline.errors import InvalidEventError
-    from schemas.timestamps import to_epoch_seconds, to_utc_datetime
+    from schemas.timestamps import to_epoch_seconds
 
     if text is None:
         return None
     try:
-        value: str | float = float(text)
-    except ValueError:
-        value = text.strip()
-    try:
-        return to_epoch_seconds(to_utc_datetime(value))
-    except InvalidEventError as error:
-        raise UsageError(
-            f"--until {text!r}: {str(error).removeprefix('timestamp: ')}; give ISO 8601 "
-            "(2026-05-01T00:00:00Z) or epoch seconds"
-        ) from None
+        return to_epoch_seconds(moment(text))
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"--until {error}") from None
 
 
 def broker_address(given: str | None, settings: Any) -> str:
@@ -255,17 +272,15 @@ def bootstrap_servers(broker: str, source: str = "broker") -> str:
     >>> bootstrap_servers("kafka://a:9092;kafka://b:9092")
     'a:9092,b:9092'
     """
-    servers = []
-    for part in broker.replace(";", ",").split(","):
-        server = part.strip().split("://", 1)[-1].strip("/")
-        if not server:
-            continue
+    from driftline.kafka_security import bootstrap_of
+
+    servers = bootstrap_of(broker)
+    for server in filter(None, servers.split(",")):
         host, _, port = server.rpartition(":")
         if not host or not port.isdigit():
             raise UsageError(
                 f"{source} {broker!r}: {server!r} is not host:port; give e.g. 127.0.0.1:19092"
             )
-        servers.append(server)
     if not servers:
         raise UsageError(f"{source} {broker!r} names no host:port; give e.g. 127.0.0.1:19092")
-    return ",".join(servers)
+    return servers

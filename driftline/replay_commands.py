@@ -210,13 +210,9 @@ async def _send(
                             await producer.labels(events.model_id, pending)
                             pending = []
                     if done % 1000 == 0 or done == events.total:
-                        elapsed = time.monotonic() - started
-                        progress.update(
-                            task, completed=done, rate=f"{done / max(elapsed, 1e-9):,.0f}"
-                        )
-                        if rate is not None and done / rate > elapsed:
-                            await asyncio.sleep(done / rate - elapsed)
-                    elif rate is not None and done % 50 == 0:
+                        speed = done / max(time.monotonic() - started, 1e-9)
+                        progress.update(task, completed=done, rate=f"{speed:,.0f}")
+                    if rate is not None and done % 50 == 0:
                         ahead = done / rate - (time.monotonic() - started)
                         if ahead > 0:
                             await asyncio.sleep(ahead)

@@ -12,11 +12,10 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
 from driftline.errors import ConfigurationError
-from driftline.pipeline_commands import open_sessions
+from driftline.pipeline_commands import moment, open_sessions
 from driftline.result_output import add_format_options, write_rows
 from storage.drift_pages import DriftPoint
 
@@ -66,30 +65,6 @@ ALERT_COLUMNS = (
     "resolved_at",
 )
 DRIFT_PAGE = 5000
-
-
-def moment(text: str) -> datetime:
-    """``--since`` / ``--until``: ISO 8601 (no offset means UTC) or epoch seconds.
-
-    >>> moment("2026-01-01T00:05:00Z").isoformat()
-    '2026-01-01T00:05:00+00:00'
-    >>> moment("2026-01-01").isoformat()
-    '2026-01-01T00:00:00+00:00'
-    """
-    from driftline.errors import InvalidEventError
-    from schemas.timestamps import to_utc_datetime
-
-    try:
-        value: str | float = float(text)
-    except ValueError:
-        value = text.strip()
-    try:
-        return to_utc_datetime(value)
-    except InvalidEventError as error:
-        detail = str(error).removeprefix("timestamp: ")
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: {detail}; give ISO 8601 (2026-05-01T00:00:00Z) or epoch seconds"
-        ) from None
 
 
 def add_parsers(commands: Any) -> None:

@@ -12,6 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from driftline.errors import ServiceError
 from driftline.local.environment import Report, cache_dir, printer
@@ -73,3 +74,22 @@ def ensure_installed(*, report: Report | None = None) -> Chromium:
         )
     report(f"installed Chromium in {time.monotonic() - began:.0f} s")
     return found
+
+
+def headless_driver(width: int, height: int) -> Any:
+    """A selenium WebDriver on headless Chromium (installed if missing), ``width`` × ``height``.
+
+    Selenium is a development dependency (the browser test, the README's screenshot): it is
+    imported here, not at module import.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    found = ensure_installed()
+    options = Options()
+    options.binary_location = str(found.browser)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={width},{height}")
+    return webdriver.Chrome(service=Service(executable_path=str(found.driver)), options=options)

@@ -19,9 +19,6 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -75,13 +72,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    found = chromium.ensure_installed()
-    options = Options()
-    options.binary_location = str(found.browser)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    options.add_argument("--window-size=1400,1800")
-    driver = webdriver.Chrome(service=Service(executable_path=str(found.driver)), options=options)
+    driver = chromium.headless_driver(1400, 1800)
     driver.set_page_load_timeout(60)
     try:
         yield driver
