@@ -1,13 +1,19 @@
-"""The optional native envelope decoder; everything else is declared in pyproject.toml.
+"""The optional native extensions; everything else is declared in pyproject.toml.
 
-``optional=True``: without a C compiler the install goes on, and envelopes take the msgspec
-decoder (about half the speed; the worker logs a warning saying so).
+``optional=True``: without a C compiler the install goes on. Envelopes then take the msgspec
+decoder (about half the speed), and fetched records aiokafka's own reader (the worker logs a
+warning for each).
 """
 
 from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("schemas._envelope_native", sources=["schemas/_envelope_native.c"], optional=True)
+        Extension(
+            "schemas._envelope_native", sources=["schemas/_envelope_native.c"], optional=True
+        ),
+        Extension(
+            "stream_app._record_batches", sources=["stream_app/_record_batches.c"], optional=True
+        ),
     ]
 )

@@ -47,6 +47,8 @@ try:
 except ImportError:  # built without a C compiler: the msgspec decoder does the work
     native = None  # type: ignore[assignment]
 
+#: What ends single events joined for :meth:`ModelEnvelopeDecoder.decode_joined`.
+SINGLES_TAIL = b"]}"
 _HEAD = re.compile(rb'\s*\{\s*"model_id"\s*:\s*"([A-Za-z0-9._:-]{1,128})"')
 _WIDE = -float(INT_MIN)  # 2**63
 
@@ -190,12 +192,25 @@ class ModelEnvelopeDecoder:
         """
         if native is None or not raws or len(raws) > MAX_BATCH_RECORDS:
             return None
-        head = b'{"model_id":"' + self.model_id.encode() + b'","records":['
+        head = self.singles_head
         # Where each message ends once joined: the decoder checks every event is exactly
         # one message, so two objects in one message cannot pass for two events.
         ends = np.cumsum([len(raw) + 1 for raw in raws], dtype=np.int64) + len(head) - 1
-        joined = head + b",".join(raws) + b"]}"
-        single = (self.model_id.encode(), ends.tobytes())
+        return self.decode_joined(head + b",".join(raws) + SINGLES_TAIL, ends)
+
+    @property
+    def singles_head(self) -> bytes:
+        """What :meth:`decode_joined` expects before the joined messages."""
+        return b'{"model_id":"' + self.model_id.encode() + b'","records":['
+
+    def decode_joined(self, joined: bytes, ends: npt.NDArray[np.int64]) -> EnvelopeColumns | None:
+        """:meth:`decode_singles` of messages already joined: :attr:`singles_head`, the
+        messages separated by commas, then ``SINGLES_TAIL``; ``ends``: where each message
+        ends in ``joined`` (as the fetched records' columns give them, with no object per
+        message)."""
+        if native is None or not 0 < len(ends) <= MAX_BATCH_RECORDS:
+            return None
+        single = (self.model_id.encode(), ends.astype(np.int64, copy=False).tobytes())
         return self._columns(native.decode(joined, *self._native_names, self._binners, single))
 
     def _decode_native(self, raw: bytes) -> EnvelopeColumns | None:

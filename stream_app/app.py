@@ -29,12 +29,11 @@ from schemas.model_config import ModelConfig
 from schemas.outbound import DeadLetter
 from schemas.topics import Topics
 from storage import catalog
-from stream_app import messages
+from stream_app import messages, record_columns
 from stream_app.changelog_segments import SegmentedTableStore
 from stream_app.consumer_repairs import refresh_metadata, seek_where_fetched
 from stream_app.counters import Counters
 from stream_app.fetch_events import install as install_whole_fetches
-from stream_app.fetch_events import records_of
 from stream_app.fetch_watch import FETCH_CHECK_SECONDS
 from stream_app.input_order import InputOrder
 from stream_app.memory_store import RebuildingMemoryStore, store_url
@@ -54,7 +53,8 @@ from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.segment_spill import SegmentSpill, default_directory
 from stream_app.settings import WorkerSettings
 from stream_app.sql_writer import SqlResultWriter, Transactions
-from stream_app.stage1 import InputMessage, Stage1, Stage1Sink, TopicKind
+from stream_app.stage1 import Stage1, Stage1Sink
+from stream_app.stage1_inputs import InputMessage, TopicKind, chunks, inputs_of
 from stream_app.stage2 import Stage2
 from stream_app.stall_watch import Activity, StallWatch
 from stream_app.state_store import FaustTableStore, PartitionedStore
@@ -229,7 +229,10 @@ def create_pipeline(
 
     async def announce_reading() -> None:  # a task: once Faust has set up logging
         if settings.whole_fetches:
-            log.info("stage 1 reads each partition's fetch as one event (whole_fetches)")
+            log.info(
+                "stage 1 reads each partition's fetch as one event (whole_fetches)%s",
+                ", its records as columns" if record_columns.native is not None else "",
+            )
         else:
             log.info("stage 1 reads one event per message (whole_fetches off: slower)")
 
@@ -400,25 +403,14 @@ def create_pipeline(
     @app.agent(inputs, name="stage1")
     async def stage1_agent(stream: Any) -> None:
         async for events in stream.take_events(per_take, within=settings.batch_within_seconds):
-            batch = [
-                InputMessage(
-                    kind=kinds[record.topic],
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    key=record.key,
-                    value=record.value if record.value is not None else b"",
-                )
-                for event in events
-                for record in records_of(event.message)
-            ]
+            batch = inputs_of((event.message for event in events), kinds, settings.batch_max)
             activity.begin()
             try:
                 async with lock1:
                     if gate.ready:
                         # Faust acknowledges the events when this body ends: every part first.
-                        for start in range(0, len(batch), settings.batch_max):
-                            await stage1.process(batch[start : start + settings.batch_max])
+                        for part in chunks(batch, settings.batch_max):
+                            await stage1.process(part)
                     else:
                         set_aside([(m.topic, m.partition, m.offset) for m in batch])
             except Exception as exc:

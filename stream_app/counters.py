@@ -36,6 +36,8 @@ class Counters:
     commit_repairs: int = 0  # partitions whose offset commit Faust held, moved on (durable)
     stalls: int = 0  # batches or ticks logged as in progress for too long (stall_watch)
     unready_batches: int = 0  # batches that came while tables were recovering: read again
+    whole_fetch_runs: int = 0  # fetches of single events taken whole, as columns (fast path)
+    fetches_taken_apart: int = 0  # fetches read as columns, then taken message by message
     first_event_at: float = 0.0  # wall-clock seconds of the first prediction processed
     last_event_at: float = 0.0
     last_finalized_window_end: float = 0.0  # unix seconds: the latest end of a finalized window

@@ -21,6 +21,10 @@ It relies on private faust-streaming internals, so the version is pinned in
 ``pyproject.toml`` and :func:`check_seam` compares the source of every function it relies
 on with the one it was written against: a Faust that differs is refused at start, naming
 the function, and a test does the same in CI after an upgrade.
+
+With the native record reader built, the consumer thread also reads these topics' fetches
+as columns (:mod:`stream_app.fetch_columns`): a fetch message then carries one
+:class:`RecordColumns` instead of a record object per record.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from faust.types.tuples import ConsumerMessage, Message, ack_lock
 from mode.utils.futures import notify
 
 from driftline.errors import ConfigurationError
+from stream_app import fetch_columns
+from stream_app.record_columns import RecordColumns
 
 PINNED_FAUST = "0.15.3"
 
@@ -69,6 +75,17 @@ SEAM: dict[str, tuple[Any, str, str]] = {
         FaustConsumer._new_offset,
         "1d2c7ea89a7ad4f1a216c1d51936e569162cd66bd56f889e13fd29c910b58eb0",
         "commits up to the first offset missing from the acknowledged ones",
+    ),
+    "faust.transport.drivers.aiokafka.Consumer._new_consumer_thread": (
+        faust_aiokafka.Consumer._new_consumer_thread,
+        "0870ec53dea75083995e3565c0f0a25a1c63ecceaeb238e92e2585e3623af5a9",
+        "makes the consumer thread, whose _fetch_records ColumnarConsumerThread wraps",
+    ),
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._fetch_records": (
+        faust_aiokafka.AIOKafkaConsumerThread._fetch_records,
+        "39a2c6c79fc1455a199629912b533458a720c64983bc957420a42feef6593baa",
+        "awaits the fetcher's fetched_records in the task that runs it (so the context "
+        "variable naming the columnar topics is seen where the records are read)",
     ),
     "faust.transport.drivers.aiokafka.Consumer._to_message": (
         faust_aiokafka.Consumer._to_message,
@@ -103,68 +120,134 @@ class WholeFetch:
 
     __slots__ = ("records",)
 
-    def __init__(self, records: Sequence[Any]) -> None:
+    def __init__(self, records: Sequence[Any] | RecordColumns) -> None:
         self.records = records
 
 
+def _whole(batch: list[Any]) -> list[Any]:
+    # Columns are a whole fetch each already (the reader yields one per fetch).
+    return batch if isinstance(batch[0], RecordColumns) else [WholeFetch(batch)]
+
+
 class FetchMessage(ConsumerMessage):
-    """One partition's fetch as one Faust message: the last record's offset, all records."""
+    """One partition's fetch as one Faust message: the last record's offset, all records.
+
+    ``records``: the record objects, or one :class:`RecordColumns` when the native reader
+    read the fetch.
+    """
 
     __slots__ = ("covers_from", "records")
 
     def __init__(
         self,
         tp: Any,
-        records: Sequence[Any],
+        records: Sequence[Any] | RecordColumns,
         generation_id: int | None,
         covers_from: int | None = None,
     ) -> None:
-        last = records[-1]
-        timestamp = last.timestamp / 1000.0 if last.timestamp is not None else None
+        if isinstance(records, RecordColumns):
+            first, last = records.first_offset, records.last_offset
+            last_timestamp: int | None = records.last_timestamp
+            timestamp_type, value_size = records.timestamp_type, records.value_bytes()
+        else:
+            first, last = records[0].offset, records[-1].offset
+            last_timestamp, timestamp_type = records[-1].timestamp, records[-1].timestamp_type
+            value_size = sum(r.serialized_value_size for r in records)
+        timestamp = last_timestamp / 1000.0 if last_timestamp is not None else None
         super().__init__(
-            last.topic,
-            last.partition,
-            last.offset,
+            tp.topic,
+            tp.partition,
+            last,
             timestamp,  # type: ignore[arg-type]
-            last.timestamp_type,
+            timestamp_type,
             None,
             None,
             None,
             None,
             serialized_key_size=0,
-            serialized_value_size=sum(r.serialized_value_size for r in records),
+            serialized_value_size=value_size,
             tp=tp,
             generation_id=generation_id,
         )
         self.records = records
         #: The first offset acknowledging this message acknowledges (then all up to its own).
-        self.covers_from = records[0].offset if covers_from is None else covers_from
+        self.covers_from = first if covers_from is None else covers_from
 
 
 def records_of(message: Any) -> Sequence[Any]:
     """The records a message stands for: a fetch's, or the message itself."""
-    return message.records if isinstance(message, FetchMessage) else (message,)
+    if not isinstance(message, FetchMessage):
+        return (message,)
+    records = message.records
+    return records.records() if isinstance(records, RecordColumns) else records
+
+
+def columns_of(message: Any) -> RecordColumns | None:
+    """A fetch message's records as columns, when the native reader read them."""
+    if isinstance(message, FetchMessage) and isinstance(message.records, RecordColumns):
+        return message.records
+    return None
+
+
+class ColumnarConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, reading :attr:`columnar_topics`' fetches as columns."""
+
+    columnar_topics: frozenset[str] = frozenset()
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Any:
+        # This task reads the fetcher: the records it reads see the topics (each call is
+        # a task of its own in the thread's loop, so the setting stays with it).
+        fetch_columns.COLUMNAR_TOPICS.set(self.columnar_topics)
+        return await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
 
 
 class WholeFetchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, delivering :attr:`whole_fetch_topics` a fetch at a time."""
 
     whole_fetch_topics: frozenset[str] = frozenset()
+    columnar: bool = False
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        if not self.columnar:
+            return super()._new_consumer_thread()
+        thread_class = type(
+            "ColumnarConsumerThread",
+            (ColumnarConsumerThread,),
+            {"columnar_topics": self.whole_fetch_topics},
+        )
+        thread: faust_aiokafka.AIOKafkaConsumerThread = thread_class(
+            self, loop=self.loop, beacon=self.beacon
+        )
+        return thread
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         records, active = await super()._wait_next_records(timeout)
         if records:
             whole = self.whole_fetch_topics
             records = {
-                tp: [WholeFetch(batch)] if tp.topic in whole and batch else batch
+                tp: _whole(batch) if tp.topic in whole and batch else batch
                 for tp, batch in records.items()
             }
         return records, active
 
     def _to_message(self, tp: Any, record: Any) -> ConsumerMessage:
+        if isinstance(record, RecordColumns):
+            record = WholeFetch(record)
         if not isinstance(record, WholeFetch):
             return super()._to_message(tp, record)
-        first, last = record.records[0].offset, record.records[-1].offset
+        fetched = record.records
+        if isinstance(fetched, RecordColumns):
+            first, last = fetched.first_offset, fetched.last_offset
+        else:
+            first, last = fetched[0].offset, fetched[-1].offset
         # Faust's drain loop reads the read offset right after this call (no await in
         # between). Where it would take this message, one below its offset makes it see
         # a step of one, so it enters no gap of its own (this message covers them).
@@ -172,7 +255,7 @@ class WholeFetchConsumer(faust_aiokafka.Consumer):
         covers_from = first if read is None else min(first, read + 1)
         if read is None or last >= read:
             self._read_offset[tp] = last - 1
-        return FetchMessage(tp, record.records, self.app.consumer_generation_id, covers_from)
+        return FetchMessage(tp, fetched, self.app.consumer_generation_id, covers_from)
 
     def ack(self, message: Message) -> bool:
         """Faust's :meth:`Consumer.ack`, for every offset a fetch message covers."""
@@ -212,6 +295,6 @@ def install(app: faust.App, topics: Iterable[str]) -> None:
     consumer_class = type(
         "WholeFetchConsumer",
         (WholeFetchConsumer,),
-        {"whole_fetch_topics": frozenset(topics)},
+        {"whole_fetch_topics": frozenset(topics), "columnar": fetch_columns.install()},
     )
     app.transport.Consumer = consumer_class  # type: ignore[misc]

@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -52,7 +52,7 @@ from schemas.fast_batch import (
     parse_single,
 )
 from schemas.parsing import parse_label_columns, parse_prediction_message
-from schemas.typed_envelope import ModelEnvelopeDecoder, peek_model_id
+from schemas.typed_envelope import SINGLES_TAIL, ModelEnvelopeDecoder, peek_model_id
 from stream_app import baseline, messages, window_stamps
 from stream_app import table_keys as keys
 from stream_app.counters import Counters
@@ -63,6 +63,14 @@ from stream_app.label_join import Joined, LabelJoin, join_partition, join_partit
 from stream_app.partition_clocks import PartitionClocks
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.segment_spill import SegmentSpill
+from stream_app.stage1_inputs import (
+    CertifiedRun,
+    FetchedEvents,
+    InputMessage,
+    StageInput,
+    TopicKind,
+    last_offset_of,
+)
 from stream_app.state_store import PartitionedStore
 from stream_app.summary_columns import Summary, SummaryBuffer, SummaryColumnsIn
 from stream_app.task_checks import TaskCheck
@@ -77,7 +85,6 @@ NOT_THE_MESSAGES_FAULT: tuple[type[BaseException], ...] = (
     KafkaError,
 )
 
-TopicKind = Literal["prediction", "label", "join"]
 # How a topic is named in checkpoints and in the origins of what stage 1 sends.
 ORIGIN_OF: dict[str, str] = {"prediction": "p", "label": "l", "join": "j"}
 KIND_OF: dict[str, str] = {origin: kind for kind, origin in ORIGIN_OF.items()}
@@ -86,21 +93,6 @@ FORWARD_CHUNK = 2000  # summaries per label-join message: ~300 KB, under Kafka's
 # A forwarded message's columns, named as a summary's table entry names them; the origin is
 # the label-join message itself.
 FORWARDED_COLUMNS = ("m", "ws", "we", "y", "s", "x")
-
-
-class InputMessage(NamedTuple):
-    """One consumed Kafka message, as stage 1 needs it.
-
-    A named tuple: a worker builds one per consumed message, and a frozen dataclass cost
-    several times as much to build (measured in the single-event profile).
-    """
-
-    kind: TopicKind
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
 
 
 @dataclass
@@ -314,7 +306,7 @@ class Stage1:
             return "applied"
         return "late" if stored.closed else None
 
-    async def _in_order(self, batch: Sequence[InputMessage]) -> list[InputMessage]:
+    async def _in_order(self, batch: Sequence[StageInput]) -> list[StageInput]:
         """The messages to process: each input partition's next ones, in offset order.
 
         A message at or below the checkpoint is skipped: its effects are in the restored
@@ -326,9 +318,17 @@ class Stage1:
         ``RETRY_SECONDS``: :meth:`retry_rewinds`). When the log no longer holds it
         (retention), reading goes on from the oldest offset it holds, with a warning.
         """
-        fresh: list[InputMessage] = []
+        fresh: list[StageInput] = []
         for message in batch:
             key = (ORIGIN_OF[message.kind], message.partition)
+            if isinstance(message, FetchedEvents):
+                # Certified by _certify_fetches: it starts at the expected offset and its
+                # offsets follow each other, so each record would pass on its own.
+                if self._holes is not None:
+                    self._holes.in_order(key)
+                self._next_offsets[key] = message.last_offset + 1
+                fresh.append(message)
+                continue
             done = self.checkpoint(message.partition).get(key[0], -1)
             expected = self._expected(key, done)
             if message.offset <= done or message.offset < expected:
@@ -386,7 +386,7 @@ class Stage1:
 
     # -- the batch ----------------------------------------------------------------------
 
-    async def process(self, batch: Sequence[InputMessage]) -> None:
+    async def process(self, batch: Sequence[StageInput]) -> None:
         """Process one batch; a message that cannot be processed goes to the dead letters.
 
         Isolation is per message: whatever one message causes (it breaks the contract, or
@@ -396,8 +396,9 @@ class Stage1:
         batch. The models the batch names are loaded first, waiting out a database outage,
         so that such an error cannot strike half-way through the batch.
         """
+        batch = await self._certify_fetches(batch)
         for message in batch:
-            self.clocks.read(message.kind, message.partition, message.offset)
+            self.clocks.read(message.kind, message.partition, last_offset_of(message))
         fresh = await self._in_order(batch)
         # One order for the same messages however a batch was cut: by partition, then
         # labels, forwarded summaries, predictions. What a batch sends then depends less on
@@ -412,18 +413,18 @@ class Stage1:
         for index, message in enumerate(batch):
             if message.kind != "join":  # forwarded summaries move no watermark of theirs
                 work.partitions.add(message.partition)
-            self.checkpoint(message.partition)[ORIGIN_OF[message.kind]] = message.offset
+            self.checkpoint(message.partition)[ORIGIN_OF[message.kind]] = last_offset_of(message)
             self._unsaved_checkpoints.add(message.partition)
             if index in in_runs:
                 continue
-            run = runs.get(index)
+            run = runs.get(index) if not isinstance(message, FetchedEvents) else message.run
             self._origin = (ORIGIN_OF[message.kind], message.offset)
             try:
                 await self._one(message, work, run, decoded.get(index))
             except NOT_THE_MESSAGES_FAULT:
                 raise
             except Exception as exc:
-                members = [message] if run is None else [batch[i] for i in run.indexes]
+                members = _members(message, run, batch)
                 log.exception(
                     "unexpected error on %s[%d]@%d; dead-lettering %d message(s)",
                     message.topic,
@@ -485,18 +486,24 @@ class Stage1:
 
     async def _one(
         self,
-        message: InputMessage,
+        message: StageInput,
         work: _Batch,
-        run: _Run | None,
+        run: _Run | CertifiedRun | None,
         columns: EnvelopeColumns | None,
     ) -> None:
-        if message.kind == "label":
+        if isinstance(message, FetchedEvents):
+            assert run is not None  # certified before it was let in
+            offsets = message.columns.offsets.tolist()
+            await self._envelope(
+                message.partition, run.runtime, run.columns, work, singles=True, offsets=offsets
+            )
+        elif message.kind == "label":
             await self._label(message, work)
         elif message.kind == "join":
             self._forwarded_summary(message, work)
         elif is_control(message.value):
             await self._control(message)
-        elif run is not None:
+        elif isinstance(run, _Run):
             await self._envelope(
                 message.partition, run.runtime, run.columns, work, singles=True, offsets=run.offsets
             )
@@ -655,7 +662,7 @@ class Stage1:
         return False
 
     def _decode_envelopes(
-        self, batch: Sequence[InputMessage], heads: Sequence[str | None]
+        self, batch: Sequence[StageInput], heads: Sequence[str | None]
     ) -> dict[int, EnvelopeColumns]:
         """The batch's envelopes that a fast path certifies, by position in the batch.
 
@@ -683,8 +690,64 @@ class Stage1:
                 decoded[index] = found
         return decoded
 
+    async def _certify_fetches(self, batch: Sequence[StageInput]) -> list[StageInput]:
+        """The batch, each fetch of single events either certified whole or taken apart.
+
+        A fetch stays whole (with its decoded run) when the per-message path would take
+        each of its records, in order, as a run of one model's plain single events: it
+        starts at the partition's next expected offset, its offsets follow each other, and
+        the model's decoder certifies every record (the same decoder and checks as
+        :meth:`_decode_single_runs`). Anything else takes the per-message path, record by
+        record, which gives each record its precise answer.
+        """
+        fetched = [m for m in batch if isinstance(m, FetchedEvents)]
+        if not fetched:
+            return list(batch)
+        heads = {id(m): peek_model_id(m.value) for m in fetched}
+        await self.registry.prefetch({h for h in heads.values() if h is not None})
+        certified: list[StageInput] = []
+        expected: dict[int, int | None] = {}  # by partition, past the fetches before
+        for message in batch:
+            if not isinstance(message, FetchedEvents):
+                certified.append(message)
+                continue
+            message.run = self._certified_run(message, heads[id(message)], expected)
+            if message.run is not None:
+                expected[message.partition] = message.last_offset + 1
+                certified.append(message)
+                self.counters.whole_fetch_runs += 1
+            else:
+                expected[message.partition] = None  # what follows is decided message by message
+                certified.extend(message.messages())
+                self.counters.fetches_taken_apart += 1
+        return certified
+
+    def _certified_run(
+        self, message: FetchedEvents, head: str | None, expected: Mapping[int, int | None]
+    ) -> CertifiedRun | None:
+        partition = message.partition
+        key = (ORIGIN_OF["prediction"], partition)
+        done = self.checkpoint(partition).get(key[0], -1)
+        next_offset = expected[partition] if partition in expected else self._expected(key, done)
+        if next_offset is None or message.offset != next_offset or message.offset <= done:
+            return None
+        columns = message.columns
+        runtime = self._single_event_model(message.value, head)
+        if runtime is None or runtime.envelope_decoder is None or not columns.contiguous:
+            return None
+        decoder = runtime.envelope_decoder
+        joined = columns.joined(decoder.singles_head, SINGLES_TAIL)
+        decoded = decoder.decode_joined(*joined) if joined is not None else None
+        if (
+            decoded is None
+            or _outcome_error(runtime, decoded) is not None
+            or self._future_error(float(decoded.timestamps.max())) is not None
+        ):
+            return None
+        return CertifiedRun(runtime, decoded)
+
     def _decode_single_runs(
-        self, batch: Sequence[InputMessage], heads: Sequence[str | None]
+        self, batch: Sequence[StageInput], heads: Sequence[str | None]
     ) -> tuple[dict[int, _Run], set[int]]:
         """Runs of single-event messages decoded at once, like one envelope each.
 
@@ -700,6 +763,10 @@ class Stage1:
         finished: list[tuple[ModelRuntime, list[int]]] = []
         for index, message in enumerate(batch):
             if message.kind != "prediction":
+                continue
+            if isinstance(message, FetchedEvents):  # a run of its own: it ends the open one
+                if message.partition in open_runs:
+                    finished.append(open_runs.pop(message.partition))
                 continue
             runtime = self._single_event_model(message.value, heads[index])
             current = open_runs.get(message.partition)
@@ -1382,7 +1449,18 @@ def _outcome_error(runtime: ModelRuntime, decoded: EnvelopeColumns | SingleEvent
     return check.predictions_error(decoded.predictions, decoded.scores)
 
 
-def _model_ids(batch: Sequence[InputMessage]) -> list[str | None]:
+def _members(
+    message: StageInput, run: _Run | CertifiedRun | None, batch: Sequence[StageInput]
+) -> list[InputMessage]:
+    """The messages an input stands for (what a failure while processing it dead-letters)."""
+    if isinstance(message, FetchedEvents):
+        return message.messages()
+    if isinstance(run, _Run):
+        return [cast(InputMessage, batch[i]) for i in run.indexes]
+    return [message]
+
+
+def _model_ids(batch: Sequence[StageInput]) -> list[str | None]:
     """The model id each message names at its head (as producers write it), else None.
 
     A message laid out otherwise is looked up when it is parsed; only the common layout is

@@ -28,6 +28,7 @@ from driftline.kafka_security import bootstrap_of, connection_problem
 from schemas.typed_envelope import native_decoder_available
 from storage.db import make_engine, session_factory
 from storage.migrate import upgrade
+from stream_app import record_columns
 from stream_app.app import EXIT_FATAL, Pipeline, create_pipeline
 from stream_app.memory_trim import release_free_memory
 from stream_app.metrics import MetricsServer, pipeline_collector, serve, worker_registry
@@ -124,6 +125,12 @@ def run_worker(settings: WorkerSettings) -> None:
             "the native envelope decoder is not built (no C compiler at install time?): "
             "envelopes take the msgspec decoder at about half the speed; install gcc and "
             "the Python headers, then reinstall driftline"
+        )
+    if settings.whole_fetches and record_columns.native is None:
+        log.warning(
+            "the native record reader is not built (no C compiler at install time?): "
+            "fetched records take aiokafka's reader, an object each; install gcc and the "
+            "Python headers, then reinstall driftline"
         )
 
     async def report_counters() -> None:

@@ -54,7 +54,7 @@ from stream_app import messages
 from stream_app.model_loader import sql_loader
 from stream_app.registry import ModelRegistry
 from stream_app.sql_writer import SqlResultWriter
-from stream_app.stage1 import InputMessage
+from stream_app.stage1_inputs import InputMessage
 from tests.integration.harness import WorkerProcess, read_topic, register, wait_for, warnings_of
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline

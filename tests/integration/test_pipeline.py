@@ -8,6 +8,7 @@ ones, and a retraining policy that must fire exactly once.
 
 from __future__ import annotations
 
+import ast
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from sklearn import metrics as skm
 
 from storage import history
 from storage import triggers as trigger_store
+from stream_app import record_columns
 from tests.integration.harness import WorkerProcess, produce_sync, read_topic, register, wait_for
 from tests.stream_app import scenario
 
@@ -185,6 +187,11 @@ def run_the_scenario(
     whole = settings.get("WHOLE_FETCHES", "true") == "true"
     assert ("as one event (whole_fetches)" in log) == whole
     assert ("whole_fetches off" in log) != whole
+    # Single events came as whole fetches read by the native reader, and stage 1 took some
+    # of them whole (the ones holding a bad message went message by message).
+    stopped = log[log.index("counters at stop: ") + len("counters at stop: ") :].splitlines()[0]
+    counters = ast.literal_eval(stopped)
+    assert (counters["whole_fetch_runs"] > 0) == (whole and record_columns.native is not None)
 
 
 def test_late_events_and_an_idle_model(

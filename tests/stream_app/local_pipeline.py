@@ -19,7 +19,8 @@ from stream_app.label_join import join_partition
 from stream_app.outbox_relay import OutboxMessage, OutboxRelay, trigger_message
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.results import QualityRevision, ReportRows, WindowOutcome
-from stream_app.stage1 import InputMessage, Stage1, Stage1Sink
+from stream_app.stage1 import Stage1, Stage1Sink
+from stream_app.stage1_inputs import InputMessage
 from stream_app.stage2 import ResultWriter, Stage2
 from stream_app.state_store import MemoryStore
 

@@ -38,7 +38,8 @@ from stream_app.label_join import join_partition
 from stream_app.memory_store import RebuildingMemoryStore
 from stream_app.registry import ModelRegistry
 from stream_app.segment_spill import SegmentSpill
-from stream_app.stage1 import InputMessage, Stage1, Stage1Sink
+from stream_app.stage1 import Stage1, Stage1Sink
+from stream_app.stage1_inputs import InputMessage
 from stream_app.stage2 import Stage2
 from stream_app.state_store import MemoryStore
 from tests.stream_app import scenario

@@ -9,7 +9,8 @@ import asyncio
 import tracemalloc
 
 from stream_app.dedup import WindowDedup
-from stream_app.stage1 import InputMessage, Stage1
+from stream_app.stage1 import Stage1
+from stream_app.stage1_inputs import InputMessage
 from stream_app.state_store import MemoryStore
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline

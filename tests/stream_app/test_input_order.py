@@ -17,7 +17,8 @@ from typing import Any
 
 from stream_app.counters import Counters
 from stream_app.registry import ModelRegistry
-from stream_app.stage1 import InputMessage, Stage1, Stage1Sink
+from stream_app.stage1 import Stage1, Stage1Sink
+from stream_app.stage1_inputs import InputMessage
 from stream_app.state_store import MemoryStore
 from tests.stream_app import scenario
 from tests.stream_app.test_stages import RUNTIME

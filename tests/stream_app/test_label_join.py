@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from stream_app.label_join import join_partition
-from stream_app.stage1 import InputMessage
+from stream_app.stage1_inputs import InputMessage
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
 from tests.stream_app.test_stages import runtime, window_start

@@ -1,0 +1,132 @@
+"""What stage 1 is given: consumed messages, and fetched single events still as columns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from stream_app.fetch_events import columns_of, records_of
+from stream_app.record_columns import RecordColumns
+
+if TYPE_CHECKING:
+    from schemas.fast_batch import EnvelopeColumns
+    from stream_app.registry import ModelRuntime
+
+TopicKind = Literal["prediction", "label", "join"]
+
+
+class InputMessage(NamedTuple):
+    """One consumed Kafka message, as stage 1 needs it.
+
+    A named tuple: a worker builds one per consumed message, and a frozen dataclass cost
+    several times as much to build (measured in the single-event profile).
+    """
+
+    kind: TopicKind
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class CertifiedRun(NamedTuple):
+    """What stage 1 found a whole :class:`FetchedEvents` to be: one model's single events."""
+
+    runtime: ModelRuntime
+    columns: EnvelopeColumns
+
+
+class FetchedEvents:
+    """Consecutive prediction messages of one partition, read from a fetch as columns.
+
+    Stands in a stage-1 batch like the message of its first record (``offset``, ``key``,
+    ``value`` are that one's), and covers every record up to ``last_offset``. Stage 1 takes
+    it whole when every record is a plain single event of one model, one after the other
+    (``run``), and otherwise as :meth:`messages`, one at a time.
+    """
+
+    __slots__ = ("columns", "key", "last_offset", "offset", "partition", "run", "topic", "value")
+    kind: TopicKind = "prediction"
+
+    def __init__(self, columns: RecordColumns) -> None:
+        self.columns = columns
+        self.topic = columns.topic
+        self.partition = columns.partition
+        self.offset = columns.first_offset
+        self.last_offset = columns.last_offset
+        self.key = columns.key(0)
+        self.value = columns.value(0) or b""
+        self.run: CertifiedRun | None = None
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def messages(self) -> list[InputMessage]:
+        """Each record as a message of its own."""
+        return [
+            InputMessage(
+                "prediction",
+                record.topic,
+                record.partition,
+                record.offset,
+                record.key,
+                record.value if record.value is not None else b"",
+            )
+            for record in self.columns.records()
+        ]
+
+    def __repr__(self) -> str:
+        return f"FetchedEvents({self.topic}[{self.partition}]@{self.offset}..{self.last_offset})"
+
+
+StageInput = InputMessage | FetchedEvents
+
+
+def last_offset_of(message: StageInput) -> int:
+    return message.last_offset if isinstance(message, FetchedEvents) else message.offset
+
+
+def inputs_of(
+    messages: Iterable[Any], kinds: Mapping[str, TopicKind], size: int
+) -> list[StageInput]:
+    """Stage 1's inputs for consumed Faust messages (whole fetches or single records).
+
+    A prediction fetch read as columns stays columns, in pieces of at most ``size``
+    records; every other record becomes an :class:`InputMessage`.
+    """
+    inputs: list[StageInput] = []
+    for message in messages:
+        columns = columns_of(message)
+        if columns is not None and kinds[columns.topic] == "prediction":
+            inputs.extend(FetchedEvents(piece) for piece in columns.slices(size))
+            continue
+        inputs.extend(
+            InputMessage(
+                kind=kinds[record.topic],
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value if record.value is not None else b"",
+            )
+            for record in records_of(message)
+        )
+    return inputs
+
+
+def chunks(inputs: Sequence[StageInput], size: int) -> list[list[StageInput]]:
+    """The inputs in order, cut so that each chunk holds about ``size`` records."""
+    cut: list[list[StageInput]] = []
+    current: list[StageInput] = []
+    count = 0
+    for item in inputs:
+        weight = len(item) if isinstance(item, FetchedEvents) else 1
+        if current and count + weight > size:
+            cut.append(current)
+            current, count = [], 0
+        current.append(item)
+        count += weight
+    if current:
+        cut.append(current)
+    return cut
