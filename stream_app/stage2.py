@@ -206,6 +206,10 @@ class Stage2:
         # hundreds of final windows; decoding each on every watermark was a fifth of a
         # worker joining label envelopes).
         self._revising: set[str] = set()
+        # Records last seen open, with their window's length: until the watermark reaches
+        # their close they are not decoded again (every watermark message runs the scan, and
+        # decoding each open record there was a tenth of a worker reading single events).
+        self._open: dict[str, float] = {}
         self._quality = QualityBuffer()
 
     # -- messages -------------------------------------------------------------------------
@@ -511,9 +515,14 @@ class Stage2:
                 continue
             if key in self._revising:
                 continue  # final, and kept until revised: nothing to finalize or retire
+            if key in self._open and not self._may_close(key, prefix, watermark):
+                continue
             record = WindowRecord.from_bytes(raw, self.records.get(keys.quality_key_of(key)))
             if record.final:
                 (self._revising if record.revision_pending else self._final_keys).add(key)
+                self._open.pop(key, None)
+            else:
+                self._open[key] = record.end - record.start
             runtime = self.registry.get(record.model_id)
             if runtime is None:
                 continue
@@ -537,6 +546,16 @@ class Stage2:
             if runtime is not None:
                 await self._finalize(partition, runtime, record)
         await self._evaluate_empty_windows(partition, watermark, models)
+
+    def _may_close(self, key: str, prefix: str, watermark: float) -> bool:
+        """Whether an open record's window may close at ``watermark`` (by its key, the
+        length it had and the model's lateness now; an unregistered model's never does)."""
+        window = keys.window_of(key, prefix)
+        runtime = self.registry.get(window.model_id)
+        if runtime is None:
+            return False
+        closes = window_closes_at(window.start, self._open[key], runtime.lateness_seconds)
+        return closes <= watermark
 
     async def _evaluate_empty_windows(
         self, partition: int, watermark: float, models: list[str]
@@ -759,6 +778,7 @@ class Stage2:
         """Drop a record's two parts, by its drift part's key."""
         self._quality.forget(key)
         self._revising.discard(key)
+        self._open.pop(key, None)
         self.records.delete(partition, key)
         quality_key = keys.quality_key_of(key)
         if self.records.get(quality_key) is not None:
