@@ -881,11 +881,13 @@ in SQL), each figure against baselines consuming the same topic in the same run.
 Target: ≥ 100,000 events/s and ≥ 50 % of raw aiokafka: {"met" if met else "**not met**"}.
 
 Whole fetches are the default: the label replay and three-kill crash-replay tests run
-through them (`docs/reliability.md`). What holds the rate below the target:
-stage 1's per-message Python (`python -m bench.profile_stage1 --single --records 100000`:
-about 30,000 records/s in process, no broker), aiokafka's record unpacking in the consumer
-thread and stage 2's SQL, all on one GIL; the next step is the columnar path of the issue's
-part 5 (one decode entry point, no object per message).
+through them (`docs/reliability.md`). Faust's consumer thread reads each fetch's record
+batches with the native reader into columns (no object per record), and stage 1 takes a
+fetch of one model's single events whole, decoded in one native call from the fetched
+bytes. The baselines' message counts: {r.get("slow_singles", r["singles"]):,} for the bare
+Faust agent and the per-message path (their rates are stable at that length), all
+{r["singles"]:,} for raw aiokafka and whole fetches. What is left of a worker's time is in
+the analysis below the tables.
 """
 
 

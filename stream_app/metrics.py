@@ -77,6 +77,8 @@ HELP: dict[str, str] = {
     "commit_repairs": "Partitions whose offset commit Faust held, moved on to the durable offset",
     "stalls": "Batches or ticks logged as in progress for too long",
     "unready_batches": "Batches that came while tables were recovering (read again later)",
+    "whole_fetch_runs": "Fetches of single events stage 1 took whole, as columns",
+    "fetches_taken_apart": "Fetches read as columns that stage 1 took message by message",
 }
 
 

@@ -43,8 +43,8 @@ class WorkerSettings(BaseSettings):
         default=2000,
         ge=1,
         description="Most messages per stage-1 batch; it counts messages. With whole_fetches "
-        "16 partition fetches are buffered ahead, without it two batches (then, with "
-        "envelopes of hundreds of records, use ~200)",
+        "whole_fetches_ahead partition fetches are queued ahead, without it two batches "
+        "(then, with envelopes of hundreds of records, use ~200)",
     )
     batch_within_seconds: float = Field(default=0.2, gt=0, description="Longest wait for a batch")
     whole_fetches: bool = Field(

@@ -705,13 +705,15 @@ class Stage1:
             return list(batch)
         heads = {id(m): peek_model_id(m.value) for m in fetched}
         await self.registry.prefetch({h for h in heads.values() if h is not None})
+        runs = self._decode_fetches(fetched, heads)
         certified: list[StageInput] = []
         expected: dict[int, int | None] = {}  # by partition, past the fetches before
         for message in batch:
             if not isinstance(message, FetchedEvents):
                 certified.append(message)
                 continue
-            message.run = self._certified_run(message, heads[id(message)], expected)
+            run = runs.get(id(message))
+            message.run = run if run is not None and self._next_in_line(message, expected) else None
             if message.run is not None:
                 expected[message.partition] = message.last_offset + 1
                 certified.append(message)
@@ -722,29 +724,45 @@ class Stage1:
                 self.counters.fetches_taken_apart += 1
         return certified
 
-    def _certified_run(
-        self, message: FetchedEvents, head: str | None, expected: Mapping[int, int | None]
-    ) -> CertifiedRun | None:
+    def _next_in_line(self, message: FetchedEvents, expected: Mapping[int, int | None]) -> bool:
+        """Whether a fetch starts at its partition's next expected offset (after the fetches
+        before it in the batch, ``expected``) and nothing in it was processed before."""
         partition = message.partition
         key = (ORIGIN_OF["prediction"], partition)
         done = self.checkpoint(partition).get(key[0], -1)
         next_offset = expected[partition] if partition in expected else self._expected(key, done)
-        if next_offset is None or message.offset != next_offset or message.offset <= done:
-            return None
-        columns = message.columns
-        runtime = self._single_event_model(message.value, head)
-        if runtime is None or runtime.envelope_decoder is None or not columns.contiguous:
-            return None
-        decoder = runtime.envelope_decoder
-        joined = columns.joined(decoder.singles_head, SINGLES_TAIL)
-        decoded = decoder.decode_joined(*joined) if joined is not None else None
-        if (
-            decoded is None
-            or _outcome_error(runtime, decoded) is not None
-            or self._future_error(float(decoded.timestamps.max())) is not None
-        ):
-            return None
-        return CertifiedRun(runtime, decoded)
+        return next_offset is not None and message.offset == next_offset and message.offset > done
+
+    def _decode_fetches(
+        self, fetched: Sequence[FetchedEvents], heads: Mapping[int, str | None]
+    ) -> dict[int, CertifiedRun]:
+        """The fetches whose records the model's decoder certifies as its plain single
+        events, by ``id``; on the pool when there is one (the native decoder reads without
+        the GIL, so two fetches decode at once, and the consumer thread runs meanwhile)."""
+        jobs: list[tuple[FetchedEvents, ModelRuntime, ModelEnvelopeDecoder]] = []
+        for message in fetched:
+            runtime = self._single_event_model(message.value, heads[id(message)])
+            if runtime is None or runtime.envelope_decoder is None:
+                continue
+            if message.columns.contiguous:
+                jobs.append((message, runtime, runtime.envelope_decoder))
+
+        def decode(job: tuple[FetchedEvents, ModelRuntime, ModelEnvelopeDecoder]) -> Any:
+            message, _, decoder = job
+            joined = message.columns.joined(decoder.singles_head, SINGLES_TAIL)
+            return decoder.decode_joined(*joined) if joined is not None else None
+
+        pool = self._decode_pool if len(jobs) > 1 else None
+        results = pool.map(decode, jobs) if pool is not None else map(decode, jobs)
+        runs: dict[int, CertifiedRun] = {}
+        for (message, runtime, _), decoded in zip(jobs, results, strict=True):
+            if (
+                decoded is not None
+                and _outcome_error(runtime, decoded) is None
+                and self._future_error(float(decoded.timestamps.max())) is None
+            ):
+                runs[id(message)] = CertifiedRun(runtime, decoded)
+        return runs
 
     def _decode_single_runs(
         self, batch: Sequence[StageInput], heads: Sequence[str | None]

@@ -148,15 +148,26 @@ def test_a_clean_fetch_is_taken_whole() -> None:
         for e in EVENTS[:40]
     ]
     fetches = as_fetches(batch)
-    processed: list[Any] = []
-    original = pipeline.stage1._certified_run
-
-    def spy(message: Any, head: Any, expected: Any) -> Any:
-        found = original(message, head, expected)
-        processed.append(found is not None)
-        return found
-
-    pipeline.stage1._certified_run = spy  # type: ignore[method-assign]
     asyncio.run(pipeline.feed(fetches))
-    assert processed and all(processed)
+    assert pipeline.counters.whole_fetch_runs == len(fetches) > 1
+    assert pipeline.counters.fetches_taken_apart == 0
+    asyncio.run(pipeline.feed(fetches))  # again: at or below the checkpoint, taken apart
+    assert pipeline.counters.fetches_taken_apart == len(fetches)
+    assert pipeline.counters.replayed_input == len(batch)
     assert pipeline.stage1.checkpoint(0)["p"] == 39
+
+
+def test_chunks_count_records_not_inputs() -> None:
+    pipeline = LocalPipeline(RUNTIME, 1)
+    batch = [
+        pipeline.message("prediction", e.prediction_id, e.prediction_json(), partition=0)
+        for e in EVENTS[:30]
+    ]
+    fetches = as_fetches(batch[:20], size=10)  # two of 10 records
+    label = InputMessage("label", "labels", 0, 0, b"k", b"{}")
+    cut = chunks([*fetches, label, *batch[20:]], 12)
+    assert [[len(i) if hasattr(i, "columns") else 1 for i in part] for part in cut] == [
+        [10],
+        [10, 1, 1],
+        [1] * 9,
+    ]
