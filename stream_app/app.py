@@ -2,7 +2,8 @@
 
 Everything is built by :func:`create_pipeline` from settings, nothing at import time, so a
 test can run several isolated pipelines (own app id, own topic prefix) in one process. The
-agents are thin: they turn Faust events into :class:`~stream_app.stage1.InputMessage` and
+agents are thin: they turn Faust events into stage 1's inputs
+(:mod:`stream_app.stage1_inputs`: messages, and fetched single events still as columns) and
 hand batches to :class:`~stream_app.stage1.Stage1` / :class:`~stream_app.stage2.Stage2`,
 which hold the logic and are tested without Kafka.
 """
