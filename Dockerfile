@@ -28,8 +28,8 @@ FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 --user-group driftline
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
-    # The build fails here if the native decoder was not compiled (it is optional in setup.py).
-    && python -c "import schemas._envelope_native"
+    # The build fails here if a native extension was not compiled (optional in setup.py).
+    && python -c "import schemas._envelope_native, stream_app._record_batches"
 USER driftline
 WORKDIR /home/driftline
 ENV DRIFTLINE_METRICS_PORT=9108 \

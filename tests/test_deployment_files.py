@@ -153,11 +153,12 @@ def test_the_dockerfile_copies_everything_the_build_needs() -> None:
     assert {".venv", "var", ".git"} <= ignored
 
 
-def test_the_image_asserts_its_native_decoder_runs_unprivileged_and_checks_itself() -> None:
+def test_the_image_asserts_its_native_extensions_runs_unprivileged_and_checks_itself() -> None:
     steps = dockerfile()
     runs = [rest for word, rest in steps if word == "RUN"]
     install = next(i for i, rest in enumerate(runs) if "pip install" in rest)
-    assert "import schemas._envelope_native" in runs[install]  # the build fails without it
+    # The build fails without them.
+    assert "import schemas._envelope_native, stream_app._record_batches" in runs[install]
     users = [rest for word, rest in steps if word == "USER"]
     assert users and users[-1] not in ("root", "0")
     last_user = max(i for i, (word, _) in enumerate(steps) if word == "USER")
