@@ -64,23 +64,29 @@ class FetchedEvents:
 
     def messages(self) -> list[InputMessage]:
         """Each record as a message of its own."""
-        return [
-            InputMessage(
-                "prediction",
-                record.topic,
-                record.partition,
-                record.offset,
-                record.key,
-                record.value if record.value is not None else b"",
-            )
-            for record in self.columns.records()
-        ]
+        return messages_of(self.columns, "prediction")
 
     def __repr__(self) -> str:
         return f"FetchedEvents({self.topic}[{self.partition}]@{self.offset}..{self.last_offset})"
 
 
 StageInput = InputMessage | FetchedEvents
+
+
+def messages_of(columns: RecordColumns, kind: TopicKind) -> list[InputMessage]:
+    """Each record of a fetch read as columns as a message (no record object in between)."""
+    data, topic, partition = columns.data, columns.topic, columns.partition
+    return [
+        InputMessage(
+            kind,
+            topic,
+            partition,
+            offset,
+            None if key_length < 0 else data[key_start : key_start + key_length],
+            b"" if value_length < 0 else data[value_start : value_start + value_length],
+        )
+        for offset, _, key_start, key_length, value_start, value_length in columns.rows.tolist()
+    ]
 
 
 def last_offset_of(message: StageInput) -> int:
@@ -100,6 +106,9 @@ def inputs_of(
         columns = columns_of(message)
         if columns is not None and kinds[columns.topic] == "prediction":
             inputs.extend(FetchedEvents(piece) for piece in columns.slices(size))
+            continue
+        if columns is not None:
+            inputs.extend(messages_of(columns, kinds[columns.topic]))
             continue
         inputs.extend(
             InputMessage(

@@ -32,6 +32,7 @@ from stream_app.fetch_columns import (
     check_seam,
 )
 from stream_app.record_columns import RecordColumns, native, read_fetch
+from stream_app.stage1_inputs import InputMessage, messages_of
 
 pytestmark = pytest.mark.skipif(native is None, reason="the native reader is not built")
 
@@ -193,3 +194,16 @@ def test_a_changed_aiokafka_internal_is_refused_naming_it(monkeypatch: pytest.Mo
         check_seam()
     assert name in str(refused.value) and why in str(refused.value)
     assert f"aiokafka=={PINNED_AIOKAFKA}" in str(refused.value)
+
+
+@settings(max_examples=50, deadline=None)
+@given(records)
+def test_messages_from_columns_are_the_records(rows: list[tuple[Any, ...]]) -> None:
+    data, _ = batch(40, rows)
+    read = read_fetch(TP.topic, TP.partition, data, 0, True)
+    assert read is not None and read[0] is not None
+    expected = [
+        InputMessage("label", r.topic, r.partition, r.offset, r.key, r.value or b"")
+        for r in read[0].records()
+    ]
+    assert messages_of(read[0], "label") == expected
