@@ -56,8 +56,9 @@ class WorkerSettings(BaseSettings):
     decode_threads: int = Field(
         default=2,
         ge=1,
-        description="Threads decoding the envelopes of a batch (the native decoder parses "
-        "without the GIL, so two threads use two cores); 1 decodes in the event loop",
+        description="Threads decoding the envelopes and fetched single events of a batch "
+        "(the native decoder parses without the GIL, so two threads use two cores); 1 "
+        "decodes in the event loop",
     )
     unknown_models: Literal["dead-letter", "auto-register"] = Field(
         default="dead-letter",
