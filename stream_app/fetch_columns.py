@@ -20,8 +20,6 @@ is pinned in ``pyproject.toml``, and :func:`check_seam` refuses another version.
 from __future__ import annotations
 
 import contextvars
-import hashlib
-import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +29,7 @@ from aiokafka.consumer import fetcher as aiokafka_fetcher
 from driftline.errors import ConfigurationError
 from stream_app import record_columns
 from stream_app.record_columns import RecordColumns, read_fetch
+from stream_app.seams import changed_internals
 
 PINNED_AIOKAFKA = "0.14.0"
 
@@ -71,19 +70,11 @@ SEAM: dict[str, tuple[Any, str, str]] = {
 }
 
 
-def source_digest(function: Any) -> str:
-    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
-
-
 def seam_changes() -> list[str]:
     """What differs from the aiokafka this module was written against (empty: nothing)."""
     if aiokafka.__version__ != PINNED_AIOKAFKA:
         return [f"the version ({aiokafka.__version__})"]
-    return [
-        f"{name} ({why})"
-        for name, (function, digest, why) in SEAM.items()
-        if source_digest(function) != digest
-    ]
+    return changed_internals(SEAM)
 
 
 def check_seam() -> None:

@@ -29,8 +29,6 @@ as columns (:mod:`stream_app.fetch_columns`): a fetch message then carries one
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -43,6 +41,7 @@ from mode.utils.futures import notify
 from driftline.errors import ConfigurationError
 from stream_app import fetch_columns
 from stream_app.record_columns import RecordColumns
+from stream_app.seams import changed_internals
 
 PINNED_FAUST = "0.15.3"
 
@@ -95,17 +94,9 @@ SEAM: dict[str, tuple[Any, str, str]] = {
 }
 
 
-def source_digest(function: Any) -> str:
-    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
-
-
 def check_seam() -> None:
     """Refuse a faust-streaming whose internals this module relies on have changed."""
-    changed = [
-        f"{name} ({why})"
-        for name, (function, digest, why) in SEAM.items()
-        if source_digest(function) != digest
-    ]
+    changed = changed_internals(SEAM)
     if changed:
         raise ConfigurationError(
             f"faust-streaming {faust.__version__} differs from {PINNED_FAUST}, which "

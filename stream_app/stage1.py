@@ -28,10 +28,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +79,9 @@ from stream_app.windows import PartitionClock, window_closes_at, window_start
 log = logging.getLogger(__name__)
 
 # Errors that say nothing about the message being processed: the batch is not acknowledged.
+_Job = TypeVar("_Job")
+_Result = TypeVar("_Result")
+
 NOT_THE_MESSAGES_FAULT: tuple[type[BaseException], ...] = (
     StorageUnavailableError,
     SQLAlchemyError,
@@ -681,8 +684,7 @@ class Stage1:
         def decode(job: tuple[int, ModelEnvelopeDecoder | None, bytes]) -> EnvelopeColumns | None:
             return job[1].decode(job[2]) if job[1] is not None else None
 
-        pool = self._decode_pool if len(jobs) > 1 else None
-        results = pool.map(decode, jobs) if pool is not None else map(decode, jobs)
+        results = self._decoded(decode, jobs)
         decoded: dict[int, EnvelopeColumns] = {}
         for (index, _, raw), columns in zip(jobs, results, strict=True):
             found = columns if columns is not None else parse_envelope(raw)
@@ -752,8 +754,7 @@ class Stage1:
             joined = message.columns.joined(decoder.singles_head, SINGLES_TAIL)
             return decoder.decode_joined(*joined) if joined is not None else None
 
-        pool = self._decode_pool if len(jobs) > 1 else None
-        results = pool.map(decode, jobs) if pool is not None else map(decode, jobs)
+        results = self._decoded(decode, jobs)
         runs: dict[int, CertifiedRun] = {}
         for (message, runtime, _), decoded in zip(jobs, results, strict=True):
             if (
@@ -763,6 +764,14 @@ class Stage1:
             ):
                 runs[id(message)] = CertifiedRun(runtime, decoded)
         return runs
+
+    def _decoded(
+        self, decode: Callable[[_Job], _Result], jobs: Sequence[_Job]
+    ) -> Iterable[_Result]:
+        """``decode`` of each job, in order: on the pool when there is one and more than one
+        job (the native decoder parses without the GIL), else here."""
+        pool = self._decode_pool if len(jobs) > 1 else None
+        return pool.map(decode, jobs) if pool is not None else map(decode, jobs)
 
     def _decode_single_runs(
         self, batch: Sequence[StageInput], heads: Sequence[str | None]
