@@ -60,6 +60,7 @@ from stream_app.dedup import WindowDedup, envelope_identity
 from stream_app.input_order import HoleGuard
 from stream_app.join_entries import summary_of
 from stream_app.label_join import Joined, LabelJoin, join_partition, join_partitions
+from stream_app.label_runs import LabelRun, label_runs
 from stream_app.partition_clocks import PartitionClocks
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.segment_spill import SegmentSpill
@@ -413,6 +414,8 @@ class Stage1:
         work = _Batch()
         decoded = self._decode_envelopes(batch, heads)
         runs, in_runs = self._decode_single_runs(batch, heads)
+        label_runs_found, in_label_runs = label_runs(batch, self.registry.get, self._future_error)
+        in_runs |= in_label_runs
         for index, message in enumerate(batch):
             if message.kind != "join":  # forwarded summaries move no watermark of theirs
                 work.partitions.add(message.partition)
@@ -420,7 +423,11 @@ class Stage1:
             self._unsaved_checkpoints.add(message.partition)
             if index in in_runs:
                 continue
-            run = runs.get(index) if not isinstance(message, FetchedEvents) else message.run
+            run: _Run | CertifiedRun | LabelRun | None = (
+                message.run
+                if isinstance(message, FetchedEvents)
+                else runs.get(index) or label_runs_found.get(index)
+            )
             self._origin = (ORIGIN_OF[message.kind], message.offset)
             try:
                 await self._one(message, work, run, decoded.get(index))
@@ -491,17 +498,17 @@ class Stage1:
         self,
         message: StageInput,
         work: _Batch,
-        run: _Run | CertifiedRun | None,
+        run: _Run | CertifiedRun | LabelRun | None,
         columns: EnvelopeColumns | None,
     ) -> None:
         if isinstance(message, FetchedEvents):
-            assert run is not None  # certified before it was let in
+            assert isinstance(run, CertifiedRun)  # certified before it was let in
             offsets = message.columns.offsets.tolist()
             await self._envelope(
                 message.partition, run.runtime, run.columns, work, singles=True, offsets=offsets
             )
         elif message.kind == "label":
-            await self._label(message, work)
+            await self._label(message, work, run if isinstance(run, LabelRun) else None)
         elif message.kind == "join":
             self._forwarded_summary(message, work)
         elif is_control(message.value):
@@ -1082,40 +1089,40 @@ class Stage1:
         if joined is not None:
             self._pair(partition, joined, work)
 
-    async def _label(self, message: InputMessage, work: _Batch) -> None:
-        checked = await self._checked_labels(message)
-        if checked is None:
-            return
-        labels, runtime = checked
+    async def _label(self, message: InputMessage, work: _Batch, run: LabelRun | None) -> None:
+        if run is not None:  # single labels, checked and parsed together
+            labels, runtime = run.labels, run.runtime
+            identities = [(offset, 0) for offset in run.offsets]
+        else:
+            checked = await self._checked_labels(message)
+            if checked is None:
+                return
+            labels, runtime = checked
+            identities = [(message.offset, index) for index in range(len(labels))]
         ids, times = labels.prediction_ids, labels.timestamps
         horizon = runtime.label_horizon_seconds
         clock = self.label_clock(message.partition)
         if len(ids) > 1 and len(set(ids)) == len(ids):
-            # An envelope of distinct ids: joined together (a repeated id goes one by one,
-            # so that its second label meets what its first left).
-            # Within one message the clock does not move: the latest time is what counts.
+            # Distinct ids (an envelope's, or a run's): joined together (a repeated id goes
+            # one by one, so that its second label meets what its first left).
+            # Within one batch the clock does not move: the latest time is what counts.
             clock.observe(max(times))
             for joined in self.join.add_labels(
                 message.partition,
                 ids,
                 labels.model_id,
                 labels.labels,
-                [(message.offset, index) for index in range(len(ids))],
+                identities,
                 [t + horizon for t in times],
             ):
                 self._pair(message.partition, joined, work)
         else:
-            for index, (prediction_id, label, at) in enumerate(
-                zip(ids, labels.labels, times, strict=True)
+            for prediction_id, label, at, identity in zip(
+                ids, labels.labels, times, identities, strict=True
             ):
                 clock.observe(at)
                 pair = self.join.add_label(
-                    message.partition,
-                    prediction_id,
-                    labels.model_id,
-                    label,
-                    (message.offset, index),
-                    at + horizon,
+                    message.partition, prediction_id, labels.model_id, label, identity, at + horizon
                 )
                 if pair is not None:
                     self._pair(message.partition, pair, work)
@@ -1477,12 +1484,14 @@ def _outcome_error(runtime: ModelRuntime, decoded: EnvelopeColumns | SingleEvent
 
 
 def _members(
-    message: StageInput, run: _Run | CertifiedRun | None, batch: Sequence[StageInput]
+    message: StageInput,
+    run: _Run | CertifiedRun | LabelRun | None,
+    batch: Sequence[StageInput],
 ) -> list[InputMessage]:
     """The messages an input stands for (what a failure while processing it dead-letters)."""
     if isinstance(message, FetchedEvents):
         return message.messages()
-    if isinstance(run, _Run):
+    if isinstance(run, _Run | LabelRun):
         return [cast(InputMessage, batch[i]) for i in run.indexes]
     return [message]
 
