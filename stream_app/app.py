@@ -51,6 +51,7 @@ from stream_app.rebalance_gate import RebalanceGate
 from stream_app.rebalance_gate import install as install_gate
 from stream_app.recovery_watch import install as install_recovery_watch
 from stream_app.registry import ModelRegistry, ModelRuntime
+from stream_app.revision_pace import RevisionPace
 from stream_app.segment_spill import SegmentSpill, default_directory
 from stream_app.settings import WorkerSettings
 from stream_app.sql_writer import SqlResultWriter, Transactions
@@ -372,7 +373,8 @@ def create_pipeline(
         spill=join_spill(settings, joins_table),
     )
     records_store = FaustTableStore(records_table)
-    stage2 = Stage2(registry, records_store, SqlResultWriter(sessions), counters)
+    pace = RevisionPace(settings.revision_seconds) if settings.revision_seconds > 0 else None
+    stage2 = Stage2(registry, records_store, SqlResultWriter(sessions), counters, pace)
 
     async def rewind_partials(partition: int, offset: int) -> int:
         return await seek(TP(topics.window_partials, partition), offset)

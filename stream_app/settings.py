@@ -39,6 +39,13 @@ class WorkerSettings(BaseSettings):
         description="Quiet time after which a partition's watermark follows the clock",
     )
     tick_seconds: float = Field(default=1.0, gt=0, description="Timer period: idle windows, expiry")
+    revision_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Least time between two quality revisions of one final window: its labels "
+        "are counted as they come, its rows in SQL (and the triggers and alerts they make) "
+        "rewritten at most this often; 0: at every tick",
+    )
     batch_max: int = Field(
         default=2000,
         ge=1,

@@ -56,6 +56,7 @@ from stream_app.empty_windows import empty_window_starts, evaluations_needed
 from stream_app.label_quality import HeldLabels, QualityBuffer
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.retraining import WindowSummary, evaluate_policy
+from stream_app.revision_pace import RevisionPace
 from stream_app.state_store import PartitionedStore
 from stream_app.windows import window_closes_at
 
@@ -193,6 +194,7 @@ class Stage2:
         records: PartitionedStore,
         writer: ResultWriter,
         counters: Counters,
+        revision_pace: RevisionPace | None = None,
     ) -> None:
         self.registry = registry
         self.records = records
@@ -211,6 +213,8 @@ class Stage2:
         # decoding each open record there was a tenth of a worker reading single events).
         self._open: dict[str, float] = {}
         self._quality = QualityBuffer()
+        # None: every window whose labels changed is revised at the next tick.
+        self._pace = revision_pace
 
     # -- messages -------------------------------------------------------------------------
 
@@ -899,12 +903,18 @@ class Stage2:
                 window = keys.window_of(key, prefix)
                 pending.append(self._record(partition, window.model_id, window.start, window.start))
         waiting = set()
+        pace = self._pace
+        if pace is not None:
+            pace.forget_past()
         for record in sorted(pending, key=lambda r: (r.model_id, r.start)):
+            key = keys.WindowKey(partition, record.model_id, record.start).record
             runtime = self.registry.get(record.model_id)
-            if runtime is None:
-                waiting.add(keys.WindowKey(partition, record.model_id, record.start).record)
+            if runtime is None or (pace is not None and not pace.due(key)):
+                waiting.add(key)  # pending still: a later tick revises it
                 continue
             await self._revise_quality(partition, runtime, record)
+            if pace is not None:
+                pace.revised(key)
         # Revised here, or elsewhere while the partition was away: final and not pending.
         mine = keys.record_prefix(partition)
         for key in [k for k in self._revising if k.startswith(mine) and k not in waiting]:

@@ -19,6 +19,7 @@ from stream_app.label_join import join_partition
 from stream_app.outbox_relay import OutboxMessage, OutboxRelay, trigger_message
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.results import QualityRevision, ReportRows, WindowOutcome
+from stream_app.revision_pace import RevisionPace
 from stream_app.stage1 import Stage1, Stage1Sink
 from stream_app.stage1_inputs import InputMessage
 from stream_app.stage2 import ResultWriter, Stage2
@@ -108,6 +109,7 @@ class LocalPipeline:
         idle_timeout: float = 5.0,
         auto_register: Any = None,
         decode_threads: int = 1,
+        revision_seconds: float = 0.0,
     ):
         self.n_partitions = n_partitions
         self.clock = FakeClock()
@@ -131,7 +133,8 @@ class LocalPipeline:
             auto_register=auto_register,
             decode_threads=decode_threads,
         )
-        self.stage2 = Stage2(self.registry, MemoryStore(), self.writer, self.counters)
+        pace = RevisionPace(revision_seconds, self.clock) if revision_seconds else None
+        self.stage2 = Stage2(self.registry, MemoryStore(), self.writer, self.counters, pace)
         self.relay = OutboxRelay([(MemoryOutbox(self.writer), self._publish)], owner="local")
 
     async def _to_stage2(self, key: str | None, value: bytes, partition: int | None) -> None:
