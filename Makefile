@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install hooks test lint typecheck tests test-unit test-soak demo bench clean
 
-$(STAMP): pyproject.toml setup.py schemas/_envelope_native.c stream_app/_record_batches.c
+$(STAMP): pyproject.toml setup.py schemas/_envelope_native.c stream_app/_record_batches.c stream_app/_id_slots.c
 	@echo "==> creating virtualenv in $(VENV) and installing driftline[dev] (about a minute on a fresh machine)"
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)

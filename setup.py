@@ -1,8 +1,8 @@
 """The optional native extensions; everything else is declared in pyproject.toml.
 
 ``optional=True``: without a C compiler the install goes on. Envelopes then take the msgspec
-decoder (about half the speed), and fetched records aiokafka's own reader (the worker logs a
-warning for each).
+decoder (about half the speed), fetched records aiokafka's own reader (the worker logs a
+warning for each), and the label join's id index and partitioner their numpy versions.
 """
 
 from setuptools import Extension, setup
@@ -15,5 +15,6 @@ setup(
         Extension(
             "stream_app._record_batches", sources=["stream_app/_record_batches.c"], optional=True
         ),
+        Extension("stream_app._id_slots", sources=["stream_app/_id_slots.c"], optional=True),
     ]
 )

@@ -14,9 +14,17 @@ is salted per process, and the index is rebuilt from the stored ids after a rest
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
+
+# The probing loops in C (``stream_app/_id_slots.c``), when built; else numpy and Python.
+native: ModuleType | None
+try:
+    from stream_app import _id_slots as native
+except ImportError:  # pragma: no cover - a build without a C compiler
+    native = None
 
 EMPTY = np.uint64(0)
 DELETED = np.uint64(1)
@@ -64,6 +72,7 @@ class IdIndex:
         self._handles: I64 = np.full(size, MISSING, dtype=np.int64)
         self._live = 0
         self._deleted = 0
+        self._native = native  # read once: the tests compare both paths
 
     def __len__(self) -> int:
         return self._live
@@ -107,6 +116,14 @@ class IdIndex:
 
     def _probe(self, ids: Sequence[str], hashes: U64) -> tuple[I64, I64]:
         """Per id: its handle and slot, both -1 where absent."""
+        if self._native is not None:
+            handles = np.empty(len(ids), dtype=np.int64)
+            slots = np.empty(len(ids), dtype=np.int64)
+            self._native.probe(self._keys, self._handles, hashes, ids, self._id_at, handles, slots)
+            return handles, slots
+        return self._probe_numpy(ids, hashes)
+
+    def _probe_numpy(self, ids: Sequence[str], hashes: U64) -> tuple[I64, I64]:
         n = len(ids)
         handles = np.full(n, MISSING, dtype=np.int64)
         slots = np.full(n, MISSING, dtype=np.int64)
@@ -140,7 +157,7 @@ class IdIndex:
 
         Ids must be distinct within one call (the caller keeps the last of repeats).
         """
-        if len(ids) < SCALAR_BELOW:
+        if len(ids) < SCALAR_BELOW and self._native is None:
             self._reserve(len(ids))
             pairs = zip(ids, handles.tolist(), strict=True)
             return np.array([self._put_one(i, h) for i, h in pairs], dtype=np.int64)
@@ -256,6 +273,13 @@ class IdIndex:
 
     def _insert(self, hashes: U64, handles: I64) -> None:
         """Place entries known to be absent at the first free slot of their probe."""
+        if self._native is not None:
+            hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+            handles = np.ascontiguousarray(handles, dtype=np.int64)
+            reused = self._native.insert(self._keys, self._handles, hashes, handles)
+            self._live += hashes.size
+            self._deleted -= reused
+            return
         mask = np.uint64(self._keys.size - 1)
         at = (hashes & mask).astype(np.int64)
         pending = np.arange(hashes.size)

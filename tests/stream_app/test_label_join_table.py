@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 
 from stream_app import label_join, summary_columns
 from stream_app.counters import Counters
-from stream_app.label_join import LabelJoin, join_key, join_partition, join_partitions
+from stream_app.label_join import (
+    LabelJoin,
+    _join_partitions_numpy,
+    join_key,
+    join_partition,
+    join_partitions,
+)
 from stream_app.segment_spill import SegmentSpill
 from stream_app.state_store import MemoryStore
 from stream_app.summary_columns import Summary, SummaryColumnsIn
@@ -106,6 +112,7 @@ def test_hashing_ids_by_column_gives_kafkas_partition_of_each(
 ) -> None:
     expected = [int(murmur2(i.encode()) & 0x7FFFFFFF) % n_partitions for i in ids]
     assert join_partitions(ids, n_partitions).tolist() == expected
+    assert _join_partitions_numpy(ids, n_partitions).tolist() == expected
     assert [join_partition(i, n_partitions) for i in ids] == expected
 
 

@@ -90,9 +90,20 @@ def check(columns: SummaryColumns, model: dict[str, tuple[Summary, int]], probe:
     assert len(columns.index) == len(model)
 
 
+NATIVE = id_index.native
+
+
 @pytest.mark.parametrize(
     "rounds",
-    ["one id at a time", "numpy rounds", "numpy rounds, then one at a time"],
+    [
+        "one id at a time",
+        "numpy rounds",
+        "numpy rounds, then one at a time",
+        pytest.param(
+            "native",
+            marks=pytest.mark.skipif(NATIVE is None, reason="stream_app._id_slots not built"),
+        ),
+    ],
 )
 @pytest.mark.parametrize("hasher", ["python", "colliding"])
 @settings(max_examples=150, deadline=None)
@@ -104,6 +115,7 @@ def test_columns_answer_what_a_dict_of_summaries_answers(
     # Stragglers: after one numpy round, the ids still probing go one at a time.
     stragglers = 10**9 if rounds.endswith("then one at a time") else 0
     with (
+        patch.object(id_index, "native", NATIVE if rounds == "native" else None),
         patch.object(id_index, "SCALAR_BELOW", 0 if numpy else 10**9),
         patch.object(id_index, "VECTOR_ROUNDS", 1),
         patch.object(id_index, "STRAGGLERS", stragglers),
@@ -157,9 +169,11 @@ def _replay_ops(hasher: str, ops: list[tuple[str, Any]], extra: list[str]) -> No
         assert all((s.state != GONE).any() for s in columns.segments.values())
 
 
-def test_the_index_grows_and_reuses_deleted_slots() -> None:
+@pytest.mark.parametrize("native", [True, False])
+def test_the_index_grows_and_reuses_deleted_slots(native: bool) -> None:
     ids = [f"id-{n}" for n in range(5000)] + ["x"]
-    index = IdIndex(lambda handle: ids[handle], capacity=16)
+    with patch.object(id_index, "native", NATIVE if native else None):
+        index = IdIndex(lambda handle: ids[handle], capacity=16)
     assert index.put(ids[:2500], np.arange(2500, dtype=np.int64)).tolist() == [MISSING] * 2500
     assert index.find(ids[:3]).tolist() == [0, 1, 2]
     assert index.remove(ids[:1000]).tolist() == list(range(1000))

@@ -1,0 +1,239 @@
+/*
+ * The label join's hot loops over prediction ids, in C.
+ *
+ * Why: every prediction a model with a label task reads is put in the id index of its join
+ * partition (stream_app/id_index.py) and hashed to that partition with Kafka's murmur2
+ * (stream_app/label_join.py). In numpy both take several passes and rounds of probing per
+ * batch; in Python one id at a time, a microsecond or more each. Together they were about a
+ * fifth of what stage 1 spent on enveloped predictions with a label task.
+ *
+ * The index's layout and rules stay the Python module's: open addressing with linear
+ * probing over two arrays (uint64 slot keys, 0 empty and 1 deleted; int64 handles). These
+ * functions only walk and fill the arrays the Python object owns; a hash match is confirmed
+ * by calling the caller's id_at(handle), so a lookup is exact whatever the hashes.
+ *
+ * probe(keys, handles, hashes, ids, id_at, out_handles, out_slots) -> None
+ *     For each id: the handle and slot where it is, or -1 and -1.
+ * insert(keys, handles, hashes, new_handles) -> int
+ *     Place entries known to be absent, each at the first empty or deleted slot of its
+ *     probe; returns how many deleted slots were reused. The caller keeps room (load).
+ * partitions(ids, n_partitions, out) -> None
+ *     Kafka's default partitioner of each id's UTF-8 bytes: murmur2 & 0x7fffffff, mod n.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+#define EMPTY 0u
+#define DELETED 1u
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Held;
+
+static int hold(PyObject *obj, Held *h, int writable, Py_ssize_t itemsize, const char *what) {
+    if (PyObject_GetBuffer(obj, &h->view, writable ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS
+                                                    : PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    h->held = 1;
+    if (h->view.len % itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s: not an array of %zd-byte items", what, itemsize);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Held *h) {
+    if (h->held) {
+        PyBuffer_Release(&h->view);
+        h->held = 0;
+    }
+}
+
+static int power_of_two(Py_ssize_t n) { return n > 0 && (n & (n - 1)) == 0; }
+
+static PyObject *probe(PyObject *self, PyObject *args) {
+    PyObject *keys_o, *handles_o, *hashes_o, *ids, *id_at, *out_h_o, *out_s_o;
+    if (!PyArg_ParseTuple(args, "OOOOOOO", &keys_o, &handles_o, &hashes_o, &ids, &id_at,
+                          &out_h_o, &out_s_o))
+        return NULL;
+    Held keys = {0}, handles = {0}, hashes = {0}, out_h = {0}, out_s = {0};
+    PyObject *seq = NULL, *result = NULL;
+    if (hold(keys_o, &keys, 0, 8, "keys") < 0 || hold(handles_o, &handles, 0, 8, "handles") < 0 ||
+        hold(hashes_o, &hashes, 0, 8, "hashes") < 0 || hold(out_h_o, &out_h, 1, 8, "out") < 0 ||
+        hold(out_s_o, &out_s, 1, 8, "out") < 0)
+        goto done;
+    seq = PySequence_Fast(ids, "ids must be a sequence");
+    if (seq == NULL)
+        goto done;
+    Py_ssize_t size = keys.view.len / 8, n = hashes.view.len / 8;
+    if (!power_of_two(size) || handles.view.len != keys.view.len ||
+        PySequence_Fast_GET_SIZE(seq) != n || out_h.view.len / 8 < n || out_s.view.len / 8 < n) {
+        PyErr_SetString(PyExc_ValueError, "probe: arrays of mismatched sizes");
+        goto done;
+    }
+    const uint64_t *k = keys.view.buf, *hs = hashes.view.buf;
+    const int64_t *hd = handles.view.buf;
+    int64_t *oh = out_h.view.buf, *os = out_s.view.buf;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    uint64_t mask = (uint64_t)size - 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t wanted = hs[i], at = wanted & mask;
+        oh[i] = -1;
+        os[i] = -1;
+        for (Py_ssize_t steps = 0; steps < size; steps++, at = (at + 1) & mask) {
+            uint64_t key = k[at];
+            if (key == EMPTY)
+                break;
+            if (key != wanted)
+                continue;
+            PyObject *handle = PyLong_FromLongLong(hd[at]);
+            if (handle == NULL)
+                goto done;
+            PyObject *found = PyObject_CallOneArg(id_at, handle);
+            Py_DECREF(handle);
+            if (found == NULL)
+                goto done;
+            int same = PyObject_RichCompareBool(found, items[i], Py_EQ);
+            Py_DECREF(found);
+            if (same < 0)
+                goto done;
+            if (same) {
+                oh[i] = hd[at];
+                os[i] = (int64_t)at;
+                break;
+            }
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(seq);
+    release(&keys);
+    release(&handles);
+    release(&hashes);
+    release(&out_h);
+    release(&out_s);
+    return result;
+}
+
+static PyObject *insert(PyObject *self, PyObject *args) {
+    PyObject *keys_o, *handles_o, *hashes_o, *new_o;
+    if (!PyArg_ParseTuple(args, "OOOO", &keys_o, &handles_o, &hashes_o, &new_o))
+        return NULL;
+    Held keys = {0}, handles = {0}, hashes = {0}, added = {0};
+    PyObject *result = NULL;
+    if (hold(keys_o, &keys, 1, 8, "keys") < 0 || hold(handles_o, &handles, 1, 8, "handles") < 0 ||
+        hold(hashes_o, &hashes, 0, 8, "hashes") < 0 || hold(new_o, &added, 0, 8, "handles") < 0)
+        goto done;
+    Py_ssize_t size = keys.view.len / 8, n = hashes.view.len / 8;
+    if (!power_of_two(size) || handles.view.len != keys.view.len || added.view.len != hashes.view.len) {
+        PyErr_SetString(PyExc_ValueError, "insert: arrays of mismatched sizes");
+        goto done;
+    }
+    uint64_t *k = keys.view.buf, mask = (uint64_t)size - 1;
+    int64_t *hd = handles.view.buf;
+    const uint64_t *hs = hashes.view.buf;
+    const int64_t *nh = added.view.buf;
+    long long reused = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t at = hs[i] & mask;
+        Py_ssize_t steps = 0;
+        while (k[at] != EMPTY && k[at] != DELETED) {
+            if (++steps >= size) {
+                PyErr_SetString(PyExc_RuntimeError, "insert: the index is full (reserve first)");
+                goto done;
+            }
+            at = (at + 1) & mask;
+        }
+        reused += k[at] == DELETED;
+        k[at] = hs[i];
+        hd[at] = nh[i];
+    }
+    result = PyLong_FromLongLong(reused);
+done:
+    release(&keys);
+    release(&handles);
+    release(&hashes);
+    release(&added);
+    return result;
+}
+
+static uint32_t murmur2(const unsigned char *data, Py_ssize_t length) {
+    const uint32_t m = 0x5bd1e995u;
+    uint32_t h = 0x9747b28cu ^ (uint32_t)length;
+    Py_ssize_t i = 0;
+    for (; i + 4 <= length; i += 4) {
+        uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 |
+                     (uint32_t)data[i + 2] << 16 | (uint32_t)data[i + 3] << 24;
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    switch (length & 3) {
+    case 3:
+        h ^= (uint32_t)data[i + 2] << 16;
+        /* fall through */
+    case 2:
+        h ^= (uint32_t)data[i + 1] << 8;
+        /* fall through */
+    case 1:
+        h ^= data[i];
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return h;
+}
+
+static PyObject *partitions(PyObject *self, PyObject *args) {
+    PyObject *ids, *out_o;
+    long long n_partitions;
+    if (!PyArg_ParseTuple(args, "OLO", &ids, &n_partitions, &out_o))
+        return NULL;
+    if (n_partitions < 1) {
+        PyErr_SetString(PyExc_ValueError, "partitions: n_partitions must be at least 1");
+        return NULL;
+    }
+    Held out = {0};
+    PyObject *seq = NULL, *result = NULL;
+    if (hold(out_o, &out, 1, 8, "out") < 0)
+        goto done;
+    seq = PySequence_Fast(ids, "ids must be a sequence");
+    if (seq == NULL)
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (out.view.len / 8 < n) {
+        PyErr_SetString(PyExc_ValueError, "partitions: out is too short");
+        goto done;
+    }
+    int64_t *o = out.view.buf;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t length;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(items[i], &length);
+        if (utf8 == NULL)
+            goto done;
+        uint32_t h = murmur2((const unsigned char *)utf8, length) & 0x7fffffffu;
+        o[i] = (int64_t)(h % (uint64_t)n_partitions);
+    }
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(seq);
+    release(&out);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"probe", probe, METH_VARARGS, "Each id's handle and slot in the index, or -1 and -1."},
+    {"insert", insert, METH_VARARGS, "Place absent entries; the deleted slots reused."},
+    {"partitions", partitions, METH_VARARGS, "Kafka's default partition of each id."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_id_slots", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__id_slots(void) { return PyModule_Create(&module); }
