@@ -20,6 +20,7 @@ from typing import Any
 
 from bench import pipeline_bench as pb
 from registration.profiling import profile_reference
+from stream_app import id_index
 from stream_app.label_join import join_partition
 from stream_app.registry import ModelRuntime
 from stream_app.stage1_inputs import FetchedEvents
@@ -48,7 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         help="label-join costs instead: N outstanding predictions, then labels for 10 %% one"
         " a message and 10 %% more in envelopes of 500",
     )
+    parser.add_argument(
+        "--numpy-join",
+        action="store_true",
+        help="the label join's id index and partitioner in numpy, as without the C extension "
+        "(stream_app/_id_slots.c)",
+    )
     args = parser.parse_args(argv)
+    if args.numpy_join:
+        id_index.native = None
     if args.join:
         return join_costs(args.join)
     config = pb.config(task=args.task, horizon=7 * 24 * 3600)

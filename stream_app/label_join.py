@@ -39,8 +39,8 @@ import numpy as np
 import numpy.typing as npt
 from aiokafka.partitioner import murmur2
 
+from stream_app import id_index
 from stream_app.counters import Counters
-from stream_app.id_index import native as native_slots
 from stream_app.join_entries import JoinedMark, WaitingLabel, is_joined_mark, read_entry
 from stream_app.segment_spill import SegmentSpill
 from stream_app.state_store import PartitionedStore
@@ -90,10 +90,11 @@ _8, _16, _24 = np.uint64(8), np.uint64(16), np.uint64(24)
 
 def join_partitions(prediction_ids: Sequence[str], n_partitions: int) -> npt.NDArray[np.int64]:
     """:func:`join_partition` of many ids at once (in C when built, else numpy columns)."""
-    if native_slots is None:
+    native = id_index.native  # looked up at each call: the benchmark switches it off
+    if native is None:
         return _join_partitions_numpy(prediction_ids, n_partitions)
     out = np.empty(len(prediction_ids), dtype=np.int64)
-    native_slots.partitions(prediction_ids, n_partitions, out)
+    native.partitions(prediction_ids, n_partitions, out)
     return out
 
 

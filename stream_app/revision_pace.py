@@ -2,10 +2,10 @@
 
 A revision re-evaluates the window and rewrites its rows in SQL (quality, metrics,
 anomalies, and what the retraining policy and the alerts make of them). Labels for random
-predictions touch every window still within the label horizon, so revising each touched
-window at every tick made a label backfill a stream of SQL writes that took the worker's
-time from joining the labels. Labels are still counted at once (the window's quality state
-in the table); only the rows in SQL follow at most once per ``seconds`` per window.
+predictions touch every window still within the label horizon, so a label backfill revises
+each touched window at every tick: a steady stream of SQL writes. With a pace, labels are
+still counted at once (the window's quality state in the table); only the rows in SQL follow,
+at most once per ``seconds`` per window (setting ``revision_seconds``, off by default).
 """
 
 from __future__ import annotations

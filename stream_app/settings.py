@@ -40,11 +40,12 @@ class WorkerSettings(BaseSettings):
     )
     tick_seconds: float = Field(default=1.0, gt=0, description="Timer period: idle windows, expiry")
     revision_seconds: float = Field(
-        default=5.0,
+        default=0.0,
         ge=0,
         description="Least time between two quality revisions of one final window: its labels "
         "are counted as they come, its rows in SQL (and the triggers and alerts they make) "
-        "rewritten at most this often; 0: at every tick",
+        "rewritten at most this often; 0: at every tick that follows new labels. A lever on "
+        "the database's write load during a label backfill",
     )
     batch_max: int = Field(
         default=2000,

@@ -890,26 +890,29 @@ class Stage2:
         """Write the quality revisions that labels since the last tick call for."""
         # The quality parts say which windows labels changed: only those are read whole.
         prefix = keys.quality_prefix(partition)
+        pace = self._pace
+        if pace is not None:
+            pace.forget_past()
         pending = []
+        waiting = set()
         for key, raw in self.records.items():
             # Most quality parts are not pending, and parsing each (sparse histograms) every
             # tick cost more than the revisions: the flag is looked for first. (orjson
             # escapes a quote inside a string, so no class name can look like it.)
-            if (
-                key.startswith(prefix)
-                and b'"revision_pending":true' in raw
-                and orjson.loads(raw)["revision_pending"]
-            ):
-                window = keys.window_of(key, prefix)
+            if not key.startswith(prefix) or b'"revision_pending":true' not in raw:
+                continue
+            window = keys.window_of(key, prefix)
+            record_key = keys.WindowKey(partition, window.model_id, window.start).record
+            if pace is not None and not pace.due(record_key):
+                # Revised within the pace: nothing is read until it is due (a record is
+                # ~20 KB, and hundreds wait during a label backfill).
+                waiting.add(record_key)
+            elif orjson.loads(raw)["revision_pending"]:
                 pending.append(self._record(partition, window.model_id, window.start, window.start))
-        waiting = set()
-        pace = self._pace
-        if pace is not None:
-            pace.forget_past()
         for record in sorted(pending, key=lambda r: (r.model_id, r.start)):
             key = keys.WindowKey(partition, record.model_id, record.start).record
             runtime = self.registry.get(record.model_id)
-            if runtime is None or (pace is not None and not pace.due(key)):
+            if runtime is None:
                 waiting.add(key)  # pending still: a later tick revises it
                 continue
             await self._revise_quality(partition, runtime, record)
