@@ -131,7 +131,7 @@ def outcome(ran: tuple[LocalPipeline, dict[str, bytes]]) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     st.lists(st.sampled_from(KINDS), min_size=10, max_size=120),
     st.lists(st.integers(1, 40), min_size=1, max_size=6),
