@@ -9,7 +9,7 @@ messages that parse, so a message that breaks the contract is left to the per-me
 which dead-letters it alone with its reason. A run whose labels are not all certainly fine
 (a label to check one by one, a timestamp too far ahead) is left to that path too, whole:
 there each message is judged on its own. A run naming an id twice is joined label by label,
-as an envelope that does.
+as an envelope that does. A lone single label is a run of one, so it is not parsed twice.
 """
 
 from __future__ import annotations
@@ -43,20 +43,17 @@ def label_runs(
     runtime_of: Callable[[str], ModelRuntime | None],
     future_error: Callable[[float], str | None],
 ) -> tuple[dict[int, LabelRun], set[int]]:
-    """The runs of ``batch`` (sorted by partition, then kind, then offset) worth joining
+    """The runs of ``batch`` (sorted by partition, then kind, then offset) that are joined
     together: by the position of their first message, and the positions of every other
-    message they cover."""
+    message they cover. A single label alone is a run of one: parsed here, not again."""
     runs: dict[int, LabelRun] = {}
     covered: set[int] = set()
-    for run in _candidates(batch, runtime_of):
-        if len(run) < 2:
-            continue
+    for runtime, run in _candidates(batch, runtime_of):
+        assert runtime.task_check is not None  # as _single_label saw
         indexes = tuple(index for index, _ in run)
         ids = [labels.prediction_ids[0] for _, labels in run]
         values = [labels.labels[0] for _, labels in run]
         times = [labels.timestamps[0] for _, labels in run]
-        runtime = runtime_of(run[0][1].model_id)
-        assert runtime is not None and runtime.task_check is not None  # as _candidates saw
         if not runtime.task_check.labels_certainly_ok(values) or future_error(max(times)):
             continue
         joined = LabelColumns(run[0][1].model_id, ids, values, times)
@@ -66,43 +63,50 @@ def label_runs(
     return runs, covered
 
 
+_Run = tuple["ModelRuntime", list[tuple[int, LabelColumns]]]
+
+
 def _candidates(
     batch: Sequence[StageInput], runtime_of: Callable[[str], ModelRuntime | None]
-) -> list[list[tuple[int, LabelColumns]]]:
+) -> list[_Run]:
     """Maximal runs of consecutive single labels that parse, of one model with a task, on
-    one partition (anything else in between ends a run)."""
-    runs: list[list[tuple[int, LabelColumns]]] = []
-    current: list[tuple[int, LabelColumns]] = []
+    one partition (anything else in between ends a run), with that model."""
+    runs: list[_Run] = []
+    current: _Run | None = None
     partition: int | None = None
     for index, message in enumerate(batch):
-        labels = _single_label(message, runtime_of)
+        found = _single_label(message, runtime_of)
         if (
-            labels is None
+            found is None
             or message.partition != partition
-            or (current and labels.model_id != current[0][1].model_id)
+            or (current is not None and found[0].model_id != current[1][0][1].model_id)
         ):
-            if current:
+            if current is not None:
                 runs.append(current)
-            current = []
+            current = None
         partition = message.partition
-        if labels is not None:
-            current.append((index, labels))
-    if current:
+        if found is not None:
+            labels, runtime = found
+            if current is None:
+                current = (runtime, [])
+            current[1].append((index, labels))
+    if current is not None:
         runs.append(current)
     return runs
 
 
 def _single_label(
     message: StageInput, runtime_of: Callable[[str], ModelRuntime | None]
-) -> LabelColumns | None:
-    """The message's label when it is one valid single label of a model with a task."""
+) -> tuple[LabelColumns, ModelRuntime] | None:
+    """The message's label and model when it is one valid single label of a model with a
+    task."""
     if message.kind != "label" or _RECORDS in message.value:
         return None
     try:
         labels = parse_label_columns(message.value)
-    except Exception:
+    except Exception:  # the per-message path parses it again, says why and dead-letters it
         return None
     runtime = runtime_of(labels.model_id)
     if runtime is None or runtime.task_check is None:
         return None
-    return labels
+    return labels, runtime

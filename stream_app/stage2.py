@@ -908,9 +908,9 @@ class Stage2:
                 # ~20 KB, and hundreds wait during a label backfill).
                 waiting.add(record_key)
             elif orjson.loads(raw)["revision_pending"]:
-                pending.append(self._record(partition, window.model_id, window.start, window.start))
-        for record in sorted(pending, key=lambda r: (r.model_id, r.start)):
-            key = keys.WindowKey(partition, record.model_id, record.start).record
+                record = self._record(partition, window.model_id, window.start, window.start)
+                pending.append((record_key, record))
+        for key, record in sorted(pending, key=lambda p: (p[1].model_id, p[1].start)):
             runtime = self.registry.get(record.model_id)
             if runtime is None:
                 waiting.add(key)  # pending still: a later tick revises it
