@@ -6,7 +6,8 @@ Messages between the stages are delivered in order, partition by partition, as K
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,3 +195,20 @@ class LocalPipeline:
         await self.stage2.tick([0])
         await self.deliver()
         await self.relay.run_once()
+
+
+def cut_with_replays(
+    messages: Sequence[InputMessage], cuts: Sequence[int], rng: random.Random, rounds: int
+) -> list[tuple[list[InputMessage], bool]]:
+    """``messages`` cut into batches of the sizes ``cuts`` names (cycled ``rounds`` times, the
+    rest one batch), each marked to be read twice (a replay) one time in five."""
+    plan: list[tuple[list[InputMessage], bool]] = []
+    start = 0
+    for cut in list(cuts) * rounds:
+        if start >= len(messages):
+            break
+        plan.append((list(messages[start : start + cut]), rng.random() < 0.2))
+        start += cut
+    if start < len(messages):
+        plan.append((list(messages[start:]), False))
+    return plan

@@ -24,7 +24,7 @@ from stream_app.record_columns import native
 from stream_app.stage1_inputs import InputMessage, chunks
 from tests.stream_app import scenario
 from tests.stream_app.fetches import as_fetches
-from tests.stream_app.local_pipeline import LocalPipeline
+from tests.stream_app.local_pipeline import LocalPipeline, cut_with_replays
 from tests.stream_app.test_stages import RUNTIME
 
 pytestmark = pytest.mark.skipif(native is None, reason="the native reader is not built")
@@ -127,15 +127,7 @@ def test_fetches_as_columns_give_the_per_message_answer(
         messages.append(
             InputMessage("prediction", "predictions", partition, offset, key.encode(), value)
         )
-    plan: list[tuple[list[InputMessage], bool]] = []
-    start = 0
-    for cut in cuts * 8:
-        if start >= len(messages):
-            break
-        plan.append((messages[start : start + cut], rng.random() < 0.2))
-        start += cut
-    if start < len(messages):
-        plan.append((messages[start:], False))
+    plan = cut_with_replays(messages, cuts, rng, rounds=8)
     per_message = asyncio.run(run(plan, whole=False))
     whole = asyncio.run(run(plan, whole=True))
     assert outcome(whole) == outcome(per_message)

@@ -24,7 +24,7 @@ from stream_app.label_join import join_partition
 from stream_app.stage1_inputs import InputMessage
 from stream_app.state_store import MemoryStore
 from tests.stream_app import scenario
-from tests.stream_app.local_pipeline import LocalPipeline
+from tests.stream_app.local_pipeline import LocalPipeline, cut_with_replays
 from tests.stream_app.test_stages import runtime
 
 RUNTIME = runtime(label_horizon_seconds=2 * scenario.WINDOW)
@@ -142,15 +142,7 @@ def test_runs_of_single_labels_give_the_per_message_answer(
 ) -> None:
     rng = random.Random(seed)
     messages = label_messages(kinds, rng)
-    plan: list[tuple[list[InputMessage], bool]] = []
-    start = 0
-    for cut in cuts * 10:
-        if start >= len(messages):
-            break
-        plan.append((messages[start : start + cut], rng.random() < 0.2))
-        start += cut
-    if start < len(messages):
-        plan.append((messages[start:], False))
+    plan = cut_with_replays(messages, cuts, rng, rounds=10)
     assert outcome(asyncio.run(run(plan, runs=True))) == outcome(asyncio.run(run(plan, runs=False)))
 
 
