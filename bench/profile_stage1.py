@@ -20,6 +20,7 @@ from typing import Any
 
 from bench import pipeline_bench as pb
 from registration.profiling import profile_reference
+from schemas import label_decoder
 from stream_app import id_index
 from stream_app.label_join import join_partition
 from stream_app.registry import ModelRuntime
@@ -55,9 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         help="the label join's id index and partitioner in numpy, as without the C extension "
         "(stream_app/_id_slots.c)",
     )
+    parser.add_argument(
+        "--strict-labels",
+        action="store_true",
+        help="labels read by the strict parser alone, as without the native label decoder "
+        "(schemas/_envelope_native.c)",
+    )
     args = parser.parse_args(argv)
     if args.numpy_join:
         id_index.native = None
+    if args.strict_labels:
+        label_decoder.native = None
     if args.join:
         return join_costs(args.join)
     config = pb.config(task=args.task, horizon=7 * 24 * 3600)

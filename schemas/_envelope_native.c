@@ -1,5 +1,6 @@
 /*
- * A native decoder for the `records` form of one model's batch envelopes.
+ * A native decoder for the `records` form of one model's batch envelopes (and of label
+ * messages, further down).
  *
  * Why: a Faust worker spends ~2 us per 540-byte record just building Python objects for a
  * generic JSON decoder (a dict per record, another per feature map, a float per value) and
@@ -43,6 +44,12 @@
  * may carry "model_version". The non-empty versions of a run must be the same bytes, else
  * it is declined: the one version returned then speaks for every event (an empty one leaves
  * the stream's version as it is, as one event at a time would), and checking it checks all.
+ *
+ * decode_labels(raw: bytes) -> None | (model_id, ids, labels, timestamps)
+ * reads a message of the labels topic the same way: a label envelope ({"model_id",
+ * "records": [{"prediction_id", "label", "timestamp"}, ...]}) or a single label (those
+ * four keys in one object), as the strict parser tells them apart (an envelope has the
+ * text "records"); timestamps are bytes of doubles.
  *
  * digit_run(raw: bytes, n: int) -> bool: whether raw holds n ASCII digits in a row, the
  * cheap test for an integer literal beyond 64 bits (every such literal has 19 digits or
@@ -108,7 +115,7 @@ typedef struct {
     Token model_id, version;
     int has_version;
     Py_ssize_t n;
-    PyThreadState *released; /* to take the GIL back for a rare slow number */
+    PyThreadState *released; /* to take the GIL back for a rare slow number; NULL: held */
     const char *single_model; /* records are single events of this model (NULL: envelope) */
     Py_ssize_t single_model_size;
     const int64_t *single_ends; /* where each event's message ends in the joined buffer */
@@ -283,13 +290,15 @@ static int read_number(Cursor *c, Decoder *d, double *out, int *is_integer,
     char buffer[MAX_NUMBER_CHARS + 1];
     memcpy(buffer, s, (size_t)size);
     buffer[size] = '\0';
-    PyEval_RestoreThread(d->released);
+    if (d->released) /* NULL: the caller kept the GIL (a small message) */
+        PyEval_RestoreThread(d->released);
     /* Python's own correctly rounded conversion (no locale); overflow gives +-inf. */
     double value = PyOS_string_to_double(buffer, NULL, NULL);
     int failed = value == -1.0 && PyErr_Occurred();
     if (failed)
         PyErr_Clear();
-    d->released = PyEval_SaveThread();
+    if (d->released)
+        d->released = PyEval_SaveThread();
     if (failed || !isfinite(value))
         return DECLINE; /* orjson rejects numbers beyond a double, so must we */
     *out = value;
@@ -593,6 +602,120 @@ static int read_envelope(Cursor *c, Decoder *d) {
     return c->p == c->end && (seen & 5) == 5 ? OK : DECLINE;
 }
 
+/* -- labels: the same reading, for the labels topic's two forms ----------------------- */
+
+enum { HAS_LABEL = 128 };
+
+/* One label object: prediction_id, label (a scalar, not null) and timestamp, noted in ids,
+ * predictions (the labels) and timestamps; with_model: a single label's message, which
+ * names its model too (noted as the decoder's model id). */
+static int read_label(Cursor *c, Decoder *d, int with_model) {
+    int seen = 0, r;
+    if (!expect(c, '{') || peek(c, '}'))
+        return DECLINE;
+    do {
+        const char *key;
+        Py_ssize_t size;
+        if ((r = read_key(c, &key, &size)) != OK)
+            return r;
+        if (KEY_IS(key, size, "prediction_id") && !(seen & HAS_ID)) {
+            seen |= HAS_ID;
+            Token id = {.kind = T_STRING};
+            if ((r = read_string(c, &id.start, &id.size)) != OK)
+                return r;
+            if (push(&d->ids, &id, sizeof(Token)) != OK)
+                return ERROR;
+        } else if (KEY_IS(key, size, "label") && !(seen & HAS_LABEL)) {
+            seen |= HAS_LABEL;
+            Token value;
+            if ((r = read_token(c, d, 0, &value)) != OK)
+                return r;
+            if (push(&d->predictions, &value, sizeof(Token)) != OK)
+                return ERROR;
+        } else if (KEY_IS(key, size, "timestamp") && !(seen & HAS_TIME)) {
+            seen |= HAS_TIME;
+            double value;
+            if ((r = read_double(c, d, &value)) != OK)
+                return r;
+            if (push(&d->timestamps, &value, sizeof(double)) != OK)
+                return ERROR;
+        } else if (with_model && KEY_IS(key, size, "model_id") && !(seen & HAS_MODEL)) {
+            seen |= HAS_MODEL;
+            Token model = {.kind = T_STRING};
+            if ((r = read_string(c, &model.start, &model.size)) != OK)
+                return r;
+            d->model_id = model;
+        } else {
+            return DECLINE; /* an unknown or repeated key */
+        }
+    } while (expect(c, ','));
+    if (!expect(c, '}'))
+        return DECLINE;
+    int required = HAS_ID | HAS_LABEL | HAS_TIME | (with_model ? HAS_MODEL : 0);
+    return (seen & required) == required ? OK : DECLINE;
+}
+
+static int read_label_records(Cursor *c, Decoder *d) {
+    int r;
+    if (!expect(c, '[') || peek(c, ']'))
+        return DECLINE;
+    Py_ssize_t row = 0;
+    do {
+        if ((r = read_label(c, d, 0)) != OK)
+            return r;
+        row++;
+    } while (expect(c, ','));
+    if (!expect(c, ']'))
+        return DECLINE;
+    d->n = row;
+    return OK;
+}
+
+/* {"model_id": ..., "records": [label, ...]} and nothing else. */
+static int read_label_envelope(Cursor *c, Decoder *d) {
+    int seen = 0, r;
+    if (!expect(c, '{') || peek(c, '}'))
+        return DECLINE;
+    do {
+        const char *key;
+        Py_ssize_t size;
+        if ((r = read_key(c, &key, &size)) != OK)
+            return r;
+        if (KEY_IS(key, size, "model_id") && !(seen & 1)) {
+            seen |= 1;
+            if ((r = read_string(c, &d->model_id.start, &d->model_id.size)) != OK)
+                return r;
+        } else if (KEY_IS(key, size, "records") && !(seen & 2)) {
+            seen |= 2;
+            if ((r = read_label_records(c, d)) != OK)
+                return r;
+        } else {
+            return DECLINE;
+        }
+    } while (expect(c, ','));
+    if (!expect(c, '}'))
+        return DECLINE;
+    skip_ws(c);
+    return c->p == c->end && seen == 3 ? OK : DECLINE;
+}
+
+/* A single label's message: one label object naming its model, and nothing after it. */
+static int read_single_label(Cursor *c, Decoder *d) {
+    int r = read_label(c, d, 1);
+    if (r != OK)
+        return r;
+    skip_ws(c);
+    d->n = 1;
+    return c->p == c->end ? OK : DECLINE;
+}
+
+static int mentions(const char *s, Py_ssize_t size, const char *word, Py_ssize_t word_size) {
+    for (Py_ssize_t i = 0; i + word_size <= size; i++)
+        if (s[i] == word[0] && same_bytes(s + i, word, word_size))
+            return 1;
+    return 0;
+}
+
 /* -- the second pass: Python objects, with the GIL ----------------------------------- */
 
 /* NULL with DECLINE: the bytes are not UTF-8 (exception cleared); NULL with ERROR: set. */
@@ -870,6 +993,66 @@ done:
     return result;
 }
 
+/* Messages of the labels topic are small, one label or an envelope of a few hundred:
+ * releasing the GIL for them costs more than it frees, unless they are this large. */
+#define RELEASE_GIL_ABOVE (64 * 1024)
+
+static PyObject *build_labels(Decoder *d, int *r) {
+    PyObject *model_id = NULL, *ids = NULL, *labels = NULL, *times = NULL, *result = NULL;
+    Py_ssize_t n = d->n;
+    if (d->ids.len != n || d->predictions.len != n || d->timestamps.len != n) {
+        *r = DECLINE; /* cannot happen for labels that passed; kept as a guard */
+        return NULL;
+    }
+    if (!(model_id = utf8(d->model_id.start, d->model_id.size, r)))
+        goto done;
+    if (!(ids = token_list((Token *)d->ids.data, n, 1, 0, r)))
+        goto done;
+    if (!(labels = token_list((Token *)d->predictions.data, n, 1, 1, r)))
+        goto done;
+    if ((times = buffer_bytes(&d->timestamps, sizeof(double))))
+        result = PyTuple_Pack(4, model_id, ids, labels, times);
+    *r = result == NULL ? ERROR : OK;
+done:
+    Py_XDECREF(model_id);
+    Py_XDECREF(ids);
+    Py_XDECREF(labels);
+    Py_XDECREF(times);
+    return result;
+}
+
+static PyObject *decode_labels(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer raw;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*", &raw))
+        return NULL;
+    Decoder d;
+    memset(&d, 0, sizeof(d));
+    const char *s = (const char *)raw.buf;
+    Cursor c = {s, s + raw.len};
+    /* The strict parser's rule: an envelope is a message with "records" in it. */
+    int envelope = mentions(s, raw.len, "\"records\"", 9);
+    if (raw.len > RELEASE_GIL_ABOVE)
+        d.released = PyEval_SaveThread();
+    int r = envelope ? read_label_envelope(&c, &d) : read_single_label(&c, &d);
+    if (d.released)
+        PyEval_RestoreThread(d.released);
+    if (r == ERROR)
+        PyErr_NoMemory();
+    else if (r == OK)
+        result = build_labels(&d, &r);
+    PyBuffer_Release(&raw);
+    free_decoder(&d);
+    if (r == ERROR)
+        return NULL;
+    if (r == DECLINE) {
+        Py_XDECREF(result);
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
 /* Probes every n-th byte: a run of n digits covers one of them, and a probe that lands on a
  * digit walks back only over the short runs of ordinary numbers (about ten times fewer
  * reads than looking at every byte of an envelope). */
@@ -905,6 +1088,8 @@ static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS,
      "decode(raw, numeric_names, categorical_names[, binners[, single]]): the columns, "
      "or None."},
+    {"decode_labels", decode_labels, METH_VARARGS,
+     "decode_labels(raw): (model_id, ids, labels, timestamps), or None."},
     {"digit_run", (PyCFunction)(void (*)(void))digit_run, METH_FASTCALL,
      "digit_run(raw, n): whether raw holds n ASCII digits in a row."},
     {NULL, NULL, 0, NULL},

@@ -22,6 +22,7 @@ from schemas.events import (
     PredictionEvent,
     PredictionRecord,
 )
+from schemas.label_decoder import decode_labels
 from schemas.validation_messages import describe_validation_error, field_path
 from schemas.values import INT_MAX, INT_MIN, INTEGER_OUT_OF_RANGE, may_hold_wide_integer
 
@@ -214,5 +215,14 @@ def parse_label_columns(raw: bytes | str) -> LabelColumns:
     >>> columns.model_id, columns.prediction_ids, columns.labels, columns.timestamps
     ('churn', ['a', 'b'], [1, 0], [1714564800.0, 1714564801.0])
     """
+    if isinstance(raw, bytes):
+        decoded = decode_labels(raw)  # in C, when it is certain of the strict answer
+        if decoded is not None:
+            return decoded
+    return strict_label_columns(raw)
+
+
+def strict_label_columns(raw: bytes | str) -> LabelColumns:
+    """:func:`parse_label_columns` by the strict parser alone."""
     batch = _envelope(LabelBatch, raw)
     return batch.columns() if batch is not None else LabelColumns.of(parse_label_message(raw))

@@ -6,13 +6,14 @@ import json
 import re
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from driftline.errors import InvalidEventError
-from schemas.fast_batch import parse_envelope, parse_single
+from schemas.fast_batch import parse_envelope, parse_single, timestamp_of, timestamps_of
 from schemas.parsing import parse_prediction_message
 from schemas.values import INT_MAX, INT_MIN
 from tests.schemas.strategies import BAD_UTF8, corrupt, text, wide_integers
@@ -249,3 +250,15 @@ def test_integers_of_64_bits_take_the_fast_path(value: int) -> None:
     assert single is not None and single.features["x"] == single.prediction == value
     columns = parse_envelope(orjson.dumps({"model_id": "m", "records": [event]}))
     assert columns is not None and columns.predictions == [value]
+
+
+@given(
+    st.floats()
+    | st.floats(0, 2e9)
+    | st.integers(0, 2**50).map(lambda k: k / 2**16)
+    | st.sampled_from([0.0, -0.0, 0.5e-6, 1.5e-6, 2.5e-6, 7_258_118_400.0, 7_258_118_399.999_999])
+)
+def test_one_timestamp_is_read_as_in_a_column(value: float) -> None:
+    in_column = timestamps_of(np.array([value]))
+    expected = None if in_column is None else float(in_column[0])
+    assert timestamp_of(value) == expected

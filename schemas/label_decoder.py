@@ -1,0 +1,66 @@
+"""Label messages read in C when the answer is certain; the strict parser otherwise.
+
+The strict parser (pydantic, then a Python validator per timestamp) costs several
+microseconds a label, a large part of what stage 1 spends on one. The native decoder
+(``decode_labels`` in ``schemas/_envelope_native.c``) reads both forms of a label message
+(a single label, an envelope) straight into columns. It certifies only what it is sure
+of, as for prediction envelopes (see :mod:`schemas.typed_envelope`): any escape in a
+string, an unknown or repeated key, a null label, an integer of more than 18 digits, a
+timestamp that is not a number, anything that is not JSON makes it decline, and the
+contract's ranges (model id, id lengths, the number of labels, timestamps) are checked
+here. Whatever it declines, the strict parser takes, and says what is wrong. A property
+test holds the two to the same answers.
+"""
+
+from __future__ import annotations
+
+import struct
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from schemas.events import MAX_BATCH_RECORDS, LabelColumns
+from schemas.fast_batch import model_fields_ok, timestamp_of, timestamps_of
+
+native: ModuleType | None
+try:
+    from schemas import _envelope_native as native
+except ImportError:  # built without a C compiler: the strict parser reads every label
+    native = None
+
+_MAX_ID = 256
+_ONE_DOUBLE = struct.Struct("=d")  # native order, as the decoder wrote it
+
+
+def decode_labels(raw: bytes) -> LabelColumns | None:
+    """The labels of one message of the labels topic, as the strict parser reads them;
+    None when the native decoder cannot certify them (or is not built).
+
+    Examples
+    --------
+    >>> columns = decode_labels(
+    ...     b'{"model_id": "churn", "prediction_id": "p-1", "label": 1, "timestamp": 1714564800}'
+    ... )
+    >>> None if columns is None else (columns.prediction_ids, columns.labels, columns.timestamps)
+    (['p-1'], [1], [1714564800.0])
+    """
+    if native is None:
+        return None
+    decoded: tuple[str, list[str], list[Any], bytes] | None = native.decode_labels(raw)
+    if decoded is None:
+        return None
+    model_id, ids, labels, times = decoded
+    if (
+        not model_fields_ok(model_id, "")
+        or not 0 < len(ids) <= MAX_BATCH_RECORDS
+        or not 1 <= min(map(len, ids)) <= max(map(len, ids)) <= _MAX_ID
+    ):
+        return None
+    if len(ids) == 1:  # a single label's message, most of them: no numpy for one value
+        timestamp = timestamp_of(_ONE_DOUBLE.unpack(times)[0])
+        return None if timestamp is None else LabelColumns(model_id, ids, labels, [timestamp])
+    timestamps = timestamps_of(np.frombuffer(times, dtype=np.float64))
+    if timestamps is None:
+        return None
+    return LabelColumns(model_id, ids, labels, timestamps.tolist())
