@@ -19,6 +19,8 @@
  *     probe; returns how many deleted slots were reused. The caller keeps room (load).
  * partitions(ids, n_partitions, out) -> None
  *     Kafka's default partitioner of each id's UTF-8 bytes: murmur2 & 0x7fffffff, mod n.
+ * partition(id, n_partitions) -> int
+ *     The same for one id (a single label, a single event), without an array.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -227,10 +229,28 @@ done:
     return result;
 }
 
+static PyObject *partition(PyObject *self, PyObject *args) {
+    PyObject *id;
+    long long n_partitions;
+    if (!PyArg_ParseTuple(args, "UL", &id, &n_partitions))
+        return NULL;
+    if (n_partitions < 1) {
+        PyErr_SetString(PyExc_ValueError, "partition: n_partitions must be at least 1");
+        return NULL;
+    }
+    Py_ssize_t length;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(id, &length);
+    if (utf8 == NULL)
+        return NULL;
+    uint32_t h = murmur2((const unsigned char *)utf8, length) & 0x7fffffffu;
+    return PyLong_FromUnsignedLongLong(h % (uint64_t)n_partitions);
+}
+
 static PyMethodDef methods[] = {
     {"probe", probe, METH_VARARGS, "Each id's handle and slot in the index, or -1 and -1."},
     {"insert", insert, METH_VARARGS, "Place absent entries; the deleted slots reused."},
     {"partitions", partitions, METH_VARARGS, "Kafka's default partition of each id."},
+    {"partition", partition, METH_VARARGS, "Kafka's default partition of one id."},
     {NULL, NULL, 0, NULL},
 };
 
