@@ -22,6 +22,8 @@ Values = Sequence[Any] | npt.NDArray[Any]
 # scikit-learn's log_loss clips probabilities to [eps, 1 - eps] so a confident miss costs
 # about 36 nats instead of infinity; the same clip keeps the sums equal.
 _EPS = float(np.finfo(np.float64).eps)
+# Up to this many pairs, an update of a binary state counts them in Python (_update_few).
+FEW_PAIRS = 16
 
 
 class ClassificationState:
@@ -127,6 +129,8 @@ class ClassificationState:
             a finite number in ``[0, 1]``. The whole batch is checked first, so the state
             is unchanged then.
         """
+        if self._update_few(y_true, y_pred, scores):
+            return self
         truth = self._encode(y_true, "y_true")
         predicted = self._encode(y_pred, "y_pred")
         if truth.size != predicted.size:
@@ -144,6 +148,57 @@ class ClassificationState:
             scored, probabilities = parsed
             self._add_scores(truth[scored], probabilities)
         return self
+
+    def _update_few(self, y_true: Values, y_pred: Values, scores: Values | None) -> bool:
+        """:meth:`update` of a few valid binary pairs in lists, without numpy's fixed cost
+        per call (~25 µs: labels spread over many windows come a pair or two per window);
+        False, changing nothing, for anything else, which the general path takes.
+
+        The counts and bins are the general path's arithmetic on the same floats, and the
+        log losses are summed by numpy as there, so the state is the same to the bit.
+        """
+        if (
+            self._task.kind != "binary"
+            or type(y_true) is not list
+            or type(y_pred) is not list
+            or not 0 < len(y_true) == len(y_pred) <= FEW_PAIRS
+            or (scores is not None and (type(scores) is not list or len(scores) != len(y_true)))
+        ):
+            return False
+        index = self._index
+        truth = [index.get(category_key(label)) for label in y_true]  # type: ignore[arg-type]
+        predicted = [index.get(category_key(label)) for label in y_pred]  # type: ignore[arg-type]
+        if None in truth or None in predicted:
+            return False
+        if scores is not None and not all(
+            score is None or (type(score) is float and 0.0 <= score <= 1.0) for score in scores
+        ):
+            return False  # an int, a bool, NaN or a score out of range: the general path
+        for true_code, predicted_code in zip(truth, predicted, strict=True):
+            self._confusion[true_code, predicted_code] += 1
+        if scores is not None:
+            self._add_few_scores(truth, scores)
+        return True
+
+    def _add_few_scores(self, truth: list[int | None], scores: list[float | None]) -> None:
+        n_bins = self._task.score_bins
+        positive_code = int(self._score_rows[0])
+        p_true: list[float] = []
+        for true_code, score in zip(truth, scores, strict=True):
+            if score is None:
+                continue
+            cell = min(int(score * n_bins), n_bins - 1)  # as the general path's astype
+            if true_code == positive_code:
+                self._pos_hist[0, cell] += 1
+                p = score
+            else:
+                self._neg_hist[0, cell] += 1
+                p = 1.0 - score
+            p_true.append(min(max(p, _EPS), 1.0 - _EPS))  # np.clip's answer for a number
+        if p_true:
+            # Summed by numpy, as the general path sums; -(a + b) is -a + -b exactly.
+            self._log_loss_sum += -float(np.log(np.array(p_true, dtype=np.float64)).sum())
+            self._n_scored += len(p_true)
 
     def _encode(self, labels: Values, what: str) -> IntArray:
         if isinstance(labels, str | bytes):
