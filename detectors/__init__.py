@@ -12,7 +12,14 @@ The usual path through it::
 
 from detectors.control import ControlLimitResult, ControlLimits, FrozenBaseline
 from detectors.data_quality import DataQualityResult
-from detectors.drift import DriftConfig, DriftResult, FeatureDrift, WindowReport, evaluate_window
+from detectors.drift import (
+    DriftConfig,
+    DriftResult,
+    FeatureDrift,
+    WindowReport,
+    evaluate_window,
+    revise_quality,
+)
 from detectors.profile import (
     FeatureKind,
     ProfileSettings,
@@ -55,4 +62,5 @@ __all__ = [
     "default_registry",
     "evaluate_window",
     "profile_file",
+    "revise_quality",
 ]

@@ -22,7 +22,7 @@ whether any model-output column drifted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -262,6 +262,18 @@ def evaluate_window(
         quality=quality,
         label_coverage=coverage,
     )
+
+
+def revise_quality(report: WindowReport, state: WindowState) -> WindowReport:
+    """:func:`evaluate_window`'s report of ``state``, given ``report``, that of a state with
+    the same binned columns and rows against the same reference and settings (only the
+    labeled pairs differ): its quality part is read again, nothing else changes.
+
+    Labels revise a final window's quality many times; its drift, data quality and output
+    drift are read from the binned columns alone, which labels do not touch.
+    """
+    quality, coverage = _quality(state)
+    return replace(report, quality=quality, label_coverage=coverage)
 
 
 def _adjust_p_values(items: list[_Pending]) -> None:

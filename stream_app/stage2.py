@@ -26,6 +26,7 @@ writer waits (:mod:`stream_app.sql_writer`) and the message in hand stays unackn
 
 A final window stays in the table until its label horizon has passed. Labels that arrive
 for it revise its quality metrics on the next tick (a :class:`~stream_app.results.QualityRevision`,
+the report's drift part reused while the binned state is the same: :mod:`stream_app.drift_reports`,
 committed the same way before ``revision_pending`` is cleared); a partial or a late count
 that arrives for it rewrites the same rows, and the record keeps it only once SQL has it.
 A message that cannot be used (a label outside the model's classes, a state that does not
@@ -45,13 +46,14 @@ from typing import Any, Protocol
 
 import orjson
 
-from detectors import ControlLimitResult, ReferenceProfile, WindowState, evaluate_window
+from detectors import ControlLimitResult, ReferenceProfile, WindowState
 from detectors.quality import ClassificationState, quality_state_from_dict
 from driftline.errors import DriftlineError, IncompatibleStateError, InvalidInputError
 from schemas.outbound import RetrainTrigger
 from stream_app import baseline, messages, results
 from stream_app import table_keys as keys
 from stream_app.counters import Counters
+from stream_app.drift_reports import DriftReports
 from stream_app.empty_windows import empty_window_starts, evaluations_needed
 from stream_app.label_quality import HeldLabels, QualityBuffer
 from stream_app.registry import ModelRegistry, ModelRuntime
@@ -215,6 +217,8 @@ class Stage2:
         self._quality = QualityBuffer()
         # None: every window whose labels changed is revised at the next tick.
         self._pace = revision_pace
+        # A final window's report, whose drift part its quality revisions reuse.
+        self._reports = DriftReports()
 
     # -- messages -------------------------------------------------------------------------
 
@@ -627,7 +631,8 @@ class Stage2:
         runtime = await self._bound(runtime, record)
         assert runtime.profile is not None
         state = self._state(runtime, record)
-        report = evaluate_window(runtime.profile, state, runtime.drift_config)
+        key = keys.WindowKey(partition, record.model_id, record.start).record
+        report = self._reports.evaluate(key, runtime, record, state)
         series = results.window_series(runtime, report, state)
         exact_rows = self._exact_rows(record, state)
         series["volume"] = float(exact_rows)
@@ -673,7 +678,8 @@ class Stage2:
             runtime = await self._bound(runtime, revised)
             assert runtime.profile is not None
             state = self._state(runtime, revised)
-            report = evaluate_window(runtime.profile, state, runtime.drift_config)
+            key = keys.WindowKey(partition, revised.model_id, revised.start).record
+            report = self._reports.evaluate(key, runtime, revised, state)
             series = results.quality_series(report)
             history = self._history(partition, runtime.model_id)
             verdicts = self._control_limits(runtime, history, revised.start, series)
@@ -781,6 +787,7 @@ class Stage2:
     def _delete(self, partition: int, key: str) -> None:
         """Drop a record's two parts, by its drift part's key."""
         self._quality.forget(key)
+        self._reports.forget(key)
         self._revising.discard(key)
         self._open.pop(key, None)
         self.records.delete(partition, key)
