@@ -121,6 +121,7 @@ typedef struct {
     const int64_t *single_ends; /* where each event's message ends in the joined buffer */
     Py_ssize_t n_singles;
     const char *base;
+    int labels; /* a label envelope (decode_labels): label records, no model_version */
 } Decoder;
 
 typedef struct {
@@ -464,6 +465,30 @@ static int read_key(Cursor *c, const char **key, Py_ssize_t *size) {
     return expect(c, ':') ? OK : DECLINE;
 }
 
+/* The members prediction records and labels share, prediction_id and timestamp, noted in
+ * ids and timestamps: OK once read, DECLINE or ERROR as reading them goes, and OTHER_KEY
+ * (nothing read) for any other key, or one of them a second time. */
+enum { OTHER_KEY = 3 };
+static inline int read_id_or_time(Cursor *c, Decoder *d, const char *key, Py_ssize_t size,
+                                  int *seen) {
+    int r;
+    if (KEY_IS(key, size, "prediction_id") && !(*seen & HAS_ID)) {
+        *seen |= HAS_ID;
+        Token id = {.kind = T_STRING};
+        if ((r = read_string(c, &id.start, &id.size)) != OK)
+            return r;
+        return push(&d->ids, &id, sizeof(Token));
+    }
+    if (KEY_IS(key, size, "timestamp") && !(*seen & HAS_TIME)) {
+        *seen |= HAS_TIME;
+        double value;
+        if ((r = read_double(c, d, &value)) != OK)
+            return r;
+        return push(&d->timestamps, &value, sizeof(double));
+    }
+    return OTHER_KEY;
+}
+
 static int read_record(Cursor *c, Decoder *d, Py_ssize_t row) {
     int seen = 0, r;
     if (!expect(c, '{') || peek(c, '}'))
@@ -473,20 +498,9 @@ static int read_record(Cursor *c, Decoder *d, Py_ssize_t row) {
         Py_ssize_t size;
         if ((r = read_key(c, &key, &size)) != OK)
             return r;
-        if (KEY_IS(key, size, "prediction_id") && !(seen & HAS_ID)) {
-            seen |= HAS_ID;
-            Token id = {.kind = T_STRING};
-            if ((r = read_string(c, &id.start, &id.size)) != OK)
+        if ((r = read_id_or_time(c, d, key, size, &seen)) != OTHER_KEY) {
+            if (r != OK)
                 return r;
-            if (push(&d->ids, &id, sizeof(Token)) != OK)
-                return ERROR;
-        } else if (KEY_IS(key, size, "timestamp") && !(seen & HAS_TIME)) {
-            seen |= HAS_TIME;
-            double value;
-            if ((r = read_double(c, d, &value)) != OK)
-                return r;
-            if (push(&d->timestamps, &value, sizeof(double)) != OK)
-                return ERROR;
         } else if (KEY_IS(key, size, "features") && !(seen & HAS_FEATURES)) {
             seen |= HAS_FEATURES;
             if ((r = read_features(c, d, row)) != OK)
@@ -570,6 +584,9 @@ static int read_records(Cursor *c, Decoder *d) {
     return OK;
 }
 
+static int read_label_records(Cursor *c, Decoder *d); /* further down, with the labels */
+
+/* {"model_id", "model_version" (not for labels), "records"}, and nothing else. */
 static int read_envelope(Cursor *c, Decoder *d) {
     int seen = 0, r;
     if (!expect(c, '{') || peek(c, '}'))
@@ -583,14 +600,15 @@ static int read_envelope(Cursor *c, Decoder *d) {
             seen |= 1;
             if ((r = read_string(c, &d->model_id.start, &d->model_id.size)) != OK)
                 return r;
-        } else if (KEY_IS(key, size, "model_version") && !(seen & 2) && !d->single_model) {
+        } else if (KEY_IS(key, size, "model_version") && !(seen & 2) && !d->single_model &&
+                   !d->labels) {
             seen |= 2;
             d->has_version = 1;
             if ((r = read_string(c, &d->version.start, &d->version.size)) != OK)
                 return r;
         } else if (KEY_IS(key, size, "records") && !(seen & 4)) {
             seen |= 4;
-            if ((r = read_records(c, d)) != OK)
+            if ((r = d->labels ? read_label_records(c, d) : read_records(c, d)) != OK)
                 return r;
         } else {
             return DECLINE;
@@ -618,26 +636,15 @@ static int read_label(Cursor *c, Decoder *d, int with_model) {
         Py_ssize_t size;
         if ((r = read_key(c, &key, &size)) != OK)
             return r;
-        if (KEY_IS(key, size, "prediction_id") && !(seen & HAS_ID)) {
-            seen |= HAS_ID;
-            Token id = {.kind = T_STRING};
-            if ((r = read_string(c, &id.start, &id.size)) != OK)
+        if ((r = read_id_or_time(c, d, key, size, &seen)) != OTHER_KEY) {
+            if (r != OK)
                 return r;
-            if (push(&d->ids, &id, sizeof(Token)) != OK)
-                return ERROR;
         } else if (KEY_IS(key, size, "label") && !(seen & HAS_LABEL)) {
             seen |= HAS_LABEL;
             Token value;
             if ((r = read_token(c, d, 0, &value)) != OK)
                 return r;
             if (push(&d->predictions, &value, sizeof(Token)) != OK)
-                return ERROR;
-        } else if (KEY_IS(key, size, "timestamp") && !(seen & HAS_TIME)) {
-            seen |= HAS_TIME;
-            double value;
-            if ((r = read_double(c, d, &value)) != OK)
-                return r;
-            if (push(&d->timestamps, &value, sizeof(double)) != OK)
                 return ERROR;
         } else if (with_model && KEY_IS(key, size, "model_id") && !(seen & HAS_MODEL)) {
             seen |= HAS_MODEL;
@@ -669,34 +676,6 @@ static int read_label_records(Cursor *c, Decoder *d) {
         return DECLINE;
     d->n = row;
     return OK;
-}
-
-/* {"model_id": ..., "records": [label, ...]} and nothing else. */
-static int read_label_envelope(Cursor *c, Decoder *d) {
-    int seen = 0, r;
-    if (!expect(c, '{') || peek(c, '}'))
-        return DECLINE;
-    do {
-        const char *key;
-        Py_ssize_t size;
-        if ((r = read_key(c, &key, &size)) != OK)
-            return r;
-        if (KEY_IS(key, size, "model_id") && !(seen & 1)) {
-            seen |= 1;
-            if ((r = read_string(c, &d->model_id.start, &d->model_id.size)) != OK)
-                return r;
-        } else if (KEY_IS(key, size, "records") && !(seen & 2)) {
-            seen |= 2;
-            if ((r = read_label_records(c, d)) != OK)
-                return r;
-        } else {
-            return DECLINE;
-        }
-    } while (expect(c, ','));
-    if (!expect(c, '}'))
-        return DECLINE;
-    skip_ws(c);
-    return c->p == c->end && seen == 3 ? OK : DECLINE;
 }
 
 /* A single label's message: one label object naming its model, and nothing after it. */
@@ -1035,7 +1014,8 @@ static PyObject *decode_labels(PyObject *self, PyObject *args) {
     int envelope = mentions(s, raw.len, "\"records\"", 9);
     if (raw.len > RELEASE_GIL_ABOVE)
         d.released = PyEval_SaveThread();
-    int r = envelope ? read_label_envelope(&c, &d) : read_single_label(&c, &d);
+    d.labels = 1;
+    int r = envelope ? read_envelope(&c, &d) : read_single_label(&c, &d);
     if (d.released)
         PyEval_RestoreThread(d.released);
     if (r == ERROR)
