@@ -145,6 +145,9 @@ def test_what_it_cannot_certify_is_left_to_the_strict_parser() -> None:
         b'{"model_id": "m", "prediction_id": "p", "label": 1, "label": 2, "timestamp": 5}',
         b'{"model_id": "m", "records": [{"prediction_id": "p", "label": 1, "timestamp": 5}], '
         b'"prediction_id": "q"}',
+        # "records" as a value: read as an envelope, declined; a single label to the strict
+        # parser, as it is to its rule (a top-level "records" key makes an envelope).
+        b'{"model_id": "m", "prediction_id": "records", "label": 1, "timestamp": 5}',
     ]
     for raw in declined:
         assert decode_labels(raw) is None
