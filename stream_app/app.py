@@ -209,6 +209,11 @@ def create_pipeline(
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # aiokafka's one timeout for a produce request and for a batch still unsent (Kafka's
+        # own clients give up on a delivery after 120 s). Faust's 1,200 s let a send whose
+        # answer never came hold the worker for 20 minutes; failing, it stops the worker
+        # without acknowledging (on_fatal), and the restart replays.
+        producer_request_timeout=settings.send_timeout_seconds,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_seconds,

@@ -85,6 +85,13 @@ class WorkerSettings(BaseSettings):
         description="How long the group waits for a worker that stopped heart-beating "
         "(a crashed worker's partitions move after this)",
     )
+    send_timeout_seconds: float = Field(
+        default=120.0,
+        ge=5,
+        description="A send the broker has not acknowledged in this long (to stage 2, a "
+        "changelog, the dead letters) stops the worker without acknowledging its input, "
+        "which a restart reads again; Faust's own default waits 20 minutes",
+    )
     stall_seconds: float = Field(
         default=120.0,
         gt=0,

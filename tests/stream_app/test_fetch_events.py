@@ -245,3 +245,12 @@ def test_stage_1_queues_at_most_whole_fetches_ahead(
     queue = stage1.channel_iterator.clone(is_iterator=True).queue
     expected = 24 if whole else pipeline.app.conf.stream_buffer_maxsize
     assert queue.maxsize == expected
+
+
+def test_a_send_gives_up_after_send_timeout_seconds(sqlite_url: str, tmp_path: Path) -> None:
+    """Not Faust's 20 minutes: an unacknowledged send stops the worker (on_fatal) instead."""
+    worker_settings = load_settings(
+        database_url=sqlite_url, data_dir=str(tmp_path / "faust"), send_timeout_seconds=45
+    )
+    assert build(worker_settings).app.conf.producer_request_timeout == 45
+    assert load_settings(database_url=sqlite_url).send_timeout_seconds == 120
