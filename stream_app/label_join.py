@@ -494,6 +494,10 @@ class LabelJoin:
         the replay of another partition forwards again: the mark makes both no-ops."""
         self.store.set(partition, key, JoinedMark(label[0], label[1], expires).to_bytes())
         self._joined_marks[partition].append((key, label[0]))
+        # Swept by its own expiry, as after a restart (which learns every entry's): else a
+        # mark expiring before the earliest bound known waits for that bound, and a summary
+        # a replay forwards again meanwhile is a no-op here but waits after a restart.
+        self._note_expiry(partition, expires)
 
     def _note_expiry(self, partition: int, expires: float) -> None:
         known = self._earliest_expiry.get(partition)

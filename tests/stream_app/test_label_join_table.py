@@ -320,3 +320,21 @@ def test_rows_gone_before_a_restart_stay_gone_after_the_records_are_folded() -> 
         join.seal()  # folds (segment 1 changed since the restart): every record goes
     assert not any(key.startswith("0#x") for key in store.data)
     assert restart().waiting_summaries() == 4  # p0, p2, p3, p5
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_joined_mark_is_swept_by_its_own_expiry_restart_or_not(restart: bool) -> None:
+    """Found by the property test above: a mark expiring before the earliest expiry known
+    (a waiting label's) outlived it without a restart, not with one, so a summary a
+    replay forwarded again was a no-op in one worker and waited in the other."""
+    join, store, _ = _join(1)
+    join.expire([0], lambda partition: 0.0)  # the earliest expiry is known from here on
+    if restart:
+        join = LabelJoin(store, 1, Counters())
+        join.restore_joined_marks(0)
+    join.add_label(0, "p0", "churn", "0", (2, 0), 500.0)
+    assert join.add_summary(0, "p0", _summary(50.0, origin_offset=3)) is not None
+    join.expire([0], lambda partition: 51.0)
+    assert store.data == {}, "the mark expired at 50"
+    join.add_summary(0, "p0", _summary(50.0, origin_offset=5))
+    assert join.waiting_summaries() == 1
