@@ -47,6 +47,7 @@ from stream_app.outbox_relay import (
     SqlTriggerOutbox,
 )
 from stream_app.partition_keeper import BROKER_CALL_SECONDS, PartitionKeeper, StageOffsets
+from stream_app.producer_repairs import track_sent_topics
 from stream_app.rebalance_gate import RebalanceGate
 from stream_app.rebalance_gate import install as install_gate
 from stream_app.recovery_watch import install as install_recovery_watch
@@ -227,6 +228,9 @@ def create_pipeline(
         # waited forever for that recovery or worked on a stale mix and lost events.
         table_standby_replicas=0 if settings.store.startswith("memory") else 1,
     )
+    # Every topic a send names stays in the producer's metadata (a queued batch otherwise
+    # lost its partition's leader after a refresh and waited out the send timeout).
+    track_sent_topics(app.producer)
     topics = Topics.with_prefix(settings.topic_prefix)
     join_name = topics.label_join
     input_names = (topics.predictions, topics.labels, join_name)
