@@ -276,6 +276,24 @@ def assert_same_results(engine: Engine, clean: Engine) -> dict[str, list[tuple[A
     return actual
 
 
+def assert_clean_run_results(
+    engine: Engine, clean: BaselineRun, bootstrap: str, topics: Topics
+) -> None:
+    """What a faulted run stored is the clean run's, and its triggers are on the topic."""
+    stored = assert_same_results(engine, clean.engine)
+    sql_triggers = {row[0] for row in stored["triggers"]}
+    assert published_trigger_ids(bootstrap, topics) == sql_triggers
+
+
+def wait_for_progress(
+    sessions: sessionmaker[Session], bootstrap: str, group: str, topics: Topics, windows: int = 2
+) -> None:
+    """Progress before a fault: ``windows`` windows final in SQL and input offsets committed
+    (a fault injected into an idle, fully committed worker would prove nothing)."""
+    wait(lambda: final_windows(sessions) >= windows, 60, f"{windows} final window(s)")
+    wait(lambda: committed(bootstrap, group, topics.predictions) > 0, 30, "committed offsets")
+
+
 def final_windows(sessions: sessionmaker[Session]) -> int:
     with sessions() as session:
         rows = history.window_history(session, scenario.MODEL_ID, None, None)

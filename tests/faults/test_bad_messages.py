@@ -23,14 +23,13 @@ from tests.faults.conftest import WorkerFactory
 from tests.faults.stream import (
     BaselineRun,
     Stream,
-    assert_same_results,
+    assert_clean_run_results,
     baseline,
     differences,
     dump,
     end_stream,
     log_problems,
     open_sessions,
-    published_trigger_ids,
     rss_kib,
     send,
     wait_until_complete,
@@ -105,9 +104,7 @@ def test_ten_thousand_bad_messages_are_dead_lettered_and_change_nothing(
             sessions, fault_stream, 180, lambda: _log_without_letters(worker)
         )
 
-        stored = assert_same_results(engine, clean_run.engine)
-        sql_triggers = {row[0] for row in stored["triggers"]}
-        assert published_trigger_ids(kafka_bootstrap, worker.topics) == sql_triggers
+        assert_clean_run_results(engine, clean_run, kafka_bootstrap, worker.topics)
 
         letters = wait_for(
             lambda: (

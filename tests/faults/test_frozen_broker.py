@@ -25,13 +25,10 @@ from tests.faults.stream import (
     BaselineRun,
     Pacer,
     Stream,
-    assert_same_results,
-    committed,
+    assert_clean_run_results,
     end_stream,
-    final_windows,
     open_sessions,
-    published_trigger_ids,
-    wait,
+    wait_for_progress,
     wait_until_complete,
 )
 from tests.integration.harness import register
@@ -62,13 +59,7 @@ def test_a_frozen_broker_stops_the_worker_loudly_and_a_restart_loses_nothing(
     worker.start()
     pacer = Pacer(bootstrap, worker.topics, fault_stream, delay=0.4).start()
     try:
-        # Progress before the fault: windows final in SQL and offsets committed.
-        wait(lambda: final_windows(sessions) >= 2, 60, "two final windows")
-        wait(
-            lambda: committed(bootstrap, worker.app_id, worker.topics.predictions) > 0,
-            30,
-            "committed offsets",
-        )
+        wait_for_progress(sessions, bootstrap, worker.app_id, worker.topics)
         pacer.pause()  # right after a chunk went out: the worker is processing it
         sent_before = pacer.sent
         assert sent_before < len(fault_stream.chunks)  # mid-stream
@@ -96,9 +87,7 @@ def test_a_frozen_broker_stops_the_worker_loudly_and_a_restart_loses_nothing(
         recovered = wait_until_complete(sessions, fault_stream, 180, restarted.tail)
         assert restarted.process is not None and restarted.process.poll() is None
 
-        stored = assert_same_results(engine, clean_run.engine)
-        sql_triggers = {row[0] for row in stored["triggers"]}
-        assert published_trigger_ids(bootstrap, restarted.topics) == sql_triggers
+        assert_clean_run_results(engine, clean_run, bootstrap, restarted.topics)
         assert restarted.stop() == 0
         print(
             f"\nfrozen broker: {sent_before} chunks sent before; the worker stopped "

@@ -17,15 +17,13 @@ from tests.faults.stream import (
     BaselineRun,
     Pacer,
     Stream,
-    assert_same_results,
-    committed,
+    assert_clean_run_results,
     end_stream,
     final_windows,
     lag,
     log_problems,
     open_sessions,
-    published_trigger_ids,
-    wait,
+    wait_for_progress,
     wait_until_complete,
 )
 from tests.integration.harness import register
@@ -52,13 +50,7 @@ def test_worker_rides_out_a_kafka_outage(
     worker.start()
     pacer = Pacer(bootstrap, worker.topics, fault_stream, delay=0.4).start()
     try:
-        # Progress before the fault: windows final in SQL and offsets committed.
-        wait(lambda: final_windows(sessions) >= 2, 60, "two final windows")
-        wait(
-            lambda: committed(bootstrap, worker.app_id, worker.topics.predictions) > 0,
-            30,
-            "committed offsets",
-        )
+        wait_for_progress(sessions, bootstrap, worker.app_id, worker.topics)
         pacer.pause()  # right after a chunk went out: the worker is processing it
         before = {
             "chunks_sent": pacer.sent,
@@ -77,9 +69,7 @@ def test_worker_rides_out_a_kafka_outage(
         recovered = wait_until_complete(sessions, fault_stream, 180, worker.tail)
         assert worker.process.poll() is None, "the worker exited during the outage"
 
-        stored = assert_same_results(engine, clean_run.engine)
-        sql_triggers = {row[0] for row in stored["triggers"]}
-        assert published_trigger_ids(bootstrap, worker.topics) == sql_triggers
+        assert_clean_run_results(engine, clean_run, bootstrap, worker.topics)
         assert worker.stop() == 0
         problems = log_problems(worker.log_path.read_text(errors="replace"))
         print(

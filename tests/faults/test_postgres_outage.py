@@ -18,14 +18,13 @@ from tests.faults.stream import (
     BaselineRun,
     Pacer,
     Stream,
-    assert_same_results,
-    committed,
+    assert_clean_run_results,
     end_stream,
     final_windows,
     log_problems,
     open_sessions,
-    published_trigger_ids,
     wait,
+    wait_for_progress,
     wait_until_complete,
 )
 from tests.integration.harness import register
@@ -55,12 +54,7 @@ def test_worker_waits_out_a_postgres_outage(
     pacer.allow(4)  # the rest streams from when the database stops: mid-stream by design
     pacer.start()
     try:
-        wait(lambda: final_windows(sessions) >= 2, 60, "two final windows")
-        wait(
-            lambda: committed(kafka_bootstrap, worker.app_id, worker.topics.predictions) > 0,
-            30,
-            "committed offsets",
-        )
+        wait_for_progress(sessions, kafka_bootstrap, worker.app_id, worker.topics)
         before = {"chunks_sent": pacer.sent, "final_windows": final_windows(sessions)}
         assert before["chunks_sent"] < len(fault_stream.chunks)  # mid-stream
         engine.dispose()
@@ -82,9 +76,7 @@ def test_worker_waits_out_a_postgres_outage(
         recovered = wait_until_complete(sessions, fault_stream, 180, worker.tail)
         assert worker.process.poll() is None, "the worker exited during the outage"
 
-        stored = assert_same_results(engine, clean_run.engine)
-        sql_triggers = {row[0] for row in stored["triggers"]}
-        assert published_trigger_ids(kafka_bootstrap, worker.topics) == sql_triggers
+        assert_clean_run_results(engine, clean_run, kafka_bootstrap, worker.topics)
         assert worker.stop() == 0
         log = worker.log_path.read_text(errors="replace")
         waiting = [line for line in log.splitlines() if WAITING in line]

@@ -18,14 +18,13 @@ from tests.faults.stream import (
     BaselineRun,
     Pacer,
     Stream,
-    assert_same_results,
-    committed,
+    assert_clean_run_results,
     end_stream,
     final_windows,
     log_problems,
     open_sessions,
-    published_trigger_ids,
     wait,
+    wait_for_progress,
     wait_until_complete,
 )
 from tests.integration.harness import collapse, register
@@ -88,12 +87,7 @@ def test_a_worker_joins_and_leaves_mid_stream(
     pacer.start()
     try:
         pacer.wait_sent(3, 60)
-        wait(lambda: final_windows(sessions) >= 1, 60, "a final window")
-        wait(
-            lambda: committed(kafka_bootstrap, first.app_id, first.topics.predictions) > 0,
-            30,
-            "committed offsets",
-        )
+        wait_for_progress(sessions, kafka_bootstrap, first.app_id, first.topics, windows=1)
         before_join = {"chunks_sent": pacer.sent, "final_windows": final_windows(sessions)}
         pacer.allow(total - 4)  # events flow while the second worker joins
         joined_at = time.monotonic()
@@ -118,9 +112,7 @@ def test_a_worker_joins_and_leaves_mid_stream(
             sessions, fault_stream, 180, lambda: rebalance_history(first, second)
         )
 
-        stored = assert_same_results(engine, clean_run.engine)
-        sql_triggers = {row[0] for row in stored["triggers"]}
-        assert published_trigger_ids(kafka_bootstrap, first.topics) == sql_triggers
+        assert_clean_run_results(engine, clean_run, kafka_bootstrap, first.topics)
         assert first.stop() == 0
         for worker in (first, second):
             problems = log_problems(worker.log_path.read_text(errors="replace"))
