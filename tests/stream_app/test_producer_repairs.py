@@ -62,3 +62,15 @@ def test_a_faust_without_the_seam_gets_no_repair_and_no_error() -> None:
     other = Other()
     track_sent_topics(other)
     assert vars(other) == {}
+
+
+def test_the_seams_are_still_there() -> None:
+    """An upgrade that moves them would silently drop the repair: this names them."""
+    from aiokafka import AIOKafkaClient
+    from faust.transport.drivers.aiokafka import Producer
+
+    assert callable(getattr(Producer, "_new_producer", None)), (
+        "faust-streaming's aiokafka Producer._new_producer is gone: "
+        "stream_app/producer_repairs.py no longer makes sends track their topics"
+    )
+    assert callable(getattr(AIOKafkaClient, "add_topic", None)), "aiokafka's add_topic is gone"
