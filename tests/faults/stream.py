@@ -339,7 +339,9 @@ def wait_until_complete(
     )
 
 
-def open_sessions(url: str) -> tuple[Engine, sessionmaker[Session]]:
+def open_registered(url: str) -> tuple[Engine, sessionmaker[Session]]:
+    """The results database at ``url`` with the scenario's model registered, opened."""
+    register(url)
     engine = make_engine(url)
     return engine, session_factory(engine)
 

@@ -29,12 +29,12 @@ from tests.faults.stream import (
     dump,
     end_stream,
     log_problems,
-    open_sessions,
+    open_registered,
     rss_kib,
     send,
     wait_until_complete,
 )
-from tests.integration.harness import read_topic, register, wait_for
+from tests.integration.harness import read_topic, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -84,8 +84,7 @@ def test_ten_thousand_bad_messages_are_dead_lettered_and_change_nothing(
     checked.engine.dispose()
 
     url = f"sqlite+pysqlite:///{tmp_path / 'results.db'}"
-    register(url)
-    engine, sessions = open_sessions(url)
+    engine, sessions = open_registered(url)
     worker = workers(kafka_bootstrap, url, topic_prefix, "worker")
     worker.create_topics()
     worker.start()

@@ -27,11 +27,10 @@ from tests.faults.stream import (
     Stream,
     assert_clean_run_results,
     end_stream,
-    open_sessions,
+    open_registered,
     wait_for_progress,
     wait_until_complete,
 )
-from tests.integration.harness import register
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -48,8 +47,7 @@ def test_a_frozen_broker_stops_the_worker_loudly_and_a_restart_loses_nothing(
     began = time.monotonic()
     bootstrap = f"127.0.0.1:{own_kafka.port}"
     url = f"sqlite+pysqlite:///{tmp_path / 'results.db'}"
-    register(url)
-    engine, sessions = open_sessions(url)
+    engine, sessions = open_registered(url)
     settings = {
         "SESSION_TIMEOUT_SECONDS": "10",
         "SEND_TIMEOUT_SECONDS": str(SEND_TIMEOUT_SECONDS),

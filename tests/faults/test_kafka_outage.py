@@ -22,11 +22,10 @@ from tests.faults.stream import (
     final_windows,
     lag,
     log_problems,
-    open_sessions,
+    open_registered,
     wait_for_progress,
     wait_until_complete,
 )
-from tests.integration.harness import register
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -43,8 +42,7 @@ def test_worker_rides_out_a_kafka_outage(
     began = time.monotonic()
     bootstrap = f"127.0.0.1:{own_kafka.port}"
     url = f"sqlite+pysqlite:///{tmp_path / 'results.db'}"
-    register(url)
-    engine, sessions = open_sessions(url)
+    engine, sessions = open_registered(url)
     worker = workers(bootstrap, url, "fault.", "worker", SESSION_TIMEOUT_SECONDS="10")
     worker.create_topics()
     worker.start()

@@ -22,12 +22,11 @@ from tests.faults.stream import (
     end_stream,
     final_windows,
     log_problems,
-    open_sessions,
+    open_registered,
     wait,
     wait_for_progress,
     wait_until_complete,
 )
-from tests.integration.harness import register
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -45,8 +44,7 @@ def test_worker_waits_out_a_postgres_outage(
 ) -> None:
     began = time.monotonic()
     url = postgres.create_database("results", port=own_postgres.port)
-    register(url)
-    engine, sessions = open_sessions(url)
+    engine, sessions = open_registered(url)
     worker = workers(kafka_bootstrap, url, topic_prefix, "worker")
     worker.create_topics()
     worker.start()

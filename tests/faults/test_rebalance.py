@@ -22,12 +22,12 @@ from tests.faults.stream import (
     end_stream,
     final_windows,
     log_problems,
-    open_sessions,
+    open_registered,
     wait,
     wait_for_progress,
     wait_until_complete,
 )
-from tests.integration.harness import collapse, register
+from tests.integration.harness import collapse
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -74,8 +74,7 @@ def test_a_worker_joins_and_leaves_mid_stream(
     tmp_path: Path,
 ) -> None:
     began = time.monotonic()
-    register(postgres_url)
-    engine, sessions = open_sessions(postgres_url)
+    engine, sessions = open_registered(postgres_url)
     first = workers(kafka_bootstrap, postgres_url, topic_prefix, "first")
     first.create_topics()
     first.start()
