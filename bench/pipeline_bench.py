@@ -62,7 +62,9 @@ ENVELOPE_PER_WINDOW = 100_000
 # same messages in PER_WINDOW windows are reported beside it.
 SINGLE_PER_WINDOW = ENVELOPE_PER_WINDOW
 # DRIFTLINE_BATCH_MAX counts messages: 5,000 single events are ~3 MB, 5,000 envelopes of 500
-# records ~1.3 GB (and Faust buffers two batches ahead). Envelope runs take 200 at a time.
+# records ~1.3 GB (and Faust buffers two batches ahead). Envelope runs take 200 at a time;
+# single events through Faust's per-message path 5,000, and through whole fetches the
+# worker's default.
 SINGLE_BATCH_MAX = 5000
 SLOW_PATH_MESSAGES = 150_000
 ENVELOPE_BATCH_MAX = 200
@@ -284,7 +286,7 @@ def driftline_run(
     samples_at: tuple[int, ...] = (),
     workers: int = 1,
     per_window: int = PER_WINDOW,
-    batch_max: int = ENVELOPE_BATCH_MAX,
+    batch_max: int | None = ENVELOPE_BATCH_MAX,
     settings: dict[str, str] | None = None,
     horizon: int = 3600,
 ) -> dict[str, Any]:
@@ -298,7 +300,12 @@ def driftline_run(
             prefix,
             PARTITIONS,
             workdir / f"{prefix}{i}",
-            {"STATS_FILE": str(stats_files[i]), "BATCH_MAX": str(batch_max), **(settings or {})},
+            {
+                "STATS_FILE": str(stats_files[i]),
+                # None: the worker's own default
+                **({"BATCH_MAX": str(batch_max)} if batch_max is not None else {}),
+                **(settings or {}),
+            },
             app_id=f"{prefix}app",  # one consumer group: the workers share the partitions
         )
         for i in range(workers)
@@ -662,7 +669,8 @@ def run_single_event_figures(
             messages or list(single_messages("unused", count, per_window=window)),
             count,
             task=False,
-            batch_max=SINGLE_BATCH_MAX,
+            # Whole fetches with the worker's default batch (20,000 records).
+            batch_max=SINGLE_BATCH_MAX if whole_fetches == "false" else None,
             per_window=window,
             settings={"WHOLE_FETCHES": whole_fetches},
         )

@@ -54,7 +54,7 @@ from stream_app.recovery_watch import install as install_recovery_watch
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.revision_pace import RevisionPace
 from stream_app.segment_spill import SegmentSpill, default_directory
-from stream_app.settings import WorkerSettings
+from stream_app.settings import PER_MESSAGE_BATCH, WorkerSettings
 from stream_app.sql_writer import SqlResultWriter, Transactions
 from stream_app.stage1 import Stage1, Stage1Sink
 from stream_app.stage1_inputs import InputMessage, TopicKind, chunks, inputs_of
@@ -218,9 +218,10 @@ def create_pipeline(
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_seconds,
-        # Messages fetched ahead of the agents: two batches. A count, not bytes, so with
-        # ~270 KB envelopes a smaller DRIFTLINE_BATCH_MAX bounds the memory in flight.
-        stream_buffer_maxsize=max(64, settings.batch_max * 2),
+        # Messages fetched ahead of the agents: two per-message batches. A count, not
+        # bytes, so with ~270 KB envelopes a smaller DRIFTLINE_BATCH_MAX bounds the memory
+        # in flight (whole fetches are bounded by whole_fetches_ahead instead, below).
+        stream_buffer_maxsize=max(64, (settings.batch_max or PER_MESSAGE_BATCH) * 2),
         # Standby replicas do not work with the in-memory store: Faust drops a standby's
         # restored keys when a recovery completes, and a partition that turns from standby
         # into active is sought both to its start (active) and its end (standby). Measured
@@ -410,18 +411,18 @@ def create_pipeline(
     activity = Activity()  # the agents' batches: what a drain waits for
     ticking = Activity()  # the timer's ticks, watched for stalls too
 
-    per_take = FETCHES_PER_BATCH if settings.whole_fetches else settings.batch_max
+    per_take = FETCHES_PER_BATCH if settings.whole_fetches else settings.stage1_batch
 
     @app.agent(inputs, name="stage1")
     async def stage1_agent(stream: Any) -> None:
         async for events in stream.take_events(per_take, within=settings.batch_within_seconds):
-            batch = inputs_of((event.message for event in events), kinds, settings.batch_max)
+            batch = inputs_of((event.message for event in events), kinds, settings.stage1_batch)
             activity.begin()
             try:
                 async with lock1:
                     if gate.ready:
                         # Faust acknowledges the events when this body ends: every part first.
-                        for part in chunks(batch, settings.batch_max):
+                        for part in chunks(batch, settings.stage1_batch):
                             await stage1.process(part)
                     else:
                         set_aside([(m.topic, m.partition, m.offset) for m in batch])

@@ -19,6 +19,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from driftline.errors import ConfigurationError
 from driftline.kafka_security import KafkaSecurity
 
+# Stage 1's batch by default, in messages (batch_max).
+WHOLE_FETCH_BATCH = 20_000
+PER_MESSAGE_BATCH = 2_000
+
 
 class WorkerSettings(BaseSettings):
     """Everything a Driftline worker process needs to know."""
@@ -47,12 +51,14 @@ class WorkerSettings(BaseSettings):
         "rewritten at most this often; 0: at every tick that follows new labels. A lever on "
         "the database's write load during a label backfill",
     )
-    batch_max: int = Field(
-        default=2000,
+    batch_max: int | None = Field(
+        default=None,
         ge=1,
-        description="Most messages per stage-1 batch; it counts messages. With whole_fetches "
-        "whole_fetches_ahead partition fetches are queued ahead, without it two batches "
-        "(then, with envelopes of hundreds of records, use ~200)",
+        description="Most messages per stage-1 batch, each batch made durable before the "
+        "next (three broker round trips). Default: 20,000 with whole_fetches (a batch is at "
+        "most 8 partition fetches, about 15,000 single events), 2,000 without; without "
+        "whole_fetches two batches are fetched ahead, so with envelopes of hundreds of "
+        "records use ~200",
     )
     batch_within_seconds: float = Field(default=0.2, gt=0, description="Longest wait for a batch")
     whole_fetches: bool = Field(
@@ -150,6 +156,20 @@ class WorkerSettings(BaseSettings):
     # The config file's kafka_* keys (without the prefix): how to connect to Kafka
     # (driftline/kafka_security.py); DRIFTLINE_KAFKA_* variables win over them.
     kafka_file: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    @property
+    def stage1_batch(self) -> int:
+        """``batch_max``, or its default for the consumer path in use.
+
+        Each batch ends with three awaited broker round trips (its sends, its join-table
+        and window-table writes: the order a crash replay relies on), about a third of a
+        single-event worker's time with batches of 5,000. Whole fetches are already in
+        memory, so a larger batch only spreads those round trips over more events (A/B in
+        docs/benchmarks.md).
+        """
+        if self.batch_max is not None:
+            return self.batch_max
+        return WHOLE_FETCH_BATCH if self.whole_fetches else PER_MESSAGE_BATCH
 
     def kafka_security(self) -> KafkaSecurity:
         """The connection settings: DRIFTLINE_KAFKA_* over the config file's kafka_* keys."""

@@ -20,6 +20,18 @@ def test_defaults_without_file_or_environment(monkeypatch: pytest.MonkeyPatch) -
     assert settings.partitions == 4 and settings.broker == "kafka://127.0.0.1:19092"
 
 
+def test_stage1_batch_defaults_by_consumer_path_and_an_explicit_one_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("DRIFTLINE_CONFIG", "DRIFTLINE_BATCH_MAX", "DRIFTLINE_WHOLE_FETCHES"):
+        monkeypatch.delenv(name, raising=False)
+    assert load_settings().stage1_batch == 20_000  # whole fetches are the default
+    assert load_settings(whole_fetches=False).stage1_batch == 2_000
+    monkeypatch.setenv("DRIFTLINE_BATCH_MAX", "200")
+    assert load_settings().stage1_batch == 200
+    assert load_settings(whole_fetches=False).stage1_batch == 200
+
+
 def test_environment_wins_over_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "worker.toml"
     path.write_text('partitions = 8\ntopic_prefix = "staging."\n')
