@@ -1033,6 +1033,79 @@ static PyObject *decode_labels(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* Consecutive single-label messages (a list of bytes), each read as read_single_label
+ * reads it, all naming the same model: one set of columns, as if they were one envelope.
+ * Declines when any message would not be certified alone, is an envelope, or names
+ * another model, so the caller's per-message path gives each message its own answer. */
+static PyObject *decode_label_run(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyList_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "decode_label_run(values: list[bytes])");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(arg);
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(PyList_GET_ITEM(arg, i))) {
+            PyErr_SetString(PyExc_TypeError, "decode_label_run(values: list[bytes])");
+            return NULL;
+        }
+        total += PyBytes_GET_SIZE(PyList_GET_ITEM(arg, i));
+    }
+    if (n == 0)
+        Py_RETURN_NONE;
+    Decoder d;
+    memset(&d, 0, sizeof(d));
+    d.labels = 1;
+    Token model = {.kind = T_STRING};
+    int r = OK;
+    /* The caller's own list holds its bytes objects, and bytes do not move: their buffers
+     * stay valid without the GIL, which the reading below does not need (a long run only:
+     * taking the GIL back can wait for another thread's switch interval). */
+    if (total > RELEASE_GIL_ABOVE)
+        d.released = PyEval_SaveThread();
+    for (Py_ssize_t i = 0; i < n && r == OK; i++) {
+        PyObject *item = PyList_GET_ITEM(arg, i);
+        const char *s = PyBytes_AS_STRING(item);
+        Py_ssize_t size = PyBytes_GET_SIZE(item);
+        if (mentions(s, size, "\"records\"", 9)) {
+            r = DECLINE; /* an envelope, by the strict parser's rule */
+            break;
+        }
+        Cursor c = {s, s + size};
+        r = read_label(&c, &d, 1);
+        if (r != OK)
+            break;
+        skip_ws(&c);
+        if (c.p != c.end)
+            r = DECLINE;
+        else if (i == 0)
+            model = d.model_id;
+        else if (d.model_id.size != model.size ||
+                 !same_bytes(d.model_id.start, model.start, model.size))
+            r = DECLINE; /* another model: its own run */
+    }
+    if (d.released)
+        PyEval_RestoreThread(d.released);
+    d.released = NULL;
+    PyObject *result = NULL;
+    if (r == ERROR)
+        PyErr_NoMemory();
+    else if (r == OK) {
+        d.n = n;
+        d.model_id = model;
+        result = build_labels(&d, &r);
+    }
+    free_decoder(&d);
+    if (r == ERROR)
+        return NULL;
+    if (r == DECLINE) {
+        Py_XDECREF(result);
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
 /* Probes every n-th byte: a run of n digits covers one of them, and a probe that lands on a
  * digit walks back only over the short runs of ordinary numbers (about ten times fewer
  * reads than looking at every byte of an envelope). */
@@ -1070,6 +1143,9 @@ static PyMethodDef methods[] = {
      "or None."},
     {"decode_labels", decode_labels, METH_VARARGS,
      "decode_labels(raw): (model_id, ids, labels, timestamps), or None."},
+    {"decode_label_run", decode_label_run, METH_O,
+     "decode_label_run(values): consecutive single labels of one model as "
+     "(model_id, ids, labels, timestamps), or None."},
     {"digit_run", (PyCFunction)(void (*)(void))digit_run, METH_FASTCALL,
      "digit_run(raw, n): whether raw holds n ASCII digits in a row."},
     {NULL, NULL, 0, NULL},

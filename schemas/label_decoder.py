@@ -66,6 +66,37 @@ def decode_labels(raw: bytes) -> LabelColumns | None:
     return LabelColumns(model_id, ids, labels, timestamps.tolist())
 
 
+def decode_label_run(values: list[bytes]) -> LabelColumns | None:
+    """Consecutive single-label messages of one model read at once: the columns
+    :func:`decode_labels` gives each of them, joined in order; None when it would not
+    certify one of them, one is an envelope, or they name more than one model (or the
+    decoder is not built).
+
+    Examples
+    --------
+    >>> run = decode_label_run(
+    ...     [
+    ...         b'{"model_id": "churn", "prediction_id": "p-1", "label": 1, "timestamp": 1e9}',
+    ...         b'{"model_id": "churn", "prediction_id": "p-2", "label": 0, "timestamp": 1e9}',
+    ...     ]
+    ... )
+    >>> None if run is None else (run.prediction_ids, run.labels, run.timestamps)
+    (['p-1', 'p-2'], [1, 0], [1000000000.0, 1000000000.0])
+    """
+    if native is None or not values:
+        return None
+    decoded: tuple[str, list[str], list[Any], bytes] | None = native.decode_label_run(values)
+    if decoded is None:
+        return None
+    model_id, ids, labels, times = decoded
+    if not _model_id_ok(model_id) or not 1 <= min(map(len, ids)) <= max(map(len, ids)) <= _MAX_ID:
+        return None
+    timestamps = timestamps_of(np.frombuffer(times, dtype=np.float64))
+    if timestamps is None:
+        return None
+    return LabelColumns(model_id, ids, labels, timestamps.tolist())
+
+
 # Model ids found valid: a worker reads labels of a few models over and over, and the
 # pattern's match was a tenth of what reading a single label cost. Bounded, for a stream
 # of ever new ids.

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from schemas.events import LabelColumns
+from schemas.label_decoder import decode_label_run
 from schemas.parsing import parse_label_columns
 
 if TYPE_CHECKING:
@@ -48,51 +49,102 @@ def label_runs(
     message they cover. A single label alone is a run of one: parsed here, not again."""
     runs: dict[int, LabelRun] = {}
     covered: set[int] = set()
-    for runtime, run in _candidates(batch, runtime_of):
-        assert runtime.task_check is not None  # as _single_label saw
-        indexes = tuple(index for index, _ in run)
-        ids = [labels.prediction_ids[0] for _, labels in run]
-        values = [labels.labels[0] for _, labels in run]
-        times = [labels.timestamps[0] for _, labels in run]
-        if not runtime.task_check.labels_certainly_ok(values) or future_error(max(times)):
+    for runtime, indexes, joined in _candidates(batch, runtime_of):
+        assert runtime.task_check is not None  # as _with_task saw
+        if not runtime.task_check.labels_certainly_ok(joined.labels) or future_error(
+            max(joined.timestamps)
+        ):
             continue
-        joined = LabelColumns(run[0][1].model_id, ids, values, times)
         offsets = tuple(batch[index].offset for index in indexes)
         runs[indexes[0]] = LabelRun(runtime, joined, indexes, offsets)
         covered.update(indexes[1:])
     return runs, covered
 
 
-_Run = tuple["ModelRuntime", list[tuple[int, LabelColumns]]]
+_Run = tuple["ModelRuntime", tuple[int, ...], LabelColumns]
 
 
 def _candidates(
     batch: Sequence[StageInput], runtime_of: Callable[[str], ModelRuntime | None]
 ) -> list[_Run]:
     """Maximal runs of consecutive single labels that parse, of one model with a task, on
-    one partition (anything else in between ends a run), with that model."""
+    one partition (anything else in between ends a run), with that model.
+
+    Each stretch of consecutive single-label messages of a partition is first read in
+    one native call; only a stretch it declines (a message that breaks the contract,
+    labels of two models, no native decoder) is parsed message by message, which finds
+    the same runs the long way."""
     runs: list[_Run] = []
-    current: _Run | None = None
+    for stretch in _stretches(batch):
+        whole = decode_label_run([batch[index].value for index in stretch])
+        runtime = _with_task(whole.model_id, runtime_of) if whole is not None else None
+        if whole is not None and runtime is not None:
+            runs.append((runtime, stretch, whole))
+        elif whole is None:
+            runs.extend(_parsed_one_by_one(batch, stretch, runtime_of))
+    return runs
+
+
+def _stretches(batch: Sequence[StageInput]) -> list[tuple[int, ...]]:
+    """The positions of each maximal stretch of single-label messages of one partition."""
+    stretches: list[tuple[int, ...]] = []
+    current: list[int] = []
     partition: int | None = None
     for index, message in enumerate(batch):
-        found = _single_label(message, runtime_of)
-        if (
-            found is None
-            or message.partition != partition
-            or (current is not None and found[0].model_id != current[1][0][1].model_id)
-        ):
-            if current is not None:
-                runs.append(current)
-            current = None
-        partition = message.partition
-        if found is not None:
-            labels, runtime = found
-            if current is None:
-                current = (runtime, [])
-            current[1].append((index, labels))
-    if current is not None:
-        runs.append(current)
+        single = message.kind == "label" and _RECORDS not in message.value
+        if current and (not single or message.partition != partition):
+            stretches.append(tuple(current))
+            current = []
+        if single:
+            current.append(index)
+            partition = message.partition
+    if current:
+        stretches.append(tuple(current))
+    return stretches
+
+
+def _parsed_one_by_one(
+    batch: Sequence[StageInput],
+    stretch: tuple[int, ...],
+    runtime_of: Callable[[str], ModelRuntime | None],
+) -> list[_Run]:
+    """The runs of a stretch, each message parsed by the strict parser: a message that does
+    not parse, or names a model without a task, ends the run before it."""
+    runs: list[_Run] = []
+    current: list[tuple[int, LabelColumns]] = []
+    current_runtime: ModelRuntime | None = None
+
+    def close() -> None:
+        if current and current_runtime is not None:
+            indexes = tuple(index for index, _ in current)
+            first = current[0][1]
+            joined = LabelColumns(
+                first.model_id,
+                [labels.prediction_ids[0] for _, labels in current],
+                [labels.labels[0] for _, labels in current],
+                [labels.timestamps[0] for _, labels in current],
+            )
+            runs.append((current_runtime, indexes, joined))
+        current.clear()
+
+    for index in stretch:
+        found = _single_label(batch[index], runtime_of)
+        if found is None or (current and found[0].model_id != current[0][1].model_id):
+            close()
+        if found is None:
+            current_runtime = None
+            continue
+        labels, current_runtime = found
+        current.append((index, labels))
+    close()
     return runs
+
+
+def _with_task(
+    model_id: str, runtime_of: Callable[[str], ModelRuntime | None]
+) -> ModelRuntime | None:
+    runtime = runtime_of(model_id)
+    return runtime if runtime is not None and runtime.task_check is not None else None
 
 
 def _single_label(
@@ -100,13 +152,9 @@ def _single_label(
 ) -> tuple[LabelColumns, ModelRuntime] | None:
     """The message's label and model when it is one valid single label of a model with a
     task."""
-    if message.kind != "label" or _RECORDS in message.value:
-        return None
     try:
         labels = parse_label_columns(message.value)
     except Exception:  # the per-message path parses it again, says why and dead-letters it
         return None
-    runtime = runtime_of(labels.model_id)
-    if runtime is None or runtime.task_check is None:
-        return None
-    return labels, runtime
+    runtime = _with_task(labels.model_id, runtime_of)
+    return None if runtime is None else (labels, runtime)

@@ -172,3 +172,82 @@ def test_a_large_envelope_is_read_without_the_gil_and_agrees() -> None:
     assert len(raw) > 64 * 1024
     decoded = _agrees(raw)
     assert decoded is not None and len(decoded) == 2_000
+
+
+# -- runs of single labels read at once ------------------------------------------------
+
+
+@st.composite
+def label_stretch(draw: st.DrawFn) -> list[bytes]:
+    """Single-label messages as a partition holds them: mostly plain, of one model or two,
+    some with one fault, broken JSON or an envelope among them."""
+    model = draw(plain_model)
+    messages = []
+    for _ in range(draw(st.integers(1, 6))):
+        data = draw(one_fault() | plain_single | plain_single | plain_single | plain_envelope)
+        if "records" not in data and draw(st.integers(0, 4)) > 0 and "model_id" in data:
+            data["model_id"] = model  # mostly one model, as a run is
+        raw = _dumps(data, ascii_only=draw(st.booleans()))
+        if draw(st.integers(0, 9)) == 0:
+            raw = raw[: draw(st.integers(0, len(raw)))]
+        messages.append(raw)
+    return messages
+
+
+@given(label_stretch())
+def test_a_run_reads_as_each_message_would_alone(messages: list[bytes]) -> None:
+    """Read at once, a stretch of single labels gives what decode_labels gives each message,
+    joined in order, when every message is a certified single label of one model; None
+    otherwise (the caller then parses message by message)."""
+    run = label_decoder.decode_label_run(messages)
+    alone = [decode_labels(raw) for raw in messages]
+    one_run = (
+        all(columns is not None and len(columns) == 1 for columns in alone)
+        and all(b'"records"' not in raw for raw in messages)
+        and len({columns.model_id for columns in alone if columns is not None}) == 1
+    )
+    if not one_run:
+        assert run is None
+        return
+    assert run is not None, f"declined a run each of whose messages is certified: {messages!r}"
+    joined = LabelColumns(
+        alone[0].model_id,  # type: ignore[union-attr]
+        [c.prediction_ids[0] for c in alone if c is not None],
+        [c.labels[0] for c in alone if c is not None],
+        [c.timestamps[0] for c in alone if c is not None],
+    )
+    assert _typed(run) == _typed(joined)
+    assert [type(t) for t in run.timestamps] == [float] * len(run)
+
+
+def test_a_long_run_is_read_without_the_gil_and_agrees() -> None:
+    messages = [
+        json.dumps(
+            {"model_id": "churn", "prediction_id": f"p-{i}", "label": i % 2, "timestamp": 1e9 + i}
+        ).encode()
+        for i in range(5_000)  # ~400 KB: above the size the decoder releases the GIL for
+    ]
+    run = label_decoder.decode_label_run(messages)
+    assert run is not None and run.prediction_ids == [f"p-{i}" for i in range(5_000)]
+    assert run.labels == [i % 2 for i in range(5_000)]
+    assert label_decoder.decode_label_run([*messages, b'{"model_id": "churn"}']) is None
+
+
+def test_a_run_with_one_message_it_cannot_take_is_declined_whole() -> None:
+    def single(**changes: Any) -> bytes:
+        data = {"model_id": "churn", "prediction_id": "p", "label": 1, "timestamp": 1e9}
+        return json.dumps({**data, **changes}).encode()
+
+    good = [single(prediction_id=f"p-{i}") for i in range(3)]
+    assert label_decoder.decode_label_run(good) is not None
+    for odd in (
+        single(prediction_id="x" * 257),  # beyond the contract's id length
+        single(model_id="other"),  # another model: a run of its own
+        single(model_id="a b"),  # not a model id
+        single(timestamp=-1),  # before the epoch
+        single(label=None),  # the strict parser says why
+        single(extra=1),
+        json.dumps({"model_id": "churn", "records": []}).encode(),
+    ):
+        assert label_decoder.decode_label_run([*good[:2], odd, good[2]]) is None, odd
+    assert label_decoder.decode_label_run([single(model_id="a b")] * 2) is None

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_app.label_join import join_partition
+from stream_app.label_runs import label_runs
 from stream_app.stage1_inputs import InputMessage
 from stream_app.state_store import MemoryStore
 from tests.stream_app import scenario
@@ -160,3 +161,17 @@ def test_a_clean_run_is_joined_at_once() -> None:
         asyncio.run(pipeline.feed(labels))
     assert pipeline.dead_letters == []
     assert pipeline.counters.joined == pipeline.counters.labels == len(labels) > 2
+
+
+def test_a_stretch_with_a_bad_message_still_joins_the_rest_in_runs() -> None:
+    """Read at once, a stretch is declined whole for one bad message; parsed one by one, the
+    good labels on either side of it still make runs (the bad one goes its own way)."""
+    good = [label_value("good", event, event) for event in EVENTS[:4]]
+    values = [*good[:2], label_value("bad json", EVENTS[0], EVENTS[0]), *good[2:]]
+    batch = [
+        InputMessage("label", "labels", 0, offset, None, value)
+        for offset, value in enumerate(values)
+    ]
+    runs, covered = label_runs(batch, {RUNTIME.model_id: RUNTIME}.get, lambda _: None)
+    assert sorted(runs) == [0, 3] and covered == {1, 4}
+    assert [runs[0].offsets, runs[3].offsets] == [(0, 1), (3, 4)]
