@@ -1000,6 +1000,25 @@ done:
     return result;
 }
 
+/* What a label decoder returns for the first pass's answer ``r``: the columns, None (it
+ * declines), or NULL with an exception; frees the decoder. The buffers read stay valid
+ * until it returns. */
+static PyObject *labels_result(Decoder *d, int r) {
+    PyObject *result = NULL;
+    if (r == ERROR)
+        PyErr_NoMemory();
+    else if (r == OK)
+        result = build_labels(d, &r);
+    free_decoder(d);
+    if (r == ERROR)
+        return NULL;
+    if (r == DECLINE) {
+        Py_XDECREF(result);
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
 static PyObject *decode_labels(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer raw;
@@ -1018,18 +1037,8 @@ static PyObject *decode_labels(PyObject *self, PyObject *args) {
     int r = envelope ? read_envelope(&c, &d) : read_single_label(&c, &d);
     if (d.released)
         PyEval_RestoreThread(d.released);
-    if (r == ERROR)
-        PyErr_NoMemory();
-    else if (r == OK)
-        result = build_labels(&d, &r);
+    result = labels_result(&d, r);
     PyBuffer_Release(&raw);
-    free_decoder(&d);
-    if (r == ERROR)
-        return NULL;
-    if (r == DECLINE) {
-        Py_XDECREF(result);
-        Py_RETURN_NONE;
-    }
     return result;
 }
 
@@ -1087,23 +1096,9 @@ static PyObject *decode_label_run(PyObject *self, PyObject *arg) {
     }
     if (d.released)
         PyEval_RestoreThread(d.released);
-    d.released = NULL;
-    PyObject *result = NULL;
-    if (r == ERROR)
-        PyErr_NoMemory();
-    else if (r == OK) {
-        d.n = n;
-        d.model_id = model;
-        result = build_labels(&d, &r);
-    }
-    free_decoder(&d);
-    if (r == ERROR)
-        return NULL;
-    if (r == DECLINE) {
-        Py_XDECREF(result);
-        Py_RETURN_NONE;
-    }
-    return result;
+    d.n = n;
+    d.model_id = model;
+    return labels_result(&d, r);
 }
 
 /* Probes every n-th byte: a run of n digits covers one of them, and a probe that lands on a
