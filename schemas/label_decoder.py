@@ -32,6 +32,10 @@ except ImportError:  # built without a C compiler: the strict parser reads every
 _MAX_ID = 256
 _ONE_DOUBLE = struct.Struct("=d")  # native order, as the decoder wrote it
 
+# What the native decoder answers: model id, prediction ids, labels, timestamps as
+# native-order doubles.
+_Decoded = tuple[str, list[str], list[Any], bytes]
+
 
 def decode_labels(raw: bytes) -> LabelColumns | None:
     """The labels of one message of the labels topic, as the strict parser reads them;
@@ -47,23 +51,10 @@ def decode_labels(raw: bytes) -> LabelColumns | None:
     """
     if native is None:
         return None
-    decoded: tuple[str, list[str], list[Any], bytes] | None = native.decode_labels(raw)
-    if decoded is None:
+    decoded: _Decoded | None = native.decode_labels(raw)
+    if decoded is None or len(decoded[1]) > MAX_BATCH_RECORDS:
         return None
-    model_id, ids, labels, times = decoded
-    if (
-        not _model_id_ok(model_id)
-        or not 0 < len(ids) <= MAX_BATCH_RECORDS
-        or not 1 <= min(map(len, ids)) <= max(map(len, ids)) <= _MAX_ID
-    ):
-        return None
-    if len(ids) == 1:  # a single label's message, most of them: no numpy for one value
-        timestamp = timestamp_of(_ONE_DOUBLE.unpack(times)[0])
-        return None if timestamp is None else LabelColumns(model_id, ids, labels, [timestamp])
-    timestamps = timestamps_of(np.frombuffer(times, dtype=np.float64))
-    if timestamps is None:
-        return None
-    return LabelColumns(model_id, ids, labels, timestamps.tolist())
+    return _within_contract(decoded)
 
 
 def decode_label_run(values: list[bytes]) -> LabelColumns | None:
@@ -85,12 +76,23 @@ def decode_label_run(values: list[bytes]) -> LabelColumns | None:
     """
     if native is None or not values:
         return None
-    decoded: tuple[str, list[str], list[Any], bytes] | None = native.decode_label_run(values)
-    if decoded is None:
-        return None
+    decoded: _Decoded | None = native.decode_label_run(values)
+    return None if decoded is None else _within_contract(decoded)
+
+
+def _within_contract(decoded: _Decoded) -> LabelColumns | None:
+    """The columns of what the native decoder read, or None where the contract's ranges
+    (model id, id lengths, timestamps) are not met and the strict parser must say why."""
     model_id, ids, labels, times = decoded
-    if not _model_id_ok(model_id) or not 1 <= min(map(len, ids)) <= max(map(len, ids)) <= _MAX_ID:
+    if (
+        not ids
+        or not _model_id_ok(model_id)
+        or not 1 <= min(map(len, ids)) <= max(map(len, ids)) <= _MAX_ID
+    ):
         return None
+    if len(ids) == 1:  # a single label's message, most of them: no numpy for one value
+        timestamp = timestamp_of(_ONE_DOUBLE.unpack(times)[0])
+        return None if timestamp is None else LabelColumns(model_id, ids, labels, [timestamp])
     timestamps = timestamps_of(np.frombuffer(times, dtype=np.float64))
     if timestamps is None:
         return None
