@@ -19,7 +19,7 @@ each segment in the join table (the columns read from it are views into that val
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
 
@@ -105,6 +105,11 @@ def _coded_window_pairs(
 
 def _coded(values: Sequence[Any]) -> tuple[list[Any], Codes]:
     """The distinct values (1, 1.0 and True kept apart, and 0.0 and -0.0) and their codes."""
+    first = values[0] if values else None
+    # One string throughout (a segment's model, its origin kind): counted in C. A value
+    # equal to a str is a str, so the count cannot mix types as 1, 1.0 and True would.
+    if type(first) is str and values.count(first) == len(values):
+        return [first], np.zeros(len(values), dtype=np.uint8)
     kinds = set(map(type, values))
     if len(kinds) == 1 and not kinds & {float, tuple}:  # one type that compares exactly
         seen = list(dict.fromkeys(values))
@@ -165,23 +170,30 @@ class SummarySegment:
         n = len(ids)
         if not 0 < n < MAX_ROWS:
             raise ValueError(f"a segment holds 1 to {MAX_ROWS - 1} summaries, one per id")
-        encoded = [i.encode() for i in ids]
+        text = "".join(ids)
+        id_blob = text.encode()
+        if len(id_blob) == len(text):  # ASCII ids, most of them: a byte a character
+            id_lengths: Iterable[int] = map(len, ids)
+        else:
+            id_lengths = (len(i.encode()) for i in ids)
         models, model_codes = _coded(columns.model_ids)
         windows, window_codes = _coded_windows(columns.window_starts, columns.window_ends)
         values = columns.predicted
         floats = set(map(type, values)) == {float}
         predicted, predicted_codes = ([], None) if floats else _coded(values)
         raw_scores = columns.scores
-        scores = np.array([np.nan if s is None else s for s in raw_scores], dtype=np.float64)
-        if np.count_nonzero(np.isnan(scores)) != raw_scores.count(None):
+        missing = raw_scores.count(None)
+        scores = np.array(
+            [np.nan if s is None else s for s in raw_scores] if missing else raw_scores,
+            dtype=np.float64,
+        )
+        if np.count_nonzero(np.isnan(scores)) != missing:
             raise ValueError("a score is NaN: NaN stands for no score here")
         kinds, origin_codes = _coded(columns.origin_kinds)
         return cls(
             seq=seq,
-            id_blob=b"".join(encoded),
-            id_ends=np.cumsum(
-                np.fromiter(map(len, encoded), dtype=np.uint32, count=n), dtype=np.uint32
-            ),
+            id_blob=id_blob,
+            id_ends=np.cumsum(np.fromiter(id_lengths, dtype=np.uint32, count=n), dtype=np.uint32),
             models=models,
             model_codes=model_codes,
             windows=windows,
