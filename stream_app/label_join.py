@@ -42,6 +42,7 @@ from aiokafka.partitioner import murmur2
 from stream_app import id_index
 from stream_app.counters import Counters
 from stream_app.join_entries import JoinedMark, WaitingLabel, is_joined_mark, read_entry
+from stream_app.joined_marks import JoinedMarks
 from stream_app.segment_spill import SegmentSpill
 from stream_app.state_store import PartitionedStore
 from stream_app.summary_columns import (
@@ -220,11 +221,16 @@ class LabelJoin:
         # whose entry went since: a batch of ids none of which is here skips a table
         # lookup per id, a tenth of what keeping an enveloped prediction cost.
         self._entry_ids: dict[int, set[str]] = defaultdict(set)
+        # The labels joined with a kept summary, until a checkpoint covers them (their ids
+        # are in _entry_ids too).
+        self.marks = JoinedMarks()
 
     # -- entries -------------------------------------------------------------------------
 
     def add_summary(self, partition: int, prediction_id: str, summary: Summary) -> Joined | None:
         """A prediction's summary; the pair if its label was waiting."""
+        if prediction_id in self.marks.joined(partition):  # forwarded again by a replay
+            return None
         key = join_key(partition, prediction_id)
         stored = self.store.get(key)
         if stored is not None:
@@ -256,8 +262,11 @@ class LabelJoin:
             get = self.store.get
             keys = [f"{partition}|{prediction_id}" for prediction_id in ids]
             found = [get(key) for key in keys]
+            marked = self.marks.joined(partition)
             kept = []
             for row, stored in enumerate(found):
+                if ids[row] in marked:  # joined already: forwarded again by a replay
+                    continue
                 if stored is None:
                     kept.append(row)
                     continue
@@ -286,13 +295,17 @@ class LabelJoin:
         expires: float,
     ) -> Joined | None:
         """A label (``identity``: its offset and position); the pair if its summary waited."""
+        if prediction_id in self.marks.joined(partition):
+            # This very label read again by a replay, or a second label for a joined
+            # prediction (a retried send): nothing to do, as for a JoinedMark below.
+            return None
         key = join_key(partition, prediction_id)
         stored = self.store.get(key)
         entry = read_entry(stored) if stored is not None else None
         if entry is None:
             summary = self._take_summary(partition, prediction_id)
             if summary is not None:
-                self._mark_joined(partition, key, identity, summary.expires)
+                self._mark_taken(partition, prediction_id, identity)
                 return Joined(summary, label, identity)
         elif isinstance(entry, Summary):  # an earlier version's entry
             self._mark_joined(partition, key, identity, entry.expires)
@@ -342,8 +355,9 @@ class LabelJoin:
         if self._entry_ids[partition].isdisjoint(ids):  # nothing stored for any of them
             stored: list[bytes | None] = [None] * len(ids)
         else:
-            get = self.store.get
-            stored = [get(key) for key in keys]
+            get, marked = self.store.get, self.marks.joined(partition)
+            # A marked id goes to add_label, which finds its mark.
+            stored = [b"" if i in marked else get(k) for i, k in zip(ids, keys, strict=True)]
         free = [row for row, entry in enumerate(stored) if entry is None]
         taken = self._take_summaries(partition, [ids[r] for r in free])
         summaries = dict(zip(free, taken, strict=True))
@@ -361,7 +375,7 @@ class LabelJoin:
             if summary is None:
                 self._wait(partition, keys[row], model_id, labels[row], identity, expires[row])
                 continue
-            self._mark_joined(partition, keys[row], identity, summary.expires)
+            self._mark_taken(partition, ids[row], identity)
             joined.append(Joined(summary, labels[row], identity))
         return joined
 
@@ -395,6 +409,8 @@ class LabelJoin:
 
     def seal(self) -> None:
         """Write the summaries kept since the last flush as segments, and the rows gone."""
+        # The marks before the rows gone: a crash that keeps a row's removal keeps its mark.
+        self.marks.seal(self.store)
         for partition, pending in self._pending.items():
             if not pending:
                 continue
@@ -515,6 +531,12 @@ class LabelJoin:
         # a replay forwards again meanwhile is a no-op here but waits after a restart.
         self._note_expiry(partition, expires)
 
+    def _mark_taken(self, partition: int, prediction_id: str, label: tuple[int, int]) -> None:
+        """A label joined a kept summary: the id had no entry of its own (see
+        :mod:`stream_app.joined_marks`)."""
+        self.marks.mark(partition, prediction_id, label)
+        self._entry_ids[partition].add(prediction_id)
+
     def _note_expiry(self, partition: int, expires: float) -> None:
         known = self._earliest_expiry.get(partition)
         if known is not None and expires < known:
@@ -522,6 +544,8 @@ class LabelJoin:
 
     def drop_covered(self, labels_done: Callable[[int], int]) -> None:
         """Delete the joined marks whose label a durable checkpoint covers."""
+        for partition, unmarked in self.marks.drop_covered(labels_done, self.store).items():
+            self._entry_ids[partition].difference_update(unmarked)
         for partition, marks in self._joined_marks.items():
             done = labels_done(partition)
             entry_ids = self._entry_ids[partition]
@@ -626,6 +650,7 @@ class LabelJoin:
         self._columns.pop(partition, None)
         self._gone_logs.pop(partition, None)
         self._entry_ids.pop(partition, None)
+        self.marks.forget(partition)
 
     def restore_joined_marks(self, partition: int) -> None:
         """After a restart: the joined marks and the waiting summaries of the partition, as
@@ -634,7 +659,8 @@ class LabelJoin:
         entry_ids = self._entry_ids[partition] = set()
         prefix = f"{partition}|"
         segments, gone = f"{partition}#c", f"{partition}#g"
-        logged = f"{partition}#x"
+        logged, marked = f"{partition}#x", f"{partition}#j"
+        mark_records: list[tuple[int, bytes]] = []
         stored: dict[int, bytes] = {}
         gone_rows: dict[int, bytes] = {}
         gone_log: dict[int, bytes] = {}
@@ -651,6 +677,10 @@ class LabelJoin:
                 gone_rows[int(key[len(gone) :])] = value
             elif key.startswith(logged):
                 gone_log[int(key[len(logged) :])] = value
+            elif key.startswith(marked):
+                mark_records.append((int(key[len(marked) :]), bytes(value)))
+        self.marks.restore(partition, mark_records)
+        entry_ids.update(self.marks.joined(partition))
         columns = self._columns[partition] = SummaryColumns()
         log = self._gone_logs[partition] = _GoneLog()
         logged_gone = [_read_gone_log(gone_log[number]) for number in sorted(gone_log)]

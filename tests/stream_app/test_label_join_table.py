@@ -33,6 +33,10 @@ def _summary(expires: float = 100.0, predicted: Any = "1", origin_offset: int = 
     return Summary("churn", 0.0, 60.0, predicted, 0.9, expires, "p", origin_offset)
 
 
+def _columns(summaries: list[Summary]) -> SummaryColumnsIn:
+    return SummaryColumnsIn._make(map(list, zip(*summaries, strict=True)))
+
+
 def _join(n_partitions: int = 2) -> tuple[LabelJoin, MemoryStore, Counters]:
     store, counters = MemoryStore(), Counters()
     return LabelJoin(store, n_partitions, counters), store, counters
@@ -44,10 +48,13 @@ def test_a_summary_then_its_label_meet_once() -> None:
     met = join.add_label(0, "p1", "churn", "0", (7, 0), 500.0)
     assert met is not None and met.label == "0" and met.identity == (7, 0)
     assert met.summary.predicted == "1"
-    assert orjson.loads(store.data[join_key(0, "p1")]) == {"k": "d", "o": 7, "x": 100.0}
     # The same label read again by a replay, and a retried second label: no second pair.
     assert join.add_label(0, "p1", "churn", "0", (7, 0), 500.0) is None
     assert join.add_label(0, "p1", "churn", "1", (9, 0), 500.0) is None
+    # Its mark is no entry of its own but part of the flush's record of joined labels.
+    join.seal()
+    assert join_key(0, "p1") not in store.data
+    assert orjson.loads(store.data["0#j0"][1:]) == {"ids": ["p1"], "o": [7], "i": [0]}
 
 
 def test_a_label_that_came_first_waits_then_meets_its_forwarded_summary_once() -> None:
@@ -62,17 +69,30 @@ def test_a_label_that_came_first_waits_then_meets_its_forwarded_summary_once() -
 
 def test_joined_marks_go_once_a_durable_checkpoint_covers_their_label() -> None:
     join, store, _ = _join()
-    join.add_summary(0, "a", _summary())
-    join.add_summary(0, "b", _summary())
-    join.add_label(0, "a", "churn", "0", (5, 0), 500.0)
-    join.add_label(0, "b", "churn", "0", (8, 0), 500.0)
+    join.add_summaries(0, ["a", "b", "c"], _columns([_summary()] * 3))
+    join.seal()
+    join.add_labels(0, ["a"], "churn", ["0"], [(5, 0)], [500.0])
+    join.seal()  # the flush of the batch that read label 5
+    join.add_labels(0, ["b", "c"], "churn", ["0", "1"], [(8, 0), (8, 1)], [500.0] * 2)
+    join.seal()
+    assert {"0#j0", "0#j1"} <= set(store.data)
     join.drop_covered(lambda partition: 6)
-    assert join_key(0, "a") not in store.data and join_key(0, "b") in store.data
+    assert "0#j0" not in store.data and "0#j1" in store.data
+    # Label 5 is no longer marked: sent again, it waits (a retried label, after the
+    # checkpoint); labels 8 still are, so a replay of them joins nothing.
+    assert join.add_labels(0, ["b", "c"], "churn", ["0", "1"], [(8, 0), (8, 1)], [500.0] * 2) == []
+    assert join_key(0, "b") not in store.data
     # After a restart the marks are learnt again from the restored table.
     restored = LabelJoin(store, 2, Counters())
     restored.restore_joined_marks(0)
+    assert restored.add_label(0, "c", "churn", "1", (8, 1), 500.0) is None
+    assert restored.add_summary(0, "b", _summary()) is None  # forwarded again by a replay
+    assert join_key(0, "c") not in store.data and restored.waiting_summaries() == 0
     restored.drop_covered(lambda partition: 8)
-    assert store.data == {}
+    assert not [key for key in store.data if "#j" in key]
+    # Once the checkpoint covers them, a summary forwarded again is kept again.
+    assert restored.add_summary(0, "b", _summary()) is None
+    assert restored.waiting_summaries() == 1
 
 
 def test_labels_are_held_until_every_partition_was_heard_on_the_join_topic() -> None:

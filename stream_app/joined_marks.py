@@ -1,0 +1,122 @@
+"""Labels joined since the last durable checkpoint, kept as one table record per flush.
+
+Until a checkpoint covers a joined label, a crash replays it, and a replay of another
+partition may forward its prediction's summary again: both must find that the pair was
+made, or the label would wait for a summary gone for good and the summary for a label
+already used. That used to be a table entry per joined label (``JoinedMark``), written
+when it joined and deleted a flush later: about a third of what stage 1 spent on a label
+in an envelope. Here the marks of a partition's flush are one record (``{partition}#j{n}``)
+and a dictionary in memory, rebuilt from the records after a restart; a record goes once
+the durable checkpoint covers its last label.
+
+Only labels whose prediction had no entry of its own are marked here (the summary was
+among the kept columns): a label that waited, or an earlier version's entry, is replaced
+by a ``JoinedMark`` in place, one write, so no crash can keep the removal without the mark.
+The records of a flush are written before its gone rows (``LabelJoin.seal``): a crash
+that keeps a row's removal keeps its mark too.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import orjson
+
+from stream_app.state_store import PartitionedStore
+
+_VERSION = b"\x01"
+Identity = tuple[int, int]  # a label's offset and its position in its message
+
+
+def record_key(partition: int, number: int) -> str:
+    return f"{partition}#j{number}"
+
+
+@dataclass
+class _Record:
+    key: str
+    last_offset: int  # the highest label offset it holds: dropped once a checkpoint covers it
+    marks: list[tuple[str, int, int]]  # prediction id, label offset, position
+
+
+@dataclass
+class _PartitionMarks:
+    joined: dict[str, Identity] = field(default_factory=dict)
+    unsealed: list[tuple[str, int, int]] = field(default_factory=list)
+    records: list[_Record] = field(default_factory=list)
+    next_number: int = 0
+
+
+class JoinedMarks:
+    """The joined labels of each partition that a replay could read again."""
+
+    def __init__(self) -> None:
+        self._partitions: dict[int, _PartitionMarks] = defaultdict(_PartitionMarks)
+
+    def mark(self, partition: int, prediction_id: str, identity: Identity) -> None:
+        mine = self._partitions[partition]
+        mine.joined[prediction_id] = identity
+        mine.unsealed.append((prediction_id, identity[0], identity[1]))
+
+    def joined(self, partition: int) -> dict[str, Identity]:
+        """The partition's marks by prediction id (read-only: for lookups)."""
+        return self._partitions[partition].joined
+
+    def seal(self, store: PartitionedStore) -> None:
+        """Write the marks made since the last call, one record per partition."""
+        for partition, mine in self._partitions.items():
+            if not mine.unsealed:
+                continue
+            key = record_key(partition, mine.next_number)
+            mine.next_number += 1
+            marks, mine.unsealed = mine.unsealed, []
+            ids, offsets, positions = zip(*marks, strict=True)
+            value = orjson.dumps({"ids": ids, "o": offsets, "i": positions})
+            store.set(partition, key, _VERSION + value)
+            mine.records.append(_Record(key, max(offsets), marks))
+
+    def drop_covered(
+        self, labels_done: Callable[[int], int], store: PartitionedStore
+    ) -> dict[int, list[str]]:
+        """Delete the records whose labels a durable checkpoint covers (``labels_done``: a
+        partition's last label offset it covers); per partition, the ids no longer marked."""
+        unmarked: dict[int, list[str]] = {}
+        for partition, mine in self._partitions.items():
+            done = labels_done(partition)
+            covered = [record for record in mine.records if record.last_offset <= done]
+            if not covered:
+                continue
+            mine.records = [record for record in mine.records if record.last_offset > done]
+            gone = unmarked[partition] = []
+            joined = mine.joined
+            for record in covered:
+                store.delete(partition, record.key)
+                for prediction_id, offset, position in record.marks:
+                    # Unless marked again since (its summary forwarded again, and labelled)
+                    if joined.get(prediction_id) == (offset, position):
+                        del joined[prediction_id]
+                        gone.append(prediction_id)
+        return unmarked
+
+    def restore(self, partition: int, stored: Iterable[tuple[int, bytes]]) -> None:
+        """After a restart: the partition's records (by number) as its table holds them."""
+        mine = self._partitions[partition] = _PartitionMarks()
+        for number, value in sorted(stored):
+            if value[:1] != _VERSION:
+                raise ValueError(
+                    f"a joined-marks record of unknown version {value[:1]!r}: written by a "
+                    "newer Driftline? Run the version that wrote it, or reset the worker's tables"
+                )
+            data = orjson.loads(value[1:])
+            marks = list(zip(data["ids"], data["o"], data["i"], strict=True))
+            for prediction_id, offset, position in marks:
+                mine.joined[prediction_id] = (offset, position)
+            offsets = data["o"]
+            key = record_key(partition, number)
+            mine.records.append(_Record(key, max(offsets), marks))
+            mine.next_number = number + 1
+
+    def forget(self, partition: int) -> None:
+        self._partitions.pop(partition, None)

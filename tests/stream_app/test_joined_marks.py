@@ -1,0 +1,52 @@
+"""The joined labels a replay could read again, one record per flush
+(``stream_app.joined_marks``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream_app.joined_marks import JoinedMarks
+from stream_app.state_store import MemoryStore
+
+
+def test_a_record_goes_once_the_checkpoint_covers_its_last_label() -> None:
+    marks, store = JoinedMarks(), MemoryStore()
+    marks.mark(0, "a", (5, 0))
+    marks.mark(0, "b", (7, 2))
+    marks.seal(store)
+    marks.mark(1, "c", (3, 0))
+    marks.seal(store)
+    assert set(store.data) == {"0#j0", "1#j0"}
+    assert marks.drop_covered(lambda partition: 6, store) == {1: ["c"]}
+    assert set(store.data) == {"0#j0"}  # label 7 is past partition 0's checkpoint
+    assert marks.drop_covered(lambda partition: 7, store) == {0: ["a", "b"]}
+    assert store.data == {} and not marks.joined(0) and not marks.joined(1)
+
+
+def test_an_id_marked_again_since_stays_marked_when_its_older_record_goes() -> None:
+    marks, store = JoinedMarks(), MemoryStore()
+    marks.mark(0, "a", (5, 0))
+    marks.seal(store)
+    marks.mark(0, "a", (9, 0))  # its summary forwarded again by a replay, and labelled
+    marks.seal(store)
+    assert marks.drop_covered(lambda partition: 5, store) == {0: []}
+    assert marks.joined(0) == {"a": (9, 0)}
+
+
+def test_a_restart_learns_the_records_and_numbers_new_ones_after_them() -> None:
+    marks, store = JoinedMarks(), MemoryStore()
+    for offset in (1, 2):
+        marks.mark(0, f"p{offset}", (offset, 0))
+        marks.seal(store)
+    restored = JoinedMarks()
+    restored.restore(0, [(int(key[3:]), value) for key, value in store.data.items()])
+    assert restored.joined(0) == {"p1": (1, 0), "p2": (2, 0)}
+    restored.mark(0, "p3", (3, 0))
+    restored.seal(store)
+    assert set(store.data) == {"0#j0", "0#j1", "0#j2"}
+    assert restored.drop_covered(lambda partition: 1, store) == {0: ["p1"]}
+
+
+def test_a_record_of_an_unknown_version_is_refused_with_what_to_do() -> None:
+    with pytest.raises(ValueError, match="newer Driftline"):
+        JoinedMarks().restore(0, [(0, b"\x02{}")])
