@@ -800,7 +800,7 @@ class Stage2:
         if record.state is None:
             bound = runtime.fingerprint_for(record.start)
         else:
-            bound = WindowState.from_bytes(record.state).fingerprint
+            bound = WindowState.fingerprint_of(record.state)
         return runtime if bound is None else await self.registry.bound_to(runtime, bound)
 
     def _state(self, runtime: ModelRuntime, record: WindowRecord) -> WindowState:
@@ -917,6 +917,8 @@ class Stage2:
             elif orjson.loads(raw)["revision_pending"]:
                 record = self._record(partition, window.model_id, window.start, window.start)
                 pending.append((record_key, record))
+        # Loaded in a thread where stale: get() would read the database on the event loop.
+        await self.registry.prefetch({record.model_id for _, record in pending})
         for key, record in sorted(pending, key=lambda p: (p[1].model_id, p[1].start)):
             runtime = self.registry.get(record.model_id)
             if runtime is None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from hypothesis import given
@@ -100,6 +102,27 @@ def test_serialization_round_trips(a: list[Any]) -> None:
     state = state_of(a)
     assert WindowState.from_bytes(state.to_bytes()) == state
     assert WindowState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+@given(
+    rows,
+    st.text(max_size=20) | st.text(alphabet="0123456789abcdef", min_size=16, max_size=16),
+)
+def test_the_fingerprint_read_from_the_first_bytes_is_the_one_the_state_holds(
+    a: list[Any], fingerprint: str
+) -> None:
+    state = state_of(a)
+    state.fingerprint = fingerprint  # quotes, escapes and long ones too: read the long way
+    assert WindowState.fingerprint_of(state.to_bytes()) == fingerprint
+
+
+def test_the_fingerprint_of_an_unknown_version_or_garbage_is_refused() -> None:
+    data = WindowState.empty(PROFILE).to_dict()
+    data["version"] = 2
+    with pytest.raises(IncompatibleStateError, match="version 2"):
+        WindowState.fingerprint_of(zlib.compress(orjson.dumps(data)))
+    with pytest.raises(IncompatibleStateError, match="not a serialized window state"):
+        WindowState.fingerprint_of(b"not zlib")
 
 
 @given(rows)
