@@ -35,16 +35,26 @@ def record_key(partition: int, number: int) -> str:
 
 
 @dataclass
+class _Marks:
+    """Marks as columns (a tuple per mark kept hundreds of thousands of objects alive
+    for the garbage collector to walk)."""
+
+    ids: list[str] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)  # of each label's message
+    positions: list[int] = field(default_factory=list)  # of each label in its message
+
+
+@dataclass
 class _Record:
     key: str
     last_offset: int  # the highest label offset it holds: dropped once a checkpoint covers it
-    marks: list[tuple[str, int, int]]  # prediction id, label offset, position
+    marks: _Marks
 
 
 @dataclass
 class _PartitionMarks:
     joined: dict[str, Identity] = field(default_factory=dict)
-    unsealed: list[tuple[str, int, int]] = field(default_factory=list)
+    unsealed: _Marks = field(default_factory=_Marks)
     records: list[_Record] = field(default_factory=list)
     next_number: int = 0
 
@@ -58,7 +68,10 @@ class JoinedMarks:
     def mark(self, partition: int, prediction_id: str, identity: Identity) -> None:
         mine = self._partitions[partition]
         mine.joined[prediction_id] = identity
-        mine.unsealed.append((prediction_id, identity[0], identity[1]))
+        unsealed = mine.unsealed
+        unsealed.ids.append(prediction_id)
+        unsealed.offsets.append(identity[0])
+        unsealed.positions.append(identity[1])
 
     def joined(self, partition: int) -> dict[str, Identity]:
         """The partition's marks by prediction id (read-only: for lookups)."""
@@ -67,15 +80,15 @@ class JoinedMarks:
     def seal(self, store: PartitionedStore) -> None:
         """Write the marks made since the last call, one record per partition."""
         for partition, mine in self._partitions.items():
-            if not mine.unsealed:
+            marks = mine.unsealed
+            if not marks.ids:
                 continue
             key = record_key(partition, mine.next_number)
             mine.next_number += 1
-            marks, mine.unsealed = mine.unsealed, []
-            ids, offsets, positions = zip(*marks, strict=True)
-            value = orjson.dumps({"ids": ids, "o": offsets, "i": positions})
+            mine.unsealed = _Marks()
+            value = orjson.dumps({"ids": marks.ids, "o": marks.offsets, "i": marks.positions})
             store.set(partition, key, _VERSION + value)
-            mine.records.append(_Record(key, max(offsets), marks))
+            mine.records.append(_Record(key, max(marks.offsets), marks))
 
     def drop_covered(
         self, labels_done: Callable[[int], int], store: PartitionedStore
@@ -93,7 +106,10 @@ class JoinedMarks:
             joined = mine.joined
             for record in covered:
                 store.delete(partition, record.key)
-                for prediction_id, offset, position in record.marks:
+                marks = record.marks
+                for prediction_id, offset, position in zip(
+                    marks.ids, marks.offsets, marks.positions, strict=True
+                ):
                     # Unless marked again since (its summary forwarded again, and labelled)
                     if joined.get(prediction_id) == (offset, position):
                         del joined[prediction_id]
@@ -110,12 +126,12 @@ class JoinedMarks:
                     "newer Driftline? Run the version that wrote it, or reset the worker's tables"
                 )
             data = orjson.loads(value[1:])
-            marks = list(zip(data["ids"], data["o"], data["i"], strict=True))
-            for prediction_id, offset, position in marks:
-                mine.joined[prediction_id] = (offset, position)
-            offsets = data["o"]
+            marks = _Marks(data["ids"], data["o"], data["i"])
+            mine.joined.update(
+                zip(marks.ids, zip(marks.offsets, marks.positions, strict=True), strict=True)
+            )
             key = record_key(partition, number)
-            mine.records.append(_Record(key, max(offsets), marks))
+            mine.records.append(_Record(key, max(marks.offsets), marks))
             mine.next_number = number + 1
 
     def forget(self, partition: int) -> None:
