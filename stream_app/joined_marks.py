@@ -30,6 +30,11 @@ _VERSION = b"\x01"
 Identity = tuple[int, int]  # a label's offset and its position in its message
 
 
+# A record stays under this many bytes: Kafka refuses messages over 1 MB, and one flush
+# can join hundreds of thousands of labels.
+RECORD_BYTES = 256 * 1024
+
+
 def record_key(partition: int, number: int) -> str:
     return f"{partition}#j{number}"
 
@@ -78,17 +83,17 @@ class JoinedMarks:
         return self._partitions[partition].joined
 
     def seal(self, store: PartitionedStore) -> None:
-        """Write the marks made since the last call, one record per partition."""
+        """Write the marks made since the last call: a record per partition (more for
+        many marks, each under ``RECORD_BYTES``)."""
         for partition, mine in self._partitions.items():
-            marks = mine.unsealed
-            if not marks.ids:
+            if not mine.unsealed.ids:
                 continue
-            key = record_key(partition, mine.next_number)
-            mine.next_number += 1
-            mine.unsealed = _Marks()
-            value = orjson.dumps({"ids": marks.ids, "o": marks.offsets, "i": marks.positions})
-            store.set(partition, key, _VERSION + value)
-            mine.records.append(_Record(key, max(marks.offsets), marks))
+            unsealed, mine.unsealed = mine.unsealed, _Marks()
+            for marks, value in _records(unsealed):
+                key = record_key(partition, mine.next_number)
+                mine.next_number += 1
+                store.set(partition, key, value)
+                mine.records.append(_Record(key, max(marks.offsets), marks))
 
     def drop_covered(
         self, labels_done: Callable[[int], int], store: PartitionedStore
@@ -136,3 +141,16 @@ class JoinedMarks:
 
     def forget(self, partition: int) -> None:
         self._partitions.pop(partition, None)
+
+
+def _records(marks: _Marks) -> list[tuple[_Marks, bytes]]:
+    """``marks`` as stored values of at most ``RECORD_BYTES`` (halved until they fit)."""
+    value = _VERSION + orjson.dumps({"ids": marks.ids, "o": marks.offsets, "i": marks.positions})
+    if len(value) <= RECORD_BYTES or len(marks.ids) == 1:
+        return [(marks, value)]
+    half = len(marks.ids) // 2
+    return _records(_slice(marks, 0, half)) + _records(_slice(marks, half, len(marks.ids)))
+
+
+def _slice(marks: _Marks, start: int, end: int) -> _Marks:
+    return _Marks(marks.ids[start:end], marks.offsets[start:end], marks.positions[start:end])

@@ -66,6 +66,9 @@ SEGMENT_ROWS = 4096
 # records, or a quarter of the rows kept, whichever comes first.
 GONE_LOG_ROWS = 65_536
 GONE_LOG_RECORDS = 256
+# Rows per gone-log record: 256 KiB, 350 KB in base64 on the changelog, under Kafka's 1 MB
+# message limit however many labels one flush joins.
+GONE_LOG_RECORD_ROWS = 32_768
 _GONE_LOG_VERSION = b"\x01"
 # A spill moves at least this much below the memory budget (one file, not one per flush).
 SPILL_AT_LEAST = 16 * 2**20
@@ -490,12 +493,13 @@ class LabelJoin:
         """
         gone = columns.drain_gone()
         log = self._gone_logs[partition]
-        if gone.size:
+        for at in range(0, gone.size, GONE_LOG_RECORD_ROWS):
+            chunk = gone[at : at + GONE_LOG_RECORD_ROWS]
             key = _gone_log_key(partition, log.next_number)
             log.next_number += 1
             log.keys.append(key)
-            log.rows += int(gone.size)
-            self.store.set(partition, key, _GONE_LOG_VERSION + gone.astype("<i8").tobytes())
+            log.rows += int(chunk.size)
+            self.store.set(partition, key, _GONE_LOG_VERSION + chunk.astype("<i8").tobytes())
         due = (
             log.rows >= min(GONE_LOG_ROWS, max(SEGMENT_ROWS, len(columns.index) // 4))
             or len(log.keys) >= GONE_LOG_RECORDS

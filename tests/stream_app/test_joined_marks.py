@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream_app.joined_marks import JoinedMarks
+from stream_app.joined_marks import RECORD_BYTES, JoinedMarks
 from stream_app.state_store import MemoryStore
 
 
@@ -50,3 +50,17 @@ def test_a_restart_learns_the_records_and_numbers_new_ones_after_them() -> None:
 def test_a_record_of_an_unknown_version_is_refused_with_what_to_do() -> None:
     with pytest.raises(ValueError, match="newer Driftline"):
         JoinedMarks().restore(0, [(0, b"\x02{}")])
+
+
+def test_many_marks_are_several_records_under_the_size_limit_and_restore_whole() -> None:
+    marks, store = JoinedMarks(), MemoryStore()
+    for i in range(60_000):
+        marks.mark(0, f"a-long-prediction-id-{i}", (i // 500, i % 500))
+    marks.seal(store)
+    assert len(store.data) > 1
+    assert max(map(len, store.data.values())) <= RECORD_BYTES
+    restored = JoinedMarks()
+    restored.restore(0, [(int(key[3:]), value) for key, value in store.data.items()])
+    assert restored.joined(0) == marks.joined(0)
+    assert len(restored.drop_covered(lambda partition: 119, store)[0]) == 60_000
+    assert store.data == {}

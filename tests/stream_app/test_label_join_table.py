@@ -358,3 +358,26 @@ def test_a_joined_mark_is_swept_by_its_own_expiry_restart_or_not(restart: bool) 
     assert store.data == {}, "the mark expired at 50"
     join.add_summary(0, "p0", _summary(50.0, origin_offset=5))
     assert join.waiting_summaries() == 1
+
+
+def test_no_table_value_outgrows_a_kafka_message_however_many_labels_a_flush_joins() -> None:
+    # 100,000 labels in one flush: their marks (~1.6 MB as one record) and the rows they
+    # take (800 KB of handles) once crashed a worker's changelog producer at Kafka's 1 MB.
+    join, store, _ = _join(1)
+    ids = [f"prediction-{i}" for i in range(150_000)]
+    join.add_summaries(0, ids, _columns([_summary()] * len(ids)))
+    join.seal()
+    store.writes.clear()
+    labelled = [i for i in ids if not i.endswith("0")]  # segments keep rows: no segment goes
+    n = len(labelled)
+    positions = [(9, i) for i in range(n)]
+    assert len(join.add_labels(0, labelled, "churn", ["1"] * n, positions, [500.0] * n)) == n
+    join.seal()
+    # Under half of Kafka's limit: values that are not UTF-8 go out in base64 (4/3).
+    assert max(len(value) for _, _, value in store.writes if value is not None) <= 512 * 1024
+    restored = LabelJoin(store, 1, Counters())
+    restored.restore_joined_marks(0)
+    assert restored.waiting_summaries() == len(ids) - n
+    assert (
+        restored.add_labels(0, labelled[:5], "churn", ["1"] * 5, positions[:5], [500.0] * 5) == []
+    )
