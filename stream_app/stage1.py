@@ -129,6 +129,20 @@ class _Run:
 
 
 @dataclass
+class _Pairs:
+    """Labeled pairs as columns: a tuple per pair, unpacked again to send them, was
+    several percent of a worker joining label envelopes."""
+
+    labels: list[Any] = field(default_factory=list)
+    predicted: list[Any] = field(default_factory=list)
+    scores: list[Any] = field(default_factory=list)
+    origin_kinds: list[str] = field(default_factory=list)  # the summary's topic
+    origin_offsets: list[int] = field(default_factory=list)  # and its offset there
+    label_offsets: list[int] = field(default_factory=list)
+    label_positions: list[int] = field(default_factory=list)  # in the label's message
+
+
+@dataclass
 class _Batch:
     """What one batch accumulates before the state is written once."""
 
@@ -142,11 +156,10 @@ class _Batch:
     columns: dict[tuple[int, str, float], list[Mapping[str, FeatureColumn | BinnedColumn]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    # Labeled pairs by (partition, model, window): (label, prediction, score, summary's
-    # topic, summary's offset, label's offset and position in its message): what identifies a
-    # pair (see messages).
-    labeled: dict[tuple[int, str, float, float], list[tuple[Any, Any, Any, str, int, int, int]]] = (
-        field(default_factory=lambda: defaultdict(list))
+    # Labeled pairs by (partition, model, window), as columns: what identifies a pair
+    # (see messages).
+    labeled: dict[tuple[int, str, float, float], _Pairs] = field(
+        default_factory=lambda: defaultdict(_Pairs)
     )
     # Late events by (partition, model, window): {offset of their predictions message: n}.
     late: dict[tuple[int, str, float, float], dict[int, int]] = field(
@@ -1193,19 +1206,16 @@ class Stage1:
 
     def _pair(self, partition: int, joined: Joined, work: _Batch) -> None:
         summary = joined.summary
-        work.labeled[
+        pairs = work.labeled[
             (partition, summary.model_id, summary.window_start, summary.window_end)
-        ].append(
-            (
-                joined.label,
-                summary.predicted,
-                summary.score,
-                summary.origin_kind,
-                summary.origin_offset,
-                joined.identity[0],
-                joined.identity[1],
-            )
-        )
+        ]
+        pairs.labels.append(joined.label)
+        pairs.predicted.append(summary.predicted)
+        pairs.scores.append(summary.score)
+        pairs.origin_kinds.append(summary.origin_kind)
+        pairs.origin_offsets.append(summary.origin_offset)
+        pairs.label_offsets.append(joined.identity[0])
+        pairs.label_positions.append(joined.identity[1])
         self.counters.joined += 1
 
     async def _reject(self, message: InputMessage, reason: str) -> None:
@@ -1263,22 +1273,20 @@ class Stage1:
 
     async def _send_labels_and_late(self, work: _Batch) -> None:
         for (partition, model_id, start, end), pairs in work.labeled.items():
-            y_true, y_pred, scores, kinds, origins, label_offsets, label_indexes = (
-                list(column) for column in zip(*pairs, strict=True)
-            )
+            positions = pairs.label_positions
             message = messages.LabelsMessage(
                 model_id,
                 start,
                 end,
-                y_true,
-                y_pred,
-                scores,
+                pairs.labels,
+                pairs.predicted,
+                pairs.scores,
                 partition,
-                "".join(kinds),
-                origins,
-                label_offsets,
+                "".join(pairs.origin_kinds),
+                pairs.origin_offsets,
+                pairs.label_offsets,
                 dict(self._durable_checkpoints.get(partition, {})),
-                label_indexes if any(label_indexes) else [],
+                positions if any(positions) else [],
             )
             await self._send(model_id, messages.encode(message), None)
         for (partition, model_id, start, end), counts in work.late.items():
