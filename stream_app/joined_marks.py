@@ -95,19 +95,15 @@ class JoinedMarks:
                 store.set(partition, key, value)
                 mine.records.append(_Record(key, max(marks.offsets), marks))
 
-    def drop_covered(
-        self, labels_done: Callable[[int], int], store: PartitionedStore
-    ) -> dict[int, list[str]]:
+    def drop_covered(self, labels_done: Callable[[int], int], store: PartitionedStore) -> None:
         """Delete the records whose labels a durable checkpoint covers (``labels_done``: a
-        partition's last label offset it covers); per partition, the ids no longer marked."""
-        unmarked: dict[int, list[str]] = {}
+        partition's last label offset it covers), and their marks."""
         for partition, mine in self._partitions.items():
             done = labels_done(partition)
             covered = [record for record in mine.records if record.last_offset <= done]
             if not covered:
                 continue
             mine.records = [record for record in mine.records if record.last_offset > done]
-            gone = unmarked[partition] = []
             joined = mine.joined
             for record in covered:
                 store.delete(partition, record.key)
@@ -118,8 +114,6 @@ class JoinedMarks:
                     # Unless marked again since (its summary forwarded again, and labelled)
                     if joined.get(prediction_id) == (offset, position):
                         del joined[prediction_id]
-                        gone.append(prediction_id)
-        return unmarked
 
     def restore(self, partition: int, stored: Iterable[tuple[int, bytes]]) -> None:
         """After a restart: the partition's records (by number) as its table holds them."""

@@ -220,12 +220,12 @@ class LabelJoin:
         self._columns: dict[int, SummaryColumns] = {}
         self._gone_logs: dict[int, _GoneLog] = defaultdict(_GoneLog)
         # Per partition, every prediction id with an entry of its own in the table (a
-        # label waiting, a joined mark, an earlier version's summary), and maybe a few
-        # whose entry went since: a batch of ids none of which is here skips a table
-        # lookup per id, a tenth of what keeping an enveloped prediction cost.
+        # label waiting, a per-key joined mark, an earlier version's summary), and maybe
+        # a few whose entry went since: with the marks below, a batch of ids none of
+        # which is in either skips a table lookup per id, a tenth of what keeping an
+        # enveloped prediction cost.
         self._entry_ids: dict[int, set[str]] = defaultdict(set)
-        # The labels joined with a kept summary, until a checkpoint covers them (their ids
-        # are in _entry_ids too).
+        # The labels joined with a kept summary, until a checkpoint covers them.
         self.marks = JoinedMarks()
 
     # -- entries -------------------------------------------------------------------------
@@ -261,7 +261,7 @@ class LabelJoin:
         if not ids:
             return []
         joined: list[Joined] = []
-        if not self._entry_ids[partition].isdisjoint(ids):  # a label waits, or a mark
+        if self._may_have_entries(partition, ids):  # a label waits, or a mark
             get = self.store.get
             keys = [f"{partition}|{prediction_id}" for prediction_id in ids]
             found = [get(key) for key in keys]
@@ -355,7 +355,7 @@ class LabelJoin:
         change what is stored.
         """
         keys = [join_key(partition, prediction_id) for prediction_id in ids]
-        if self._entry_ids[partition].isdisjoint(ids):  # nothing stored for any of them
+        if not self._may_have_entries(partition, ids):  # nothing stored for any of them
             stored: list[bytes | None] = [None] * len(ids)
         else:
             get, marked = self.store.get, self.marks.joined(partition)
@@ -539,7 +539,13 @@ class LabelJoin:
         """A label joined a kept summary: the id had no entry of its own (see
         :mod:`stream_app.joined_marks`)."""
         self.marks.mark(partition, prediction_id, label)
-        self._entry_ids[partition].add(prediction_id)
+
+    def _may_have_entries(self, partition: int, ids: Sequence[str]) -> bool:
+        """Whether any of ``ids`` may have state of its own: an entry, or a joined mark."""
+        return not (
+            self._entry_ids[partition].isdisjoint(ids)
+            and self.marks.joined(partition).keys().isdisjoint(ids)
+        )
 
     def _note_expiry(self, partition: int, expires: float) -> None:
         known = self._earliest_expiry.get(partition)
@@ -548,8 +554,7 @@ class LabelJoin:
 
     def drop_covered(self, labels_done: Callable[[int], int]) -> None:
         """Delete the joined marks whose label a durable checkpoint covers."""
-        for partition, unmarked in self.marks.drop_covered(labels_done, self.store).items():
-            self._entry_ids[partition].difference_update(unmarked)
+        self.marks.drop_covered(labels_done, self.store)
         for partition, marks in self._joined_marks.items():
             done = labels_done(partition)
             entry_ids = self._entry_ids[partition]
@@ -671,10 +676,10 @@ class LabelJoin:
         for key, value in self.store.items():
             if key.startswith(prefix):
                 entry_ids.add(key[len(prefix) :])
-            if key.startswith(prefix) and is_joined_mark(value):
-                mark = read_entry(value)
-                assert isinstance(mark, JoinedMark)
-                self._joined_marks[partition].append((key, mark.offset))
+                if is_joined_mark(value):
+                    mark = read_entry(value)
+                    assert isinstance(mark, JoinedMark)
+                    self._joined_marks[partition].append((key, mark.offset))
             elif key.startswith(segments):
                 stored[int(key[len(segments) :])] = value
             elif key.startswith(gone):
@@ -684,7 +689,6 @@ class LabelJoin:
             elif key.startswith(marked):
                 mark_records.append((int(key[len(marked) :]), bytes(value)))
         self.marks.restore(partition, mark_records)
-        entry_ids.update(self.marks.joined(partition))
         columns = self._columns[partition] = SummaryColumns()
         log = self._gone_logs[partition] = _GoneLog()
         logged_gone = [_read_gone_log(gone_log[number]) for number in sorted(gone_log)]
