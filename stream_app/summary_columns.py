@@ -1,8 +1,12 @@
 """Prediction summaries waiting for their labels, kept as columns by segment (issue 12 part 2).
 
 One segment holds the summaries one flush kept for one join partition: the ids as one
-byte string with offsets, and numpy columns for the window, prediction, score, expiry and
-origin, with the few distinct models, windows and predicted classes coded. An
+byte string with offsets, and one packed numpy record per row for the window, prediction,
+score, expiry and origin, with the few distinct models, windows and predicted classes
+coded. A label for a random prediction reads one row of one segment among thousands: one
+record is a cache line or two where a column per field was a miss per field (2.9 µs a
+summary at 1,000,000 outstanding as columns). Whole-segment work still reads a field as a
+column (a strided view of the records). An
 :class:`~stream_app.id_index.IdIndex` maps ids to (segment, row) handles. Per outstanding
 prediction that is ~85 bytes (a 36-character id) instead of the ~300 of a table entry with
 its key string and JSON value; ``bench/join_columns_bench.py`` measures both.
@@ -31,7 +35,7 @@ from stream_app.id_index import MISSING, IdIndex, python_slot_key
 
 ROW_BITS = 24  # rows per segment: fewer than 2**24
 MAX_ROWS = 1 << ROW_BITS
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one packed record per row; reads 1 (a column per field)
 _MAGIC = b"DLS"
 
 WAITING, JOINED, GONE = 0, 1, 2
@@ -135,25 +139,42 @@ def _narrowest(distinct: int) -> type[np.unsignedinteger[Any]]:
     return np.uint16 if distinct <= 1 << 16 else np.uint32
 
 
+# A row's record: model code, window code, predicted (code, or the value when every
+# prediction is a float), score (NaN: none), expiry, origin kind code, origin offset. The
+# codes are as narrow as the segment's distinct values allow.
+RECORD_FIELDS = ("m", "w", "y", "s", "x", "k", "o")
+
+
+def _record_dtype(model: Any, window: Any, predicted: Any, origin: Any) -> np.dtype[np.void]:
+    fields = (model, window, predicted, "<f8", "<f8", origin, "<i8")
+    return _fields_dtype([np.dtype(kind).str for kind in fields])
+
+
+def _fields_dtype(kinds: Sequence[str]) -> np.dtype[np.void]:
+    return np.dtype(list(zip(RECORD_FIELDS, kinds, strict=True)))
+
+
 @dataclass
 class SummarySegment:
     seq: int
     id_blob: bytes | memoryview  # a view into the stored changelog value, once restored
     id_ends: npt.NDArray[np.uint32]  # row i's id is id_blob[id_ends[i-1]:id_ends[i]]
     models: list[str]
-    model_codes: Codes
     windows: list[tuple[float, float]]
-    window_codes: Codes
     predicted: list[Any]  # distinct values; empty when every prediction is a float
-    predicted_codes: Codes | None
-    predicted_floats: F64 | None
-    scores: F64  # NaN: no score
-    expires: F64
     origin_kinds: list[str]
-    origin_codes: Codes
-    origin_offsets: npt.NDArray[np.int64]
+    records: npt.NDArray[np.void]  # a row's fields (RECORD_FIELDS), packed
     state: npt.NDArray[np.uint8]
-    on_disk: bool = False  # its columns view a spill file (stream_app.segment_spill)
+    on_disk: bool = False  # its records view a spill file (stream_app.segment_spill)
+
+    @property
+    def floats(self) -> bool:
+        """Whether every prediction is a float, kept as it is (not coded)."""
+        return self.records.dtype["y"].kind == "f"
+
+    @property
+    def expires(self) -> F64:
+        return cast(F64, self.records["x"])
 
     @classmethod
     def build(cls, seq: int, ids: Sequence[str], summaries: Sequence[Summary]) -> SummarySegment:
@@ -190,22 +211,25 @@ class SummarySegment:
         if np.count_nonzero(np.isnan(scores)) != missing:
             raise ValueError("a score is NaN: NaN stands for no score here")
         kinds, origin_codes = _coded(columns.origin_kinds)
+        narrow = np.array(values, dtype=np.float64) if floats else predicted_codes
+        assert narrow is not None
         return cls(
             seq=seq,
             id_blob=id_blob,
             id_ends=np.cumsum(np.fromiter(id_lengths, dtype=np.uint32, count=n), dtype=np.uint32),
             models=models,
-            model_codes=model_codes,
             windows=windows,
-            window_codes=window_codes,
             predicted=predicted,
-            predicted_codes=predicted_codes,
-            predicted_floats=np.array(values, dtype=np.float64) if floats else None,
-            scores=scores,
-            expires=np.array(columns.expires, dtype=np.float64),
             origin_kinds=kinds,
-            origin_codes=origin_codes,
-            origin_offsets=np.array(columns.origin_offsets, dtype=np.int64),
+            records=_packed(
+                model_codes,
+                window_codes,
+                narrow,
+                scores,
+                np.array(columns.expires, dtype=np.float64),
+                origin_codes,
+                np.array(columns.origin_offsets, dtype=np.int64),
+            ),
             state=np.zeros(n, dtype=np.uint8),
         )
 
@@ -217,33 +241,28 @@ class SummarySegment:
         return str(self.id_blob[ends.item(row - 1) if row else 0 : ends.item(row)], "utf-8")
 
     def summary(self, row: int) -> Summary:
-        window = self.windows[self.window_codes.item(row)]
-        if self.predicted_floats is not None:
-            predicted: Any = self.predicted_floats.item(row)
-        else:
-            assert self.predicted_codes is not None
-            predicted = self.predicted[self.predicted_codes.item(row)]
-        score: float = self.scores.item(row)
+        m, w, y, s, x, k, o = self.records.item(row)
+        window = self.windows[w]
         return Summary(
-            self.models[self.model_codes.item(row)],
+            self.models[m],
             window[0],
             window[1],
-            predicted,
-            None if score != score else score,
-            self.expires.item(row),
-            self.origin_kinds[self.origin_codes.item(row)],
-            self.origin_offsets.item(row),
+            y if type(y) is float else self.predicted[y],  # a float is kept, a code is an int
+            None if s != s else s,
+            x,
+            self.origin_kinds[k],
+            o,
         )
 
     def summaries(self, rows: npt.NDArray[np.int64]) -> list[Summary]:
-        """:meth:`summary` of many rows, gathered column by column."""
-        windows = [self.windows[code] for code in self.window_codes[rows].tolist()]
-        if self.predicted_floats is not None:
-            predicted: list[Any] = self.predicted_floats[rows].tolist()
+        """:meth:`summary` of many rows, gathered field by field."""
+        records = self.records[rows]
+        windows = [self.windows[code] for code in records["w"].tolist()]
+        if self.floats:
+            predicted: list[Any] = records["y"].tolist()
         else:
-            assert self.predicted_codes is not None
-            predicted = [self.predicted[code] for code in self.predicted_codes[rows].tolist()]
-        scores = self.scores[rows]
+            predicted = [self.predicted[code] for code in records["y"].tolist()]
+        scores = records["s"]
         score_list: list[float | None] = scores.tolist()
         for at in np.flatnonzero(np.isnan(scores)).tolist():
             score_list[at] = None
@@ -251,32 +270,21 @@ class SummarySegment:
         return [
             Summary(models[m], w[0], w[1], y, s, x, kinds[k], o)
             for m, w, y, s, x, k, o in zip(
-                self.model_codes[rows].tolist(),
+                records["m"].tolist(),
                 windows,
                 predicted,
                 score_list,
-                self.expires[rows].tolist(),
-                self.origin_codes[rows].tolist(),
-                self.origin_offsets[rows].tolist(),
+                records["x"].tolist(),
+                records["k"].tolist(),
+                records["o"].tolist(),
                 strict=True,
             )
         ]
 
     @property
     def nbytes(self) -> int:
-        arrays = (
-            self.id_ends,
-            self.model_codes,
-            self.window_codes,
-            self.predicted_codes,
-            self.predicted_floats,
-            self.scores,
-            self.expires,
-            self.origin_codes,
-            self.origin_offsets,
-            self.state,
-        )
-        return len(self.id_blob) + sum(a.nbytes for a in arrays if a is not None)
+        arrays = (self.id_ends, self.records, self.state)
+        return len(self.id_blob) + sum(a.nbytes for a in arrays)
 
     # -- the changelog form ------------------------------------------------------------
 
@@ -287,39 +295,27 @@ class SummarySegment:
                 "n": len(self),
                 "models": self.models,
                 "windows": self.windows,
-                "predicted": None if self.predicted_floats is not None else self.predicted,
+                "predicted": None if self.floats else self.predicted,
                 "kinds": self.origin_kinds,
-                "dtypes": [p.dtype.str for p in self._parts()],
+                "ends": self.id_ends.dtype.str,
+                "records": [self.records.dtype[name].str for name in RECORD_FIELDS],
             }
         )
         head = _MAGIC + struct.pack("<BII", FORMAT_VERSION, len(header), len(self.id_blob))
-        return b"".join([head, header, self.id_blob, *(p.tobytes() for p in self._parts())])
-
-    def _parts(self) -> list[npt.NDArray[Any]]:
-        narrow = self.predicted_codes if self.predicted_floats is None else self.predicted_floats
-        assert narrow is not None
-        return [
-            self.id_ends,
-            self.model_codes,
-            self.window_codes,
-            narrow,
-            self.scores,
-            self.expires,
-            self.origin_codes,
-            self.origin_offsets,
-            self.state,
-        ]
+        parts = (self.id_ends, self.records, self.state)
+        return b"".join([head, header, self.id_blob, *(p.tobytes() for p in parts)])
 
     @classmethod
     def from_bytes(cls, data: bytes | memoryview, copy: bool = True) -> SummarySegment:
-        """The segment ``to_bytes`` wrote; with ``copy=False`` its columns are read-only
-        views into ``data`` (kept in the table anyway: no second copy), all but the state."""
+        """The segment ``to_bytes`` wrote; with ``copy=False`` its ids and records are
+        read-only views into ``data`` (kept in the table anyway: no second copy). The row
+        states, written as rows change, are always a copy. Reads format 1 too (a copy)."""
         if data[:3] != _MAGIC:
             raise ValueError("not a summary segment")
         version, header_size, blob_size = struct.unpack_from("<BII", data, 3)
-        if version != FORMAT_VERSION:
+        if version not in (1, FORMAT_VERSION):
             raise ValueError(
-                f"summary segment format {version}, this worker reads {FORMAT_VERSION}: "
+                f"summary segment format {version}, this worker reads 1 and {FORMAT_VERSION}: "
                 "run the Driftline version that wrote it, or a newer one"
             )
         at = 3 + struct.calcsize("<BII")
@@ -328,43 +324,40 @@ class SummarySegment:
         blob = data[at : at + blob_size] if copy else memoryview(data)[at : at + blob_size]
         at += blob_size
         n = header["n"]
-        floats = header["predicted"] is None
-        dtypes = iter(header["dtypes"])
-        taken = [0]
 
-        def next_is_state() -> bool:  # the last part: written as rows change, so owned
-            taken[0] += 1
-            return taken[0] == len(header["dtypes"])
-
-        def take() -> Any:
+        def take(dtype: np.dtype[Any], owned: bool) -> Any:
             nonlocal at
-            dtype = np.dtype(next(dtypes))
             array = np.frombuffer(data, dtype=dtype, count=n, offset=at)
             at += n * dtype.itemsize
-            return array.copy() if copy or next_is_state() else array
+            return array.copy() if copy or owned else array
 
-        id_ends = take()
-        model_codes = take()
-        window_codes = take()
-        narrow = take()
+        if version == 1:  # a column per field, in RECORD_FIELDS order after the ends
+            ends_kind, *kinds, _ = map(np.dtype, header["dtypes"])
+            id_ends = take(ends_kind, owned=True)
+            records = _packed(*(take(kind, owned=True) for kind in kinds))
+        else:
+            id_ends = take(np.dtype(header["ends"]), owned=False)
+            records = take(_fields_dtype(header["records"]), owned=False)
         return cls(
             seq=header["seq"],
             id_blob=blob,
             id_ends=id_ends,
             models=header["models"],
-            model_codes=model_codes,
             windows=[(w[0], w[1]) for w in header["windows"]],
-            window_codes=window_codes,
-            predicted=[] if floats else header["predicted"],
-            predicted_codes=None if floats else narrow,
-            predicted_floats=narrow if floats else None,
-            scores=take(),
-            expires=take(),
+            predicted=[] if header["predicted"] is None else header["predicted"],
             origin_kinds=header["kinds"],
-            origin_codes=take(),
-            origin_offsets=take(),
-            state=take(),
+            records=records,
+            state=take(np.dtype(np.uint8), owned=True),
         )
+
+
+def _packed(*columns: npt.NDArray[Any]) -> npt.NDArray[np.void]:
+    """Columns in RECORD_FIELDS order as one packed record per row."""
+    model, window, predicted, _, _, origin, _ = (column.dtype for column in columns)
+    records = np.empty(columns[0].size, dtype=_record_dtype(model, window, predicted, origin))
+    for name, column in zip(RECORD_FIELDS, columns, strict=True):
+        records[name] = column
+    return records
 
 
 def is_summary_segment(value: bytes) -> bool:

@@ -192,10 +192,52 @@ def test_a_segment_of_another_format_is_refused_with_what_to_do() -> None:
     segment = SummarySegment.build(0, ["a"], [Summary("m", 0.0, 60.0, 1, None, 9.0, "p", 3)])
     data = bytearray(segment.to_bytes())
     data[3] = 9
-    with pytest.raises(ValueError, match="format 9, this worker reads 1: run"):
+    with pytest.raises(ValueError, match="format 9, this worker reads 1 and 2: run"):
         SummarySegment.from_bytes(bytes(data))
     with pytest.raises(ValueError, match="NaN stands for no score"):
         SummarySegment.build(0, ["a"], [Summary("m", 0.0, 60.0, 1, float("nan"), 9.0, "p", 3)])
+
+
+# Two segments as format 1 (a column per field) wrote them: coded predictions with a row
+# gone, and float predictions. A worker upgraded with segments in its changelog reads them.
+FORMAT_1_CODED = bytes.fromhex(
+    "444c5301ba000000050000007b22736571223a372c226e223a332c226d6f64656c73223a5b22636875726e22"
+    "2c226672617564225d2c2277696e646f7773223a5b5b302e302c36302e305d2c5b36302e302c3132302e305d"
+    "5d2c22707265646963746564223a5b22796573222c226e6f225d2c226b696e6473223a5b2270222c226a225d"
+    "2c22647479706573223a5b223c7534222c227c7531222c227c7531222c227c7531222c223c6638222c223c66"
+    "38222c227c7531222c223c6938222c227c7531225d7d6162c3a96301000000040000000500000000000100010000"
+    "0100000000000000d03f000000000000f87f000000000000e83f0000000000e05840000000000000594000000000"
+    "004059400001000c000000000000000000000000010000ffffffffffffffff000200"
+)
+FORMAT_1_FLOATS = bytes.fromhex(
+    "444c530195000000020000007b22736571223a382c226e223a322c226d6f64656c73223a5b226d225d2c2277"
+    "696e646f7773223a5b5b302e302c36302e305d5d2c22707265646963746564223a6e756c6c2c226b696e6473"
+    "223a5b2270225d2c22647479706573223a5b223c7534222c227c7531222c227c7531222c223c6638222c223c"
+    "6638222c223c6638222c227c7531222c223c6938222c227c7531225d7d7879010000000200000000000000000000"
+    "000000f83f00000000000002c0000000000000e03f000000000000f87f0000000000002240000000000000244000"
+    "00030000000000000004000000000000000000"
+)
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_segments_of_format_1_are_read(copy: bool) -> None:
+    coded = SummarySegment.from_bytes(FORMAT_1_CODED, copy=copy)
+    assert (coded.seq, [coded.id_at(row) for row in range(3)]) == (7, ["a", "b\u00e9", "c"])
+    assert coded.state.tolist() == [WAITING, GONE, WAITING]
+    expected = [
+        Summary("churn", 0.0, 60.0, "yes", 0.25, 99.5, "p", 12),
+        Summary("churn", 60.0, 120.0, "no", None, 100.0, "j", 2**40),
+        Summary("fraud", 0.0, 60.0, "yes", 0.75, 101.0, "p", -1),
+    ]
+    assert [coded.summary(row) for row in range(3)] == expected
+    assert coded.summaries(np.array([2, 0])) == [expected[2], expected[0]]
+    floats = SummarySegment.from_bytes(FORMAT_1_FLOATS, copy=copy)
+    assert [floats.summary(row) for row in range(2)] == [
+        Summary("m", 0.0, 60.0, 1.5, 0.5, 9.0, "p", 3),
+        Summary("m", 0.0, 60.0, -2.25, None, 10.0, "p", 4),
+    ]
+    again = SummarySegment.from_bytes(coded.to_bytes())  # written back as format 2
+    assert again.to_bytes()[3] == 2 and [again.summary(row) for row in range(3)] == expected
 
 
 def _windows_by_rows(starts: list[float], ends: list[float]) -> tuple[list[Any], list[int]]:
