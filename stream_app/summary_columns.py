@@ -388,7 +388,10 @@ class SummaryColumns:
         self._gone_arrays: list[npt.NDArray[np.int64]] = []
 
     def _id_at(self, handle: int) -> str:
-        return self.segments[handle >> ROW_BITS].id_at(handle & (MAX_ROWS - 1))
+        # SummarySegment.id_at inlined: the index calls this for every hash it matches.
+        segment, row = self.segments[handle >> ROW_BITS], handle & (MAX_ROWS - 1)
+        ends = segment.id_ends
+        return str(segment.id_blob[ends.item(row - 1) if row else 0 : ends.item(row)], "utf-8")
 
     def number_after(self, seq: int) -> None:
         """New segments get numbers above ``seq`` (one a record still names, say)."""
@@ -527,13 +530,26 @@ class SummaryColumns:
         handles: npt.NDArray[np.int64],
         slots: npt.NDArray[np.int64],
     ) -> list[Summary | None]:
+        """:meth:`_take_row` of each handle (distinct), with what it does per row inlined
+        and the segments' counts of rows left updated once each at the end."""
         freed: list[int] = []
+        went: dict[int, int] = {}
+        segments, gone = self.segments, self._gone_handles
         for position, handle, slot in zip(
             positions.tolist(), handles.tolist(), slots.tolist(), strict=True
         ):
-            taken[position] = summary = self._take_row(handle)
-            if summary is not None:
-                freed.append(slot)
+            seq, row = handle >> ROW_BITS, handle & (MAX_ROWS - 1)
+            segment = segments[seq]
+            state = segment.state
+            if state.item(row) != WAITING:
+                continue
+            taken[position] = segment.summary(row)
+            state[row] = GONE
+            gone.append(handle)
+            went[seq] = went.get(seq, 0) + 1
+            freed.append(slot)
+        for seq, count in went.items():
+            self._rows_went(seq, count)
         if freed:
             self.index.delete_slots(np.array(freed, dtype=np.int64))
         return taken

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_app import id_index
+from stream_app import id_index, summary_columns
 from stream_app.id_index import MAX_LOAD, MISSING, IdIndex
 from stream_app.summary_columns import (
     GONE,
@@ -57,7 +57,8 @@ OPS = st.lists(
         ),
         st.tuples(st.just("join"), st.lists(IDS, max_size=6)),
         st.tuples(st.just("forget"), st.lists(IDS, max_size=6)),
-        st.tuples(st.just("take"), st.lists(IDS, max_size=4)),
+        # An int picks an id seen before (most of them waiting): random ids rarely are.
+        st.tuples(st.just("take"), st.lists(st.one_of(IDS, st.integers(0, 99)), max_size=6)),
         st.tuples(st.just("expire"), st.floats(0, 100)),
         st.tuples(st.just("restart"), st.none()),
     ),
@@ -107,9 +108,9 @@ NATIVE = id_index.native
 )
 @pytest.mark.parametrize("hasher", ["python", "colliding"])
 @settings(max_examples=150, deadline=None)
-@given(ops=OPS, extra=st.lists(IDS, max_size=8))
+@given(ops=OPS, extra=st.lists(IDS, max_size=8), take=st.sampled_from(["one", "rows", "numpy"]))
 def test_columns_answer_what_a_dict_of_summaries_answers(
-    rounds: str, hasher: str, ops: list[tuple[str, Any]], extra: list[str]
+    rounds: str, hasher: str, ops: list[tuple[str, Any]], extra: list[str], take: str
 ) -> None:
     numpy = rounds != "one id at a time"
     # Stragglers: after one numpy round, the ids still probing go one at a time.
@@ -120,10 +121,23 @@ def test_columns_answer_what_a_dict_of_summaries_answers(
         patch.object(id_index, "VECTOR_ROUNDS", 1),
         patch.object(id_index, "STRAGGLERS", stragglers),
     ):
-        _replay_ops(hasher, ops, extra)
+        _replay_ops(hasher, ops, extra, take)
 
 
-def _replay_ops(hasher: str, ops: list[tuple[str, Any]], extra: list[str]) -> None:
+def _taken(columns: SummaryColumns, ids: list[str], how: str) -> list[Summary | None]:
+    """Each id's waiting summary, taken one by one or as a batch (row by row, or by numpy
+    per segment): the ids distinct but for one by one."""
+    if how == "one":
+        return [columns.take_one(prediction_id) for prediction_id in ids]
+    by_rows = 10**9 if how == "rows" else 0
+    with (
+        patch.object(summary_columns, "TAKE_ONE_BY_ONE_BELOW", 0),
+        patch.object(summary_columns, "ROWS_PER_SEGMENT_FOR_NUMPY", by_rows),
+    ):
+        return columns.take(ids)
+
+
+def _replay_ops(hasher: str, ops: list[tuple[str, Any]], extra: list[str], take: str) -> None:
     make = (lambda: SummaryColumns(slot_key=colliding)) if hasher == "colliding" else SummaryColumns
     columns = make()
     model: dict[str, tuple[Summary, int]] = {}
@@ -146,8 +160,14 @@ def _replay_ops(hasher: str, ops: list[tuple[str, Any]], extra: list[str]) -> No
             for prediction_id in arg:
                 model.pop(prediction_id, None)
         elif op == "take":
-            for prediction_id in arg:
-                taken = columns.take_one(prediction_id)
+            known = sorted(seen)
+            picked = [
+                i if isinstance(i, str) else known[i % len(known)]
+                for i in arg
+                if isinstance(i, str) or known
+            ]
+            ids = picked if take == "one" else list(dict.fromkeys(picked))
+            for prediction_id, taken in zip(ids, _taken(columns, ids, take), strict=True):
                 if prediction_id in model and model[prediction_id][1] == WAITING:
                     assert taken is not None and same(taken, model.pop(prediction_id)[0])
                 else:
