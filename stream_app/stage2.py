@@ -238,7 +238,13 @@ class Stage2:
         any other kind of message (which reads the store) and at the end, so a window that
         several labels messages touch is read and written once. If anything raises, the
         held changes are dropped with the batch, which is not acknowledged.
+
+        The batch's models are loaded first, in a thread, if missing or stale: a
+        registry lookup reading SQL on the event loop would hold every other task.
         """
+        await self.registry.prefetch(
+            {m.model_id for _, m, _ in batch if not isinstance(m, messages.WatermarkMessage)}
+        )
         try:
             for partition, message, offset in batch:
                 if self._quality and not isinstance(message, messages.LabelsMessage):

@@ -5,13 +5,14 @@ model's), says it was deleted, and serves it again once it is registered again."
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 
 from registration import register_model
 from schemas.events import PredictionEvent
 from storage import catalog
 from stream_app.model_loader import sql_loader
-from stream_app.registry import DeletedModel, ModelRegistry
+from stream_app.registry import DeletedModel, ModelRegistry, ModelRuntime
 from tests.integration.harness import register
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
@@ -90,3 +91,24 @@ def test_an_auto_registering_worker_does_not_bring_a_deleted_model_back() -> Non
     assert asked == []
     assert len(pipeline.dead_letters) == 5
     assert all("was deleted at" in reason for _, reason in pipeline.dead_letters)
+
+
+def test_stage_two_loads_a_missing_or_stale_model_in_a_thread_not_on_the_event_loop() -> None:
+    pipeline = LocalPipeline(RUNTIME, 1)
+    now = [0.0]
+    on_the_loop: list[bool] = []
+
+    def loader(model_id: str) -> ModelRuntime | None:
+        on_the_loop.append(threading.current_thread() is threading.main_thread())
+        return RUNTIME if model_id == scenario.MODEL_ID else None
+
+    pipeline.stage2.registry = ModelRegistry(loader, refresh_seconds=30, clock=lambda: now[0])
+    events = list(scenario.events(2, 20, drift_from=99, decay_from=99))
+    first, second = events[:20], events[20:]
+    for part in (first, second):
+        batch = [pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in part]
+        asyncio.run(pipeline.feed(batch))
+        now[0] += 31  # what stage 2 loaded for the first part is stale for the second
+    asyncio.run(pipeline.idle(200))
+    assert len(on_the_loop) >= 2 and not any(on_the_loop), on_the_loop
+    assert pipeline.writer.windows  # and the windows were counted
