@@ -932,9 +932,10 @@ joined at **{j["join_rate"]:,.0f} labels/s** end to end one label a message (wha
 costs step by step, lookup included: `python -m bench.profile_stage1 --join 1000000`, in the
 analysis below), and at **{j["rates"].get("label envelopes of 500", 0):,.0f} labels/s** in
 label envelopes of 500 per partition (`PredictionProducer.labels`), half the labels each,
-one after the other on the same worker, each from the end of its sending to its last label
-joined, once the worker made no quality revision for 3 s (targets 100,000 and 50,000
-labels/s: not met).
+one after the other on the same worker, each by the worker's clock (its stats file, every
+tick) from the first label joined to the last, interpolated between samples, while the
+labels are still being sent, once the worker made no quality revision for 3 s (targets
+100,000 and 50,000 labels/s: not met).
 
 RSS by outstanding predictions: {curve}. The join table's changelog on the broker's disk
 with every prediction outstanding: {j["changelog_bytes"] / 2**20:,.0f} MB
