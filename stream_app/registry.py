@@ -211,8 +211,9 @@ class ModelRegistry:
     """Cached lookups of :class:`ModelRuntime` by model id.
 
     The database is read off the event loop, ahead of the batch that needs it
-    (:meth:`prefetch`, which waits and retries while the database is down); :meth:`get`
-    then answers from memory. A model that is neither cached nor prefetched is loaded on
+    (:meth:`prefetch`, which waits and retries while the database is down, for stage 1,
+    which must know a model to read its events; :meth:`refresh_ahead`, one try, for stage
+    2, which goes on with a stale copy meanwhile); :meth:`get` then answers from memory. A model that is neither cached nor prefetched is loaded on
     the spot, and a database error there becomes :class:`StorageUnavailableError`: the
     batch is not the message's fault and must not be acknowledged.
     """
@@ -260,23 +261,43 @@ class ModelRegistry:
 
     async def prefetch(self, model_ids: Iterable[str]) -> None:
         """Load the models that are missing or stale, in a thread, retrying until it works."""
+        wanted = self._due(model_ids)
+        if wanted:
+            loaded = await self._retry.run(
+                lambda: asyncio.to_thread(self._load_all, wanted),
+                f"loading models {', '.join(wanted)}",
+            )
+            self._keep(loaded)
+
+    async def refresh_ahead(self, model_ids: Iterable[str]) -> None:
+        """Load the models that are missing or stale, in a thread, once: what :meth:`get`
+        would otherwise read on the event loop. With the database unavailable nothing
+        changes, so :meth:`get` still serves a stale copy (or says the storage is down)."""
+        wanted = self._due(model_ids)
+        if not wanted:
+            return
+        try:
+            loaded = await asyncio.to_thread(self._load_all, wanted)
+        except SQLAlchemyError as exc:
+            if not is_unavailable(exc):
+                raise
+            return
+        self._keep(loaded)
+
+    def _due(self, model_ids: Iterable[str]) -> list[str]:
         now = self._clock()
-        wanted = sorted(
+        return sorted(
             {
                 model_id
                 for model_id in model_ids
                 if (cached := self._cache.get(model_id)) is None or now - cached[0] >= self._refresh
             }
         )
-        if not wanted:
-            return
 
-        def load() -> dict[str, ModelRuntime | DeletedModel | None]:
-            return {model_id: self._loader(model_id) for model_id in wanted}
+    def _load_all(self, model_ids: list[str]) -> dict[str, ModelRuntime | DeletedModel | None]:
+        return {model_id: self._loader(model_id) for model_id in model_ids}
 
-        loaded = await self._retry.run(
-            lambda: asyncio.to_thread(load), f"loading models {', '.join(wanted)}"
-        )
+    def _keep(self, loaded: dict[str, ModelRuntime | DeletedModel | None]) -> None:
         loaded_at = self._clock()
         for model_id, runtime in loaded.items():
             self._cache[model_id] = (loaded_at, runtime)

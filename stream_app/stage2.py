@@ -242,7 +242,7 @@ class Stage2:
         The batch's models are loaded first, in a thread, if missing or stale: a
         registry lookup reading SQL on the event loop would hold every other task.
         """
-        await self.registry.prefetch(
+        await self.registry.refresh_ahead(
             {m.model_id for _, m, _ in batch if not isinstance(m, messages.WatermarkMessage)}
         )
         try:

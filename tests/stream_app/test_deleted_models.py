@@ -16,6 +16,7 @@ from stream_app.registry import DeletedModel, ModelRegistry, ModelRuntime
 from tests.integration.harness import register
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
+from tests.stream_app.outage import refused
 from tests.stream_app.test_stages import RUNTIME
 
 DELETED_AT = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -112,3 +113,29 @@ def test_stage_two_loads_a_missing_or_stale_model_in_a_thread_not_on_the_event_l
     asyncio.run(pipeline.idle(200))
     assert len(on_the_loop) >= 2 and not any(on_the_loop), on_the_loop
     assert pipeline.writer.windows  # and the windows were counted
+
+
+def test_stage_two_goes_on_with_a_stale_model_while_the_database_is_down() -> None:
+    pipeline = LocalPipeline(RUNTIME, 1)
+    now, down = [0.0], [False]
+
+    def loader(model_id: str) -> ModelRuntime | None:
+        if down[0]:
+            raise refused()
+        return RUNTIME if model_id == scenario.MODEL_ID else None
+
+    registry = ModelRegistry(loader, refresh_seconds=30, clock=lambda: now[0])
+    pipeline.stage2.registry = registry
+    events = list(scenario.events(3, 20, drift_from=99, decay_from=99))
+    # A window's partial reaches stage 2 with the next window's batch: the second batch
+    # loads the model, the third finds it stale with the database down.
+    for window, outage in ((0, False), (1, False), (2, True)):
+        down[0] = outage
+        part = events[window * 20 : (window + 1) * 20]
+        batch = [pipeline.message("prediction", e.prediction_id, e.prediction_json()) for e in part]
+        asyncio.run(pipeline.feed(batch))
+        now[0] += 31
+    assert pipeline.stage2.registry.get(scenario.MODEL_ID) is RUNTIME  # served stale
+    down[0] = False
+    asyncio.run(pipeline.idle(200))
+    assert sorted(r.window.n_rows for r in pipeline.writer.windows.values()) == [20, 20, 20]
