@@ -213,9 +213,10 @@ class ModelRegistry:
     The database is read off the event loop, ahead of the batch that needs it
     (:meth:`prefetch`, which waits and retries while the database is down, for stage 1,
     which must know a model to read its events; :meth:`refresh_ahead`, one try, for stage
-    2, which goes on with a stale copy meanwhile); :meth:`get` then answers from memory. A model that is neither cached nor prefetched is loaded on
-    the spot, and a database error there becomes :class:`StorageUnavailableError`: the
-    batch is not the message's fault and must not be acknowledged.
+    2, which goes on with a stale copy meanwhile); :meth:`get` then answers from memory.
+    A model that is neither cached nor loaded ahead is loaded on the spot, and a database
+    error there becomes :class:`StorageUnavailableError`: the batch is not the message's
+    fault and must not be acknowledged.
     """
 
     def __init__(
