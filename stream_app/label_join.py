@@ -308,7 +308,8 @@ class LabelJoin:
         if entry is None:
             summary = self._take_summary(partition, prediction_id)
             if summary is not None:
-                self._mark_taken(partition, prediction_id, identity)
+                # A kept summary: the id has no entry of its own to mark (joined_marks).
+                self.marks.mark(partition, prediction_id, identity)
                 return Joined(summary, label, identity)
         elif isinstance(entry, Summary):  # an earlier version's entry
             self._mark_joined(partition, key, identity, entry.expires)
@@ -378,7 +379,7 @@ class LabelJoin:
             if summary is None:
                 self._wait(partition, keys[row], model_id, labels[row], identity, expires[row])
                 continue
-            self._mark_taken(partition, ids[row], identity)
+            self.marks.mark(partition, ids[row], identity)
             joined.append(Joined(summary, labels[row], identity))
         return joined
 
@@ -534,11 +535,6 @@ class LabelJoin:
         # mark expiring before the earliest bound known waits for that bound, and a summary
         # a replay forwards again meanwhile is a no-op here but waits after a restart.
         self._note_expiry(partition, expires)
-
-    def _mark_taken(self, partition: int, prediction_id: str, label: tuple[int, int]) -> None:
-        """A label joined a kept summary: the id had no entry of its own (see
-        :mod:`stream_app.joined_marks`)."""
-        self.marks.mark(partition, prediction_id, label)
 
     def _may_have_entries(self, partition: int, ids: Sequence[str]) -> bool:
         """Whether any of ``ids`` may have state of its own: an entry, or a joined mark."""

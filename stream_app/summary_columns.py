@@ -388,10 +388,7 @@ class SummaryColumns:
         self._gone_arrays: list[npt.NDArray[np.int64]] = []
 
     def _id_at(self, handle: int) -> str:
-        # SummarySegment.id_at inlined: the index calls this for every hash it matches.
-        segment, row = self.segments[handle >> ROW_BITS], handle & (MAX_ROWS - 1)
-        ends = segment.id_ends
-        return str(segment.id_blob[ends.item(row - 1) if row else 0 : ends.item(row)], "utf-8")
+        return self.segments[handle >> ROW_BITS].id_at(handle & (MAX_ROWS - 1))
 
     def number_after(self, seq: int) -> None:
         """New segments get numbers above ``seq`` (one a record still names, say)."""
