@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,6 +14,9 @@ from stream_app.registry import DeletedModel, Loader, ModelRuntime, ProfileLoade
 
 log = logging.getLogger(__name__)
 
+# What a model was loaded from: its stored configuration, current reference, references.
+_Source = tuple[dict[str, Any], str | None, tuple[tuple[float, str], ...]]
+
 
 def sql_loader(sessions: sessionmaker[Session]) -> Loader:
     """A loader for :class:`~stream_app.registry.ModelRegistry` reading the catalog tables.
@@ -20,24 +24,43 @@ def sql_loader(sessions: sessionmaker[Session]) -> Loader:
     A model without a reference profile loads with ``profile=None``: its first windows
     become its baseline. A deleted model loads as :class:`~stream_app.registry.DeletedModel`:
     the registry serves no configuration for it, as for an unregistered one.
+
+    A model found as it was loaded last (the same configuration and references) is that
+    very :class:`~stream_app.registry.ModelRuntime`: the registry reloads every model each
+    ``refresh_seconds``, sometimes on the event loop, and parsing the reference profile
+    again (tens of milliseconds for a wide model) and rebuilding what a runtime derives on
+    first use (its envelope decoder, its task check, its profile's fingerprint) would buy
+    nothing. A reference's body never changes under its fingerprint (its content hash).
     """
+    known: dict[str, tuple[_Source, ModelRuntime]] = {}
 
     def load(model_id: str) -> ModelRuntime | DeletedModel | None:
         with sessions() as session:
             record = catalog.get_model(session, model_id)
+            if record is None or record.deleted_at is not None:
+                known.pop(model_id, None)
             if record is None:
                 return None
             if record.deleted_at is not None:
                 return DeletedModel(model_id, record.deleted_at)
-            current = catalog.get_current_profile(session, model_id)
             history = tuple(
                 (info.created_at.timestamp(), info.fingerprint)
                 for info in catalog.list_reference_profiles(session, model_id)
             )
+            source = (record.config, record.current_fingerprint, history)
+            found = known.get(model_id)
+            if found is not None and found[0] == source:
+                return found[1]
+            current = catalog.get_current_profile(session, model_id)
         config = ModelConfig.model_validate(record.config)
         if current is None:
-            return ModelRuntime(config, None)
-        return ModelRuntime(config, ReferenceProfile.from_json(current.profile_json), history)
+            runtime = ModelRuntime(config, None)
+        else:
+            runtime = ModelRuntime(
+                config, ReferenceProfile.from_json(current.profile_json), history
+            )
+        known[model_id] = (source, runtime)
+        return runtime
 
     return load
 
