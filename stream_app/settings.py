@@ -124,11 +124,18 @@ class WorkerSettings(BaseSettings):
         ge=0,
         description="Give freed memory back to the system this often (glibc; 0: never)",
     )
+    partition_fetch_mb: float = Field(
+        default=4.0,
+        gt=0,
+        description="Most megabytes one fetch reads from a partition (Kafka's "
+        "max.partition.fetch.bytes): larger fetches make larger stage-1 batches, so fewer "
+        "durable flushes per message",
+    )
     whole_fetches_ahead: int = Field(
-        default=256,
+        default=64,
         ge=1,
-        description="Whole fetches queued for stage 1 (each up to 1 MB): more keeps it "
-        "busier reading a backlog, at that much memory",
+        description="Whole fetches queued for stage 1 (each up to partition_fetch_mb): more "
+        "keeps it busier reading a backlog, at that much memory",
     )
     join_memory_mb: float = Field(
         default=256.0,
