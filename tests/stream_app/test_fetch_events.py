@@ -233,7 +233,8 @@ def test_stage_1_queues_at_most_whole_fetches_ahead(
 ) -> None:
     """faust-streaming's ``App.topic`` drops ``maxsize``: set on the topic, the bound
     (``whole_fetches_ahead``) reaches the queue the agent reads (a whole fetch is up to
-    ~1 MB; 776 of them queued were ~2 GB of RSS while a worker read a backlog)."""
+    ``partition_fetch_mb``; 776 of 1 MB queued were ~2 GB of RSS while a worker read a
+    backlog)."""
     worker_settings = load_settings(
         database_url=sqlite_url,
         data_dir=str(tmp_path / "faust"),
@@ -254,3 +255,12 @@ def test_a_send_gives_up_after_send_timeout_seconds(sqlite_url: str, tmp_path: P
     )
     assert build(worker_settings).app.conf.producer_request_timeout == 45
     assert load_settings(database_url=sqlite_url).send_timeout_seconds == 120
+
+
+def test_a_fetch_reads_up_to_partition_fetch_mb(sqlite_url: str, tmp_path: Path) -> None:
+    """The consumer's max.partition.fetch.bytes, 4 MB unless set: a batch is a few fetches."""
+    worker_settings = load_settings(
+        database_url=sqlite_url, data_dir=str(tmp_path / "faust"), partition_fetch_mb=0.5
+    )
+    assert build(worker_settings).app.conf.consumer_max_fetch_size == 512 * 1024
+    assert load_settings(database_url=sqlite_url).partition_fetch_mb == 4
