@@ -212,7 +212,8 @@ def create_pipeline(
         producer_acks=-1,
         # Kafka's default (1 MB) cut batches of enveloped predictions at ~10 envelopes per
         # partition, and each batch pays three awaited broker round trips (Stage1.flush):
-        # 4 MB raised predictions with a label task from ~106,000 to ~134,000/s here.
+        # measured with 4 MB, single events ~1.4-1.8x and predictions with a label task
+        # ~1.15x (docs/benchmarks.md, "A model reloaded as itself, and fetches of 4 MB").
         consumer_max_fetch_size=int(settings.partition_fetch_mb * 2**20),
         # aiokafka's one timeout for a produce request and for a batch still unsent (Kafka's
         # own clients give up on a delivery after 120 s). Faust's 1,200 s let a send whose
