@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from driftline.errors import ConfigurationError
 from driftline.kafka_security import KafkaSecurity
+from driftline.limits import MAX_MESSAGE_BYTES
 
 # Stage 1's batch by default, in messages (batch_max).
 WHOLE_FETCH_BATCH = 20_000
@@ -130,6 +131,16 @@ class WorkerSettings(BaseSettings):
         description="Most megabytes one fetch reads from a partition (Kafka's "
         "max.partition.fetch.bytes): larger fetches make larger stage-1 batches, so fewer "
         "durable flushes per message",
+    )
+    producer_batch_kb: int = Field(
+        default=512,
+        ge=16,
+        # A batch is one record batch on the broker: at most MAX_MESSAGE_BYTES, so every
+        # topic that takes Driftline's largest message takes a full batch too.
+        le=MAX_MESSAGE_BYTES // 1024,
+        description="Most kilobytes the worker's producer puts in one batch per partition "
+        "(Kafka's batch.size): aiokafka holds the next send to a partition whose batch is "
+        "full until that batch leaves, one broker round trip per batch",
     )
     whole_fetches_ahead: int = Field(
         default=64,

@@ -264,3 +264,27 @@ def test_a_fetch_reads_up_to_partition_fetch_mb(sqlite_url: str, tmp_path: Path)
     )
     assert build(worker_settings).app.conf.consumer_max_fetch_size == 512 * 1024
     assert load_settings(database_url=sqlite_url).partition_fetch_mb == 4
+
+
+def test_the_producer_batches_up_to_producer_batch_kb(sqlite_url: str, tmp_path: Path) -> None:
+    """aiokafka holds a send to a partition whose batch is full until that batch leaves (one
+    round trip each): the worker's batches are 512 KB unless set, not Kafka's 16 KB."""
+
+    def batch_size(**overrides: Any) -> int:
+        worker_settings = load_settings(
+            database_url=sqlite_url, data_dir=str(tmp_path / "faust"), **overrides
+        )
+        producer = build(worker_settings).app.producer
+
+        async def made() -> int:  # aiokafka's producer is made inside a running loop
+            kafka = producer._new_producer()
+            size: int = kafka._message_accumulator._batch_size
+            await kafka.stop()
+            return size
+
+        return asyncio.run(made())
+
+    assert batch_size(producer_batch_kb=64) == 64 * 1024
+    assert batch_size() == 512 * 1024
+    with pytest.raises(ConfigurationError, match="producer_batch_kb"):
+        load_settings(database_url=sqlite_url, producer_batch_kb=1024)
