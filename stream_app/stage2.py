@@ -922,7 +922,14 @@ class Stage2:
                 waiting.add(record_key)
             elif orjson.loads(raw)["revision_pending"]:
                 record = self._record(partition, window.model_id, window.start, window.start)
-                pending.append((record_key, record))
+                if record.final:
+                    pending.append((record_key, record))
+                else:
+                    # A crash between a flush's writes kept the quality part of labels
+                    # that came after the finalization, not the final drift part: the
+                    # replayed partials finalize the window again, and it is revised then.
+                    # Revised now, it would be written without its rows.
+                    waiting.add(record_key)
         # Loaded in a thread where stale: get() would read the database on the event loop.
         await self.registry.prefetch({record.model_id for _, record in pending})
         for key, record in sorted(pending, key=lambda p: (p[1].model_id, p[1].start)):

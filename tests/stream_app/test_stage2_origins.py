@@ -15,6 +15,7 @@ Late counts are known by their predictions offsets (the highest counted, ``origi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from itertools import count
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 
 from detectors.quality import quality_state_from_dict
 from stream_app import messages
+from stream_app import table_keys as keys
 from stream_app.stage2 import WindowRecord
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
@@ -229,6 +231,26 @@ def test_a_fully_replayed_labels_message_leaves_a_final_window_unrevised() -> No
     assert feed.record().revision == 1
     assert len(feed.pipeline.writer.revisions) == 1
     assert feed.n_labeled() == 2
+
+
+def test_a_pending_revision_waits_while_a_crash_left_the_drift_part_unfinalized() -> None:
+    # A kill between a flush's writes can keep the quality part of labels that came after
+    # the finalization (revision pending) and lose the final drift part: until the replayed
+    # partials finalize the window again, a revision would write it without its rows.
+    feed = Stage2Feed()
+    feed.finalize_window()
+    feed.send(labels([L5, L7]))
+    store, key = feed.pipeline.stage2.records, keys.WindowKey(0, scenario.MODEL_ID, START).record
+    final_part = store.get(key)
+    assert final_part is not None
+    unfinal = dataclasses.replace(feed.record(), final=False, state=None, sources=())
+    store.set(0, key, unfinal.to_bytes())
+    asyncio.run(feed.pipeline.stage2.tick([0]))
+    assert feed.pipeline.writer.revisions == [] and feed.record().revision_pending
+    store.set(0, key, final_part)  # finalized again by the replay
+    asyncio.run(feed.pipeline.stage2.tick([0]))
+    ((_, _, rows),) = feed.pipeline.writer.revisions
+    assert rows.window.n_rows == 20 and rows.window.n_labeled == 2
 
 
 def test_source_partitions_are_told_apart() -> None:
