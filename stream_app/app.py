@@ -31,6 +31,7 @@ from schemas.outbound import DeadLetter
 from schemas.topics import Topics
 from storage import catalog
 from stream_app import messages, record_columns
+from stream_app import table_keys as keys
 from stream_app.changelog_segments import SegmentedTableStore
 from stream_app.consumer_repairs import refresh_metadata, seek_where_fetched
 from stream_app.counters import Counters
@@ -392,7 +393,10 @@ def create_pipeline(
         max_future_seconds=settings.max_future_seconds,
         spill=join_spill(settings, joins_table),
     )
-    records_store = FaustTableStore(records_table)
+    # A model's history (the windows behind its control limits and retraining policy)
+    # before the window records: a final record durable without its history entry would
+    # never be finalized again, and later windows would draw on a history without it.
+    records_store = FaustTableStore(records_table, sent_first=keys.is_history_key)
     pace = RevisionPace(settings.revision_seconds) if settings.revision_seconds > 0 else None
     stage2 = Stage2(registry, records_store, SqlResultWriter(sessions), counters, pace)
 

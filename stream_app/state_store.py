@@ -10,7 +10,7 @@ after a rebalance or a restart.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 
@@ -45,17 +45,34 @@ class PartitionedStore(Protocol):
         ...
 
 
+def flush_order(
+    unsent: dict[str, Any], sent_first: Callable[[str], bool] | None
+) -> list[tuple[str, Any]]:
+    """The order a flush sends its writes in: where each key was first written since the
+    last flush, except that keys ``sent_first`` names go before all others.
+
+    A flush cut short (a kill, a broker that stops answering) keeps a prefix of it. A key
+    that other writes presuppose is sent first, so none of them is ever durable without it.
+    """
+    items = list(unsent.items())
+    if sent_first is None:
+        return items
+    return [i for i in items if sent_first(i[0])] + [i for i in items if not sent_first(i[0])]
+
+
 class FaustTableStore:
     """A Faust table written with explicit changelog partitions.
 
     Writes change the table at once (later reads in the batch see them) but reach the
-    changelog only at :meth:`flush`, the last write of each key only. The stages flush
-    after what they sent is delivered, so a write on the changelog never stands for a
-    message the broker does not have (the order a crash replay relies on).
+    changelog only at :meth:`flush`, the last write of each key only, in
+    :func:`flush_order`. The stages flush after what they sent is delivered, so a write on
+    the changelog never stands for a message the broker does not have (the order a crash
+    replay relies on).
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, sent_first: Callable[[str], bool] | None = None) -> None:
         self._table = table
+        self._sent_first = sent_first
         self._unsent: dict[str, tuple[int, bytes | None]] = {}
         # Faust's in-memory store drops the keys of partitions this worker no longer owns
         # when a recovery completes, by the partition each key was *restored* from; keys
@@ -106,7 +123,7 @@ class FaustTableStore:
             self._table.send_changelog(partition, key, value, value_serializer="raw")
             if value is None
             else self._table.send_changelog(partition, key, value)
-            for key, (partition, value) in unsent.items()
+            for key, (partition, value) in flush_order(unsent, self._sent_first)
         ]
         for future in pending:
             await future

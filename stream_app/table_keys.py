@@ -81,6 +81,10 @@ def history_prefix(partition: int) -> str:
     return f"{partition}|h|"
 
 
+def is_history_key(key: str) -> bool:
+    return key.split("|", 2)[1:2] == ["h"]
+
+
 def watermark_key(partition: int, source: int) -> str:
     return f"{partition}|wm|{source}"
 

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from stream_app.segment_spill import SegmentSpill
 from stream_app.stage1 import Stage1, Stage1Sink
 from stream_app.stage1_inputs import InputMessage
 from stream_app.stage2 import Stage2
-from stream_app.state_store import MemoryStore
+from stream_app.state_store import MemoryStore, flush_order
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import FakeClock, RecordingWriter
 from tests.stream_app.test_changelog_segments import restored
@@ -80,8 +80,10 @@ class Durable:
 class LoggedStore:
     """A store whose writes reach the log when flushed, as FaustTableStore's changelog."""
 
-    def __init__(self, name: str, durable: Durable) -> None:
-        self.name, self.durable = name, durable
+    def __init__(
+        self, name: str, durable: Durable, sent_first: Callable[[str], bool] | None = None
+    ) -> None:
+        self.name, self.durable, self.sent_first = name, durable, sent_first
         self.data: dict[str, bytes] = {}
         for entry in durable.log:  # a restart restores the store from its changelog
             if entry[0] == "write" and entry[1] == name:
@@ -112,7 +114,7 @@ class LoggedStore:
 
     async def flush(self) -> None:
         unsent, self._unsent = self._unsent, {}
-        for key, (partition, value) in unsent.items():
+        for key, (partition, value) in flush_order(unsent, self.sent_first):
             self.durable.append(("write", self.name, partition, key, value))
 
 
@@ -302,7 +304,7 @@ async def _stage2(log: list[Entry]) -> dict[str, Any]:
 
 def results_of(writer: RecordingWriter) -> dict[Any, Any]:
     """Per window, as its last write (finalization or revision) left it: rows, late events,
-    labeled pairs and every quality metric."""
+    labeled pairs, every quality metric and the history behind its control limits."""
     final = dict(writer.windows)
     for model_id, start, rows in writer.revisions:
         final[(model_id, start)] = rows
@@ -312,9 +314,21 @@ def results_of(writer: RecordingWriter) -> dict[Any, Any]:
             writer.late.get(key),
             rows.window.n_labeled,
             sorted((m.metric, round(m.value, 12)) for m in rows.metrics if m.value is not None),
+            _history_drawn_on(writer.windows.get(key), rows),
         )
         for key, rows in sorted(final.items())
     }
+
+
+def _history_drawn_on(finalized: Any, last: Any) -> list[tuple[str, int]]:
+    """How many earlier windows each control limit drew on (the model's history): the
+    other series' as the finalization judged them, the quality metrics' as the last write
+    did (labels revise those; whether a window's labels came before or after it was final
+    depends on timing, not on what was lost)."""
+    drawn = {a.series: a.n_history for a in finalized.anomalies} if finalized else {}
+    drawn = {k: v for k, v in drawn.items() if not k.startswith("metric:")}
+    drawn.update((a.series, a.n_history) for a in last.anomalies if a.series.startswith("metric:"))
+    return sorted(drawn.items())
 
 
 CLEAN_LOG = asyncio.run(_run([]))

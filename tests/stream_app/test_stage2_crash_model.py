@@ -10,6 +10,10 @@ the store the prefix rebuilds. Its input is the window-partials messages stage 1
 the kill model's clean run (labels before and after their windows' partials, late events,
 revisions).
 
+The results compared include the history each window's control limits drew on: the
+model's history is a key of its own, written after the window it adds, and is sent first
+(``FaustTableStore``'s ``sent_first``) so that a final window is never durable without it.
+
 A real worker lost a labels message this way (the drift part, durable, claimed its offset
 applied; the quality part holding its pairs was not) and, the other way round, a window's
 partials (docs/reliability.md).
@@ -25,6 +29,7 @@ import numpy as np
 import pytest
 
 from stream_app import messages
+from stream_app import table_keys as keys
 from stream_app.counters import Counters
 from stream_app.stage2 import Stage2
 from tests.stream_app.local_pipeline import RecordingWriter
@@ -50,7 +55,8 @@ async def _incarnation(
 ) -> None:
     """One worker's stage 2 from message ``first`` on: batches, each flushed, then committed,
     and a timer tick (finalizations, revisions) after each, flushed too."""
-    stage2 = Stage2(_registry(), LoggedStore("records", durable), writer, Counters())
+    store = LoggedStore("records", durable, keys.is_history_key)  # as the worker's
+    stage2 = Stage2(_registry(), store, writer, Counters())
     for start in range(first, len(SENT), size):
         batch = [(0, m, start + i) for i, m in enumerate(SENT[start : start + size])]
         await stage2.handle_batch(batch)
