@@ -461,18 +461,19 @@ def create_pipeline(
                             ]
                         )
                         continue
-                    batch = []
+                    batch: list[tuple[int, messages.StageMessage, int]] = []
                     for event in events:
                         if not await stage2_order.admit(
                             event.message.partition, event.message.offset
                         ):
                             continue
                         try:
-                            message = messages.decode(event.value)
+                            carried = messages.decode_all(event.value)
                         except InvalidEventError as exc:
                             log.error("skipping malformed internal message: %s", exc)
                             continue
-                        batch.append((event.message.partition, message, event.message.offset))
+                        where = (event.message.partition, event.message.offset)
+                        batch.extend((where[0], message, where[1]) for message in carried)
                     await stage2.handle_batch(batch)
                     stage2_order.save()  # last: the next offsets cover the state before them
                     await stage2.flush()

@@ -6,6 +6,9 @@ a model's messages:
 - ``partial``: the partition's window state of one (model, window), when the partition's
   watermark passes the window's end plus the allowed lateness;
 - ``labels``: labeled pairs joined in stage 1, attributed to the window of the prediction;
+  stage 1 packs every window of one (input partition, model) that a batch touched into one
+  message (``label_windows``, see :func:`encode_label_windows`), which stage 2 reads back
+  as one ``labels`` message per window;
 - ``late``: how many events arrived after their window had closed in the partition;
 
   both say where they came from (a pair: its label's offset and its summary's; a late
@@ -27,8 +30,15 @@ from typing import Any, Literal
 import orjson
 
 from driftline.errors import InvalidEventError
+from driftline.limits import MAX_MESSAGE_BYTES
 
 MESSAGE_VERSION = 1
+# Packed label windows are version 2, so a worker of an older release that reads one says
+# "unknown version; upgrade the worker" instead of guessing (see the README's Upgrades).
+LABEL_WINDOWS_VERSION = 2
+# Pairs per packed message: ~50 bytes each in JSON, so a pack stays far below the message
+# limit; one that still exceeds it (long class names) is split again.
+PACK_PAIRS = 8192
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,84 @@ def encode(message: StageMessage) -> bytes:
     if isinstance(message, PartialMessage):
         data["state"] = base64.b64encode(message.state).decode()
     return orjson.dumps(data)
+
+
+# The per-window fields of a packed labels message, in the order they travel.
+_WINDOW_FIELDS = (
+    "window_start",
+    "window_end",
+    "y_true",
+    "y_pred",
+    "scores",
+    "origin_kinds",
+    "origin_offsets",
+    "label_offsets",
+    "label_indexes",
+)
+
+
+def encode_label_windows(windows: list[LabelsMessage]) -> list[bytes]:
+    """The labels messages of one (input partition, model), packed into as few messages as
+    fit: stage 1 sends hundreds of windows per batch, and each send costs far more than
+    its bytes.
+
+    Stage 2 recognises a message read again by its offset per window record, so the
+    windows of one pack share its offset; a pack never names a window twice.
+    """
+    packs: list[bytes] = []
+    chunk: list[LabelsMessage] = []
+    pairs = 0
+    for window in windows:
+        if chunk and pairs + len(window.y_true) > PACK_PAIRS:
+            packs.extend(_packed(chunk))
+            chunk, pairs = [], 0
+        chunk.append(window)
+        pairs += len(window.y_true)
+    if chunk:
+        packs.extend(_packed(chunk))
+    return packs
+
+
+def _packed(windows: list[LabelsMessage]) -> list[bytes]:
+    first = windows[0]
+    shared = (first.model_id, first.source_partition, first.checkpoint)
+    if any((w.model_id, w.source_partition, w.checkpoint) != shared for w in windows):
+        raise ValueError("a pack holds the windows of one partition, model and checkpoint")
+    raw = orjson.dumps(
+        {
+            "v": LABEL_WINDOWS_VERSION,
+            "kind": "label_windows",
+            "model_id": first.model_id,
+            "source_partition": first.source_partition,
+            "checkpoint": first.checkpoint,
+            "windows": [[getattr(w, name) for name in _WINDOW_FIELDS] for w in windows],
+        }
+    )
+    if len(raw) <= MAX_MESSAGE_BYTES or len(windows) == 1:
+        return [raw]
+    half = len(windows) // 2
+    return _packed(windows[:half]) + _packed(windows[half:])
+
+
+def decode_all(raw: bytes) -> list[StageMessage]:
+    """The messages one window-partials message carries: one, or a pack's windows."""
+    if b'"label_windows"' not in raw:
+        return [decode(raw)]
+    try:
+        data = orjson.loads(raw)
+        if data.get("v") != LABEL_WINDOWS_VERSION or data.get("kind") != "label_windows":
+            return [decode(raw)]
+        shared = {
+            "model_id": data["model_id"],
+            "source_partition": data["source_partition"],
+            "checkpoint": data["checkpoint"],
+        }
+        return [
+            LabelsMessage(**shared, **dict(zip(_WINDOW_FIELDS, window, strict=True)))
+            for window in data["windows"]
+        ]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidEventError(f"malformed internal message: {exc}") from exc
 
 
 def decode(raw: bytes) -> StageMessage:

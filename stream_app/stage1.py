@@ -1272,6 +1272,8 @@ class Stage1:
             self.windows.set(partition, key, window_stamps.stamped(stamp, state.to_bytes()))
 
     async def _send_labels_and_late(self, work: _Batch) -> None:
+        # One pack per (input partition, model): a label batch touches hundreds of windows.
+        packs: dict[tuple[int, str], list[messages.LabelsMessage]] = {}
         for (partition, model_id, start, end), pairs in work.labeled.items():
             positions = pairs.label_positions
             message = messages.LabelsMessage(
@@ -1288,7 +1290,10 @@ class Stage1:
                 dict(self._durable_checkpoints.get(partition, {})),
                 positions if any(positions) else [],
             )
-            await self._send(model_id, messages.encode(message), None)
+            packs.setdefault((partition, model_id), []).append(message)
+        for (_, model_id), windows in packs.items():
+            for value in messages.encode_label_windows(windows):
+                await self._send(model_id, value, None)
         for (partition, model_id, start, end), counts in work.late.items():
             offsets = sorted(counts)
             message_late = messages.LateMessage(

@@ -1,8 +1,8 @@
 """A worker killed (SIGKILL) three times while it processes a replay ends with the SQL of an
 uninterrupted run: the same windows, the same numbers, no row counted twice or lost.
 
-The replay: 400,000 events over ten one-minute windows on 4 partitions, in envelopes of 500
-keyed by their first prediction id: 340,000 predictions of a model without a task
+The replay: 640,000 events over ten one-minute windows on 4 partitions, in envelopes of 500
+keyed by their first prediction id: 600,000 predictions of a model without a task
 ("volume"), 40,000 of the scenario's binary model ("churn"), labels (one message each) for
 about half of churn's, and an end-of-stream marker on every partition that closes the last
 window. Everything is on the topics before the first worker starts, so the worker is busy
@@ -63,12 +63,13 @@ pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
 WINDOWS = 10
-# Two models in the same replay, 400,000 events in all. "churn" (the scenario's, binary)
+# Two models in the same replay, 640,000 events in all. "churn" (the scenario's, binary)
 # has labels: every one of its predictions becomes a join entry, one changelog message
 # each, which is what makes the worker slow, so it gets the smaller share. "volume" has no
 # task: its envelopes only update window states. Whole fetches process a restarted run's
-# share in a second or two: with half as much, the third kill found the stream done.
-PER_WINDOW = {"volume": 34_000, "churn": 4_000}
+# share in a second or two: with half as much, the third kill found the stream done, and
+# again with 400,000 events once stage 1 packed its labels for stage 2.
+PER_WINDOW = {"volume": 60_000, "churn": 4_000}
 LABELED_SHARE = 0.5  # of churn's predictions: 20,000 labels
 ENVELOPE = 500
 DRIFT_FROM = 5
@@ -385,19 +386,22 @@ def partials_sent(bootstrap: str, topic: str, windows: set[tuple[str, int]]) -> 
     message: which stage fails a window that ends with too few rows or pairs."""
     lines = []
     for record in read_topic(bootstrap, topic):
-        message = messages.decode(record.value)
-        if isinstance(message, messages.WatermarkMessage):
-            continue
-        window = (message.model_id, int((message.window_start - scenario.START) // scenario.WINDOW))
-        if window not in windows:
-            continue
-        if isinstance(message, messages.PartialMessage):
-            what = f"partial from {message.source_partition}: {_rows(message.state)} rows"
-        elif isinstance(message, messages.LabelsMessage):
-            what = f"labels from {message.source_partition}: {len(message.y_true)} pairs"
-        else:
-            what = f"late from {message.source_partition}: {message.count}"
-        lines.append(f"  {window} @{record.partition}:{record.offset} {what}")
+        for message in messages.decode_all(record.value):
+            if isinstance(message, messages.WatermarkMessage):
+                continue
+            window = (
+                message.model_id,
+                int((message.window_start - scenario.START) // scenario.WINDOW),
+            )
+            if window not in windows:
+                continue
+            if isinstance(message, messages.PartialMessage):
+                what = f"partial from {message.source_partition}: {_rows(message.state)} rows"
+            elif isinstance(message, messages.LabelsMessage):
+                what = f"labels from {message.source_partition}: {len(message.y_true)} pairs"
+            else:
+                what = f"late from {message.source_partition}: {message.count}"
+            lines.append(f"  {window} @{record.partition}:{record.offset} {what}")
     return lines
 
 

@@ -184,7 +184,11 @@ class LocalPipeline:
             for start in range(0, len(pending), 500):
                 chunk = pending[start : start + 500]
                 await self.stage2.handle_batch(
-                    [(0, messages.decode(value), None) for _key, value, _partition in chunk]
+                    [
+                        (0, message, None)
+                        for _key, value, _partition in chunk
+                        for message in messages.decode_all(value)
+                    ]
                 )
 
     async def idle(self, seconds: float) -> None:

@@ -81,8 +81,8 @@ async def deliver(pipeline: LocalPipeline) -> None:
             await pipeline.stage1.process(joins)
         pending, pipeline.to_stage2 = pipeline.to_stage2, []
         for _key, value, _partition in pending:
-            message = messages.decode(value)
-            await retrying(lambda message=message: pipeline.stage2.handle(0, message))
+            for message in messages.decode_all(value):
+                await retrying(lambda message=message: pipeline.stage2.handle(0, message))
 
 
 async def idle(pipeline: LocalPipeline, seconds: float) -> None:

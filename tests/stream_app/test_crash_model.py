@@ -292,7 +292,11 @@ async def _stage2(log: list[Entry]) -> dict[str, Any]:
     writer = RecordingWriter()
     stage2 = Stage2(registry, MemoryStore(), writer, Counters())
     sent = [entry[1] for entry in log if entry[0] == "stage2"]
-    decoded = [(0, messages.decode(value), offset) for offset, value in enumerate(sent)]
+    decoded = [
+        (0, message, offset)
+        for offset, value in enumerate(sent)
+        for message in messages.decode_all(value)
+    ]
     # In batches, as the agent takes them: labels for a window are held across a batch.
     for start in range(0, len(decoded), 7):
         await stage2.handle_batch(decoded[start : start + 7])

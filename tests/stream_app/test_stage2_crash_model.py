@@ -44,7 +44,8 @@ from tests.stream_app.test_crash_model import (
 
 pytestmark = pytest.mark.slow  # make test runs it; make test-unit does not
 
-SENT = [messages.decode(entry[1]) for entry in CLEAN_LOG if entry[0] == "stage2"]
+# Per Kafka message, what it carries (a pack of label windows carries several).
+SENT = [messages.decode_all(entry[1]) for entry in CLEAN_LOG if entry[0] == "stage2"]
 # Messages per batch: what one batch writes (the parts of several windows, each first
 # written by one kind of message and rewritten by another) depends on where batches end.
 BATCHES = (7, 20)
@@ -58,10 +59,14 @@ async def _incarnation(
     store = LoggedStore("records", durable, keys.is_history_key)  # as the worker's
     stage2 = Stage2(_registry(), store, writer, Counters())
     for start in range(first, len(SENT), size):
-        batch = [(0, m, start + i) for i, m in enumerate(SENT[start : start + size])]
+        batch = [
+            (0, m, start + i)
+            for i, carried in enumerate(SENT[start : start + size])
+            for m in carried
+        ]
         await stage2.handle_batch(batch)
         await stage2.flush()
-        commits.append(start + len(batch))  # Faust commits only what a flush covered
+        commits.append(min(start + size, len(SENT)))  # Faust commits only what a flush covered
         await stage2.tick([0])
         await stage2.flush()
     for _ in range(2):
@@ -88,7 +93,7 @@ WRITES = {size: len(asyncio.run(_run([], size))[1].log) for size in BATCHES}
 
 
 def test_the_input_has_labels_before_and_after_partials_and_late_events() -> None:
-    kinds = [m.kind for m in SENT]
+    kinds = [m.kind for carried in SENT for m in carried]
     first_partial = kinds.index("partial")
     assert "labels" in kinds[:first_partial] and "labels" in kinds[first_partial:]
     assert "late" in kinds

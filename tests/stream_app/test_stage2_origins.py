@@ -59,7 +59,7 @@ class Stage2Feed:
 
     def send(self, message: messages.StageMessage) -> None:
         # Through the wire format: the origins and the checkpoint must survive encoding too.
-        decoded = messages.decode(messages.encode(message))
+        (decoded,) = messages.decode_all(messages.encode(message))
         asyncio.run(self.pipeline.stage2.handle(0, decoded, next(self._offsets)))
 
     def record(self) -> WindowRecord:
