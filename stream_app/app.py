@@ -70,6 +70,9 @@ EXIT_FATAL = 70  # EX_SOFTWARE: the worker stopped itself; restart it (systemd, 
 
 # Stage 1 takes up to this many partition fetches at once (with whole fetches).
 FETCHES_PER_BATCH = 8
+# Stage 2 takes up to this many window-partials messages at once, and applies the messages
+# they carry (a pack of label windows carries many) in slices of this many.
+STAGE2_BATCH = 500
 
 
 @dataclass
@@ -449,7 +452,7 @@ def create_pipeline(
 
     @app.agent(partials, name="stage2")
     async def stage2_agent(stream: Any) -> None:
-        async for events in stream.take_events(500, within=settings.batch_within_seconds):
+        async for events in stream.take_events(STAGE2_BATCH, within=settings.batch_within_seconds):
             activity.begin()
             try:
                 async with lock2:
@@ -474,7 +477,13 @@ def create_pipeline(
                             continue
                         where = (event.message.partition, event.message.offset)
                         batch.extend((where[0], message, where[1]) for message in carried)
-                    await stage2.handle_batch(batch)
+                    # Packs of label windows make a batch of 500 messages hundreds of times
+                    # as many: applied in slices of 500, so one batch neither holds the
+                    # event loop (stage 1, the timers) for seconds nor keeps thousands of
+                    # windows' quality states decoded at once.
+                    for start in range(0, len(batch), STAGE2_BATCH):
+                        await stage2.handle_batch(batch[start : start + STAGE2_BATCH])
+                        await asyncio.sleep(0)
                     stage2_order.save()  # last: the next offsets cover the state before them
                     await stage2.flush()
             except Exception as exc:
