@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bench import pipeline_bench
 from bench.pipeline_bench import render_join
 
 TASK = {
@@ -51,3 +52,53 @@ def test_the_prediction_target_needs_150_000_and_60_percent() -> None:
     assert "baseline: **met**" in render_join(join(1.0, 1.0), TASK)
     slow = {**TASK, "rates": {**TASK["rates"], "without a task": 400_000.0}}
     assert "baseline: **not met**" in render_join(join(1.0, 1.0), slow)
+
+
+def test_the_prediction_figures_are_the_medians_of_rotated_runs() -> None:
+    runs = {
+        "without a task": [300_000.0, 200_000.0, 310_000.0],
+        "label task": [150_000.0, 190_000.0, 100_000.0],
+        "label task, producer helper's envelopes": [200_000.0, 180_000.0, 185_000.0],
+    }
+    names = list(runs)
+    order = [names[(i + r) % 3] for r in range(3) for i in range(3)]
+    task = {
+        "predictions": 2_000_000,
+        "rates": {name: sorted(values)[1] for name, values in runs.items()},
+        "runs": runs,
+        "order": order,
+    }
+    text = render_join(join(1.0, 1.0), task)
+    assert "predictions/s, median of 3 runs" in text
+    # the baseline ran 1st, 6th (B C A) and 8th (C A B)
+    assert "| 300,000 (#1), 200,000 (#6), 310,000 (#8) |" in text
+    assert "**150,000** (50% of the baseline)" in text
+    assert "baseline: **met**" in text  # the helper's 185,000 is 62 % of 300,000
+
+
+def test_label_task_rates_rotates_the_runs_and_takes_medians(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    ran: list[tuple[bool, str]] = []
+    rates = iter([100.0, 50.0, 70.0, 60.0, 80.0, 110.0, 90.0, 200.0, 10.0])
+
+    def fake_run(*args: Any, task: bool, **kwargs: Any) -> dict[str, float]:
+        ran.append((task, args[2]))
+        return {"predictions_per_s": next(rates)}
+
+    monkeypatch.setattr(pipeline_bench, "driftline_run", fake_run)
+    result = pipeline_bench.label_task_rates("127.0.0.1:1", tmp_path, "x.", 1_000)
+    base, task, helper = (
+        "without a task",
+        "label task",
+        "label task, producer helper's envelopes",
+    )
+    assert result["order"] == [base, task, helper, task, helper, base, helper, base, task]
+    assert [t for t, _ in ran] == [False, True, True, True, True, False, True, False, True]
+    assert len({prefix for _, prefix in ran}) == 9  # each run on topics of its own
+    assert result["runs"] == {
+        base: [100.0, 110.0, 200.0],
+        task: [50.0, 60.0, 10.0],
+        helper: [70.0, 80.0, 90.0],
+    }
+    assert result["rates"] == {base: 110.0, task: 50.0, helper: 80.0}
