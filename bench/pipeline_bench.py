@@ -911,10 +911,7 @@ def render_join(j: dict[str, Any], task: dict[str, Any]) -> str:
         if not runs:
             return ""
         places = [i + 1 for i, ran in enumerate(order) if ran == name]
-        shown = [
-            f"{rate:,.0f} (#{place})" if place else f"{rate:,.0f}"
-            for rate, place in zip(runs[name], places or [0] * len(runs[name]), strict=False)
-        ]
+        shown = [f"{rate:,.0f} (#{place})" for rate, place in zip(runs[name], places, strict=True)]
         return " " + ", ".join(shown) + " |"
 
     enveloped_labels = j["rates"].get("label envelopes of 500", 0)
