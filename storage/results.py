@@ -162,6 +162,14 @@ def write_anomalies(
     require_model(session, model_id)
     require_unique(anomalies, operator.attrgetter("series"), "anomaly series")
     ensure_window(session, model_id, window_start, utcnow())
+    upsert_anomalies(session, model_id, window_start, anomalies)
+
+
+def upsert_anomalies(
+    session: Session, model_id: str, window_start: datetime, anomalies: Sequence[AnomalyRow]
+) -> None:
+    """The upsert of :func:`write_anomalies`, for a writer that has already checked the
+    model, the series and the window row in this transaction."""
     key = {"model_id": model_id, "window_start": window_start}
     values = [{**key, **row_values(row)} for row in anomalies]
     upsert(session, anomaly_table, values, [*WINDOW_KEY, "series"])

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from storage.catalog import require_model
 from storage.models import quality_metrics, windows
-from storage.rows import MetricRow
+from storage.results import upsert_anomalies
+from storage.rows import AnomalyRow, MetricRow
 from storage.types import require_aware, utcnow
 from storage.upsert import upsert
 from storage.window_keys import (
@@ -69,6 +70,7 @@ def write_quality_revision(
     metrics: Sequence[MetricRow],
     n_labeled: int,
     label_coverage: float | None,
+    anomalies: Sequence[AnomalyRow] = (),
 ) -> int:
     """Record quality metrics recomputed after late labels; return the window's revision.
 
@@ -77,6 +79,8 @@ def write_quality_revision(
     (a replay) changes nothing, and neither does a write with fewer labels than stored (an
     older revision arriving late): labels only accumulate. A metric's own ``n_labeled`` and
     ``label_coverage`` default to the window's. A window without a row gets a placeholder.
+    ``anomalies``, the revised metrics' 3-sigma verdicts, are upserted as by
+    :func:`storage.results.write_anomalies` (the window's other series keep theirs).
 
     Raises
     ------
@@ -88,8 +92,13 @@ def write_quality_revision(
     require_aware("window_start", window_start)
     require_model(session, model_id)
     require_unique(metrics, operator.attrgetter("metric"), "metric")
+    require_unique(anomalies, operator.attrgetter("series"), "anomaly series")
     now = utcnow()
     ensure_window(session, model_id, window_start, now)
+    # Written whatever the metrics below turn out to be, as write_anomalies would; here
+    # the model and window checks above serve both (a revision is a dozen statements,
+    # run for every window a label backfill touches).
+    upsert_anomalies(session, model_id, window_start, anomalies)
     stored = session.execute(
         select(windows.c.n_labeled, windows.c.label_coverage, windows.c.quality_revision)
         .where(of_window(windows, model_id, window_start))

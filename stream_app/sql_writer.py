@@ -70,12 +70,8 @@ class SqlResultWriter:
                 rows.metrics,
                 n_labeled=rows.window.n_labeled,
                 label_coverage=rows.window.label_coverage,
+                anomalies=revision.metric_anomalies,
             )
-            anomalies = revision.metric_anomalies
-            if anomalies:
-                repository.write_anomalies(
-                    session, revision.model_id, utc(revision.start), anomalies
-                )
             new = _insert_triggers(session, revision.triggers)
             alerts = revision.alerts
             evaluation.record_revision(session, alerts.rules, revision.evidence(), alerts.labels)
