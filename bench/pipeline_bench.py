@@ -36,7 +36,6 @@ import pandas as pd
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.batched_produce import produce_batched
 from bench.detectors_bench import write_section as write_named
 from driftline.local import kafka
 from driftline.local.kafka import create_topics
@@ -517,8 +516,7 @@ def label_join(
             wait_until_settled(stats)
             say(f"label join: {share:,} labels as {form} ({len(batch):,} messages)")
             base, sent_at = int(stats().get("joined", 0)), time.time()
-            # Sent while the worker reads them, by a producer that leaves it most of the CPU.
-            asyncio.run(produce_batched(bootstrap, batch))
+            asyncio.run(produce(bootstrap, batch))
             say(f"label join: produced in {time.time() - sent_at:.1f} s")
             rates[form] = joined_rate(stats, (sent_at, base), target, 900)
         return {
