@@ -541,7 +541,7 @@ def joined_rate(
     stats: Callable[[], dict[str, Any]], sent: tuple[float, int], goal: int, timeout: float
 ) -> float:
     """Labels joined a second by the worker's own clock (its stats file, written every
-    tick): from the first sample past the count when sending began (``sent``: that time
+    0.1 s): from the first sample past the count when sending began (``sent``: that time
     and count) to the moment the count crossed ``goal``, interpolated between the samples
     around it.
 
@@ -962,7 +962,7 @@ costs step by step, lookup included: `python -m bench.profile_stage1 --join 1000
 analysis below), and at **{enveloped_labels:,.0f} labels/s** in
 label envelopes of 500 per partition (`PredictionProducer.labels`), half the labels each,
 one after the other on the same worker, each by the worker's clock (its stats file, every
-tick) from the first label joined to the last, interpolated between samples, while the
+0.1 s) from the first label joined to the last, interpolated between samples, while the
 labels are still being sent, once the worker made no quality revision for 3 s (targets
 100,000 and 50,000 labels/s: {"met" if labels_met else "not met"}).
 

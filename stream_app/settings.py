@@ -158,7 +158,7 @@ class WorkerSettings(BaseSettings):
     data_dir: str = Field(default="var/faust", description="Faust's data directory")
     log_level: Literal["debug", "info", "warn", "error"] = "info"
     stats_file: str | None = Field(
-        default=None, description="Write counters and memory use here as JSON every tick"
+        default=None, description="Write counters and memory use here as JSON every 0.1 s"
     )
     metrics_port: int | None = Field(
         default=None,

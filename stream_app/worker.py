@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 # of garbage collection in a worker, with and without).
 GC_THRESHOLDS = (50_000, 10, 10)
 
+# How often the stats file (``stats_file``, for benchmarks and tests) is written. Not the
+# tick: 150,000 labels in envelopes join in about a second, and a clock read once a tick
+# timed only the labels joined after its first sample (the rest came before it).
+STATS_SECONDS = 0.1
+
 
 class JsonFormatter(logging.Formatter):
     """Structured logs: one JSON object per line, for log shippers."""
@@ -182,6 +187,6 @@ def run_worker(settings: WorkerSettings) -> None:
             temporary.write_text(json.dumps(stats))
             temporary.replace(stats_path)  # readers never see half a file
 
-        pipeline.app.timer(settings.tick_seconds)(write_stats)
+        pipeline.app.timer(STATS_SECONDS)(write_stats)
     worker = DrainingWorker(pipeline, loglevel=settings.log_level)
     worker.execute_from_commandline()

@@ -11,7 +11,7 @@ from bench.pipeline_bench import joined_rate
 
 
 def _samples(*pairs: tuple[float, int]) -> Callable[[], dict[str, Any]]:
-    """A stats file read once per call, the last sample repeating (written every tick)."""
+    """A stats file read once per call, the last sample repeating (written every 0.1 s)."""
     queue = list(pairs)
 
     def stats() -> dict[str, Any]:
