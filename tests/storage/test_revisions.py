@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.repository import (
@@ -14,6 +15,7 @@ from storage.repository import (
     write_quality_revision,
     write_window_results,
 )
+from storage.rows import AnomalyRow
 from tests.storage.helpers import T0, anomaly, at, metric, window
 
 
@@ -26,13 +28,20 @@ def _first_evaluation(sessions: sessionmaker[Session], model: str) -> None:
         )
 
 
-def _revise(sessions: sessionmaker[Session], model: str, n_labeled: int, accuracy: float) -> int:
+def _revise(
+    sessions: sessionmaker[Session],
+    model: str,
+    n_labeled: int,
+    accuracy: float,
+    anomalies: Sequence[AnomalyRow] = (),
+) -> int:
     with sessions.begin() as session:
         return write_quality_revision(
             session,
             model,
             T0,
             [metric("accuracy", accuracy)],
+            anomalies=anomalies,
             n_labeled=n_labeled,
             label_coverage=n_labeled / 1000,
         )
@@ -155,30 +164,21 @@ def test_a_revision_writes_its_anomalies_and_keeps_the_other_series(
         write_window_results(
             session,
             window(model),
-            anomalies=[anomaly("volume"), anomaly("metric:f1", value=0.8, anomaly=False)],
+            anomalies=[anomaly("volume"), anomaly("metric:accuracy", value=0.8, anomaly=False)],
         )
-    with sessions.begin() as session:
-        revision = write_quality_revision(
-            session,
-            model,
-            T0,
-            [metric("f1", 0.4)],
-            n_labeled=500,
-            label_coverage=0.5,
-            anomalies=[anomaly("metric:f1", value=0.4, anomaly=True)],
-        )
-    assert revision == 1
+    revised = [anomaly("metric:accuracy", value=0.4, anomaly=True)]
+    assert _revise(sessions, model, 500, 0.4, revised) == 1
     with sessions() as session:
         details = window_details(session, model, T0)
     assert details is not None
     assert {a.series: (a.value, a.anomaly) for a in details.anomalies} == {
-        "metric:f1": (0.4, True),
+        "metric:accuracy": (0.4, True),
         "volume": (1000.0, False),
     }
 
 
 def test_a_revision_checks_the_model_and_the_window_row_once(
-    sessions: sessionmaker[Session], model: str
+    engine: Engine, sessions: sessionmaker[Session], model: str
 ) -> None:
     _first_evaluation(sessions, model)
     statements: list[str] = []
@@ -186,21 +186,11 @@ def test_a_revision_checks_the_model_and_the_window_row_once(
     def record(connection: Any, cursor: Any, statement: str, *rest: Any) -> None:
         statements.append(" ".join(statement.split()[:3]))
 
-    with sessions.begin() as session:
-        engine = session.get_bind()
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            write_quality_revision(
-                session,
-                model,
-                T0,
-                [metric("accuracy", 0.8)],
-                n_labeled=400,
-                label_coverage=0.4,
-                anomalies=[anomaly("metric:accuracy", value=0.8, anomaly=True)],
-            )
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        _revise(sessions, model, 400, 0.8, [anomaly("metric:accuracy", value=0.8, anomaly=True)])
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
     # A revision runs for every window a label backfill touches, each a transaction.
     assert statements.count("SELECT models.model_id FROM") == 1
     assert statements.count("INSERT INTO windows") == 1
