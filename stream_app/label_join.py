@@ -17,7 +17,9 @@ the summaries one flush kept for a partition become one segment, stored in the t
 it). The rows gone since (joined or expired) are one *gone-log* record per flush under
 ``{partition}#x{n}`` (their handles), folded now and then into a bitmap per segment under
 ``{partition}#g{seq}`` (the records are then deleted); a segment whose rows are all gone
-is deleted. Until the flush they wait in a dict.
+is deleted. Until the flush they wait in a dict, but for the summaries another partition
+forwarded: they come as a segment (``forwarded_segment``), kept at once as one of this
+partition's (:meth:`LabelJoin.add_forwarded`).
 
 Under ``{partition}|{prediction id}`` the table keeps a label waiting for its summary, a
 joined mark, or (written by earlier versions, still read) a summary: the typed values of
@@ -286,6 +288,44 @@ class LabelJoin:
         if ids:
             self._pending[partition].add(ids, columns)
             self._note_expiry(partition, min(columns.expires))
+        return joined
+
+    def add_forwarded(self, partition: int, data: bytes, offset: int) -> list[Joined]:
+        """The summaries another partition forwarded as one segment (``forwarded_segment``)
+        in the label-join message at ``offset``: :meth:`add_summaries` of its rows, kept at
+        once as a segment of this partition's (renumbered, this message its origin) instead
+        of a dict entry each until the flush. The pairs of the labels that waited."""
+        segment = SummarySegment.from_bytes(data)  # a copy: its number and origin change
+        segment.origin_kinds = ["j"]
+        segment.records["k"] = 0
+        segment.records["o"] = offset
+        ids = segment.ids()
+        joined: list[Joined] = []
+        if self._may_have_entries(partition, ids):  # a label waits, or a mark
+            marked = self.marks.joined(partition)
+            for row, prediction_id in enumerate(ids):
+                key = join_key(partition, prediction_id)
+                stored = None if prediction_id in marked else self.store.get(key)
+                entry = read_entry(stored) if stored is not None else None
+                if isinstance(entry, WaitingLabel):
+                    joined.append(self._join_waiting(partition, key, entry, segment.summary(row)))
+                elif entry is not None and not isinstance(entry, JoinedMark):
+                    self.store.delete(partition, key)  # an earlier version's entry: replaced
+                    continue
+                if prediction_id in marked or entry is not None:  # joined: not kept
+                    segment.state[row] = GONE
+        kept = segment.state != GONE
+        pending = self._pending.get(partition)
+        if pending:  # this segment's summaries came later than those kept until the flush
+            pending.forget(ids if kept.all() else [ids[row] for row in np.flatnonzero(kept)])
+        if not kept.any():
+            return joined
+        columns = self._columns_of(partition)
+        columns.renumber(segment)
+        stored_form = segment.to_bytes()
+        self.store.set(partition, _segment_key(partition, segment.seq), stored_form)
+        columns.attach(SummarySegment.from_bytes(stored_form, copy=False), ids)
+        self._note_expiry(partition, float(segment.expires[kept].min()))
         return joined
 
     def add_label(

@@ -73,7 +73,13 @@ from stream_app.stage1_inputs import (
     last_offset_of,
 )
 from stream_app.state_store import PartitionedStore
-from stream_app.summary_columns import Summary, SummaryBuffer, SummaryColumnsIn
+from stream_app.summary_columns import (
+    Summary,
+    SummaryBuffer,
+    SummaryColumnsIn,
+    forwarded_segment,
+    is_summary_segment,
+)
 from stream_app.task_checks import TaskCheck
 from stream_app.windows import PartitionClock, window_closes_at, window_start
 
@@ -93,9 +99,11 @@ NOT_THE_MESSAGES_FAULT: tuple[type[BaseException], ...] = (
 ORIGIN_OF: dict[str, str] = {"prediction": "p", "label": "l", "join": "j"}
 KIND_OF: dict[str, str] = {origin: kind for kind, origin in ORIGIN_OF.items()}
 _KIND_ORDER: dict[str, int] = {"label": 0, "join": 1, "prediction": 2}
-FORWARD_CHUNK = 2000  # summaries per label-join message: ~300 KB, under Kafka's 1 MB default
-# A forwarded message's columns, named as a summary's table entry names them; the origin is
-# the label-join message itself.
+# Summaries per label-join message: ~140 KB with 36-character ids, under 600 KB with the
+# longest ids the contract allows (256), so under Kafka's 1 MB default.
+FORWARD_CHUNK = 2000
+# The columns of the JSON form that versions before 2026-12-03 forwarded (still read),
+# named as a summary's table entry names them; the origin is the label-join message itself.
 FORWARDED_COLUMNS = ("m", "ws", "we", "y", "s", "x")
 
 
@@ -1067,6 +1075,10 @@ class Stage1:
                 work.forward[target].extend(target_ids, summaries)
 
     def _forwarded_summary(self, message: InputMessage, work: _Batch) -> None:
+        if is_summary_segment(message.value):  # summaries as a segment: what this version sends
+            for joined in self.join.add_forwarded(message.partition, message.value, message.offset):
+                self._pair(message.partition, joined, work)
+            return
         forwarded = orjson.loads(message.value)
         if isinstance(forwarded, dict) and "ids" in forwarded:  # summaries, as columns
             ids: list[str] = forwarded["ids"]
@@ -1087,13 +1099,15 @@ class Stage1:
     async def _send_forwarded(self, work: _Batch) -> None:
         # One message per target partition and batch, not one per prediction: consuming a
         # message costs a Faust worker ~100 µs, so per-prediction forwarding capped
-        # enveloped traffic with labels near 4,000 predictions/s. Columns, not a dict per
-        # summary: a tenth of the encoding and decoding.
+        # enveloped traffic with labels near 4,000 predictions/s. A segment, not JSON: the
+        # receiver keeps it as it is, where JSON columns cost an encode, a decode and a
+        # dict entry per summary until its flush built the segment.
         for target, summaries in sorted(work.forward.items()):
             for start in range(0, len(summaries), FORWARD_CHUNK):
                 ids, chunk = summaries.rows(start, start + FORWARD_CHUNK)
-                value = {"ids": ids, **dict(zip(FORWARDED_COLUMNS, chunk, strict=False))}
-                self._delivering(await self.sink.forward_join(target, orjson.dumps(value)))
+                self._delivering(
+                    await self.sink.forward_join(target, forwarded_segment(ids, chunk))
+                )
 
     def _join_summary(
         self, partition: int, prediction_id: str, summary: Summary, work: _Batch

@@ -240,6 +240,14 @@ class SummarySegment:
         ends = self.id_ends
         return str(self.id_blob[ends.item(row - 1) if row else 0 : ends.item(row)], "utf-8")
 
+    def ids(self) -> list[str]:
+        """Every row's id, in row order (one decode of the blob when the ids are ASCII)."""
+        text = str(self.id_blob, "utf-8")
+        if len(text) != len(self.id_blob):  # byte offsets are not character offsets
+            return [self.id_at(row) for row in range(len(self))]
+        ends = self.id_ends.tolist()
+        return [text[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
     def summary(self, row: int) -> Summary:
         m, w, y, s, x, k, o = self.records.item(row)
         window = self.windows[w]
@@ -418,6 +426,11 @@ class SummaryColumns:
         self._next_seq += 1
         return segment
 
+    def renumber(self, segment: SummarySegment) -> None:
+        """Give a segment built elsewhere (another partition forwarded it) the next number."""
+        segment.seq = self._next_seq
+        self._next_seq += 1
+
     def attach(self, segment: SummarySegment, ids: Sequence[str] | None = None) -> None:
         """Keep a segment: a new one, or one read back from the changelog (in the order
         they were written). Its rows replace the older rows of the same ids.
@@ -430,8 +443,10 @@ class SummaryColumns:
             self.dropped.add(segment.seq)
             return
         self._attach(segment)
-        if ids is None or kept.size < len(segment):
-            ids = [segment.id_at(int(r)) for r in kept]
+        if ids is None:
+            ids = segment.ids()
+        if kept.size < len(segment):
+            ids = [ids[row] for row in kept.tolist()]
         self._set_gone(self.index.put(ids, (segment.seq << ROW_BITS) | kept.astype(np.int64)))
 
     def _attach(self, segment: SummarySegment) -> None:
@@ -685,6 +700,12 @@ class PendingSummaries:
         row = self._row.pop(prediction_id, None)
         return None if row is None else self.buffer.row(row)
 
+    def forget(self, ids: Iterable[str]) -> None:
+        """Drop the summaries of ``ids`` (a later summary of each is kept elsewhere)."""
+        rows = self._row
+        for prediction_id in ids:
+            rows.pop(prediction_id, None)
+
     def drain(self) -> tuple[list[str], SummaryColumnsIn]:
         """The summaries kept (one per id), which are then gone from here."""
         buffer, rows = self.buffer, self._row
@@ -693,3 +714,15 @@ class PendingSummaries:
             return buffer.ids, buffer.columns
         kept = list(rows.values())
         return list(rows), SummaryColumnsIn._make([c[r] for r in kept] for c in buffer.columns)
+
+
+def forwarded_segment(ids: Sequence[str], columns: SummaryColumnsIn) -> bytes:
+    """Summaries bound for another partition's join, as one segment in its changelog form
+    (the last of repeated ids wins, as it would in the receiver's join). The receiver keeps
+    it as a segment of its own, renumbered and with its own origin (``LabelJoin``)."""
+    last = {prediction_id: row for row, prediction_id in enumerate(ids)}
+    if len(last) < len(ids):
+        rows = sorted(last.values())
+        ids = [ids[row] for row in rows]
+        columns = SummaryColumnsIn._make([column[row] for row in rows] for column in columns)
+    return SummarySegment.from_columns(0, ids, columns).to_bytes()

@@ -1,0 +1,172 @@
+"""Summaries forwarded to another partition's join as one segment (``forwarded_segment``,
+``LabelJoin.add_forwarded``): they join as the same summaries would one by one, and what
+earlier versions forwarded (JSON) still joins as they do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream_app.counters import Counters
+from stream_app.label_join import LabelJoin
+from stream_app.state_store import MemoryStore
+from stream_app.summary_columns import (
+    Summary,
+    SummaryColumnsIn,
+    SummarySegment,
+    forwarded_segment,
+    is_summary_segment,
+)
+from tests.stream_app import test_label_join
+from tests.stream_app.local_pipeline import LocalPipeline
+
+# One id that is not ASCII: its byte offsets are not its character offsets.
+IDS = ["a", "b", "c", "d", "é-e", "f"]
+
+
+def _summary(model: str, expires: float, predicted: Any, kind: str, offset: int) -> Summary:
+    return Summary(
+        model, 0.0, 60.0, predicted, None if predicted == 2 else 0.5, expires, kind, offset
+    )
+
+
+def _columns(summaries: list[Summary]) -> SummaryColumnsIn:
+    return SummaryColumnsIn._make(map(list, zip(*summaries, strict=True)))
+
+
+def _pair_of(joined: Any) -> Any:
+    return None if joined is None else (tuple(joined.summary), joined.label, joined.identity)
+
+
+ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(IDS),
+        st.sampled_from(["churn", "fraud"]),
+        st.floats(0, 200),
+        st.sampled_from([0, 1, 2, "yes", 0.25]),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("local"), ROWS),
+            st.tuples(st.just("forwarded"), ROWS),
+            st.tuples(st.just("label"), st.sampled_from(IDS)),
+            st.tuples(st.just("flush"), st.booleans()),
+            st.tuples(st.just("expire"), st.floats(0, 120)),
+        ),
+        max_size=25,
+    )
+)
+def test_a_forwarded_segment_joins_as_its_summaries_one_by_one(
+    steps: list[tuple[str, Any]],
+) -> None:
+    """``add_forwarded`` is ``add_summary`` of each id's last row, this message their
+    origin; summaries kept before (until the flush, or in segments) and labels waiting
+    meet them as they would; a restart after a flush reads the stored segments back."""
+    by_one, by_segment = LabelJoin(MemoryStore(), 1, Counters()), None
+    store, counters = MemoryStore(), Counters()
+    by_segment = LabelJoin(store, 1, counters)
+    for offset, (kind, arg) in enumerate(steps):
+        if kind in ("local", "forwarded"):
+            origin = "j" if kind == "forwarded" else "p"
+            rows = [
+                _summary(m, x, y, origin, offset if kind == "forwarded" else -1)
+                for _, m, x, y in arg
+            ]
+            ids = [pid for pid, *_ in arg]
+            last = {pid: row for row, pid in enumerate(ids)}
+            one = [
+                by_one.add_summary(0, pid, rows[last[pid]]) for pid in sorted(last, key=last.get)
+            ]
+            if kind == "forwarded":
+                sent = [r._replace(origin_kind="p", origin_offset=99) for r in rows]  # the sender's
+                many = by_segment.add_forwarded(0, forwarded_segment(ids, _columns(sent)), offset)
+            else:
+                many = [
+                    by_segment.add_summary(0, pid, rows[last[pid]])
+                    for pid in sorted(last, key=last.get)
+                ]
+            assert [_pair_of(j) for j in one if j] == [_pair_of(j) for j in many if j]
+        elif kind == "label":
+            first = by_one.add_label(0, arg, "churn", 1, (offset, 0), 500.0)
+            second = by_segment.add_label(0, arg, "churn", 1, (offset, 0), 500.0)
+            assert _pair_of(first) == _pair_of(second)
+        elif kind == "flush":
+            by_one.seal()
+            by_segment.seal()
+            if arg:  # a restart: everything from the table
+                by_segment = LabelJoin(store, 1, counters)
+                by_segment.restore_joined_marks(0)
+            assert by_one.waiting_summaries() == by_segment.waiting_summaries()
+        else:
+            by_one.expire([0], lambda partition, at=arg: at)
+            by_segment.expire([0], lambda partition, at=arg: at)
+            assert by_one.waiting_summaries() == by_segment.waiting_summaries()
+    for n, pid in enumerate(IDS):  # whatever still waits meets its label the same way
+        first = by_one.add_label(0, pid, "churn", 0, (10_000, n), 500.0)
+        second = by_segment.add_label(0, pid, "churn", 0, (10_000, n), 500.0)
+        assert _pair_of(first) == _pair_of(second)
+
+
+def test_the_last_of_an_ids_repeated_rows_is_the_one_kept() -> None:
+    ids = ["a", "b", "a"]
+    rows = [_summary("churn", 90.0, y, "p", 5) for y in ("first", "other", "last")]
+    segment = SummarySegment.from_bytes(forwarded_segment(ids, _columns(rows)))
+    assert segment.ids() == ["b", "a"]
+    join = LabelJoin(MemoryStore(), 1, Counters())
+    join.add_forwarded(0, forwarded_segment(ids, _columns(rows)), 12)
+    met = join.add_label(0, "a", "churn", 1, (3, 0), 500.0)
+    assert met is not None and met.summary.predicted == "last"
+    assert (met.summary.origin_kind, met.summary.origin_offset) == ("j", 12)
+
+
+def _as_earlier_versions_forwarded(value: bytes, form: str) -> bytes:
+    """A label-join message as versions before segments sent it."""
+    if not is_summary_segment(value):
+        return value  # a watermark
+    segment = SummarySegment.from_bytes(value)
+    ids = segment.ids()
+    summaries = [segment.summary(row) for row in range(len(segment))]
+    if form == "columns":
+        names = ("m", "ws", "we", "y", "s", "x")
+        columns = zip(*summaries, strict=True)
+        return orjson.dumps({"ids": ids, **dict(zip(names, columns, strict=False))})
+    return orjson.dumps(
+        [
+            {"id": i, "m": s[0], "ws": s[1], "we": s[2], "y": s[3], "s": s[4], "x": s[5]}
+            for i, s in zip(ids, summaries, strict=True)
+        ]
+    )
+
+
+@pytest.mark.parametrize("form", ["columns", "rows"])
+def test_what_earlier_versions_forwarded_still_joins(
+    form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rolling upgrade: the label-join topic still holds what an older worker forwarded."""
+    sent: list[bytes] = []
+    forward = LocalPipeline._forward
+
+    async def as_before(self: LocalPipeline, partition: int, value: bytes) -> None:
+        sent.append(value)
+        await forward(self, partition, _as_earlier_versions_forwarded(value, form))
+
+    monkeypatch.setattr(LocalPipeline, "_forward", as_before)
+    pipeline, n_labels = test_label_join._replay("labels first", 3, envelopes=True)
+    assert any(is_summary_segment(value) for value in sent)  # the conversion had work to do
+    assert pipeline.counters.joined == n_labels
+    assert pipeline.counters.unmatched_labels == 0
+    per_window = test_label_join._labeled_per_window(pipeline)
+    assert per_window == {start: test_label_join.PER_WINDOW // 2 for start in per_window}
+    assert len(per_window) == test_label_join.WINDOWS
+    assert pipeline.dead_letters == []
