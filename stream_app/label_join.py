@@ -259,11 +259,17 @@ class LabelJoin:
     def add_summaries(
         self, partition: int, ids: Sequence[str], columns: SummaryColumnsIn
     ) -> list[Joined]:
-        """:meth:`add_summary` of many (``ids`` distinct), given as columns: the pairs."""
+        """:meth:`add_summary` of many, given as columns: the pairs. Of an id given twice
+        (one envelope naming a prediction twice) the last is kept, as the flush keeps it."""
         if not ids:
             return []
         joined: list[Joined] = []
         if self._may_have_entries(partition, ids):  # a label waits, or a mark
+            last = {prediction_id: row for row, prediction_id in enumerate(ids)}
+            if len(last) < len(ids):  # else a waiting label would join each copy
+                rows = sorted(last.values())
+                ids = [ids[row] for row in rows]
+                columns = SummaryColumnsIn._make([column[r] for r in rows] for column in columns)
             get = self.store.get
             keys = [f"{partition}|{prediction_id}" for prediction_id in ids]
             found = [get(key) for key in keys]

@@ -219,3 +219,19 @@ def test_labels_waiting_for_forwarded_summaries_keep_their_window() -> None:
     assert pipeline.counters.joined == len(labels)
     per_window = _labeled_per_window(pipeline)
     assert per_window == {window_start(w): PER_WINDOW // 2 for w in range(WINDOWS)}
+
+
+@pytest.mark.parametrize("n_partitions", [1, 2])
+def test_an_envelope_naming_a_prediction_twice_joins_its_waiting_label_once(
+    n_partitions: int,
+) -> None:
+    """Before: a label read first joined each copy (two pairs for one label)."""
+    pipeline = LocalPipeline(RUNTIME, n_partitions)
+    events = list(scenario.events(1, 10, drift_from=99, decay_from=99))
+    twice = events[3]
+    asyncio.run(pipeline.feed([pipeline.message("label", twice.prediction_id, twice.label_json())]))
+    envelope = _envelope([events[0], twice, *events[1:]])
+    asyncio.run(pipeline.feed([pipeline.message("prediction", events[0].prediction_id, envelope)]))
+    asyncio.run(pipeline.idle(10 * scenario.WINDOW))
+    assert pipeline.counters.labels == 1 and pipeline.counters.joined == 1
+    assert _labeled_per_window(pipeline) == {window_start(0): 1}

@@ -199,19 +199,21 @@ def test_summaries_added_as_columns_join_as_added_one_by_one(steps: list[tuple[s
     by_columns, _, _ = _join(1)
     for offset, (kind, arg) in enumerate(steps):
         if kind == "summaries":
-            last = {pid: (expires, y) for pid, expires, y in arg}  # ids distinct per call
+            # An id given twice in one call (an envelope naming a prediction twice): the
+            # last is the one kept, and a label that waited joins it once.
+            last = {pid: row for row, (pid, _, _) in enumerate(arg)}
             one = [
                 by_one.add_summary(0, pid, _summary(x, predicted=y, origin_offset=offset))
-                for pid, (x, y) in last.items()
+                for pid, x, y in (arg[row] for row in sorted(last.values()))
             ]
-            ids = list(last)
+            ids = [pid for pid, _, _ in arg]
             columns = SummaryColumnsIn(
                 ["churn"] * len(ids),
                 [0.0] * len(ids),
                 [60.0] * len(ids),
-                [y for _, y in last.values()],
+                [y for _, _, y in arg],
                 [0.9] * len(ids),
-                [x for x, _ in last.values()],
+                [x for _, x, _ in arg],
                 ["p"] * len(ids),
                 [offset] * len(ids),
             )
