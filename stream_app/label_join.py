@@ -62,6 +62,12 @@ log = logging.getLogger(__name__)
 
 # Rows per segment: its table value stays near 400 KB, under Kafka's 1 MB message size.
 SEGMENT_ROWS = 4096
+# A forwarded segment this large is kept as it is; a smaller one joins the summaries kept
+# until the flush, so that small batches (a worker keeping up with a slow stream) still
+# make one segment a flush, not one per partition that forwarded (the count of segments
+# is what a label envelope's lookups cost by: docs/benchmarks.md, "Forwarded summaries
+# as segments").
+KEEP_FORWARDED_FROM_ROWS = 1024
 
 # The rows gone in one flush are one gone-log record per partition; the records are folded
 # into per-segment bitmaps (and deleted) once they hold this many rows, or this many
@@ -306,6 +312,8 @@ class LabelJoin:
         segment.records["k"] = 0
         segment.records["o"] = offset
         ids = segment.ids()
+        if len(segment) < KEEP_FORWARDED_FROM_ROWS:
+            return self.add_summaries(partition, ids, segment.columns())
         joined: list[Joined] = []
         if self._may_have_entries(partition, ids):  # a label waits, or a mark
             marked = self.marks.joined(partition)

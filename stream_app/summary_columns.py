@@ -289,6 +289,10 @@ class SummarySegment:
             )
         ]
 
+    def columns(self) -> SummaryColumnsIn:
+        """Every row's summary, as columns."""
+        return _transposed(self.summaries(np.arange(len(self), dtype=np.int64)))
+
     @property
     def nbytes(self) -> int:
         arrays = (self.id_ends, self.records, self.state)

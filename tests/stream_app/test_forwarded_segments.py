@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream_app import label_join
 from stream_app.counters import Counters
 from stream_app.label_join import LabelJoin
 from stream_app.state_store import MemoryStore
@@ -65,14 +66,22 @@ ROWS = st.lists(
             st.tuples(st.just("expire"), st.floats(0, 120)),
         ),
         max_size=25,
-    )
+    ),
+    kept_from=st.sampled_from([1, 4, 10**9]),
 )
 def test_a_forwarded_segment_joins_as_its_summaries_one_by_one(
-    steps: list[tuple[str, Any]],
+    steps: list[tuple[str, Any]], kept_from: int
 ) -> None:
     """``add_forwarded`` is ``add_summary`` of each id's last row, this message their
     origin; summaries kept before (until the flush, or in segments) and labels waiting
-    meet them as they would; a restart after a flush reads the stored segments back."""
+    meet them as they would; a restart after a flush reads the stored segments back.
+    Whether the segment is kept as it is or with the flush's own (``kept_from``)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(label_join, "KEEP_FORWARDED_FROM_ROWS", kept_from)
+        _forwarded_against_one_by_one(steps)
+
+
+def _forwarded_against_one_by_one(steps: list[tuple[str, Any]]) -> None:
     by_one, by_segment = LabelJoin(MemoryStore(), 1, Counters()), None
     store, counters = MemoryStore(), Counters()
     by_segment = LabelJoin(store, 1, counters)
@@ -118,7 +127,11 @@ def test_a_forwarded_segment_joins_as_its_summaries_one_by_one(
         assert _pair_of(first) == _pair_of(second)
 
 
-def test_the_last_of_an_ids_repeated_rows_is_the_one_kept() -> None:
+@pytest.mark.parametrize("kept_from", [1, 10**9], ids=["kept as it is", "with the flush's"])
+def test_the_last_of_an_ids_repeated_rows_is_the_one_kept(
+    kept_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(label_join, "KEEP_FORWARDED_FROM_ROWS", kept_from)
     ids = ["a", "b", "a"]
     rows = [_summary("churn", 90.0, y, "p", 5) for y in ("first", "other", "last")]
     segment = SummarySegment.from_bytes(forwarded_segment(ids, _columns(rows)))
@@ -164,6 +177,22 @@ def test_what_earlier_versions_forwarded_still_joins(
     monkeypatch.setattr(LocalPipeline, "_forward", as_before)
     pipeline, n_labels = test_label_join._replay("labels first", 3, envelopes=True)
     assert any(is_summary_segment(value) for value in sent)  # the conversion had work to do
+    assert pipeline.counters.joined == n_labels
+    assert pipeline.counters.unmatched_labels == 0
+    per_window = test_label_join._labeled_per_window(pipeline)
+    assert per_window == {start: test_label_join.PER_WINDOW // 2 for start in per_window}
+    assert len(per_window) == test_label_join.WINDOWS
+    assert pipeline.dead_letters == []
+
+
+@pytest.mark.parametrize("order", ["predictions first", "labels first"])
+def test_every_label_joins_once_when_each_forwarded_segment_is_kept_as_it_is(
+    order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline's small batches forward small segments, which join the flush's own:
+    here each is kept as it is, as a backlog's large ones are."""
+    monkeypatch.setattr(label_join, "KEEP_FORWARDED_FROM_ROWS", 1)
+    pipeline, n_labels = test_label_join._replay(order, 3, envelopes=True)
     assert pipeline.counters.joined == n_labels
     assert pipeline.counters.unmatched_labels == 0
     per_window = test_label_join._labeled_per_window(pipeline)
