@@ -56,6 +56,7 @@ from stream_app.summary_columns import (
     SummaryColumns,
     SummaryColumnsIn,
     SummarySegment,
+    last_of_each,
 )
 
 log = logging.getLogger(__name__)
@@ -271,29 +272,11 @@ class LabelJoin:
             return []
         joined: list[Joined] = []
         if self._may_have_entries(partition, ids):  # a label waits, or a mark
-            last = {prediction_id: row for row, prediction_id in enumerate(ids)}
-            if len(last) < len(ids):  # else a waiting label would join each copy
-                rows = sorted(last.values())
-                ids = [ids[row] for row in rows]
-                columns = SummaryColumnsIn._make([column[r] for r in rows] for column in columns)
-            get = self.store.get
-            keys = [f"{partition}|{prediction_id}" for prediction_id in ids]
-            found = [get(key) for key in keys]
-            marked = self.marks.joined(partition)
-            kept = []
-            for row, stored in enumerate(found):
-                if ids[row] in marked:  # joined already: forwarded again by a replay
-                    continue
-                if stored is None:
-                    kept.append(row)
-                    continue
-                entry = read_entry(stored)
-                if isinstance(entry, WaitingLabel):
-                    summary = Summary._make(column[row] for column in columns)
-                    joined.append(self._join_waiting(partition, keys[row], entry, summary))
-                elif not isinstance(entry, JoinedMark):  # an earlier version's: replaced
-                    self.store.delete(partition, keys[row])
-                    kept.append(row)
+            # Distinct first, else a waiting label would join each copy of an id.
+            ids, columns = last_of_each(ids, columns)
+            joined, kept = self._claim(
+                partition, ids, lambda row: Summary._make(column[row] for column in columns)
+            )
             if len(kept) < len(ids):
                 ids = [ids[row] for row in kept]
                 columns = SummaryColumnsIn._make([column[r] for r in kept] for column in columns)
@@ -316,18 +299,10 @@ class LabelJoin:
             return self.add_summaries(partition, ids, segment.columns())
         joined: list[Joined] = []
         if self._may_have_entries(partition, ids):  # a label waits, or a mark
-            marked = self.marks.joined(partition)
-            for row, prediction_id in enumerate(ids):
-                key = join_key(partition, prediction_id)
-                stored = None if prediction_id in marked else self.store.get(key)
-                entry = read_entry(stored) if stored is not None else None
-                if isinstance(entry, WaitingLabel):
-                    joined.append(self._join_waiting(partition, key, entry, segment.summary(row)))
-                elif entry is not None and not isinstance(entry, JoinedMark):
-                    self.store.delete(partition, key)  # an earlier version's entry: replaced
-                    continue
-                if prediction_id in marked or entry is not None:  # joined: not kept
-                    segment.state[row] = GONE
+            joined, rows = self._claim(partition, ids, segment.summary)
+            gone = np.ones(len(ids), dtype=bool)
+            gone[rows] = False
+            segment.state[gone] = GONE
         kept = segment.state != GONE
         pending = self._pending.get(partition)
         if pending:  # this segment's summaries came later than those kept until the flush
@@ -341,6 +316,30 @@ class LabelJoin:
         columns.attach(SummarySegment.from_bytes(stored_form, copy=False), ids)
         self._note_expiry(partition, float(segment.expires[kept].min()))
         return joined
+
+    def _claim(
+        self, partition: int, ids: Sequence[str], summary_at: Callable[[int], Summary]
+    ) -> tuple[list[Joined], list[int]]:
+        """Summaries of distinct ``ids`` that may meet state of their own: the pairs of the
+        labels that waited for them, and the rows still to keep (``summary_at``: a row's)."""
+        marked = self.marks.joined(partition)
+        joined: list[Joined] = []
+        kept: list[int] = []
+        for row, prediction_id in enumerate(ids):
+            if prediction_id in marked:  # joined already: forwarded again by a replay
+                continue
+            key = join_key(partition, prediction_id)
+            stored = self.store.get(key)
+            if stored is None:
+                kept.append(row)
+                continue
+            entry = read_entry(stored)
+            if isinstance(entry, WaitingLabel):
+                joined.append(self._join_waiting(partition, key, entry, summary_at(row)))
+            elif not isinstance(entry, JoinedMark):  # an earlier version's: replaced
+                self.store.delete(partition, key)
+                kept.append(row)
+        return joined, kept
 
     def add_label(
         self,

@@ -418,11 +418,7 @@ class SummaryColumns:
 
     def build(self, ids: Sequence[str], summaries: Sequence[Summary]) -> SummarySegment:
         """The next segment of these summaries (the last of repeated ids wins), not kept."""
-        last = {prediction_id: row for row, prediction_id in enumerate(ids)}
-        if len(last) < len(ids):
-            rows = sorted(last.values())
-            ids, summaries = [ids[r] for r in rows], [summaries[r] for r in rows]
-        return self.new_segment(ids, _transposed(summaries))
+        return self.new_segment(*last_of_each(ids, _transposed(summaries)))
 
     def new_segment(self, ids: Sequence[str], columns: SummaryColumnsIn) -> SummarySegment:
         """The next segment of these summaries (``ids`` distinct), not kept."""
@@ -720,13 +716,23 @@ class PendingSummaries:
         return list(rows), SummaryColumnsIn._make([c[r] for r in kept] for c in buffer.columns)
 
 
+def last_of_each(
+    ids: Sequence[str], columns: SummaryColumnsIn
+) -> tuple[Sequence[str], SummaryColumnsIn]:
+    """The rows of distinct ids, the last of each (what a flush keeps of an id given twice),
+    in their order."""
+    last = {prediction_id: row for row, prediction_id in enumerate(ids)}
+    if len(last) == len(ids):
+        return ids, columns
+    rows = sorted(last.values())
+    return [ids[row] for row in rows], SummaryColumnsIn._make(
+        [column[row] for row in rows] for column in columns
+    )
+
+
 def forwarded_segment(ids: Sequence[str], columns: SummaryColumnsIn) -> bytes:
     """Summaries bound for another partition's join, as one segment in its changelog form
     (the last of repeated ids wins, as it would in the receiver's join). The receiver keeps
     it as a segment of its own, renumbered and with its own origin (``LabelJoin``)."""
-    last = {prediction_id: row for row, prediction_id in enumerate(ids)}
-    if len(last) < len(ids):
-        rows = sorted(last.values())
-        ids = [ids[row] for row in rows]
-        columns = SummaryColumnsIn._make([column[row] for row in rows] for column in columns)
+    ids, columns = last_of_each(ids, columns)
     return SummarySegment.from_columns(0, ids, columns).to_bytes()
