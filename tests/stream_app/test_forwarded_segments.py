@@ -82,7 +82,7 @@ def test_a_forwarded_segment_joins_as_its_summaries_one_by_one(
 
 
 def _forwarded_against_one_by_one(steps: list[tuple[str, Any]]) -> None:
-    by_one, by_segment = LabelJoin(MemoryStore(), 1, Counters()), None
+    by_one = LabelJoin(MemoryStore(), 1, Counters())
     store, counters = MemoryStore(), Counters()
     by_segment = LabelJoin(store, 1, counters)
     for offset, (kind, arg) in enumerate(steps):
@@ -95,15 +95,17 @@ def _forwarded_against_one_by_one(steps: list[tuple[str, Any]]) -> None:
             ids = [pid for pid, *_ in arg]
             last = {pid: row for row, pid in enumerate(ids)}
             one = [
-                by_one.add_summary(0, pid, rows[last[pid]]) for pid in sorted(last, key=last.get)
+                by_one.add_summary(0, pid, rows[last[pid]])
+                for pid in sorted(last, key=last.__getitem__)
             ]
             if kind == "forwarded":
                 sent = [r._replace(origin_kind="p", origin_offset=99) for r in rows]  # the sender's
-                many = by_segment.add_forwarded(0, forwarded_segment(ids, _columns(sent)), offset)
+                segment = forwarded_segment(ids, _columns(sent))
+                many: list[Any] = by_segment.add_forwarded(0, segment, offset)
             else:
                 many = [
                     by_segment.add_summary(0, pid, rows[last[pid]])
-                    for pid in sorted(last, key=last.get)
+                    for pid in sorted(last, key=last.__getitem__)
                 ]
             assert [_pair_of(j) for j in one if j] == [_pair_of(j) for j in many if j]
         elif kind == "label":
@@ -177,12 +179,7 @@ def test_what_earlier_versions_forwarded_still_joins(
     monkeypatch.setattr(LocalPipeline, "_forward", as_before)
     pipeline, n_labels = test_label_join._replay("labels first", 3, envelopes=True)
     assert any(is_summary_segment(value) for value in sent)  # the conversion had work to do
-    assert pipeline.counters.joined == n_labels
-    assert pipeline.counters.unmatched_labels == 0
-    per_window = test_label_join._labeled_per_window(pipeline)
-    assert per_window == {start: test_label_join.PER_WINDOW // 2 for start in per_window}
-    assert len(per_window) == test_label_join.WINDOWS
-    assert pipeline.dead_letters == []
+    _assert_every_label_joined_once(pipeline, n_labels)
 
 
 @pytest.mark.parametrize("order", ["predictions first", "labels first"])
@@ -193,6 +190,10 @@ def test_every_label_joins_once_when_each_forwarded_segment_is_kept_as_it_is(
     here each is kept as it is, as a backlog's large ones are."""
     monkeypatch.setattr(label_join, "KEEP_FORWARDED_FROM_ROWS", 1)
     pipeline, n_labels = test_label_join._replay(order, 3, envelopes=True)
+    _assert_every_label_joined_once(pipeline, n_labels)
+
+
+def _assert_every_label_joined_once(pipeline: LocalPipeline, n_labels: int) -> None:
     assert pipeline.counters.joined == n_labels
     assert pipeline.counters.unmatched_labels == 0
     per_window = test_label_join._labeled_per_window(pipeline)
