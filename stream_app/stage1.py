@@ -81,6 +81,7 @@ from stream_app.summary_columns import (
     is_summary_segment,
 )
 from stream_app.task_checks import TaskCheck
+from stream_app.window_chunks import joined_chunks
 from stream_app.windows import PartitionClock, window_closes_at, window_start
 
 log = logging.getLogger(__name__)
@@ -1279,7 +1280,7 @@ class Stage1:
             if state is None:
                 state = WindowState.empty(profile, runtime.task)
             same_bins = window_runtime is runtime
-            for chunk in work.columns.get(group, []):
+            for chunk in joined_chunks(work.columns.get(group, [])):
                 state.update(profile, chunk if same_bins else _unbinned(chunk))
             if events:
                 state.update(profile, columns_of(window_runtime, events))
