@@ -25,6 +25,7 @@ partition, where its label will arrive.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import defaultdict
@@ -89,6 +90,7 @@ log = logging.getLogger(__name__)
 # Errors that say nothing about the message being processed: the batch is not acknowledged.
 _Job = TypeVar("_Job")
 _Result = TypeVar("_Result")
+_Value = TypeVar("_Value")
 
 NOT_THE_MESSAGES_FAULT: tuple[type[BaseException], ...] = (
     StorageUnavailableError,
@@ -1047,33 +1049,42 @@ class Stage1:
         work: _Batch,
     ) -> None:
         """:meth:`_keep_summary` of an envelope's kept rows, as columns per join partition."""
-        rows = kept.tolist()
         all_ids = columns.prediction_ids
-        ids = [all_ids[i] for i in rows]
-        targets = join_partitions(ids, self.n_partitions)
-        window_starts = starts[kept]
-        expires = columns.timestamps[kept] + runtime.label_horizon_seconds
-        predictions, scores = columns.predictions, columns.scores
-        origin = [offsets[i] for i in rows] if offsets is not None else None
-        for target in np.unique(targets).tolist():
-            mine = np.flatnonzero(targets == target).tolist()
-            at = [rows[j] for j in mine]
+        whole = kept.size == len(all_ids)
+        targets = join_partitions(all_ids if whole else _gather(all_ids, kept), self.n_partitions)
+        # The rows in the order of their join partition (stable: arrival order within
+        # one), so that each column is gathered once and cut into a slice per partition.
+        order = np.argsort(targets, kind="stable")
+        by_target = targets[order]
+        distinct = np.flatnonzero(np.diff(by_target)) + 1
+        bounds = [0, *distinct.tolist(), int(kept.size)]
+        at = kept[order]
+        ids = _gather(all_ids, at)
+        predictions = _gather(columns.predictions, at)
+        scores = _gather(columns.scores, at)
+        window_starts = starts[at]
+        window_ends = (window_starts + runtime.window_seconds).tolist()
+        expires = (columns.timestamps[at] + runtime.label_horizon_seconds).tolist()
+        origins = _gather(offsets, at) if offsets is not None else [self._origin[1]] * kept.size
+        starts_list = window_starts.tolist()
+        model_id = runtime.model_id
+        for lo, hi in itertools.pairwise(bounds):
             summaries = SummaryColumnsIn(
-                [runtime.model_id] * len(mine),
-                window_starts[mine].tolist(),
-                (window_starts[mine] + runtime.window_seconds).tolist(),
-                [predictions[i] for i in at],
-                [scores[i] for i in at],
-                expires[mine].tolist(),
-                ["p"] * len(mine),
-                [origin[j] for j in mine] if origin is not None else [self._origin[1]] * len(mine),
+                [model_id] * (hi - lo),
+                starts_list[lo:hi],
+                window_ends[lo:hi],
+                predictions[lo:hi],
+                scores[lo:hi],
+                expires[lo:hi],
+                ["p"] * (hi - lo),
+                origins[lo:hi],
             )
-            target_ids = [ids[j] for j in mine]
+            target = int(by_target[lo])
             if target == partition:
-                for joined in self.join.add_summaries(partition, target_ids, summaries):
+                for joined in self.join.add_summaries(partition, ids[lo:hi], summaries):
                     self._pair(partition, joined, work)
             else:
-                work.forward[target].extend(target_ids, summaries)
+                work.forward[target].extend(ids[lo:hi], summaries)
 
     def _forwarded_summary(self, message: InputMessage, work: _Batch) -> None:
         if is_summary_segment(message.value):  # summaries as a segment: what this version sends
@@ -1480,6 +1491,11 @@ def _take_rows(
         else:
             picked[name] = [values[i] for i in indexes]
     return picked
+
+
+def _gather(values: Sequence[_Value], rows: npt.NDArray[np.intp]) -> list[_Value]:
+    """``[values[i] for i in rows]``, iterated in C (a map of ``__getitem__``)."""
+    return list(map(values.__getitem__, rows.tolist()))
 
 
 def _envelope_column(columns: EnvelopeColumns, name: str) -> FeatureColumn | BinnedColumn:
