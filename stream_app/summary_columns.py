@@ -84,6 +84,9 @@ def _coded_windows(
 ) -> tuple[list[tuple[float, float]], Codes]:
     """The distinct (start, end) windows and each row's code, by their bits (exact), in
     the order of their bits (start first)."""
+    one = _one_window(starts, ends)
+    if one is not None:
+        return [one], np.zeros(len(starts), dtype=np.uint8)
     start_bits = np.asarray(starts, dtype=np.float64).view(np.int64)
     end_bits = np.asarray(ends, dtype=np.float64).view(np.int64)
     # A window's end follows from its start (one model, one size): coding the starts
@@ -94,6 +97,18 @@ def _coded_windows(
         return _coded_window_pairs(start_bits, end_bits)
     pairs = zip(distinct.view(np.float64).tolist(), np.asarray(ends)[first].tolist(), strict=True)
     return list(pairs), codes.reshape(-1).astype(_narrowest(distinct.size))
+
+
+def _one_window(starts: list[float], ends: list[float]) -> tuple[float, float] | None:
+    """The one (start, end) of every row, when there is one (a segment of one window, the
+    usual case), found by list counts in C instead of two arrays and a sort. Equal floats
+    have equal bits except zeros (0.0 == -0.0) and NaN, which are left to the sort."""
+    start, end = starts[0], ends[0]
+    if not (start and end) or start != start or end != end:
+        return None
+    if starts.count(start) != len(starts) or ends.count(end) != len(ends):
+        return None
+    return float(start), float(end)
 
 
 def _coded_window_pairs(
@@ -107,14 +122,15 @@ def _coded_window_pairs(
     return [(a, b) for a, b in pairs], codes.reshape(-1).astype(_narrowest(len(pairs)))
 
 
-def _coded(values: Sequence[Any]) -> tuple[list[Any], Codes]:
-    """The distinct values (1, 1.0 and True kept apart, and 0.0 and -0.0) and their codes."""
+def _coded(values: Sequence[Any], kinds: set[type] | None = None) -> tuple[list[Any], Codes]:
+    """The distinct values (1, 1.0 and True kept apart, and 0.0 and -0.0) and their codes
+    (``kinds``: the values' types, when the caller has them)."""
     first = values[0] if values else None
     # One string throughout (a segment's model, its origin kind): counted in C. A value
     # equal to a str is a str, so the count cannot mix types as 1, 1.0 and True would.
     if type(first) is str and values.count(first) == len(values):
         return [first], np.zeros(len(values), dtype=np.uint8)
-    kinds = set(map(type, values))
+    kinds = set(map(type, values)) if kinds is None else kinds
     if len(kinds) == 1 and not kinds & {float, tuple}:  # one type that compares exactly
         seen = list(dict.fromkeys(values))
         index = {value: code for code, value in enumerate(seen)}
@@ -193,22 +209,17 @@ class SummarySegment:
             raise ValueError(f"a segment holds 1 to {MAX_ROWS - 1} summaries, one per id")
         text = "".join(ids)
         id_blob = text.encode()
-        if len(id_blob) == len(text):  # ASCII ids, most of them: a byte a character
-            id_lengths: Iterable[int] = map(len, ids)
-        else:
-            id_lengths = (len(i.encode()) for i in ids)
+        id_ends = _id_ends(ids, len(id_blob) == len(text))
         models, model_codes = _coded(columns.model_ids)
         windows, window_codes = _coded_windows(columns.window_starts, columns.window_ends)
         values = columns.predicted
-        floats = set(map(type, values)) == {float}
-        predicted, predicted_codes = ([], None) if floats else _coded(values)
+        kinds_of_values = set(map(type, values))
+        floats = kinds_of_values == {float}
+        predicted, predicted_codes = ([], None) if floats else _coded(values, kinds_of_values)
         raw_scores = columns.scores
-        missing = raw_scores.count(None)
-        scores = np.array(
-            [np.nan if s is None else s for s in raw_scores] if missing else raw_scores,
-            dtype=np.float64,
-        )
-        if np.count_nonzero(np.isnan(scores)) != missing:
+        scores = np.array(raw_scores, dtype=np.float64)  # None becomes NaN
+        nan = np.count_nonzero(np.isnan(scores))
+        if nan and nan != raw_scores.count(None):
             raise ValueError("a score is NaN: NaN stands for no score here")
         kinds, origin_codes = _coded(columns.origin_kinds)
         narrow = np.array(values, dtype=np.float64) if floats else predicted_codes
@@ -216,7 +227,7 @@ class SummarySegment:
         return cls(
             seq=seq,
             id_blob=id_blob,
-            id_ends=np.cumsum(np.fromiter(id_lengths, dtype=np.uint32, count=n), dtype=np.uint32),
+            id_ends=id_ends,
             models=models,
             windows=windows,
             predicted=predicted,
@@ -361,6 +372,20 @@ class SummarySegment:
             records=records,
             state=take(np.dtype(np.uint8), owned=True),
         )
+
+
+def _id_ends(ids: Sequence[str], ascii: bool) -> npt.NDArray[np.uint32]:
+    """Where each id ends in the blob of them all (UTF-8): a byte a character if ``ascii``."""
+    n = len(ids)
+    if not ascii:
+        lengths = np.fromiter((len(i.encode()) for i in ids), dtype=np.uint32, count=n)
+        return np.cumsum(lengths, dtype=np.uint32)
+    sizes = set(map(len, ids))
+    if len(sizes) == 1:  # ids of one length (UUIDs, say): no array of lengths to sum
+        size = sizes.pop()
+        if size:
+            return np.arange(size, size * n + 1, size, dtype=np.uint32)
+    return np.cumsum(np.fromiter(map(len, ids), dtype=np.uint32, count=n), dtype=np.uint32)
 
 
 def _packed(*columns: npt.NDArray[Any]) -> npt.NDArray[np.void]:
@@ -703,8 +728,10 @@ class PendingSummaries:
     def forget(self, ids: Iterable[str]) -> None:
         """Drop the summaries of ``ids`` (a later summary of each is kept elsewhere)."""
         rows = self._row
-        for prediction_id in ids:
-            rows.pop(prediction_id, None)
+        # Usually none of them is here (the later copy came from elsewhere): the common ids
+        # found in C, instead of a pop per id.
+        for prediction_id in rows.keys() & ids:
+            del rows[prediction_id]
 
     def drain(self) -> tuple[list[str], SummaryColumnsIn]:
         """The summaries kept (one per id), which are then gone from here."""
@@ -721,9 +748,9 @@ def last_of_each(
 ) -> tuple[Sequence[str], SummaryColumnsIn]:
     """The rows of distinct ids, the last of each (what a flush keeps of an id given twice),
     in their order."""
-    last = {prediction_id: row for row, prediction_id in enumerate(ids)}
-    if len(last) == len(ids):
+    if len(set(ids)) == len(ids):  # no id twice, the usual case: a set is the quick check
         return ids, columns
+    last = {prediction_id: row for row, prediction_id in enumerate(ids)}
     rows = sorted(last.values())
     return [ids[row] for row in rows], SummaryColumnsIn._make(
         [column[row] for row in rows] for column in columns

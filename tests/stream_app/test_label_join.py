@@ -11,6 +11,7 @@ worker's timer may.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -235,3 +236,53 @@ def test_an_envelope_naming_a_prediction_twice_joins_its_waiting_label_once(
     asyncio.run(pipeline.idle(10 * scenario.WINDOW))
     assert pipeline.counters.labels == 1 and pipeline.counters.joined == 1
     assert _labeled_per_window(pipeline) == {window_start(0): 1}
+
+
+def _accuracy_per_window(pipeline: LocalPipeline) -> dict[float, float | None]:
+    latest: dict[float, float | None] = {}
+    for (_, start), rows in sorted(pipeline.writer.windows.items()):
+        latest[start] = {m.metric: m.value for m in rows.metrics}.get("accuracy")
+    for _, start, rows in pipeline.writer.revisions:
+        latest[start] = {m.metric: m.value for m in rows.metrics}.get("accuracy")
+    return latest
+
+
+@pytest.mark.parametrize("label_first", [True, False], ids=["label first", "label after"])
+def test_of_a_prediction_named_twice_in_an_envelope_the_last_copy_is_joined(
+    label_first: bool,
+) -> None:
+    """The copies predict different classes; the one label counts with the last copy's."""
+    pipeline = LocalPipeline(RUNTIME, 4)
+    events = list(scenario.events(1, 10, drift_from=99, decay_from=99))
+    twice = events[3]
+    wrong = dataclasses.replace(twice, prediction="1" if twice.label == "0" else "0")
+    right = dataclasses.replace(twice, prediction=twice.label)
+    label = pipeline.message("label", twice.prediction_id, twice.label_json())
+    envelope = _envelope([events[0], wrong, *events[1:3], right, *events[4:]])
+    prediction = pipeline.message("prediction", events[0].prediction_id, envelope)
+    for message in [label, prediction] if label_first else [prediction, label]:
+        asyncio.run(pipeline.feed([message]))
+    asyncio.run(pipeline.idle(10 * scenario.WINDOW))
+    assert pipeline.counters.joined == 1
+    assert _accuracy_per_window(pipeline) == {window_start(0): 1.0}
+
+
+def test_an_envelope_whose_first_rows_are_late_keeps_the_others_for_their_labels() -> None:
+    """Late rows are left out of the join; the rest must still reach their partitions."""
+    pipeline = LocalPipeline(RUNTIME, 4)
+    events = list(scenario.events(6, 20, drift_from=99, decay_from=99))
+    old, fresh, later = events[:20], events[100:120], events[100:]
+    # The first envelope moves its partition's clock to window 5: window 0's rows are late
+    # after it in an envelope of the same key.
+    asyncio.run(
+        pipeline.feed(
+            [pipeline.message("prediction", later[0].prediction_id, _envelope(later[:1]))]
+        )
+    )
+    mixed = _envelope([*old[:7], *fresh[1:]])
+    asyncio.run(pipeline.feed([pipeline.message("prediction", later[0].prediction_id, mixed)]))
+    labels = [pipeline.message("label", e.prediction_id, e.label_json()) for e in fresh]
+    asyncio.run(pipeline.feed(labels))
+    asyncio.run(pipeline.idle(10 * scenario.WINDOW))
+    assert pipeline.counters.late == 7
+    assert pipeline.counters.joined == len(fresh)
