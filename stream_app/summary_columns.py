@@ -103,6 +103,8 @@ def _one_window(starts: list[float], ends: list[float]) -> tuple[float, float] |
     """The one (start, end) of every row, when there is one (a segment of one window, the
     usual case), found by list counts in C instead of two arrays and a sort. Equal floats
     have equal bits except zeros (0.0 == -0.0) and NaN, which are left to the sort."""
+    if not starts:
+        return None
     start, end = starts[0], ends[0]
     if not (start and end) or start != start or end != end:
         return None
