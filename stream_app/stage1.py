@@ -1482,14 +1482,13 @@ def _take_rows(
     columns: dict[str, FeatureColumn | BinnedColumn], rows: npt.NDArray[np.intp]
 ) -> dict[str, FeatureColumn | BinnedColumn]:
     picked: dict[str, FeatureColumn | BinnedColumn] = {}
-    indexes = rows.tolist()
     for name, values in columns.items():
         if isinstance(values, BinnedColumn):
             picked[name] = values.take(rows)
         elif isinstance(values, np.ndarray):
             picked[name] = values[rows]
         else:
-            picked[name] = [values[i] for i in indexes]
+            picked[name] = _gather(values, rows)
     return picked
 
 
