@@ -319,8 +319,12 @@ def driftline_run(
     n_windows = (n_predictions - 1) // per_window + 1
     rss: dict[int, int] = {}
     try:
+        # All at once: started one after another, the first read alone until the next had
+        # started and the group had rebalanced, and a two-worker run measured mostly that.
         for process in processes:
-            process.start(ready_timeout=120)
+            process.launch()
+        for process in processes:
+            process.wait_ready(timeout=120)
 
         def stats() -> dict[str, Any]:
             merged: dict[str, Any] = {"predictions": 0, "first_event_at": math.inf, "rss_bytes": 0}

@@ -78,6 +78,12 @@ class WorkerProcess:
         )
 
     def start(self, ready_timeout: float = 90.0) -> None:
+        """Start the worker and wait until it consumes."""
+        self.launch()
+        self.wait_ready(ready_timeout)
+
+    def launch(self) -> None:
+        """Start the worker without waiting (several at once join their group together)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         values = {
             "BROKER": f"kafka://{self.bootstrap}",
@@ -102,7 +108,9 @@ class WorkerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_for(self._ready, ready_timeout, f"the worker to be ready (log: {self.log_path})")
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        wait_for(self._ready, timeout, f"the worker to be ready (log: {self.log_path})")
 
     def _ready(self) -> bool:
         assert self.process is not None
