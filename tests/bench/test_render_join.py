@@ -79,26 +79,36 @@ def test_the_prediction_figures_are_the_medians_of_rotated_runs() -> None:
 def test_label_task_rates_rotates_the_runs_and_takes_medians(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    ran: list[tuple[bool, str]] = []
-    rates = iter([100.0, 50.0, 70.0, 60.0, 80.0, 110.0, 90.0, 200.0, 10.0])
+    ran: list[tuple[bool, int, str]] = []
+    rates = iter([100.0, 50.0, 70.0, 130.0, 60.0, 80.0, 140.0, 110.0, 90.0, 150.0, 200.0, 10.0])
 
-    def fake_run(*args: Any, task: bool, **kwargs: Any) -> dict[str, float]:
-        ran.append((task, args[2]))
+    def fake_run(*args: Any, task: bool, workers: int, **kwargs: Any) -> dict[str, float]:
+        ran.append((task, workers, args[2]))
         return {"predictions_per_s": next(rates)}
 
     monkeypatch.setattr(pipeline_bench, "driftline_run", fake_run)
     result = pipeline_bench.label_task_rates("127.0.0.1:1", tmp_path, "x.", 1_000)
-    base, task, helper = (
+    base, task, helper, two = (
         "without a task",
         "label task",
         "label task, producer helper's envelopes",
+        "label task, two worker processes",
     )
-    assert result["order"] == [base, task, helper, task, helper, base, helper, base, task]
-    assert [t for t, _ in ran] == [False, True, True, True, True, False, True, False, True]
-    assert len({prefix for _, prefix in ran}) == 9  # each run on topics of its own
+    assert result["order"] == [
+        *(base, task, helper, two),
+        *(task, helper, two, base),
+        *(helper, two, base, task),
+    ]
+    assert [(t, w) for t, w, _ in ran] == [
+        *((False, 1), (True, 1), (True, 1), (True, 2)),
+        *((True, 1), (True, 1), (True, 2), (False, 1)),
+        *((True, 1), (True, 2), (False, 1), (True, 1)),
+    ]
+    assert len({prefix for _, _, prefix in ran}) == 12  # each run on topics of its own
     assert result["runs"] == {
         base: [100.0, 110.0, 200.0],
         task: [50.0, 60.0, 10.0],
         helper: [70.0, 80.0, 90.0],
+        two: [130.0, 140.0, 150.0],
     }
-    assert result["rates"] == {base: 110.0, task: 50.0, helper: 80.0}
+    assert result["rates"] == {base: 110.0, task: 50.0, helper: 80.0, two: 140.0}
