@@ -13,8 +13,9 @@ is salted per process, and the index is rebuilt from the stored ids after a rest
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -64,8 +65,16 @@ class IdIndex:
         id_at: Callable[[int], str],
         capacity: int = 1024,
         slot_key: Callable[[str], int] = python_slot_key,
+        segments: Mapping[int, Any] | None = None,
+        row_bits: int = 0,
     ) -> None:
+        """``segments`` (optional): the caller's own id store, when a handle is
+        ``number << row_bits | row`` and ``segments[number]`` has ``id_blob`` and ``id_ends``
+        as :class:`~stream_app.summary_columns.SummarySegment` does; the C probe then
+        confirms a match from those bytes without calling ``id_at``."""
         self._id_at = id_at
+        self._segments = segments
+        self._row_bits = row_bits
         self._slot_key = slot_key
         size = 1 << max(4, (capacity - 1).bit_length())
         self._keys: U64 = np.zeros(size, dtype=np.uint64)
@@ -119,7 +128,17 @@ class IdIndex:
         if self._native is not None:
             handles = np.empty(len(ids), dtype=np.int64)
             slots = np.empty(len(ids), dtype=np.int64)
-            self._native.probe(self._keys, self._handles, hashes, ids, self._id_at, handles, slots)
+            self._native.probe(
+                self._keys,
+                self._handles,
+                hashes,
+                ids,
+                self._id_at,
+                handles,
+                slots,
+                self._segments,
+                self._row_bits,
+            )
             return handles, slots
         return self._probe_numpy(ids, hashes)
 

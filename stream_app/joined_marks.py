@@ -19,7 +19,7 @@ that keeps a row's removal keeps its mark too.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -77,6 +77,15 @@ class JoinedMarks:
         unsealed.ids.append(prediction_id)
         unsealed.offsets.append(identity[0])
         unsealed.positions.append(identity[1])
+
+    def mark_many(self, partition: int, ids: Sequence[str], identities: Sequence[Identity]) -> None:
+        """:meth:`mark` of each id (distinct), in their order."""
+        mine = self._partitions[partition]
+        mine.joined.update(zip(ids, identities, strict=True))
+        unsealed = mine.unsealed
+        unsealed.ids.extend(ids)
+        unsealed.offsets.extend([identity[0] for identity in identities])
+        unsealed.positions.extend([identity[1] for identity in identities])
 
     def joined(self, partition: int) -> dict[str, Identity]:
         """The partition's marks by prediction id (read-only: for lookups)."""

@@ -35,7 +35,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +55,7 @@ from stream_app.summary_columns import (
     Summary,
     SummaryColumns,
     SummaryColumnsIn,
+    SummaryRow,
     SummarySegment,
     last_of_each,
 )
@@ -89,6 +90,34 @@ class Joined(NamedTuple):
     summary: Summary
     label: Any
     identity: tuple[int, int]  # the label's offset and its position in that message
+
+
+@dataclass
+class JoinedColumns:
+    """Pairs made together (an envelope's labels, or a run of single labels) as columns,
+    in the labels' order: a :class:`Joined` and a :class:`Summary` per pair cost stage 1
+    more than reading the summary's row."""
+
+    summaries: list[SummaryRow] = field(default_factory=list)
+    labels: list[Any] = field(default_factory=list)
+    identities: list[tuple[int, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def append(self, joined: Joined) -> None:
+        self.summaries.append(joined.summary)
+        self.labels.append(joined.label)
+        self.identities.append(joined.identity)
+
+    def pairs(self) -> list[Joined]:
+        """The pairs one by one, as :meth:`LabelJoin.add_label` gives them."""
+        return [
+            Joined(Summary._make(summary), label, identity)
+            for summary, label, identity in zip(
+                self.summaries, self.labels, self.identities, strict=True
+            )
+        ]
 
 
 def join_partition(prediction_id: str, n_partitions: int) -> int:
@@ -399,26 +428,24 @@ class LabelJoin:
         labels: Sequence[Any],
         identities: Sequence[tuple[int, int]],
         expires: Sequence[float],
-    ) -> list[Joined]:
+    ) -> JoinedColumns:
         """:meth:`add_label` of each label (an envelope's, or a run of single labels),
         ``ids`` distinct: the pairs, in the labels' order.
 
         Labels whose id has nothing in the table (the common case: no label waits, no
-        mark) take their summaries together (:meth:`SummaryColumns.take`); the others go
-        one by one. Distinct ids touch distinct state, so the order between them does not
-        change what is stored.
+        mark) take their summaries together (:meth:`SummaryColumns.take`) and are marked
+        together; the others go one by one. Distinct ids touch distinct state, so the order
+        between them does not change what is stored.
         """
-        keys = [join_key(partition, prediction_id) for prediction_id in ids]
         if not self._may_have_entries(partition, ids):  # nothing stored for any of them
-            stored: list[bytes | None] = [None] * len(ids)
-        else:
-            get, marked = self.store.get, self.marks.joined(partition)
-            # A marked id goes to add_label, which finds its mark.
-            stored = [b"" if i in marked else get(k) for i, k in zip(ids, keys, strict=True)]
+            return self._add_free_labels(partition, ids, model_id, labels, identities, expires)
+        get, marked = self.store.get, self.marks.joined(partition)
+        # A marked id goes to add_label, which finds its mark.
+        stored = [b"" if i in marked else get(join_key(partition, i)) for i in ids]
         free = [row for row, entry in enumerate(stored) if entry is None]
         taken = self._take_summaries(partition, [ids[r] for r in free])
         summaries = dict(zip(free, taken, strict=True))
-        joined: list[Joined] = []
+        joined = JoinedColumns()
         for row, entry in enumerate(stored):
             identity = identities[row]
             if entry is not None:
@@ -430,10 +457,41 @@ class LabelJoin:
                 continue
             summary = summaries[row]
             if summary is None:
-                self._wait(partition, keys[row], model_id, labels[row], identity, expires[row])
+                key = join_key(partition, ids[row])
+                self._wait(partition, key, model_id, labels[row], identity, expires[row])
                 continue
             self.marks.mark(partition, ids[row], identity)
-            joined.append(Joined(summary, labels[row], identity))
+            joined.append(Joined(Summary._make(summary), labels[row], identity))
+        return joined
+
+    def _add_free_labels(
+        self,
+        partition: int,
+        ids: Sequence[str],
+        model_id: str,
+        labels: Sequence[Any],
+        identities: Sequence[tuple[int, int]],
+        expires: Sequence[float],
+    ) -> JoinedColumns:
+        """:meth:`add_labels` where no id has an entry or a mark: a column at a time."""
+        taken = self._take_summaries(partition, ids)
+        hit = [row for row, summary in enumerate(taken) if summary is not None]
+        if len(hit) < len(ids):
+            for row in [row for row, summary in enumerate(taken) if summary is None]:
+                key = join_key(partition, ids[row])
+                self._wait(partition, key, model_id, labels[row], identities[row], expires[row])
+        if len(hit) == len(ids):  # every label met its summary: the columns as they are
+            joined = JoinedColumns(cast(list[SummaryRow], taken), list(labels), list(identities))
+        else:
+            joined = JoinedColumns(
+                [cast(SummaryRow, taken[r]) for r in hit],
+                [labels[r] for r in hit],
+                [identities[r] for r in hit],
+            )
+        # A kept summary: the ids have no entries of their own to mark (joined_marks).
+        self.marks.mark_many(
+            partition, ids if len(hit) == len(ids) else [ids[r] for r in hit], joined.identities
+        )
         return joined
 
     def waiting_summaries(self) -> int:
@@ -451,12 +509,14 @@ class LabelJoin:
         kept = columns.take_one(prediction_id) if columns is not None else None
         return found if found is not None else kept
 
-    def _take_summaries(self, partition: int, ids: Sequence[str]) -> list[Summary | None]:
+    def _take_summaries(self, partition: int, ids: Sequence[str]) -> list[SummaryRow | None]:
         """:meth:`_take_summary` of many distinct ids."""
         if not ids:
             return []
         pending = self._pending.get(partition)
-        found = [pending.take(i) for i in ids] if pending else [None] * len(ids)
+        found: list[SummaryRow | None] = (
+            [pending.take(i) for i in ids] if pending else [None] * len(ids)
+        )
         columns = self._columns.get(partition)
         # Both, as in _take_summary: a copy kept before must go too.
         kept = columns.take(ids) if columns is not None else [None] * len(ids)

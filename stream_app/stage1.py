@@ -60,7 +60,13 @@ from stream_app.counters import Counters
 from stream_app.dedup import WindowDedup, envelope_identity
 from stream_app.input_order import HoleGuard
 from stream_app.join_entries import summary_of
-from stream_app.label_join import Joined, LabelJoin, join_partition, join_partitions
+from stream_app.label_join import (
+    Joined,
+    JoinedColumns,
+    LabelJoin,
+    join_partition,
+    join_partitions,
+)
 from stream_app.label_runs import LabelRun, label_runs
 from stream_app.partition_clocks import PartitionClocks
 from stream_app.registry import ModelRegistry, ModelRuntime
@@ -1146,15 +1152,15 @@ class Stage1:
             # one by one, so that its second label meets what its first left).
             # Within one batch the clock does not move: the latest time is what counts.
             clock.observe(max(times))
-            for joined in self.join.add_labels(
+            joined = self.join.add_labels(
                 message.partition,
                 ids,
                 labels.model_id,
                 labels.labels,
                 identities,
                 [t + horizon for t in times],
-            ):
-                self._pair(message.partition, joined, work)
+            )
+            self._pair_columns(message.partition, joined, work)
         else:
             for prediction_id, label, at, identity in zip(
                 ids, labels.labels, times, identities, strict=True
@@ -1243,6 +1249,24 @@ class Stage1:
         pairs.label_offsets.append(joined.identity[0])
         pairs.label_positions.append(joined.identity[1])
         self.counters.joined += 1
+
+    def _pair_columns(self, partition: int, joined: JoinedColumns, work: _Batch) -> None:
+        """:meth:`_pair` of each pair, read from the columns by position (a summary row is
+        a plain tuple in :class:`Summary`'s order)."""
+        labeled = work.labeled
+        for summary, label, (offset, position) in zip(
+            joined.summaries, joined.labels, joined.identities, strict=True
+        ):
+            model_id, start, end, predicted, score, _, origin_kind, origin_offset = summary
+            pairs = labeled[(partition, model_id, start, end)]
+            pairs.labels.append(label)
+            pairs.predicted.append(predicted)
+            pairs.scores.append(score)
+            pairs.origin_kinds.append(origin_kind)
+            pairs.origin_offsets.append(origin_offset)
+            pairs.label_offsets.append(offset)
+            pairs.label_positions.append(position)
+        self.counters.joined += len(joined)
 
     async def _reject(self, message: InputMessage, reason: str) -> None:
         self.counters.dead_lettered(message.topic)

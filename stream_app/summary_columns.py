@@ -62,6 +62,11 @@ class Summary(NamedTuple):
     origin_offset: int
 
 
+# A summary as a plain tuple in Summary's field order (a Summary is one): what a take of
+# many ids hands out, since making a NamedTuple costs about as much again as reading its row.
+SummaryRow = tuple[str, float, float, Any, float | None, float, str, int]
+
+
 class SummaryColumnsIn(NamedTuple):
     """Summaries as columns (lists), the fields of :class:`Summary` in its order."""
 
@@ -262,9 +267,13 @@ class SummarySegment:
         return [text[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
     def summary(self, row: int) -> Summary:
+        return Summary._make(self.row(row))
+
+    def row(self, row: int) -> SummaryRow:
+        """:meth:`summary` as a plain tuple."""
         m, w, y, s, x, k, o = self.records.item(row)
         window = self.windows[w]
-        return Summary(
+        return (
             self.models[m],
             window[0],
             window[1],
@@ -416,7 +425,9 @@ class SummaryColumns:
         self._alive: dict[int, int] = {}  # rows not gone, per segment
         self._first_expiry: dict[int, float] = {}  # per segment: its rows' earliest expiry
         self.bytes_in_memory = 0  # of the segments whose columns are not on disk
-        self.index = IdIndex(self._id_at, slot_key=slot_key)
+        self.index = IdIndex(
+            self._id_at, slot_key=slot_key, segments=self.segments, row_bits=ROW_BITS
+        )
         self._next_seq = 0
         # Segments whose rows changed (a row gone) or that were dropped since the caller
         # last took them: what its changelog must be told.
@@ -534,11 +545,12 @@ class SummaryColumns:
         self._gone_one(seq, row)
         return summary
 
-    def take(self, ids: Sequence[str]) -> list[Summary | None]:
-        """:meth:`take_one` of many distinct ids (a label envelope's), with numpy."""
+    def take(self, ids: Sequence[str]) -> list[SummaryRow | None]:
+        """:meth:`take_one` of many distinct ids (a label envelope's), with numpy; the
+        summaries as :data:`SummaryRow` tuples."""
         if len(ids) < TAKE_ONE_BY_ONE_BELOW:
             return [self.take_one(prediction_id) for prediction_id in ids]
-        taken: list[Summary | None] = [None] * len(ids)
+        taken: list[SummaryRow | None] = [None] * len(ids)
         handles, slots = self.index.locate_many(ids)
         found = np.flatnonzero(handles != MISSING)
         seqs = handles[found] >> ROW_BITS
@@ -564,11 +576,11 @@ class SummaryColumns:
 
     def _take_rows(
         self,
-        taken: list[Summary | None],
+        taken: list[SummaryRow | None],
         positions: npt.NDArray[np.intp],
         handles: npt.NDArray[np.int64],
         slots: npt.NDArray[np.int64],
-    ) -> list[Summary | None]:
+    ) -> list[SummaryRow | None]:
         """:meth:`_take_row` of each handle (distinct), with what it does per row inlined
         and the segments' counts of rows left updated once each at the end."""
         freed: list[int] = []
@@ -582,7 +594,7 @@ class SummaryColumns:
             state = segment.state
             if state.item(row) != WAITING:
                 continue
-            taken[position] = segment.summary(row)
+            taken[position] = segment.row(row)
             state[row] = GONE
             gone.append(handle)
             went[seq] = went.get(seq, 0) + 1

@@ -24,6 +24,23 @@ def test_a_record_goes_once_the_checkpoint_covers_its_last_label() -> None:
     assert store.data == {} and not marks.joined(0) and not marks.joined(1)
 
 
+def test_marks_made_together_are_the_marks_made_one_by_one() -> None:
+    ids, identities = ["a", "b", "c"], [(5, 0), (5, 1), (7, 0)]
+    one, many = JoinedMarks(), JoinedMarks()
+    one.mark(0, "z", (1, 0))
+    many.mark(0, "z", (1, 0))
+    for prediction_id, identity in zip(ids, identities, strict=True):
+        one.mark(0, prediction_id, identity)
+    many.mark_many(0, ids, identities)
+    stores = MemoryStore(), MemoryStore()
+    for marks, store in zip((one, many), stores, strict=True):
+        marks.seal(store)
+    assert (
+        one.joined(0) == many.joined(0) == {"z": (1, 0), **dict(zip(ids, identities, strict=True))}
+    )
+    assert stores[0].data == stores[1].data
+
+
 def test_an_id_marked_again_since_stays_marked_when_its_older_record_goes() -> None:
     marks, store = JoinedMarks(), MemoryStore()
     marks.mark(0, "a", (5, 0))

@@ -80,7 +80,8 @@ def test_joined_marks_go_once_a_durable_checkpoint_covers_their_label() -> None:
     assert "0#j0" not in store.data and "0#j1" in store.data
     # Label 5 is no longer marked: sent again, it waits (a retried label, after the
     # checkpoint); labels 8 still are, so a replay of them joins nothing.
-    assert join.add_labels(0, ["b", "c"], "churn", ["0", "1"], [(8, 0), (8, 1)], [500.0] * 2) == []
+    again = join.add_labels(0, ["b", "c"], "churn", ["0", "1"], [(8, 0), (8, 1)], [500.0] * 2)
+    assert again.pairs() == []
     assert join_key(0, "b") not in store.data
     # After a restart the marks are learnt again from the restored table.
     restored = LabelJoin(store, 2, Counters())
@@ -278,7 +279,9 @@ def test_label_envelopes_join_as_their_labels_one_by_one_across_restarts(
                 ]
                 identities = [(offset, n) for n in range(len(ids))]
                 many = by_many.add_labels(0, ids, "churn", labels, identities, [500.0] * len(ids))
-                assert [_pair_of(j) for j in one if j is not None] == [_pair_of(j) for j in many]
+                assert [_pair_of(j) for j in one if j is not None] == [
+                    _pair_of(j) for j in many.pairs()
+                ]
             elif kind == "flush":
                 by_one.seal()
                 by_many.seal()
@@ -381,5 +384,6 @@ def test_no_table_value_outgrows_a_kafka_message_however_many_labels_a_flush_joi
     restored.restore_joined_marks(0)
     assert restored.waiting_summaries() == len(ids) - n
     assert (
-        restored.add_labels(0, labelled[:5], "churn", ["1"] * 5, positions[:5], [500.0] * 5) == []
+        restored.add_labels(0, labelled[:5], "churn", ["1"] * 5, positions[:5], [500.0] * 5).pairs()
+        == []
     )

@@ -84,7 +84,7 @@ def test_the_join_keeps_its_segments_within_the_budget_and_reads_them_from_disk(
         labels = ["1"] * len(ids)
         pairs = join.add_labels(0, ids, "churn", labels, identities, [9e9] * len(ids))
         expected = [_summary(flush * 4_000 + n) for n in range(0, 4_000, 7)]
-        assert [pair.summary for pair in pairs] == expected
+        assert [pair.summary for pair in pairs.pairs()] == expected
     assert join.waiting_summaries() == 80_000 - 2 * len(range(0, 4_000, 7))
     # Expiry reads the segments on disk too.
     expired = Counters()

@@ -134,7 +134,8 @@ def _taken(columns: SummaryColumns, ids: list[str], how: str) -> list[Summary | 
         patch.object(summary_columns, "TAKE_ONE_BY_ONE_BELOW", 0),
         patch.object(summary_columns, "ROWS_PER_SEGMENT_FOR_NUMPY", by_rows),
     ):
-        return columns.take(ids)
+        # A take of many hands out plain tuples in Summary's field order.
+        return [None if row is None else Summary._make(row) for row in columns.take(ids)]
 
 
 def _replay_ops(hasher: str, ops: list[tuple[str, Any]], extra: list[str], take: str) -> None:
@@ -206,6 +207,51 @@ def test_the_index_grows_and_reuses_deleted_slots(native: bool) -> None:
     index.put(["x"], np.array([5000], dtype=np.int64))  # a rebuild shrinks it
     assert index.find(["x", ids[4999], ids[0]]).tolist() == [5000, 4999, MISSING]
     assert index.nbytes // 16 <= 1024
+
+
+@pytest.mark.skipif(NATIVE is None, reason="stream_app._id_slots not built")
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(st.lists(IDS, min_size=1, max_size=10), min_size=1, max_size=6),
+    probe=st.lists(IDS, max_size=12),
+    views=st.booleans(),
+)
+def test_the_native_probe_confirms_from_segment_bytes_as_id_at_does(
+    batches: list[list[str]], probe: list[str], views: bool
+) -> None:
+    """The C probe reading a row's id from its segment's bytes gives id_at's answers, with
+    every id colliding with others, non-ASCII ids, and segments that view a stored value."""
+    columns = SummaryColumns(slot_key=colliding)
+    for ids in batches:
+        ids = list(dict.fromkeys(ids))
+        segment = SummarySegment.build(
+            0, ids, [Summary("m", 0.0, 60.0, 1, None, 9.0, "p", 0)] * len(ids)
+        )
+        columns.renumber(segment)
+        if views:  # as read back after a restart: id_blob a memoryview
+            segment = SummarySegment.from_bytes(segment.to_bytes(), copy=False)
+        columns.attach(segment, ids)
+    index = columns.index
+    hashes = index._hasher(probe)
+    answers = []
+    for segments in (columns.segments, None):
+        handles = np.empty(len(probe), dtype=np.int64)
+        slots = np.empty(len(probe), dtype=np.int64)
+        NATIVE.probe(
+            index._keys, index._handles, hashes, probe, columns._id_at, handles, slots, segments, 24
+        )
+        answers.append((handles.tolist(), slots.tolist()))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == [columns.index.find_one(i) for i in probe]
+
+
+@pytest.mark.skipif(NATIVE is None, reason="stream_app._id_slots not built")
+def test_the_native_probe_names_a_handle_without_its_segment() -> None:
+    columns = SummaryColumns(slot_key=colliding)
+    columns.add(["ab"], [Summary("m", 0.0, 60.0, 1, None, 9.0, "p", 0)])
+    columns.segments[7] = columns.segments.pop(0)  # the index still points into segment 0
+    with pytest.raises(KeyError, match="0"):
+        columns.find(["ba"])  # same length, so the same colliding slot key: a hash match
 
 
 def test_a_segment_of_another_format_is_refused_with_what_to_do() -> None:
