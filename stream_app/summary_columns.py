@@ -286,30 +286,45 @@ class SummarySegment:
 
     def summaries(self, rows: npt.NDArray[np.int64]) -> list[Summary]:
         """:meth:`summary` of many rows, gathered field by field."""
+        return [Summary._make(row) for row in self.rows(rows)]
+
+    def rows(self, rows: npt.NDArray[np.int64]) -> list[SummaryRow]:
+        """:meth:`summaries` as plain tuples, made by ``zip`` in C."""
         records = self.records[rows]
-        windows = [self.windows[code] for code in records["w"].tolist()]
+        windows = self.windows
+        if len(windows) == 1:  # the usual segment: one window
+            start, end = windows[0]
+            starts: list[float] = [start] * rows.size
+            ends: list[float] = [end] * rows.size
+        else:
+            coded = [windows[code] for code in records["w"].tolist()]
+            starts = [window[0] for window in coded]
+            ends = [window[1] for window in coded]
         if self.floats:
             predicted: list[Any] = records["y"].tolist()
         else:
-            predicted = [self.predicted[code] for code in records["y"].tolist()]
+            values = self.predicted
+            predicted = [values[code] for code in records["y"].tolist()]
         scores = records["s"]
         score_list: list[float | None] = scores.tolist()
         for at in np.flatnonzero(np.isnan(scores)).tolist():
             score_list[at] = None
         models, kinds = self.models, self.origin_kinds
-        return [
-            Summary(models[m], w[0], w[1], y, s, x, kinds[k], o)
-            for m, w, y, s, x, k, o in zip(
-                records["m"].tolist(),
-                windows,
+        model_list = [models[code] for code in records["m"].tolist()]
+        kind_list = [kinds[code] for code in records["k"].tolist()]
+        return list(
+            zip(
+                model_list,
+                starts,
+                ends,
                 predicted,
                 score_list,
                 records["x"].tolist(),
-                records["k"].tolist(),
+                kind_list,
                 records["o"].tolist(),
                 strict=True,
             )
-        ]
+        )
 
     def columns(self) -> SummaryColumnsIn:
         """Every row's summary, as columns."""
@@ -566,7 +581,7 @@ class SummaryColumns:
             segment = self.segments[seq]
             waiting = segment.state[rows[mine]] == WAITING
             at, its_rows = found[mine][waiting], rows[mine][waiting]
-            for position, summary in zip(at.tolist(), segment.summaries(its_rows), strict=True):
+            for position, summary in zip(at.tolist(), segment.rows(its_rows), strict=True):
                 taken[position] = summary
             freed.append(slots[at])
             self._gone_rows(seq, its_rows)
