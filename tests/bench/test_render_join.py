@@ -48,6 +48,23 @@ def test_the_label_targets_are_judged_on_both_rates(
     assert verdict in render_join(join(single, envelopes), TASK)
 
 
+def test_label_rates_in_rounds_show_each_round_beside_the_median() -> None:
+    rounds = {
+        **join(41_000.0, 90_000.0),
+        "label_runs": {
+            "single labels": [30_000.0, 41_000.0, 52_000.0],
+            "label envelopes of 500": [90_000.0, 120_000.0, 70_000.0],
+        },
+        "label_share": 100_000,
+    }
+    text = " ".join(render_join(rounds, TASK).split())
+    assert "**41,000 labels/s** (rounds: 30,000, 41,000, 52,000)" in text
+    assert "**90,000 labels/s** (rounds: 90,000, 120,000, 70,000)" in text
+    assert "the median of 3 rounds in which the two forms took turns, 100,000 labels" in text
+    once = " ".join(render_join(join(41_000.0, 90_000.0), TASK).split())
+    assert "rounds" not in once and "half the labels each, one after the other" in once
+
+
 def test_the_prediction_target_needs_150_000_and_60_percent() -> None:
     assert "baseline: **met**" in render_join(join(1.0, 1.0), TASK)
     slow = {**TASK, "rates": {**TASK["rates"], "without a task": 400_000.0}}
