@@ -475,23 +475,20 @@ class LabelJoin:
     ) -> JoinedColumns:
         """:meth:`add_labels` where no id has an entry or a mark: a column at a time."""
         taken = self._take_summaries(partition, ids)
-        hit = [row for row, summary in enumerate(taken) if summary is not None]
-        if len(hit) < len(ids):
-            for row in [row for row, summary in enumerate(taken) if summary is None]:
-                key = join_key(partition, ids[row])
-                self._wait(partition, key, model_id, labels[row], identities[row], expires[row])
-        if len(hit) == len(ids):  # every label met its summary: the columns as they are
-            joined = JoinedColumns(cast(list[SummaryRow], taken), list(labels), list(identities))
-        else:
-            joined = JoinedColumns(
-                [cast(SummaryRow, taken[r]) for r in hit],
-                [labels[r] for r in hit],
-                [identities[r] for r in hit],
-            )
-        # A kept summary: the ids have no entries of their own to mark (joined_marks).
-        self.marks.mark_many(
-            partition, ids if len(hit) == len(ids) else [ids[r] for r in hit], joined.identities
+        hit: list[int] = []
+        for row, summary in enumerate(taken):
+            if summary is not None:
+                hit.append(row)
+                continue
+            key = join_key(partition, ids[row])
+            self._wait(partition, key, model_id, labels[row], identities[row], expires[row])
+        joined = JoinedColumns(
+            [cast(SummaryRow, taken[r]) for r in hit],
+            [labels[r] for r in hit],
+            [identities[r] for r in hit],
         )
+        # A kept summary: the ids have no entries of their own to mark (joined_marks).
+        self.marks.mark_many(partition, [ids[r] for r in hit], joined.identities)
         return joined
 
     def waiting_summaries(self) -> int:

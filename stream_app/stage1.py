@@ -1237,18 +1237,8 @@ class Stage1:
         return None
 
     def _pair(self, partition: int, joined: Joined, work: _Batch) -> None:
-        summary = joined.summary
-        pairs = work.labeled[
-            (partition, summary.model_id, summary.window_start, summary.window_end)
-        ]
-        pairs.labels.append(joined.label)
-        pairs.predicted.append(summary.predicted)
-        pairs.scores.append(summary.score)
-        pairs.origin_kinds.append(summary.origin_kind)
-        pairs.origin_offsets.append(summary.origin_offset)
-        pairs.label_offsets.append(joined.identity[0])
-        pairs.label_positions.append(joined.identity[1])
-        self.counters.joined += 1
+        pair = JoinedColumns([joined.summary], [joined.label], [joined.identity])
+        self._pair_columns(partition, pair, work)
 
     def _pair_columns(self, partition: int, joined: JoinedColumns, work: _Batch) -> None:
         """:meth:`_pair` of each pair, read from the columns by position (a summary row is
