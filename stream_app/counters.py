@@ -38,6 +38,7 @@ class Counters:
     unready_batches: int = 0  # batches that came while tables were recovering: read again
     whole_fetch_runs: int = 0  # fetches of single events taken whole, as columns (fast path)
     fetches_taken_apart: int = 0  # fetches read as columns, then taken message by message
+    whole_label_fetches: int = 0  # fetches of single labels joined whole, as one run
     first_event_at: float = 0.0  # wall-clock seconds of the first prediction processed
     last_event_at: float = 0.0
     last_finalized_window_end: float = 0.0  # unix seconds: the latest end of a finalized window

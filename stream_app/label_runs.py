@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 from schemas.events import LabelColumns
 from schemas.label_decoder import decode_label_run
 from schemas.parsing import parse_label_columns
+from stream_app.stage1_inputs import FetchedLabels, FetchedRecords, StageInput
 
 if TYPE_CHECKING:
     from stream_app.registry import ModelRuntime
-    from stream_app.stage1_inputs import StageInput
 
 _RECORDS = b'"records"'
 
@@ -35,8 +35,8 @@ class LabelRun:
 
     runtime: ModelRuntime
     labels: LabelColumns  # one label per message, in the messages' order
-    indexes: tuple[int, ...]  # the messages' positions in their batch
-    offsets: tuple[int, ...]  # of each label's message
+    indexes: tuple[int, ...]  # the messages' positions in their batch (none: a whole fetch)
+    offsets: Sequence[int]  # of each label's message
 
 
 def label_runs(
@@ -50,15 +50,42 @@ def label_runs(
     runs: dict[int, LabelRun] = {}
     covered: set[int] = set()
     for runtime, indexes, joined in _candidates(batch, runtime_of):
-        assert runtime.task_check is not None  # as _with_task saw
-        if not runtime.task_check.labels_certainly_ok(joined.labels) or future_error(
-            max(joined.timestamps)
-        ):
+        if not _certainly_ok(runtime, joined, future_error):
             continue
         offsets = tuple(batch[index].offset for index in indexes)
         runs[indexes[0]] = LabelRun(runtime, joined, indexes, offsets)
         covered.update(indexes[1:])
     return runs, covered
+
+
+def fetch_run(
+    fetch: FetchedLabels,
+    runtime_of: Callable[[str], ModelRuntime | None],
+    future_error: Callable[[float], str | None],
+) -> LabelRun | None:
+    """A fetch's label messages as one run, when :func:`label_runs` would find them one
+    run (every record a single label the native decoder certifies, of one model with a
+    task, all certainly fine), without a message object per record; else None, and the
+    fetch is taken apart."""
+    values = fetch.columns.values()
+    if values is None or any(_RECORDS in value for value in values):
+        return None
+    joined = decode_label_run(values)
+    runtime = _with_task(joined.model_id, runtime_of) if joined is not None else None
+    if joined is None or runtime is None or not _certainly_ok(runtime, joined, future_error):
+        return None
+    return LabelRun(runtime, joined, (), fetch.columns.offsets.tolist())
+
+
+def _certainly_ok(
+    runtime: ModelRuntime, labels: LabelColumns, future_error: Callable[[float], str | None]
+) -> bool:
+    """Whether every label is of the task and none is ahead of time; else each message is
+    judged on its own."""
+    assert runtime.task_check is not None  # as _with_task saw
+    return runtime.task_check.labels_certainly_ok(labels.labels) and not future_error(
+        max(labels.timestamps)
+    )
 
 
 _Run = tuple["ModelRuntime", tuple[int, ...], LabelColumns]
@@ -91,7 +118,11 @@ def _stretches(batch: Sequence[StageInput]) -> list[tuple[int, ...]]:
     current: list[int] = []
     partition: int | None = None
     for index, message in enumerate(batch):
-        single = message.kind == "label" and _RECORDS not in message.value
+        single = (
+            message.kind == "label"
+            and not isinstance(message, FetchedRecords)  # a whole fetch is a run of its own
+            and _RECORDS not in message.value
+        )
         if current and (not single or message.partition != partition):
             stretches.append(tuple(current))
             current = []

@@ -79,6 +79,7 @@ HELP: dict[str, str] = {
     "unready_batches": "Batches that came while tables were recovering (read again later)",
     "whole_fetch_runs": "Fetches of single events stage 1 took whole, as columns",
     "fetches_taken_apart": "Fetches read as columns that stage 1 took message by message",
+    "whole_label_fetches": "Fetches of single labels stage 1 joined whole, as one run",
 }
 
 

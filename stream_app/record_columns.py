@@ -85,6 +85,16 @@ class RecordColumns:
         start, length = self.rows[index, VALUE_START], self.rows[index, VALUE_LENGTH]
         return None if length < 0 else self.data[start : start + length]
 
+    def values(self) -> list[bytes] | None:
+        """Every value, in order; None when one is null."""
+        if (self.rows[:, VALUE_LENGTH] < 0).any():
+            return None
+        data = self.data
+        return [
+            data[start : start + length]
+            for start, length in self.rows[:, [VALUE_START, VALUE_LENGTH]].tolist()
+        ]
+
     def key(self, index: int) -> bytes | None:
         start, length = self.rows[index, KEY_START], self.rows[index, KEY_LENGTH]
         return None if length < 0 else self.data[start : start + length]

@@ -67,13 +67,15 @@ from stream_app.label_join import (
     join_partition,
     join_partitions,
 )
-from stream_app.label_runs import LabelRun, label_runs
+from stream_app.label_runs import LabelRun, fetch_run, label_runs
 from stream_app.partition_clocks import PartitionClocks
 from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.segment_spill import SegmentSpill
 from stream_app.stage1_inputs import (
     CertifiedRun,
     FetchedEvents,
+    FetchedLabels,
+    FetchedRecords,
     InputMessage,
     StageInput,
     TopicKind,
@@ -355,7 +357,7 @@ class Stage1:
         fresh: list[StageInput] = []
         for message in batch:
             key = (ORIGIN_OF[message.kind], message.partition)
-            if isinstance(message, FetchedEvents):
+            if isinstance(message, FetchedRecords):
                 # Certified by _certify_fetches: it starts at the expected offset and its
                 # offsets follow each other, so each record would pass on its own.
                 if self._holes is not None:
@@ -455,7 +457,7 @@ class Stage1:
                 continue
             run: _Run | CertifiedRun | LabelRun | None = (
                 message.run
-                if isinstance(message, FetchedEvents)
+                if isinstance(message, FetchedRecords)
                 else runs.get(index) or label_runs_found.get(index)
             )
             self._origin = (ORIGIN_OF[message.kind], message.offset)
@@ -537,6 +539,9 @@ class Stage1:
             await self._envelope(
                 message.partition, run.runtime, run.columns, work, singles=True, offsets=offsets
             )
+        elif isinstance(message, FetchedLabels):
+            assert isinstance(run, LabelRun)  # certified before it was let in
+            await self._label(message, work, run)
         elif message.kind == "label":
             await self._label(message, work, run if isinstance(run, LabelRun) else None)
         elif message.kind == "join":
@@ -730,47 +735,68 @@ class Stage1:
         return decoded
 
     async def _certify_fetches(self, batch: Sequence[StageInput]) -> list[StageInput]:
-        """The batch, each fetch of single events either certified whole or taken apart.
+        """The batch, each fetch either certified whole or taken apart.
 
         A fetch stays whole (with its decoded run) when the per-message path would take
-        each of its records, in order, as a run of one model's plain single events: it
-        starts at the partition's next expected offset, its offsets follow each other, and
-        the model's decoder certifies every record (the same decoder and checks as
-        :meth:`_decode_single_runs`). Anything else takes the per-message path, record by
-        record, which gives each record its precise answer.
+        each of its records, in order, as one run: it starts at its topic partition's next
+        expected offset, its offsets follow each other, and its records are one model's
+        plain single events that the model's decoder certifies (the same decoder and checks
+        as :meth:`_decode_single_runs`), or single labels that :func:`label_runs` would
+        join as one run. Anything else takes the per-message path, record by record, which
+        gives each record its precise answer.
         """
-        fetched = [m for m in batch if isinstance(m, FetchedEvents)]
+        fetched = [m for m in batch if isinstance(m, FetchedRecords)]
         if not fetched:
             return list(batch)
         heads = {id(m): peek_model_id(m.value) for m in fetched}
         await self.registry.prefetch({h for h in heads.values() if h is not None})
-        runs = self._decode_fetches(fetched, heads)
+        runs = self._decode_fetches([m for m in fetched if isinstance(m, FetchedEvents)], heads)
         certified: list[StageInput] = []
-        expected: dict[int, int | None] = {}  # by partition, past the fetches before
+        expected: dict[tuple[TopicKind, int], int | None] = {}  # past the fetches before
         for message in batch:
-            if not isinstance(message, FetchedEvents):
+            if not isinstance(message, FetchedRecords):
                 certified.append(message)
                 continue
-            run = runs.get(id(message))
-            message.run = run if run is not None and self._next_in_line(message, expected) else None
+            line = (message.kind, message.partition)
+            message.run = None
+            if self._next_in_line(message, expected):
+                message.run = (
+                    runs.get(id(message))
+                    if isinstance(message, FetchedEvents)
+                    else fetch_run(message, self.registry.get, self._future_error)
+                )
             if message.run is not None:
-                expected[message.partition] = message.last_offset + 1
+                expected[line] = message.last_offset + 1
                 certified.append(message)
-                self.counters.whole_fetch_runs += 1
+                self._count_whole(message)
             else:
-                expected[message.partition] = None  # what follows is decided message by message
+                expected[line] = None  # what follows is decided message by message
                 certified.extend(message.messages())
                 self.counters.fetches_taken_apart += 1
         return certified
 
-    def _next_in_line(self, message: FetchedEvents, expected: Mapping[int, int | None]) -> bool:
-        """Whether a fetch starts at its partition's next expected offset (after the fetches
-        before it in the batch, ``expected``) and nothing in it was processed before."""
-        partition = message.partition
-        key = (ORIGIN_OF["prediction"], partition)
-        done = self.checkpoint(partition).get(key[0], -1)
-        next_offset = expected[partition] if partition in expected else self._expected(key, done)
-        return next_offset is not None and message.offset == next_offset and message.offset > done
+    def _count_whole(self, message: FetchedRecords) -> None:
+        if isinstance(message, FetchedLabels):
+            self.counters.whole_label_fetches += 1
+        else:
+            self.counters.whole_fetch_runs += 1
+
+    def _next_in_line(
+        self, message: FetchedRecords, expected: Mapping[tuple[TopicKind, int], int | None]
+    ) -> bool:
+        """Whether a fetch starts at its topic partition's next expected offset (after the
+        fetches before it in the batch, ``expected``), its offsets follow each other, and
+        nothing in it was processed before."""
+        line = (message.kind, message.partition)
+        key = (ORIGIN_OF[message.kind], message.partition)
+        done = self.checkpoint(message.partition).get(key[0], -1)
+        next_offset = expected[line] if line in expected else self._expected(key, done)
+        return (
+            next_offset is not None
+            and message.offset == next_offset
+            and message.offset > done
+            and message.columns.contiguous
+        )
 
     def _decode_fetches(
         self, fetched: Sequence[FetchedEvents], heads: Mapping[int, str | None]
@@ -828,7 +854,7 @@ class Stage1:
         for index, message in enumerate(batch):
             if message.kind != "prediction":
                 continue
-            if isinstance(message, FetchedEvents):  # a run of its own: it ends the open one
+            if isinstance(message, FetchedRecords):  # a run of its own: it ends the open one
                 if message.partition in open_runs:
                     finished.append(open_runs.pop(message.partition))
                 continue
@@ -1134,11 +1160,12 @@ class Stage1:
         if joined is not None:
             self._pair(partition, joined, work)
 
-    async def _label(self, message: InputMessage, work: _Batch, run: LabelRun | None) -> None:
+    async def _label(self, message: StageInput, work: _Batch, run: LabelRun | None) -> None:
         if run is not None:  # single labels, checked and parsed together
             labels, runtime = run.labels, run.runtime
             identities = [(offset, 0) for offset in run.offsets]
         else:
+            assert isinstance(message, InputMessage)  # a whole fetch comes with its run
             checked = await self._checked_labels(message)
             if checked is None:
                 return
@@ -1546,7 +1573,7 @@ def _members(
     batch: Sequence[StageInput],
 ) -> list[InputMessage]:
     """The messages an input stands for (what a failure while processing it dead-letters)."""
-    if isinstance(message, FetchedEvents):
+    if isinstance(message, FetchedRecords):
         return message.messages()
     if isinstance(run, _Run | LabelRun):
         return [cast(InputMessage, batch[i]) for i in run.indexes]

@@ -10,6 +10,7 @@ from stream_app.record_columns import RecordColumns
 
 if TYPE_CHECKING:
     from schemas.fast_batch import EnvelopeColumns
+    from stream_app.label_runs import LabelRun
     from stream_app.registry import ModelRuntime
 
 TopicKind = Literal["prediction", "label", "join"]
@@ -37,17 +38,17 @@ class CertifiedRun(NamedTuple):
     columns: EnvelopeColumns
 
 
-class FetchedEvents:
-    """Consecutive prediction messages of one partition, read from a fetch as columns.
+class FetchedRecords:
+    """Consecutive messages of one topic partition, read from a fetch as columns.
 
     Stands in a stage-1 batch like the message of its first record (``offset``, ``key``,
     ``value`` are that one's), and covers every record up to ``last_offset``. Stage 1 takes
-    it whole when every record is a plain single event of one model, one after the other
-    (``run``), and otherwise as :meth:`messages`, one at a time.
+    it whole when it can certify that the per-message path would take its records as one
+    run (``run``), and otherwise as :meth:`messages`, one at a time.
     """
 
     __slots__ = ("columns", "key", "last_offset", "offset", "partition", "run", "topic", "value")
-    kind: TopicKind = "prediction"
+    kind: TopicKind
 
     def __init__(self, columns: RecordColumns) -> None:
         self.columns = columns
@@ -57,20 +58,43 @@ class FetchedEvents:
         self.last_offset = columns.last_offset
         self.key = columns.key(0)
         self.value = columns.value(0) or b""
-        self.run: CertifiedRun | None = None
+        self.run: CertifiedRun | LabelRun | None = None
 
     def __len__(self) -> int:
         return len(self.columns)
 
     def messages(self) -> list[InputMessage]:
         """Each record as a message of its own."""
-        return messages_of(self.columns, "prediction")
+        return messages_of(self.columns, self.kind)
 
     def __repr__(self) -> str:
-        return f"FetchedEvents({self.topic}[{self.partition}]@{self.offset}..{self.last_offset})"
+        return (
+            f"{type(self).__name__}({self.topic}[{self.partition}]@{self.offset}.."
+            f"{self.last_offset})"
+        )
 
 
-StageInput = InputMessage | FetchedEvents
+class FetchedEvents(FetchedRecords):
+    """Prediction messages of a fetch; whole when they are one model's plain single events."""
+
+    __slots__ = ()
+    kind: TopicKind = "prediction"
+
+
+class FetchedLabels(FetchedRecords):
+    """Label messages of a fetch; whole when they are one run of single labels."""
+
+    __slots__ = ()
+    kind: TopicKind = "label"
+
+
+StageInput = InputMessage | FetchedEvents | FetchedLabels
+
+
+_FETCHED: dict[TopicKind | None, type[FetchedEvents | FetchedLabels]] = {
+    "prediction": FetchedEvents,
+    "label": FetchedLabels,
+}
 
 
 def messages_of(columns: RecordColumns, kind: TopicKind) -> list[InputMessage]:
@@ -90,7 +114,7 @@ def messages_of(columns: RecordColumns, kind: TopicKind) -> list[InputMessage]:
 
 
 def last_offset_of(message: StageInput) -> int:
-    return message.last_offset if isinstance(message, FetchedEvents) else message.offset
+    return message.last_offset if isinstance(message, FetchedRecords) else message.offset
 
 
 def inputs_of(
@@ -98,14 +122,15 @@ def inputs_of(
 ) -> list[StageInput]:
     """Stage 1's inputs for consumed Faust messages (whole fetches or single records).
 
-    A prediction fetch read as columns stays columns, in pieces of at most ``size``
-    records; every other record becomes an :class:`InputMessage`.
+    A prediction or label fetch read as columns stays columns, in pieces of at most
+    ``size`` records; every other record becomes an :class:`InputMessage`.
     """
     inputs: list[StageInput] = []
     for message in messages:
         columns = columns_of(message)
-        if columns is not None and kinds[columns.topic] == "prediction":
-            inputs.extend(FetchedEvents(piece) for piece in columns.slices(size))
+        kind = kinds[columns.topic] if columns is not None else None
+        if columns is not None and kind in _FETCHED:
+            inputs.extend(_FETCHED[kind](piece) for piece in columns.slices(size))
             continue
         if columns is not None:
             inputs.extend(messages_of(columns, kinds[columns.topic]))
@@ -130,7 +155,7 @@ def chunks(inputs: Sequence[StageInput], size: int) -> list[list[StageInput]]:
     current: list[StageInput] = []
     count = 0
     for item in inputs:
-        weight = len(item) if isinstance(item, FetchedEvents) else 1
+        weight = len(item) if isinstance(item, FetchedRecords) else 1
         if current and count + weight > size:
             cut.append(current)
             current, count = [], 0

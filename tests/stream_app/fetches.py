@@ -1,5 +1,5 @@
-"""Prediction messages as stage 1 gets them from a fetch: real record batches, read by the
-native reader into columns (for tests and the in-process profile)."""
+"""Prediction and label messages as stage 1 gets them from a fetch: real record batches,
+read by the native reader into columns (for tests and the in-process profile)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,32 @@ from typing import Any
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from stream_app.record_columns import read_fetch
-from stream_app.stage1_inputs import FetchedEvents, InputMessage
+from stream_app.stage1_inputs import FetchedEvents, FetchedLabels, InputMessage
 
 
-def fetched(messages: Sequence[InputMessage], size: int = 7) -> list[FetchedEvents]:
-    """One partition's consecutive messages as the native reader reads their record batch."""
+def fetched(
+    messages: Sequence[InputMessage], size: int = 7
+) -> list[FetchedEvents] | list[FetchedLabels]:
+    """One topic partition's consecutive messages as the native reader reads their record
+    batch."""
     builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, 2**24)
     first = messages[0].offset
     for message in messages:
         builder.append(message.offset - first, 1_767_225_600_000, message.key, message.value, [])
     data = bytearray(builder.build())
     data[0:8] = first.to_bytes(8, "big", signed=True)
-    read = read_fetch("predictions", messages[0].partition, bytes(data), first, True)
+    head = messages[0]
+    read = read_fetch(head.topic, head.partition, bytes(data), first, True)
     assert read is not None and read[0] is not None
+    if head.kind == "label":
+        return [FetchedLabels(piece) for piece in read[0].slices(size)]
+    assert head.kind == "prediction"
     return [FetchedEvents(piece) for piece in read[0].slices(size)]
 
 
 def as_fetches(batch: Sequence[InputMessage], size: int = 7) -> list[Any]:
-    """A batch as whole fetches: each partition's run of consecutive offsets is one."""
+    """A batch of one topic as whole fetches: each partition's run of consecutive offsets
+    is one."""
     out: list[Any] = []
     by_partition: dict[int, list[InputMessage]] = {}
     for message in batch:

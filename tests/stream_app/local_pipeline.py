@@ -22,7 +22,7 @@ from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.results import QualityRevision, ReportRows, WindowOutcome
 from stream_app.revision_pace import RevisionPace
 from stream_app.stage1 import Stage1, Stage1Sink
-from stream_app.stage1_inputs import InputMessage
+from stream_app.stage1_inputs import InputMessage, StageInput
 from stream_app.stage2 import ResultWriter, Stage2
 from stream_app.state_store import MemoryStore
 
@@ -168,7 +168,7 @@ class LocalPipeline:
             self.message("prediction", e.prediction_id, e.prediction_json()) for e in events
         )
 
-    async def feed(self, batch: Iterable[InputMessage]) -> None:
+    async def feed(self, batch: Iterable[StageInput]) -> None:
         await self.stage1.process(list(batch))
         await self.deliver()
 

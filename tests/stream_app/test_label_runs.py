@@ -1,11 +1,13 @@
 """Runs of single labels joined at once give the answer of one label message at a time.
 
-The same label messages go through two in-memory pipelines with the same predictions: one
-joins runs of single labels together (``stream_app.label_runs``), the other takes every
-label message on its own (the strict path). The quality counted, the dead letters (with
-their reasons), the labels and pairs counted, the join table and the checkpoints must be
-the same, with bad labels, unknown models, labels ahead of time, labels sent twice, labels
-before their prediction, envelopes among the singles, and replayed batches.
+The same label messages go through in-memory pipelines with the same predictions: one
+joins runs of single labels together (``stream_app.label_runs``), one is given them as
+real record batches read into columns (``FetchedLabels``, joined whole when a fetch is one
+run), and one takes every label message on its own (the strict path). The quality
+counted, the dead letters (with their reasons), the labels and pairs counted, the join
+table and the checkpoints must be the same, with bad labels, unknown models, labels ahead
+of time, labels sent twice, labels before their prediction, envelopes among the singles,
+and replayed batches.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from hypothesis import strategies as st
 
 from stream_app.label_join import join_partition
 from stream_app.label_runs import label_runs
+from stream_app.record_columns import native
 from stream_app.stage1_inputs import InputMessage
 from stream_app.state_store import MemoryStore
 from tests.stream_app import scenario
+from tests.stream_app.fetches import as_fetches
 from tests.stream_app.local_pipeline import LocalPipeline, cut_with_replays
 from tests.stream_app.test_stages import runtime
 
@@ -82,15 +86,18 @@ def label_messages(kinds: list[str], rng: random.Random) -> list[InputMessage]:
 
 
 async def run(
-    plan: list[tuple[list[InputMessage], bool]], runs: bool
+    plan: list[tuple[list[InputMessage], bool]], runs: bool, fetches: bool = False
 ) -> tuple[LocalPipeline, dict[str, bytes]]:
-    """The pipeline at the end, and its join table once the labels were read."""
+    """The pipeline at the end, and its join table once the labels were read; ``fetches``:
+    each batch given as whole fetches read into columns."""
     pipeline = LocalPipeline(RUNTIME, PARTITIONS)
     pipeline.clock.now = scenario.START + 4 * scenario.WINDOW
     await pipeline.feed_predictions(FED)
     for batch, replay in plan:
         for part in [batch, batch] if replay else [batch]:
-            if runs:
+            if fetches:
+                await pipeline.feed(as_fetches(part, size=5))
+            elif runs:
                 await pipeline.feed(part)
             else:
                 with mock.patch("stream_app.stage1.label_runs", lambda *_: ({}, set())):
@@ -144,7 +151,30 @@ def test_runs_of_single_labels_give_the_per_message_answer(
     rng = random.Random(seed)
     messages = label_messages(kinds, rng)
     plan = cut_with_replays(messages, cuts, rng, rounds=10)
-    assert outcome(asyncio.run(run(plan, runs=True))) == outcome(asyncio.run(run(plan, runs=False)))
+    strict = outcome(asyncio.run(run(plan, runs=False)))
+    assert outcome(asyncio.run(run(plan, runs=True))) == strict
+    if native is not None:
+        assert outcome(asyncio.run(run(plan, runs=True, fetches=True))) == strict
+
+
+def test_a_clean_fetch_of_single_labels_is_joined_whole() -> None:
+    pipeline = LocalPipeline(RUNTIME, PARTITIONS)
+    asyncio.run(pipeline.feed_predictions(FED))
+    labels = [
+        pipeline.message("label", e.prediction_id, e.label_json())
+        for e in FED
+        if join_partition(e.prediction_id, PARTITIONS) == 0
+    ]
+    fetches = as_fetches(labels, size=10)
+    with mock.patch("stream_app.stage1_inputs.messages_of", side_effect=AssertionError("apart")):
+        asyncio.run(pipeline.feed(fetches))
+    assert pipeline.counters.whole_label_fetches == len(fetches) > 1
+    assert pipeline.counters.joined == pipeline.counters.labels == len(labels)
+    assert pipeline.stage1.checkpoint(0)["l"] == labels[-1].offset
+    asyncio.run(pipeline.feed(fetches))  # again: at or below the checkpoint, taken apart
+    assert pipeline.counters.whole_label_fetches == len(fetches)
+    assert pipeline.counters.replayed_input == len(labels)
+    assert pipeline.counters.labels == len(labels)
 
 
 def test_a_clean_run_is_joined_at_once() -> None:
