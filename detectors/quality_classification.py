@@ -235,9 +235,14 @@ class ClassificationState:
         else:
             if len(scores) != n:
                 raise InvalidInputError(f"scores has {len(scores)} entries but y_true has {n}")
-            scored = np.array([score is not None for score in scores], dtype=bool)
-            rows = [self._score_row(score, width) for score in scores if score is not None]
-            matrix = np.array(rows, dtype=np.float64).reshape(len(rows), width)
+            if self._plain_binary(scores):
+                # Each is its own as_float: numpy reads the list as it is (most batches).
+                scored = np.ones(n, dtype=bool)
+                matrix = np.array(scores, dtype=np.float64).reshape(n, 1)
+            else:
+                scored = np.array([score is not None for score in scores], dtype=bool)
+                rows = [self._score_row(score, width) for score in scores if score is not None]
+                matrix = np.array(rows, dtype=np.float64).reshape(len(rows), width)
         # Written as a negation so that NaN, which fails every comparison, is caught too.
         invalid = ~((matrix >= 0.0) & (matrix <= 1.0))
         if invalid.any():
@@ -245,6 +250,14 @@ class ClassificationState:
                 f"scores must be probabilities in [0, 1], got {float(matrix[invalid][0])!r}"
             )
         return scored, matrix
+
+    def _plain_binary(self, scores: Values) -> bool:
+        """Whether ``scores`` is a list of a binary task's scores, every one a float."""
+        return (
+            self._task.kind == "binary"
+            and type(scores) is list
+            and all(type(score) is float for score in scores)
+        )
 
     def _score_row(self, score: Any, width: int) -> list[float]:
         if self._task.kind == "binary":

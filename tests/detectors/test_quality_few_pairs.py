@@ -106,3 +106,31 @@ def test_a_few_valid_pairs_take_the_small_path(monkeypatch: pytest.MonkeyPatch) 
     assert state.n_labeled == 2 and state.n_scored == 1
     state.update([1] * 17, [1] * 17, [0.5] * 17)  # more than FEW_PAIRS: numpy
     assert calls == ["y_true", "y_pred"]
+
+
+@given(
+    truth=st.lists(st.sampled_from([0, 1]), min_size=17, max_size=60),
+    floats=st.lists(
+        st.floats(0, 1) | st.sampled_from([-0.0, 1.0, -0.1, 1.1, math.nan, math.inf]),
+        min_size=60,
+        max_size=60,
+    ),
+)
+def test_a_list_of_float_scores_gives_each_scores_own_answer(
+    truth: list[int], floats: list[float]
+) -> None:
+    """Many binary scores, all floats, are read by numpy as a list (no ``as_float`` each);
+    the same scores as a tuple go one by one. Same state, same error."""
+    scores = floats[: len(truth)]
+    fast, strict = ClassificationState.empty(TASK), ClassificationState.empty(TASK)
+    assert _outcome(fast, (truth, truth, scores)) == _outcome(strict, (truth, truth, tuple(scores)))
+    assert _dump(fast) == _dump(strict)
+
+
+def test_float_scores_in_a_list_skip_the_per_score_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr(quality_classification, "as_float", lambda v, what: calls.append(v) or v)
+    ClassificationState.empty(TASK).update([1] * 20, [1] * 20, [0.5] * 20)
+    assert calls == []
+    ClassificationState.empty(TASK).update([1] * 20, [1] * 20, [0.5] * 19 + [None])
+    assert len(calls) == 19  # a None among them: each is checked
