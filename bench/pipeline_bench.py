@@ -969,6 +969,15 @@ def render_join(j: dict[str, Any], task: dict[str, Any]) -> str:
         if turns > 1
         else "half the labels each,\none after the other"
     )
+    producing: dict[str, list[float]] = j.get("label_produce_seconds", {})
+    singles_sent = producing.get("single labels", [])
+    produced = (
+        f" (the bench's one Python producer took {np.median(singles_sent):.1f} s for a round of "
+        f"single labels: {j.get('label_share', 0) / np.median(singles_sent):,.0f} a second, "
+        "on the cores the worker and the broker use)"
+        if singles_sent
+        else ""
+    )
     curve = ", ".join(
         f"{int(n) / 1e6:g} M: {rss / 2**20:,.0f} MB" for n, rss in sorted(j["rss_curve"].items())
     )
@@ -1021,9 +1030,10 @@ joined at **{j["join_rate"]:,.0f} labels/s**{label_runs_of("single labels")} end
 costs step by step, lookup included: `python -m bench.profile_stage1 --join 1000000`, in the
 analysis below), and at **{enveloped_labels:,.0f} labels/s**{label_runs_of("label envelopes of 500")} in
 label envelopes of 500 per partition (`PredictionProducer.labels`), {how_labels} on the same worker, each by the worker's clock (its stats file, every
-0.1 s) from the first label joined to the last, interpolated between samples, while the
-labels are still being sent, once the worker made no quality revision for 3 s (targets
-100,000 and 50,000 labels/s: {"met" if labels_met else "not met"}).
+0.1 s) from the first label joined to the last, interpolated between samples. Each round's
+labels wait in the topic when the worker starts on them, as the predictions above do: the
+worker is frozen (SIGSTOP) while they are produced{produced}. A round begins once the
+worker made no quality revision for 3 s (targets 100,000 and 50,000 labels/s: {"met" if labels_met else "not met"}).
 
 RSS by outstanding predictions: {curve}. The join table's changelog on the broker's disk
 with every prediction outstanding: {j["changelog_bytes"] / 2**20:,.0f} MB

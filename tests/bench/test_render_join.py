@@ -61,6 +61,11 @@ def test_label_rates_in_rounds_show_each_round_beside_the_median() -> None:
     assert "**41,000 labels/s** (rounds: 30,000, 41,000, 52,000)" in text
     assert "**90,000 labels/s** (rounds: 90,000, 120,000, 70,000)" in text
     assert "the median of 3 rounds in which the two forms took turns, 100,000 labels" in text
+    assert "frozen (SIGSTOP) while they are produced. A round" in text  # no producer times
+    timed = {**rounds, "label_produce_seconds": {"single labels": [1.0, 2.0, 5.0]}}
+    assert "producer took 2.0 s for a round of single labels: 50,000 a second" in " ".join(
+        render_join(timed, TASK).split()
+    )
     once = " ".join(render_join(join(41_000.0, 90_000.0), TASK).split())
     assert "rounds" not in once and "half the labels each, one after the other" in once
 
