@@ -157,7 +157,8 @@ def test_runs_of_single_labels_give_the_per_message_answer(
         assert outcome(asyncio.run(run(plan, runs=True, fetches=True))) == strict
 
 
-def test_a_clean_fetch_of_single_labels_is_joined_whole() -> None:
+def _fed_with_partition_0_labels() -> tuple[LocalPipeline, list[InputMessage]]:
+    """A pipeline fed the predictions, and single labels for those joining on partition 0."""
     pipeline = LocalPipeline(RUNTIME, PARTITIONS)
     asyncio.run(pipeline.feed_predictions(FED))
     labels = [
@@ -165,6 +166,11 @@ def test_a_clean_fetch_of_single_labels_is_joined_whole() -> None:
         for e in FED
         if join_partition(e.prediction_id, PARTITIONS) == 0
     ]
+    return pipeline, labels
+
+
+def test_a_clean_fetch_of_single_labels_is_joined_whole() -> None:
+    pipeline, labels = _fed_with_partition_0_labels()
     fetches = as_fetches(labels, size=10)
     with mock.patch("stream_app.stage1_inputs.messages_of", side_effect=AssertionError("apart")):
         asyncio.run(pipeline.feed(fetches))
@@ -178,13 +184,7 @@ def test_a_clean_fetch_of_single_labels_is_joined_whole() -> None:
 
 
 def test_a_clean_run_is_joined_at_once() -> None:
-    pipeline = LocalPipeline(RUNTIME, PARTITIONS)
-    asyncio.run(pipeline.feed_predictions(FED))
-    labels = [
-        pipeline.message("label", e.prediction_id, e.label_json())
-        for e in FED
-        if join_partition(e.prediction_id, PARTITIONS) == 0
-    ]
+    pipeline, labels = _fed_with_partition_0_labels()
     with mock.patch.object(
         pipeline.stage1.join, "add_label", side_effect=AssertionError("one by one")
     ):
