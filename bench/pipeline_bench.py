@@ -969,11 +969,11 @@ def render_join(j: dict[str, Any], task: dict[str, Any]) -> str:
         if turns > 1
         else "half the labels each,\none after the other"
     )
-    producing: dict[str, list[float]] = j.get("label_produce_seconds", {})
-    singles_sent = producing.get("single labels", [])
+    singles_sent = j.get("label_produce_seconds", {}).get("single labels", [])
+    sending = float(np.median(singles_sent)) if singles_sent else 0.0
     produced = (
-        f" (the bench's one Python producer took {np.median(singles_sent):.1f} s for a round of "
-        f"single labels: {j.get('label_share', 0) / np.median(singles_sent):,.0f} a second, "
+        f" (the bench's one Python producer took {sending:.1f} s for a round of "
+        f"single labels: {j.get('label_share', 0) / sending:,.0f} a second, "
         "on the cores the worker and the broker use)"
         if singles_sent
         else ""

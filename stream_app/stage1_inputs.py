@@ -91,7 +91,7 @@ class FetchedLabels(FetchedRecords):
 StageInput = InputMessage | FetchedEvents | FetchedLabels
 
 
-_FETCHED: dict[TopicKind | None, type[FetchedEvents | FetchedLabels]] = {
+_FETCHED: dict[TopicKind, type[FetchedEvents | FetchedLabels]] = {
     "prediction": FetchedEvents,
     "label": FetchedLabels,
 }
@@ -113,6 +113,15 @@ def messages_of(columns: RecordColumns, kind: TopicKind) -> list[InputMessage]:
     ]
 
 
+def columnar_inputs(columns: RecordColumns, kind: TopicKind, size: int) -> list[StageInput]:
+    """A fetch read as columns as stage 1's inputs: a prediction or label fetch stays
+    columns, in pieces of at most ``size`` records; any other becomes its messages."""
+    fetched = _FETCHED.get(kind)
+    if fetched is None:
+        return list(messages_of(columns, kind))
+    return [fetched(piece) for piece in columns.slices(size)]
+
+
 def last_offset_of(message: StageInput) -> int:
     return message.last_offset if isinstance(message, FetchedRecords) else message.offset
 
@@ -128,12 +137,8 @@ def inputs_of(
     inputs: list[StageInput] = []
     for message in messages:
         columns = columns_of(message)
-        kind = kinds[columns.topic] if columns is not None else None
-        if columns is not None and kind in _FETCHED:
-            inputs.extend(_FETCHED[kind](piece) for piece in columns.slices(size))
-            continue
         if columns is not None:
-            inputs.extend(messages_of(columns, kinds[columns.topic]))
+            inputs.extend(columnar_inputs(columns, kinds[columns.topic], size))
             continue
         inputs.extend(
             InputMessage(

@@ -9,14 +9,12 @@ from typing import Any
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from stream_app.record_columns import read_fetch
-from stream_app.stage1_inputs import FetchedEvents, FetchedLabels, InputMessage
+from stream_app.stage1_inputs import InputMessage, StageInput, columnar_inputs
 
 
-def fetched(
-    messages: Sequence[InputMessage], size: int = 7
-) -> list[FetchedEvents] | list[FetchedLabels]:
+def fetched(messages: Sequence[InputMessage], size: int = 7) -> list[StageInput]:
     """One topic partition's consecutive messages as the native reader reads their record
-    batch."""
+    batch, and stage 1 then gets them."""
     builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, 2**24)
     first = messages[0].offset
     for message in messages:
@@ -26,10 +24,7 @@ def fetched(
     head = messages[0]
     read = read_fetch(head.topic, head.partition, bytes(data), first, True)
     assert read is not None and read[0] is not None
-    if head.kind == "label":
-        return [FetchedLabels(piece) for piece in read[0].slices(size)]
-    assert head.kind == "prediction"
-    return [FetchedEvents(piece) for piece in read[0].slices(size)]
+    return columnar_inputs(read[0], head.kind, size)
 
 
 def as_fetches(batch: Sequence[InputMessage], size: int = 7) -> list[Any]:
