@@ -29,7 +29,7 @@ RUN useradd --create-home --uid 10001 --user-group driftline
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
     # The build fails here if a native extension was not compiled (optional in setup.py).
-    && python -c "import schemas._envelope_native, stream_app._record_batches, stream_app._id_slots"
+    && python -c "import schemas._envelope_native, stream_app._record_batches, stream_app._id_slots, stream_app._summary_rows"
 USER driftline
 WORKDIR /home/driftline
 ENV DRIFTLINE_METRICS_PORT=9108 \

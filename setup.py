@@ -2,7 +2,8 @@
 
 ``optional=True``: without a C compiler the install goes on. Envelopes then take the msgspec
 decoder (about half the speed), fetched records aiokafka's own reader (the worker logs a
-warning for each), and the label join's id index and partitioner their numpy versions.
+warning for each), the label join's id index and partitioner their numpy versions, and its take of
+waiting summaries its Python one.
 """
 
 from setuptools import Extension, setup
@@ -16,5 +17,8 @@ setup(
             "stream_app._record_batches", sources=["stream_app/_record_batches.c"], optional=True
         ),
         Extension("stream_app._id_slots", sources=["stream_app/_id_slots.c"], optional=True),
+        Extension(
+            "stream_app._summary_rows", sources=["stream_app/_summary_rows.c"], optional=True
+        ),
     ]
 )

@@ -22,9 +22,11 @@ each segment in the join table (the columns read from it are views into that val
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -32,6 +34,13 @@ import numpy.typing as npt
 import orjson
 
 from stream_app.id_index import MISSING, IdIndex, python_slot_key
+
+# The take of waiting rows in C (``stream_app/_summary_rows.c``), when built; else Python.
+native: ModuleType | None
+try:
+    from stream_app import _summary_rows as native
+except ImportError:  # pragma: no cover - a build without a C compiler
+    native = None
 
 ROW_BITS = 24  # rows per segment: fewer than 2**24
 MAX_ROWS = 1 << ROW_BITS
@@ -175,6 +184,34 @@ def _record_dtype(model: Any, window: Any, predicted: Any, origin: Any) -> np.dt
 
 def _fields_dtype(kinds: Sequence[str]) -> np.dtype[np.void]:
     return np.dtype(list(zip(RECORD_FIELDS, kinds, strict=True)))
+
+
+@functools.cache
+def _layout(dtype: np.dtype[np.void]) -> tuple[int, ...] | None:
+    """Where the native take finds a record's fields: (itemsize, offset and size of m, w,
+    y and k, offsets of s, x and o), a y of size 0 being a float64; None for a record it
+    does not read (another byte order), which the Python take reads instead."""
+    fields = cast(dict[str, tuple[np.dtype[Any], int]], dtype.fields)
+    kinds = {name: fields[name][0] for name in RECORD_FIELDS}
+    if not all(kind.isnative for kind in kinds.values()):
+        return None
+    codes_ok = all(kinds[n].kind == "u" and kinds[n].itemsize in (1, 2, 4) for n in "mwk")
+    y = kinds["y"]
+    y_ok = (y.kind == "u" and y.itemsize in (1, 2, 4)) or y == np.dtype(np.float64)
+    floats_ok = kinds["s"] == kinds["x"] == np.dtype(np.float64)
+    if not (codes_ok and y_ok and floats_ok and kinds["o"] == np.dtype(np.int64)):
+        return None
+    y_size = 0 if y.kind == "f" else y.itemsize
+    m, w, k = ((fields[n][1], kinds[n].itemsize) for n in "mwk")
+    return (
+        dtype.itemsize,
+        *m,
+        *w,
+        fields["y"][1],
+        y_size,
+        *k,
+        *(fields[n][1] for n in "sxo"),
+    )
 
 
 @dataclass
@@ -451,6 +488,7 @@ class SummaryColumns:
         # The handles of the rows gone since :meth:`drain_gone` last took them.
         self._gone_handles: list[int] = []
         self._gone_arrays: list[npt.NDArray[np.int64]] = []
+        self._native = native  # read once: the tests compare both takes
 
     def _id_at(self, handle: int) -> str:
         return self.segments[handle >> ROW_BITS].id_at(handle & (MAX_ROWS - 1))
@@ -568,6 +606,8 @@ class SummaryColumns:
         taken: list[SummaryRow | None] = [None] * len(ids)
         handles, slots = self.index.locate_many(ids)
         found = np.flatnonzero(handles != MISSING)
+        if self._native is not None and found.size:
+            return self._take_native(taken, found, handles[found], slots[found])
         seqs = handles[found] >> ROW_BITS
         rows = handles[found] & (MAX_ROWS - 1)
         touched = np.unique(seqs)
@@ -587,6 +627,42 @@ class SummaryColumns:
             self._gone_rows(seq, its_rows)
         if freed:
             self.index.delete_slots(np.concatenate(freed))
+        return taken
+
+    def _take_native(
+        self,
+        taken: list[SummaryRow | None],
+        positions: npt.NDArray[np.intp],
+        handles: npt.NDArray[np.int64],
+        slots: npt.NDArray[np.int64],
+    ) -> list[SummaryRow | None]:
+        """:meth:`_take_rows`, each row read, checked and gone in C; the bookkeeping once
+        per segment touched."""
+        seqs = handles >> ROW_BITS
+        touched, which = np.unique(seqs, return_inverse=True)
+        segments = [self.segments[seq] for seq in touched.tolist()]
+        layouts = [_layout(segment.records.dtype) for segment in segments]
+        if None in layouts:
+            return self._take_rows(taken, positions, handles, slots)
+        took = np.zeros(handles.size, dtype=np.uint8)
+        assert self._native is not None
+        self._native.take_rows(
+            taken,
+            positions.astype(np.int64, copy=False),
+            handles & (MAX_ROWS - 1),
+            which.reshape(-1).astype(np.int64, copy=False),
+            segments,
+            layouts,
+            took,
+        )
+        went = took.view(bool)
+        if not went.any():
+            return taken
+        self._gone_arrays.append(handles[went])
+        counted = np.unique(seqs[went], return_counts=True)
+        for seq, count in zip(*(column.tolist() for column in counted), strict=True):
+            self._rows_went(seq, count)
+        self.index.delete_slots(slots[went])
         return taken
 
     def _take_rows(

@@ -92,6 +92,13 @@ def check(columns: SummaryColumns, model: dict[str, tuple[Summary, int]], probe:
 
 
 NATIVE = id_index.native
+NATIVE_TAKE = summary_columns.native
+# How a take of many reads its rows: Python row by row, numpy per segment, or C.
+TAKES = ["one", "rows", "numpy", *(["native"] if NATIVE_TAKE is not None else [])]
+
+
+def test_the_native_take_is_built() -> None:
+    assert NATIVE_TAKE is not None, "stream_app/_summary_rows.c not compiled"
 
 
 @pytest.mark.parametrize(
@@ -108,7 +115,7 @@ NATIVE = id_index.native
 )
 @pytest.mark.parametrize("hasher", ["python", "colliding"])
 @settings(max_examples=150, deadline=None)
-@given(ops=OPS, extra=st.lists(IDS, max_size=8), take=st.sampled_from(["one", "rows", "numpy"]))
+@given(ops=OPS, extra=st.lists(IDS, max_size=8), take=st.sampled_from(TAKES))
 def test_columns_answer_what_a_dict_of_summaries_answers(
     rounds: str, hasher: str, ops: list[tuple[str, Any]], extra: list[str], take: str
 ) -> None:
@@ -125,8 +132,8 @@ def test_columns_answer_what_a_dict_of_summaries_answers(
 
 
 def _taken(columns: SummaryColumns, ids: list[str], how: str) -> list[Summary | None]:
-    """Each id's waiting summary, taken one by one or as a batch (row by row, or by numpy
-    per segment): the ids distinct but for one by one."""
+    """Each id's waiting summary, taken one by one or as a batch (row by row, by numpy per
+    segment, or in C): the ids distinct but for one by one."""
     if how == "one":
         return [columns.take_one(prediction_id) for prediction_id in ids]
     by_rows = 10**9 if how == "rows" else 0
@@ -139,6 +146,11 @@ def _taken(columns: SummaryColumns, ids: list[str], how: str) -> list[Summary | 
 
 
 def _replay_ops(hasher: str, ops: list[tuple[str, Any]], extra: list[str], take: str) -> None:
+    with patch.object(summary_columns, "native", NATIVE_TAKE if take == "native" else None):
+        _replay(hasher, ops, extra, take)
+
+
+def _replay(hasher: str, ops: list[tuple[str, Any]], extra: list[str], take: str) -> None:
     make = (lambda: SummaryColumns(slot_key=colliding)) if hasher == "colliding" else SummaryColumns
     columns = make()
     model: dict[str, tuple[Summary, int]] = {}
@@ -332,3 +344,135 @@ def test_windows_are_coded_as_a_sort_of_their_rows_codes_them(
     bits = np.array(windows, dtype=np.float64).view(np.int64).tolist()
     assert bits == np.array(expected_windows, dtype=np.float64).view(np.int64).tolist()
     assert codes.tolist() == expected_codes
+
+
+def _twins(
+    batches: list[list[tuple[str, Summary]]], views: bool
+) -> tuple[SummaryColumns, SummaryColumns]:
+    """The same segments kept twice: one taking in C, one in Python."""
+    both = []
+    for take in (NATIVE_TAKE, None):
+        with patch.object(summary_columns, "native", take):
+            columns = SummaryColumns()
+        for batch in batches:
+            seq = columns.add([i for i, _ in batch], [s for _, s in batch])
+            if views:  # read back from a stored value: read-only records, maybe unaligned
+                data = columns.segments[seq].to_bytes()
+                columns.segments[seq] = SummarySegment.from_bytes(data, copy=False)
+        both.append(columns)
+    return both[0], both[1]
+
+
+def _bookkeeping(columns: SummaryColumns) -> tuple[Any, ...]:
+    return (
+        {seq: s.state.tolist() for seq, s in columns.segments.items()},
+        dict(columns._alive),
+        set(columns.changed),
+        set(columns.dropped),
+        sorted(columns.drain_gone().tolist()),
+        columns.bytes_in_memory,
+        len(columns.index),
+    )
+
+
+# Many distinct predictions in a segment: codes of two bytes.
+MANY_CLASSES = st.integers(0, 400).map(lambda n: f"class-{n}")
+
+
+@pytest.mark.skipif(NATIVE_TAKE is None, reason="stream_app._summary_rows not built")
+@settings(max_examples=150, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(
+                st.text(alphabet="abc\u00e9", min_size=1, max_size=3),
+                st.one_of(SUMMARIES, FLOAT_SUMMARIES),
+            ),
+            min_size=1,
+            max_size=40,
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    wide=st.booleans(),
+    views=st.booleans(),
+    joined=st.lists(st.text(alphabet="abc\u00e9", min_size=1, max_size=3), max_size=5),
+    takes=st.lists(st.lists(st.text(alphabet="abc\u00e9", max_size=3), max_size=60), max_size=3),
+)
+def test_the_native_take_answers_what_the_python_take_answers(
+    batches: list[list[tuple[str, Summary]]],
+    wide: bool,
+    views: bool,
+    joined: list[str],
+    takes: list[list[str]],
+) -> None:
+    """The rows taken, the rows that go, and what the columns then know: the same in C as
+    in Python, for coded and float predictions, one- and two-byte codes, scores None, rows
+    joined or superseded, ids absent, segments read back from their stored form."""
+    if wide:
+        batches = [
+            [(i, s._replace(predicted=f"class-{n}")) for n, (i, s) in enumerate(batch)]
+            + [(f"w{n}", s) for n, (_, s) in enumerate(batch * 8)]  # 300+ distinct classes
+            for batch in batches
+        ]
+    fast, slow = _twins(batches, views)
+    for columns in (fast, slow):
+        columns.mark_joined([h for h in columns.find(joined).tolist() if h != MISSING])
+    with patch.object(summary_columns, "TAKE_ONE_BY_ONE_BELOW", 0):
+        for ids in takes:
+            ids = list(dict.fromkeys(ids))
+            got, expected = fast.take(ids), slow.take(ids)
+            assert len(got) == len(expected)
+            assert all(same(a, b) for a, b in zip(got, expected, strict=True))
+            assert _bookkeeping(fast) == _bookkeeping(slow)
+            assert fast.find(ids).tolist() == slow.find(ids).tolist()
+
+
+@pytest.mark.skipif(NATIVE_TAKE is None, reason="stream_app._summary_rows not built")
+def test_a_record_layout_the_native_take_does_not_read_goes_to_python() -> None:
+    """Records of another byte order (none this version writes) are read by Python."""
+    columns = SummaryColumns()
+    summaries = [Summary("m", 0.0, 60.0, float(n), 0.5, 9.0, "p", n) for n in range(20)]
+    seq = columns.add([f"p{n}" for n in range(20)], summaries)
+    segment = columns.segments[seq]
+    swapped = segment.records.dtype.newbyteorder(">")
+    segment.records = segment.records.astype(swapped)
+    assert summary_columns._layout(swapped) is None
+    assert summary_columns._layout(segment.records.dtype.newbyteorder("<")) is not None
+    with patch.object(summary_columns, "TAKE_ONE_BY_ONE_BELOW", 0):
+        taken = columns.take(["p3", "p7", "nope"])
+    assert taken[2] is None
+    assert [Summary._make(row) for row in taken[:2] if row] == [summaries[3], summaries[7]]
+    assert segment.state[[3, 7]].tolist() == [GONE, GONE]
+
+
+@pytest.mark.skipif(NATIVE_TAKE is None, reason="stream_app._summary_rows not built")
+def test_the_native_take_refuses_a_bad_call_and_changes_nothing() -> None:
+    columns = SummaryColumns()
+    seq = columns.add(["a", "b"], [Summary("m", 0.0, 60.0, 1, None, 9.0, "p", 0)] * 2)
+    segment = columns.segments[seq]
+    layout = summary_columns._layout(segment.records.dtype)
+    taken: list[Any] = [None, None]
+
+    def call(rows: list[int], positions: list[int], took: int = 2) -> None:
+        assert NATIVE_TAKE is not None
+        NATIVE_TAKE.take_rows(
+            taken,
+            np.array(positions, dtype=np.int64),
+            np.array(rows, dtype=np.int64),
+            np.zeros(len(rows), dtype=np.int64),
+            [segment],
+            [layout],
+            np.zeros(took, dtype=np.uint8),
+        )
+
+    with pytest.raises(IndexError, match="out of range"):
+        call([0, 2], [0, 1])  # row 2 is past the segment: row 0 does not go either
+    with pytest.raises(IndexError, match="out of range"):
+        call([0, 1], [0, 5])
+    with pytest.raises(ValueError, match="mismatched"):
+        call([0, 1], [0, 1], took=3)
+    assert segment.state.tolist() == [WAITING, WAITING] and taken == [None, None]
+    call([1, 0], [0, 1])
+    assert taken == [("m", 0.0, 60.0, 1, None, 9.0, "p", 0)] * 2
+    assert segment.state.tolist() == [GONE, GONE]
