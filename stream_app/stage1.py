@@ -64,6 +64,7 @@ from stream_app.label_join import (
     Joined,
     JoinedColumns,
     LabelJoin,
+    WindowPairs,
     join_partition,
     join_partitions,
 )
@@ -159,6 +160,15 @@ class _Pairs:
     origin_offsets: list[int] = field(default_factory=list)  # and its offset there
     label_offsets: list[int] = field(default_factory=list)
     label_positions: list[int] = field(default_factory=list)  # in the label's message
+
+    def extend(self, more: WindowPairs) -> None:
+        self.labels.extend(more.labels)
+        self.predicted.extend(more.predicted)
+        self.scores.extend(more.scores)
+        self.origin_kinds.extend(more.origin_kinds)
+        self.origin_offsets.extend(more.origin_offsets)
+        self.label_offsets.extend(more.label_offsets)
+        self.label_positions.extend(more.label_positions)
 
 
 @dataclass
@@ -1268,21 +1278,10 @@ class Stage1:
         self._pair_columns(partition, pair, work)
 
     def _pair_columns(self, partition: int, joined: JoinedColumns, work: _Batch) -> None:
-        """:meth:`_pair` of each pair, read from the columns by position (a summary row is
-        a plain tuple in :class:`Summary`'s order)."""
+        """:meth:`_pair` of each pair, a window's pairs at a time."""
         labeled = work.labeled
-        for summary, label, (offset, position) in zip(
-            joined.summaries, joined.labels, joined.identities, strict=True
-        ):
-            model_id, start, end, predicted, score, _, origin_kind, origin_offset = summary
-            pairs = labeled[(partition, model_id, start, end)]
-            pairs.labels.append(label)
-            pairs.predicted.append(predicted)
-            pairs.scores.append(score)
-            pairs.origin_kinds.append(origin_kind)
-            pairs.origin_offsets.append(origin_offset)
-            pairs.label_offsets.append(offset)
-            pairs.label_positions.append(position)
+        for (model_id, start, end), found in joined.by_window():
+            labeled[(partition, model_id, start, end)].extend(found)
         self.counters.joined += len(joined)
 
     async def _reject(self, message: InputMessage, reason: str) -> None:

@@ -17,8 +17,10 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from stream_app.label_join import join_partition
+from stream_app.label_join import JoinedColumns, join_partition
 from stream_app.stage1_inputs import InputMessage
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
@@ -286,3 +288,39 @@ def test_an_envelope_whose_first_rows_are_late_keeps_the_others_for_their_labels
     asyncio.run(pipeline.idle(10 * scenario.WINDOW))
     assert pipeline.counters.late == 7
     assert pipeline.counters.joined == len(fresh)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["churn", "fraud"]),
+            st.sampled_from([0.0, 60.0, -0.0]),
+            st.integers(0, 9),
+        ),
+        max_size=30,
+    )
+)
+def test_pairs_by_window_are_the_pairs_grouped_one_by_one(
+    rows: list[tuple[str, float, int]],
+) -> None:
+    """Grouped in C, the pairs of each window come in the labels' order, the windows in
+    order of first appearance: what appending pair by pair to a dict of windows gives."""
+    joined = JoinedColumns()
+    for n, (model, start, value) in enumerate(rows):
+        summary = (model, start, start + 60.0, value, None if n % 3 else 0.5, 9.0, "p", n)
+        joined.summaries.append(summary)
+        joined.labels.append(f"l{n}")
+        joined.identities.append((100 + n, n % 4))
+    expected: dict[tuple[str, float, float], list[list[Any]]] = {}
+    for summary, label, (offset, position) in zip(
+        joined.summaries, joined.labels, joined.identities, strict=True
+    ):
+        model, start, end, predicted, score, _, kind, origin = summary
+        columns = expected.setdefault((model, start, end), [[] for _ in range(7)])
+        for column, value in zip(
+            columns, (label, predicted, score, kind, origin, offset, position), strict=True
+        ):
+            column.append(value)
+    got = [(window, [list(c) for c in pairs]) for window, pairs in joined.by_window()]
+    assert got == list(expected.items())
