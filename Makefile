@@ -10,7 +10,7 @@ unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install hooks test lint typecheck tests test-unit test-soak demo bench clean
 
-$(STAMP): pyproject.toml setup.py schemas/_envelope_native.c stream_app/_record_batches.c stream_app/_id_slots.c stream_app/_summary_rows.c
+$(STAMP): pyproject.toml setup.py schemas/_envelope_native.c stream_app/_record_batches.c stream_app/_id_slots.c stream_app/_summary_rows.c stream_app/_buffers.h
 	@echo "==> creating virtualenv in $(VENV) and installing driftline[dev] (about a minute on a fresh machine)"
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)

@@ -16,9 +16,17 @@ setup(
         Extension(
             "stream_app._record_batches", sources=["stream_app/_record_batches.c"], optional=True
         ),
-        Extension("stream_app._id_slots", sources=["stream_app/_id_slots.c"], optional=True),
         Extension(
-            "stream_app._summary_rows", sources=["stream_app/_summary_rows.c"], optional=True
+            "stream_app._id_slots",
+            sources=["stream_app/_id_slots.c"],
+            depends=["stream_app/_buffers.h"],
+            optional=True,
+        ),
+        Extension(
+            "stream_app._summary_rows",
+            sources=["stream_app/_summary_rows.c"],
+            depends=["stream_app/_buffers.h"],
+            optional=True,
         ),
     ]
 )

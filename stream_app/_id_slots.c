@@ -30,33 +30,10 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include "_buffers.h"
 
 #define EMPTY 0u
 #define DELETED 1u
-
-typedef struct {
-    Py_buffer view;
-    int held;
-} Held;
-
-static int hold(PyObject *obj, Held *h, int writable, Py_ssize_t itemsize, const char *what) {
-    if (PyObject_GetBuffer(obj, &h->view, writable ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS
-                                                    : PyBUF_C_CONTIGUOUS) < 0)
-        return -1;
-    h->held = 1;
-    if (h->view.len % itemsize) {
-        PyErr_Format(PyExc_ValueError, "%s: not an array of %zd-byte items", what, itemsize);
-        return -1;
-    }
-    return 0;
-}
-
-static void release(Held *h) {
-    if (h->held) {
-        PyBuffer_Release(&h->view);
-        h->held = 0;
-    }
-}
 
 static int power_of_two(Py_ssize_t n) { return n > 0 && (n & (n - 1)) == 0; }
 

@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include "_buffers.h"
 
 #define WAITING 0
 #define GONE 2
@@ -191,30 +192,6 @@ static PyObject *summary_row(const Segment *s, Py_ssize_t row) {
         return NULL;
     }
     return out;
-}
-
-typedef struct {
-    Py_buffer view;
-    int held;
-} Held;
-
-static int hold(PyObject *obj, Held *h, int writable, Py_ssize_t itemsize, const char *what) {
-    if (PyObject_GetBuffer(obj, &h->view, writable ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS
-                                                    : PyBUF_C_CONTIGUOUS) < 0)
-        return -1;
-    h->held = 1;
-    if (h->view.len % itemsize) {
-        PyErr_Format(PyExc_ValueError, "%s: not an array of %zd-byte items", what, itemsize);
-        return -1;
-    }
-    return 0;
-}
-
-static void release(Held *h) {
-    if (h->held) {
-        PyBuffer_Release(&h->view);
-        h->held = 0;
-    }
 }
 
 static PyObject *take_rows(PyObject *self, PyObject *args) {
