@@ -104,6 +104,26 @@ class WindowPairs(NamedTuple):
     label_offsets: list[int]
     label_positions: list[int]  # in the label's message
 
+    @classmethod
+    def of_one(cls, joined: Joined) -> tuple[tuple[str, float, float], WindowPairs]:
+        """One pair's window and its columns: what :meth:`JoinedColumns.by_window` gives
+        for one pair, without building columns to group (a single label's path)."""
+        summary = joined.summary
+        offset, position = joined.identity
+        window = (summary.model_id, summary.window_start, summary.window_end)
+        columns = (
+            joined.label, summary.predicted, summary.score, summary.origin_kind,
+            summary.origin_offset, offset, position,
+        )  # fmt: skip
+        return window, cls._make([value] for value in columns)
+
+    def extend(self, more: WindowPairs) -> None:
+        """Append ``more``'s pairs to these columns, in order."""
+        mine: tuple[list[Any], ...] = self
+        theirs: tuple[list[Any], ...] = more
+        for column, added in zip(mine, theirs, strict=True):
+            column.extend(added)
+
 
 @dataclass
 class JoinedColumns:

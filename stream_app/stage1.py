@@ -149,29 +149,6 @@ class _Run:
 
 
 @dataclass
-class _Pairs:
-    """Labeled pairs as columns: a tuple per pair, unpacked again to send them, was
-    several percent of a worker joining label envelopes."""
-
-    labels: list[Any] = field(default_factory=list)
-    predicted: list[Any] = field(default_factory=list)
-    scores: list[Any] = field(default_factory=list)
-    origin_kinds: list[str] = field(default_factory=list)  # the summary's topic
-    origin_offsets: list[int] = field(default_factory=list)  # and its offset there
-    label_offsets: list[int] = field(default_factory=list)
-    label_positions: list[int] = field(default_factory=list)  # in the label's message
-
-    def extend(self, more: WindowPairs) -> None:
-        self.labels.extend(more.labels)
-        self.predicted.extend(more.predicted)
-        self.scores.extend(more.scores)
-        self.origin_kinds.extend(more.origin_kinds)
-        self.origin_offsets.extend(more.origin_offsets)
-        self.label_offsets.extend(more.label_offsets)
-        self.label_positions.extend(more.label_positions)
-
-
-@dataclass
 class _Batch:
     """What one batch accumulates before the state is written once."""
 
@@ -187,9 +164,7 @@ class _Batch:
     )
     # Labeled pairs by (partition, model, window), as columns: what identifies a pair
     # (see messages).
-    labeled: dict[tuple[int, str, float, float], _Pairs] = field(
-        default_factory=lambda: defaultdict(_Pairs)
-    )
+    labeled: dict[tuple[int, str, float, float], WindowPairs] = field(default_factory=dict)
     # Late events by (partition, model, window): {offset of their predictions message: n}.
     late: dict[tuple[int, str, float, float], dict[int, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
@@ -1274,15 +1249,26 @@ class Stage1:
         return None
 
     def _pair(self, partition: int, joined: Joined, work: _Batch) -> None:
-        pair = JoinedColumns([joined.summary], [joined.label], [joined.identity])
-        self._pair_columns(partition, pair, work)
+        self._add_pairs(partition, [WindowPairs.of_one(joined)], work)
+        self.counters.joined += 1
 
     def _pair_columns(self, partition: int, joined: JoinedColumns, work: _Batch) -> None:
         """:meth:`_pair` of each pair, a window's pairs at a time."""
-        labeled = work.labeled
-        for (model_id, start, end), found in joined.by_window():
-            labeled[(partition, model_id, start, end)].extend(found)
+        self._add_pairs(partition, joined.by_window(), work)
         self.counters.joined += len(joined)
+
+    @staticmethod
+    def _add_pairs(
+        partition: int, found: list[tuple[tuple[str, float, float], WindowPairs]], work: _Batch
+    ) -> None:
+        labeled = work.labeled
+        for (model_id, start, end), pairs in found:
+            key = (partition, model_id, start, end)
+            mine = labeled.get(key)
+            if mine is None:  # the first pairs of this window in the batch: fresh lists, kept
+                labeled[key] = pairs
+            else:
+                mine.extend(pairs)
 
     async def _reject(self, message: InputMessage, reason: str) -> None:
         self.counters.dead_lettered(message.topic)

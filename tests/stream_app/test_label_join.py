@@ -20,8 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_app.label_join import JoinedColumns, join_partition
+from stream_app.label_join import Joined, JoinedColumns, WindowPairs, join_partition
 from stream_app.stage1_inputs import InputMessage
+from stream_app.summary_columns import Summary
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
 from tests.stream_app.test_stages import runtime, window_start
@@ -324,3 +325,43 @@ def test_pairs_by_window_are_the_pairs_grouped_one_by_one(
             column.append(value)
     got = [(window, [list(c) for c in pairs]) for window, pairs in joined.by_window()]
     assert got == list(expected.items())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["churn", "fraud"]),
+            st.sampled_from([0.0, 60.0, -0.0]),
+            st.integers(0, 9),
+        ),
+        max_size=30,
+    ),
+    cut=st.integers(0, 30),
+)
+def test_window_pairs_added_one_or_a_run_at_a_time_are_the_pairs_grouped_at_once(
+    rows: list[tuple[str, float, int]], cut: int
+) -> None:
+    """Stage 1 adds a single label's pair with ``WindowPairs.of_one`` and a run's pairs with
+    ``by_window``, extending a window's columns already in the batch: pairs added either
+    way, in two runs or one by one, are the pairs of one ``by_window`` over all of them."""
+    everything = JoinedColumns()
+    for n, (model, start, value) in enumerate(rows):
+        summary = Summary(model, start, start + 60.0, value, None if n % 3 else 0.5, 9.0, "p", n)
+        everything.append(Joined(summary, f"l{n}", (100 + n, n % 4)))
+    first, second = JoinedColumns(), JoinedColumns()
+    for n, pair in enumerate(everything.pairs()):
+        (first if n < cut else second).append(pair)
+
+    def gathered(added: list[tuple[tuple[str, float, float], WindowPairs]]) -> list[Any]:
+        by_window: dict[tuple[str, float, float], WindowPairs] = {}
+        for window, pairs in added:
+            if window in by_window:
+                by_window[window].extend(pairs)
+            else:
+                by_window[window] = WindowPairs._make(list(column) for column in pairs)
+        return list(by_window.items())
+
+    whole = everything.by_window()
+    assert gathered([*first.by_window(), *second.by_window()]) == whole
+    assert gathered([WindowPairs.of_one(pair) for pair in everything.pairs()]) == whole
