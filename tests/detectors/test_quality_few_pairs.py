@@ -134,3 +134,35 @@ def test_float_scores_in_a_list_skip_the_per_score_check(monkeypatch: pytest.Mon
     assert calls == []
     ClassificationState.empty(TASK).update([1] * 20, [1] * 20, [0.5] * 19 + [None])
     assert len(calls) == 19  # a None among them: each is checked
+
+
+MULTICLASS = QualityTask("multiclass", classes=("3", "-1", "03", "x", "true", "2.5"))
+# Per task: labels that are its classes, of every type, and labels that are not (some equal
+# to a class's int in Python, as True == 1, without being that class).
+LABELS = {
+    TASK: ([0, 1, "0", "1", np.int64(1), 1.0, -0.0], [True, False, "01", 1.5, 2, None, math.nan]),
+    MULTICLASS: (
+        [3, -1, "3", "-1", "03", "x", "true", "2.5", True, 3.0, 2.5, np.int64(3)],
+        [1, False, "y", 4, "1.0", -0.0, None, math.nan, "+3"],
+    ),
+}
+
+
+@given(task=st.sampled_from([TASK, MULTICLASS]), data=st.data())
+def test_a_list_of_plain_labels_gives_each_labels_own_answer(
+    task: QualityTask, data: st.DataObject
+) -> None:
+    """A list of ``int`` and ``str`` labels is looked up as it is (no ``category_key`` each);
+    the same labels as a tuple go one by one. Same state, same error, whatever the types:
+    ``True == 1`` and ``3.0 == 3`` must not find the codes of the classes ``"1"`` and
+    ``"3"`` unless ``category_key`` would."""
+    valid, other = LABELS[task]
+    labels = data.draw(st.lists(st.sampled_from(valid), min_size=34, max_size=34))
+    if data.draw(st.booleans()):
+        labels[data.draw(st.integers(0, 33))] = data.draw(st.sampled_from(other))
+    truth, predicted = labels[0::2], labels[1::2]
+    fast, strict = ClassificationState.empty(task), ClassificationState.empty(task)
+    assert _outcome(fast, (truth, predicted, None)) == _outcome(
+        strict, (tuple(truth), tuple(predicted), None)
+    )
+    assert _dump(fast) == _dump(strict)
