@@ -3,7 +3,7 @@
 ``optional=True``: without a C compiler the install goes on. Envelopes then take the msgspec
 decoder (about half the speed), fetched records aiokafka's own reader (the worker logs a
 warning for each), the label join's id index and partitioner their numpy versions, and its take of
-waiting summaries its Python one.
+waiting summaries and its grouping of pairs by window their Python ones.
 """
 
 from setuptools import Extension, setup

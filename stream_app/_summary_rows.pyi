@@ -14,3 +14,6 @@ def take_rows(
     layouts: list[tuple[int, ...] | None],
     took: npt.NDArray[np.uint8],
 ) -> int: ...
+def by_window(
+    summaries: list[Any], labels: list[Any], identities: list[tuple[int, int]]
+) -> list[tuple[tuple[str, float, float], list[list[Any]]]]: ...

@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 from aiokafka.partitioner import murmur2
 
-from stream_app import id_index
+from stream_app import id_index, summary_columns
 from stream_app.counters import Counters
 from stream_app.join_entries import JoinedMark, WaitingLabel, is_joined_mark, read_entry
 from stream_app.joined_marks import JoinedMarks
@@ -146,7 +146,14 @@ class JoinedColumns:
     def by_window(self) -> list[tuple[tuple[str, float, float], WindowPairs]]:
         """The pairs grouped by their summary's (model, window start, window end), each
         group in the labels' order and the groups in order of first appearance: columns
-        cut in C (``zip``, ``itemgetter``), not a lookup and seven appends per pair."""
+        cut in C (``_summary_rows.by_window``), else by ``zip`` and ``itemgetter``."""
+        native = summary_columns.native  # looked up at each call: tests switch it off
+        if native is not None:
+            grouped = native.by_window(self.summaries, self.labels, self.identities)
+            return [(window, WindowPairs._make(columns)) for window, columns in grouped]
+        return self._by_window_python()
+
+    def _by_window_python(self) -> list[tuple[tuple[str, float, float], WindowPairs]]:
         if not self.summaries:
             return []
         models, starts, ends, predicted, scores, _, kinds, origins = zip(

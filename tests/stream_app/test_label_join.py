@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream_app import summary_columns
 from stream_app.label_join import Joined, JoinedColumns, WindowPairs, join_partition
 from stream_app.stage1_inputs import InputMessage
 from stream_app.summary_columns import Summary
@@ -323,8 +324,24 @@ def test_pairs_by_window_are_the_pairs_grouped_one_by_one(
             columns, (label, predicted, score, kind, origin, offset, position), strict=True
         ):
             column.append(value)
-    got = [(window, [list(c) for c in pairs]) for window, pairs in joined.by_window()]
-    assert got == list(expected.items())
+    for grouped in (joined.by_window(), joined._by_window_python()):  # C, then Python
+        got = [(window, [list(c) for c in pairs]) for window, pairs in grouped]
+        assert got == list(expected.items())
+        assert all(type(window) is tuple for window, _ in grouped)
+
+
+def test_grouping_pairs_in_c_refuses_what_is_not_pairs() -> None:
+    native = summary_columns.native
+    assert native is not None, "stream_app/_summary_rows.c is not built (make install)"
+    row = ("m", 0.0, 60.0, 1, 0.5, 9.0, "p", 3)
+    with pytest.raises(ValueError, match="differ in length"):
+        native.by_window([row], [1, 2], [(5, 0)])
+    with pytest.raises(TypeError, match="pair 1 is not a summary row"):
+        native.by_window([row, row[:7]], [1, 2], [(5, 0), (6, 0)])
+    with pytest.raises(TypeError, match="pair 0 is not a summary row"):
+        native.by_window([row], [1], [(5,)])
+    with pytest.raises(TypeError):
+        native.by_window((row,), [1], [(5, 0)])  # a tuple, not a list
 
 
 @settings(max_examples=100, deadline=None)
