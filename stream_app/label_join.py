@@ -541,6 +541,10 @@ class LabelJoin:
     ) -> JoinedColumns:
         """:meth:`add_labels` where no id has an entry or a mark: a column at a time."""
         taken = self._take_summaries(partition, ids)
+        if None not in taken:  # every label found its summary: the columns as they are
+            everything = JoinedColumns(cast(list[SummaryRow], taken), [*labels], [*identities])
+            self.marks.mark_many(partition, ids, everything.identities)
+            return everything
         hit: list[int] = []
         for row, summary in enumerate(taken):
             if summary is not None:
@@ -577,12 +581,14 @@ class LabelJoin:
         if not ids:
             return []
         pending = self._pending.get(partition)
-        found: list[SummaryRow | None] = (
-            [pending.take(i) for i in ids] if pending else [None] * len(ids)
-        )
         columns = self._columns.get(partition)
         # Both, as in _take_summary: a copy kept before must go too.
-        kept = columns.take(ids) if columns is not None else [None] * len(ids)
+        kept: list[SummaryRow | None] = (
+            columns.take(ids) if columns is not None else [None] * len(ids)
+        )
+        if not pending:  # all sealed (labels that come minutes after): the kept ones
+            return kept
+        found = [pending.take(i) for i in ids]
         return [
             mine if mine is not None else other for mine, other in zip(found, kept, strict=True)
         ]
