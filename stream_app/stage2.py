@@ -977,15 +977,15 @@ def _new_label_pairs(
             f"labels message with unknown origin kinds {message.origin_kinds!r}"
         )
     key = str(message.source_partition)
-    done = message.checkpoint
+    done_label, done_origin = message.checkpoint.get("l", -1), message.checkpoint.get
     kept_entries = [
         entry
         for entry in recent.get(key, [])
-        if not (done.get("l", -1) >= entry[0] and done.get(entry[1], -1) >= entry[2])
+        if not (done_label >= entry[0] and done_origin(entry[1], -1) >= entry[2])
     ]
     # A label is its offset and its position in that message (entries written before label
     # envelopes existed have no position: 0, a label alone in its message).
-    seen = {(entry[0], entry[3] if len(entry) > 3 else 0) for entry in kept_entries}
+    seen = {(entry[0], entry[3]) if len(entry) > 3 else (entry[0], 0) for entry in kept_entries}
     positions = message.label_indexes or [0] * n_pairs
     if len(positions) != n_pairs:
         raise InvalidInputError(
@@ -1001,13 +1001,15 @@ def _new_label_pairs(
             strict=True,
         )
     ):
+        pair = (label_offset, position)
         if label_offset < 0:  # a label stored before offsets were: applied, not remembered
             keep.append(index)
-        elif (label_offset, position) not in seen:
+        elif pair not in seen:
             keep.append(index)
-            seen.add((label_offset, position))
-            entry = [label_offset, kind, offset]
-            kept_entries.append([*entry, position] if position else entry)
+            seen.add(pair)
+            kept_entries.append(
+                [label_offset, kind, offset, position] if position else [label_offset, kind, offset]
+            )
     if kept_entries:
         recent[key] = kept_entries
     else:
