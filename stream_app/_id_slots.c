@@ -51,9 +51,104 @@ static int same_by_call(PyObject *id_at, int64_t handle_value, PyObject *id) {
     return same;
 }
 
+/* A segment's ids as the probe reads them: its id_blob and id_ends, held. */
+typedef struct {
+    int64_t number; /* handle >> row_bits */
+    int held;
+    Py_buffer blob, ends;
+} SegmentIds;
+
+/* The segments one probe has looked up, by number (open addressing, linear probing).
+ * Why: finding a segment's ids (a PyLong, a dict lookup, two getattrs, two buffer exports)
+ * cost more than comparing the bytes, and an envelope's labels hit the same few hundred
+ * segments again and again. Released when the probe returns; beyond CACHED segments a
+ * probe looks the others up at each hit, as it did before. */
+#define CACHE_SLOTS 1024
+#define CACHED (CACHE_SLOTS / 2)
+
+typedef struct {
+    SegmentIds *slots; /* CACHE_SLOTS of them, or NULL before the first hit */
+    Py_ssize_t used;
+} SegmentCache;
+
+static void segment_ids_release(SegmentIds *ids) {
+    if (ids->held) {
+        PyBuffer_Release(&ids->ends);
+        PyBuffer_Release(&ids->blob);
+        ids->held = 0;
+    }
+}
+
+static void cache_release(SegmentCache *cache) {
+    if (cache->slots == NULL)
+        return;
+    for (Py_ssize_t i = 0; i < CACHE_SLOTS; i++)
+        segment_ids_release(&cache->slots[i]);
+    PyMem_Free(cache->slots);
+    cache->slots = NULL;
+}
+
+/* Hold segment ``number``'s ids in ``ids``: 0, or -1 with an exception set. */
+static int segment_ids_hold(PyObject *segments, int64_t number, SegmentIds *ids) {
+    PyObject *key = PyLong_FromLongLong(number);
+    if (key == NULL)
+        return -1;
+    PyObject *segment = PyDict_GetItemWithError(segments, key); /* borrowed */
+    if (segment == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_KeyError, key);
+        Py_DECREF(key);
+        return -1;
+    }
+    Py_DECREF(key);
+    int ok = -1;
+    int blob_held = 0;
+    PyObject *blob_o = PyObject_GetAttrString(segment, "id_blob");
+    PyObject *ends_o = blob_o ? PyObject_GetAttrString(segment, "id_ends") : NULL;
+    if (ends_o == NULL)
+        goto out;
+    if (PyObject_GetBuffer(blob_o, &ids->blob, PyBUF_SIMPLE) < 0)
+        goto out;
+    blob_held = 1;
+    if (PyObject_GetBuffer(ends_o, &ids->ends, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto out;
+    const char *format = ids->ends.format ? ids->ends.format : "B";
+    if (ids->ends.itemsize != 4 || format[strlen(format) - 1] != 'I') {
+        PyErr_SetString(PyExc_TypeError, "probe: a segment's id_ends must be uint32");
+        PyBuffer_Release(&ids->ends);
+        goto out;
+    }
+    ids->number = number;
+    ids->held = 1;
+    ok = 0;
+out:
+    if (ok < 0 && blob_held)
+        PyBuffer_Release(&ids->blob);
+    Py_XDECREF(blob_o);
+    Py_XDECREF(ends_o);
+    return ok;
+}
+
+/* Whether the id at ``row`` of a held segment is ``utf8``: 1, 0, or -1 on error. */
+static int same_row(const SegmentIds *ids, int64_t row, const char *utf8, Py_ssize_t length) {
+    const uint32_t *end_at = ids->ends.buf;
+    if (row >= ids->ends.len / 4) {
+        PyErr_SetString(PyExc_IndexError, "probe: a handle's row is past its segment");
+        return -1;
+    }
+    uint32_t start = row ? end_at[row - 1] : 0, end = end_at[row];
+    if (start > end || end > ids->blob.len) {
+        PyErr_SetString(PyExc_ValueError, "probe: a segment's id_ends are out of its blob");
+        return -1;
+    }
+    return (Py_ssize_t)(end - start) == length &&
+           memcmp((const char *)ids->blob.buf + start, utf8, (size_t)length) == 0;
+}
+
 /* Whether row ``handle & (2**row_bits - 1)`` of segment ``handle >> row_bits`` has the id
  * ``id``, comparing UTF-8 bytes (what the segment's id_at decodes): 1, 0, or -1 on error. */
-static int same_in_segment(PyObject *segments, int row_bits, int64_t handle, PyObject *id) {
+static int same_in_segment(PyObject *segments, int row_bits, int64_t handle, PyObject *id,
+                           SegmentCache *cache) {
     if (!PyUnicode_Check(id))
         return 0; /* a str never equals anything else */
     Py_ssize_t length;
@@ -62,52 +157,31 @@ static int same_in_segment(PyObject *segments, int row_bits, int64_t handle, PyO
         PyErr_Clear();
         return 0;
     }
-    PyObject *number = PyLong_FromLongLong(handle >> row_bits);
-    if (number == NULL)
+    int64_t number = handle >> row_bits, row = handle & (((int64_t)1 << row_bits) - 1);
+    if (cache->slots == NULL) {
+        cache->slots = PyMem_Calloc(CACHE_SLOTS, sizeof(SegmentIds));
+        if (cache->slots == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    uint64_t at = (uint64_t)number & (CACHE_SLOTS - 1);
+    while (cache->slots[at].held) {
+        if (cache->slots[at].number == number)
+            return same_row(&cache->slots[at], row, utf8, length);
+        at = (at + 1) & (CACHE_SLOTS - 1);
+    }
+    if (cache->used < CACHED) { /* at is an empty slot */
+        if (segment_ids_hold(segments, number, &cache->slots[at]) < 0)
+            return -1;
+        cache->used++;
+        return same_row(&cache->slots[at], row, utf8, length);
+    }
+    SegmentIds once = {0}; /* the cache is full: this segment for this hit only */
+    if (segment_ids_hold(segments, number, &once) < 0)
         return -1;
-    PyObject *segment = PyDict_GetItemWithError(segments, number); /* borrowed */
-    if (segment == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetObject(PyExc_KeyError, number);
-        Py_DECREF(number);
-        return -1;
-    }
-    Py_DECREF(number);
-    int64_t row = handle & (((int64_t)1 << row_bits) - 1);
-    int same = -1;
-    Py_buffer blob = {0}, ends = {0};
-    PyObject *blob_o = PyObject_GetAttrString(segment, "id_blob");
-    PyObject *ends_o = blob_o ? PyObject_GetAttrString(segment, "id_ends") : NULL;
-    if (ends_o == NULL)
-        goto out;
-    if (PyObject_GetBuffer(blob_o, &blob, PyBUF_SIMPLE) < 0)
-        goto out;
-    if (PyObject_GetBuffer(ends_o, &ends, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        goto out;
-    const char *format = ends.format ? ends.format : "B";
-    if (ends.itemsize != 4 || format[strlen(format) - 1] != 'I') {
-        PyErr_SetString(PyExc_TypeError, "probe: a segment's id_ends must be uint32");
-        goto out;
-    }
-    const uint32_t *end_at = ends.buf;
-    if (row >= ends.len / 4) {
-        PyErr_SetString(PyExc_IndexError, "probe: a handle's row is past its segment");
-        goto out;
-    }
-    uint32_t start = row ? end_at[row - 1] : 0, end = end_at[row];
-    if (start > end || end > blob.len) {
-        PyErr_SetString(PyExc_ValueError, "probe: a segment's id_ends are out of its blob");
-        goto out;
-    }
-    same = (Py_ssize_t)(end - start) == length &&
-           memcmp((const char *)blob.buf + start, utf8, (size_t)length) == 0;
-out:
-    if (ends.obj != NULL)
-        PyBuffer_Release(&ends);
-    if (blob.obj != NULL)
-        PyBuffer_Release(&blob);
-    Py_XDECREF(blob_o);
-    Py_XDECREF(ends_o);
+    int same = same_row(&once, row, utf8, length);
+    segment_ids_release(&once);
     return same;
 }
 
@@ -124,6 +198,7 @@ static PyObject *probe(PyObject *self, PyObject *args) {
         return NULL;
     }
     Held keys = {0}, handles = {0}, hashes = {0}, out_h = {0}, out_s = {0};
+    SegmentCache cache = {NULL, 0};
     PyObject *seq = NULL, *result = NULL;
     if (hold(keys_o, &keys, 0, 8, "keys") < 0 || hold(handles_o, &handles, 0, 8, "handles") < 0 ||
         hold(hashes_o, &hashes, 0, 8, "hashes") < 0 || hold(out_h_o, &out_h, 1, 8, "out") < 0 ||
@@ -154,7 +229,7 @@ static PyObject *probe(PyObject *self, PyObject *args) {
             if (key != wanted)
                 continue;
             int same = segments != NULL && segments != Py_None
-                           ? same_in_segment(segments, row_bits, hd[at], items[i])
+                           ? same_in_segment(segments, row_bits, hd[at], items[i], &cache)
                            : same_by_call(id_at, hd[at], items[i]);
             if (same < 0)
                 goto done;
@@ -167,6 +242,7 @@ static PyObject *probe(PyObject *self, PyObject *args) {
     }
     result = Py_NewRef(Py_None);
 done:
+    cache_release(&cache);
     Py_XDECREF(seq);
     release(&keys);
     release(&handles);

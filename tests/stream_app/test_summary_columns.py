@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 from unittest.mock import patch
 
@@ -255,6 +256,37 @@ def test_the_native_probe_confirms_from_segment_bytes_as_id_at_does(
         answers.append((handles.tolist(), slots.tolist()))
     assert answers[0] == answers[1]
     assert answers[0][0] == [columns.index.find_one(i) for i in probe]
+
+
+@pytest.mark.skipif(NATIVE is None, reason="stream_app._id_slots not built")
+def test_the_native_probe_reads_past_the_segments_it_holds_and_lets_every_one_go() -> None:
+    """A probe holds the ids of up to 512 segments while it runs (looked up once each);
+    hits in more segments than that are confirmed one at a time. Same answers as id_at's
+    either way, and no segment's ids are still held once the probe returns."""
+    columns = SummaryColumns(slot_key=colliding)  # ids of one length share a slot key
+    every: list[str] = []
+    for n in range(700):
+        ids = [f"{n:04d}a", f"{n:04d}b"]
+        segment = SummarySegment.build(0, ids, [Summary("m", 0.0, 60.0, 1, None, 9.0, "p", 0)] * 2)
+        columns.renumber(segment)
+        columns.attach(segment, ids)
+        every.extend(ids)
+    probe = [*every[::-3], "zzzzz", "0001a", "0001a"]  # absent, and one id twice
+    held = [(s.id_blob, s.id_ends) for s in columns.segments.values()]
+    counts = [(sys.getrefcount(blob), sys.getrefcount(ends)) for blob, ends in held]
+    index = columns.index
+    answers = []
+    for segments in (columns.segments, None):
+        handles = np.empty(len(probe), dtype=np.int64)
+        slots = np.empty(len(probe), dtype=np.int64)
+        NATIVE.probe(
+            index._keys, index._handles, index._hasher(probe), probe, columns._id_at,
+            handles, slots, segments, 24,
+        )  # fmt: skip
+        answers.append(handles.tolist())
+    assert answers[0] == answers[1] == [index.find_one(i) for i in probe]
+    assert answers[0][-3] == MISSING and answers[0][-1] == answers[0][-2] != MISSING
+    assert [(sys.getrefcount(blob), sys.getrefcount(ends)) for blob, ends in held] == counts
 
 
 @pytest.mark.skipif(NATIVE is None, reason="stream_app._id_slots not built")
