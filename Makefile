@@ -42,7 +42,7 @@ tests: $(STAMP)
 # The inner loop: no broker, no database server, no long simulations, both cores (under a
 # minute). `make tests` runs everything, the slow simulations included.
 test-unit: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not integration and not slow"
+	HYPOTHESIS_PROFILE=unit $(PY) -m pytest -q -n 2 -m "not integration and not slow"
 
 # The kill -9 crash test under seven seeds, ~15 minutes (make test runs seed 7 only).
 SOAK_SEEDS ?= 7 21 22 23 24 25 26

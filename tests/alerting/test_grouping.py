@@ -18,6 +18,7 @@ from alerting.grouping import GroupId, GroupState, Notice, plan
 from alerting.routing import Routing
 from schemas.alert_routing import AlertRouting
 from storage.alerts import AlertRecord, SilenceRecord
+from tests.examples import examples
 
 T0 = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
 WINDOW = datetime(2026, 11, 1, 5, 0, tzinfo=UTC)
@@ -515,7 +516,7 @@ SILENCES = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     group_wait=st.sampled_from([0, 30, 120]),
     group_interval=st.sampled_from([30, 60, 300]),

@@ -86,6 +86,7 @@ def test_a_half_sigma_mean_shift_is_caught_in_5000_event_windows() -> None:
     assert caught / 40 >= 0.95
 
 
+@pytest.mark.slow  # a simulation of a million-event window
 def test_a_huge_window_does_not_flag_a_trivial_shift_as_drift() -> None:
     """At a million events a 0.05-sigma shift is statistically real (warning), but its PSI
     stays under the effect floor: not drift."""

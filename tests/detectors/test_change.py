@@ -14,6 +14,7 @@ from river import drift
 from detectors.change import EitherJudge, PageHinkley, error_changes, page_hinkley
 from detectors.control import ControlLimits
 from driftline.errors import ConfigurationError
+from tests.examples import examples
 
 RiverPageHinkley: Any = drift.PageHinkley
 RiverADWIN: Any = drift.ADWIN
@@ -21,7 +22,7 @@ RiverADWIN: Any = drift.ADWIN
 finite = st.floats(min_value=-50, max_value=50, allow_nan=False, allow_infinity=False)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(finite, min_size=1, max_size=60), st.sampled_from([0.0, 0.25, 0.5, 1.0]))
 def test_the_statistic_is_rivers_up_to_its_first_alarm(values: list[float], delta: float) -> None:
     """River's PageHinkley (alpha 1, both directions, alarms from the first value on) fires
@@ -127,7 +128,7 @@ def test_either_judge_takes_the_first_alarm() -> None:
     assert loud.anomaly and loud.reason == "above upper limit"
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(st.lists(st.sampled_from([0.0, 1.0]), max_size=400), st.sampled_from([0.002, 0.05]))
 def test_error_changes_are_rivers_adwin_detections(errors: list[float], delta: float) -> None:
     river = RiverADWIN(delta=delta)

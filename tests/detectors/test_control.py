@@ -19,6 +19,7 @@ from detectors.control import (
     reference_window_series,
 )
 from driftline.errors import ConfigurationError, IncompatibleStateError, InvalidInputError
+from tests.examples import examples
 
 NAN, INF = math.nan, math.inf
 UNIT = [-1.0, -1.0, 0.0, 1.0, 1.0]  # mean 0 and sample std 1, both exact in floating point
@@ -339,7 +340,7 @@ def test_reference_window_series_rejects_2d() -> None:
 maybe_floats = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
 
 
-@settings(deadline=None, max_examples=300)
+@settings(deadline=None, max_examples=examples(300))
 @given(
     history=st.lists(maybe_floats, max_size=40),
     value=maybe_floats,
@@ -377,7 +378,7 @@ def test_evaluate_never_raises_and_abstains_exactly_when_it_should(
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e150, max_value=1e150)
 
 
-@settings(deadline=None, max_examples=200)
+@settings(deadline=None, max_examples=examples(200))
 @given(
     values=st.lists(finite, min_size=2, max_size=50),
     n_sigma=st.floats(min_value=0.1, max_value=10.0),

@@ -119,7 +119,15 @@ def test_ks_p_value_close_to_scipy_asymptotic(
         assert abs(ours.p_value - exact.pvalue) <= tolerance
 
 
-@pytest.mark.parametrize("effective", [401, 1000, 4000, 10_000])
+@pytest.mark.parametrize(
+    "effective",
+    [
+        401,
+        1000,
+        pytest.param(4000, marks=pytest.mark.slow),
+        pytest.param(10_000, marks=pytest.mark.slow),
+    ],
+)
 def test_ks_corrected_limit_stays_within_the_documented_gap(effective: int) -> None:
     statistics = np.linspace(0.001, 1.0, 2000)
     root = np.sqrt(effective)

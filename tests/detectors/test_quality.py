@@ -29,6 +29,7 @@ from detectors.quality import (
     regression_metrics,
 )
 from driftline.errors import ConfigurationError, IncompatibleStateError, InvalidInputError
+from tests.examples import examples
 
 TOL = 1e-9
 AUC_TARGET = 0.005
@@ -472,7 +473,7 @@ def assert_states_close(left: State, right: State) -> None:
     walk(left.to_dict(), right.to_dict(), "state")
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=examples(60))
 @given(task_and_batches(2))
 def test_merge_is_commutative(data: tuple[QualityTask, list[list[Any]]]) -> None:
     task, (a, b) = data
@@ -481,7 +482,7 @@ def test_merge_is_commutative(data: tuple[QualityTask, list[list[Any]]]) -> None
     assert left.merge(right) == right.merge(left)  # type: ignore[arg-type]
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=examples(60))
 @given(task_and_batches(3))
 def test_merge_is_associative(data: tuple[QualityTask, list[list[Any]]]) -> None:
     task, (a, b, c) = data
@@ -489,7 +490,7 @@ def test_merge_is_associative(data: tuple[QualityTask, list[list[Any]]]) -> None
     assert_states_close(x.merge(y).merge(z), x.merge(y.merge(z)))  # type: ignore[arg-type]
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=examples(60))
 @given(task_and_batches(2))
 def test_merge_equals_one_update_of_the_concatenation(
     data: tuple[QualityTask, list[list[Any]]],
@@ -500,7 +501,7 @@ def test_merge_equals_one_update_of_the_concatenation(
     assert merged.n_labeled == len(a) + len(b)
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=examples(60))
 @given(task_and_batches(1), st.lists(st.integers(0, 25), max_size=4))
 def test_batch_size_does_not_change_the_state(
     data: tuple[QualityTask, list[list[Any]]], cuts: list[int]
@@ -513,7 +514,7 @@ def test_batch_size_does_not_change_the_state(
     assert_states_close(chunked, build(task, batch))
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=examples(60))
 @given(task_and_batches(1))
 def test_to_dict_round_trips_through_json(data: tuple[QualityTask, list[list[Any]]]) -> None:
     task, (batch,) = data
@@ -528,7 +529,7 @@ def test_to_dict_round_trips_through_json(data: tuple[QualityTask, list[list[Any
     assert orjson.dumps(arrays, option=orjson.OPT_SERIALIZE_NUMPY) == orjson.dumps(stored)
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=examples(60))
 @given(task_and_batches(1))
 def test_merging_an_empty_state_changes_nothing(
     data: tuple[QualityTask, list[list[Any]]],
@@ -539,7 +540,7 @@ def test_merging_an_empty_state_changes_nothing(
     assert empty_quality_state(task).merge(state) == state  # type: ignore[arg-type]
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=examples(60))
 @given(task_and_batches(1))
 def test_metrics_are_defined_or_none_never_an_error(
     data: tuple[QualityTask, list[list[Any]]],

@@ -15,6 +15,7 @@ from driftline.errors import InvalidEventError
 from schemas import parse_label_message, parse_labels_message, parse_prediction_message
 from schemas.events import MAX_BATCH_RECORDS, PredictionBatch, PredictionEvent
 from schemas.parsing import parse_label_columns
+from tests.examples import examples
 from tests.schemas.examples import MISSING, batch, dumps, event, label, record
 
 NOON = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -326,7 +327,7 @@ TIMES = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     records=st.lists(
         st.fixed_dictionaries(

@@ -30,6 +30,7 @@ from stream_app.changelog_segments import (
 )
 from stream_app.memory_store import RebuildingMemoryStore
 from stream_app.segment_spill import SegmentSpill
+from tests.examples import examples
 
 PARTITIONS = 3
 APP = faust.App("segments-test", broker="kafka://127.0.0.1:1")
@@ -123,7 +124,7 @@ def restored_equal(table: Table, records: list[Record]) -> RebuildingMemoryStore
     return restored
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(first=ops, second=ops, drop_tombstones=st.booleans())
 def test_a_restart_reads_back_what_was_written_key_by_key(
     first: list[Op], second: list[Op], drop_tombstones: bool

@@ -34,6 +34,7 @@ from stream_app.fetch_events import (
 )
 from stream_app.settings import load_settings
 from stream_app.worker import build
+from tests.examples import examples
 
 TOPIC = "predictions"
 PART = TP(TOPIC, 0)
@@ -133,7 +134,7 @@ def fetches(draw: Any) -> tuple[int, int | None, list[list[int]]]:
     return committed, read, offsets
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.data())
 def test_whole_fetches_commit_what_one_message_at_a_time_commits(data: st.DataObject) -> None:
     committed, read, parts = fetches(data.draw)

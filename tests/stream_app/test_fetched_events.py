@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from stream_app.record_columns import native
 from stream_app.stage1_inputs import InputMessage, chunks
+from tests.examples import examples
 from tests.stream_app import scenario
 from tests.stream_app.fetches import as_fetches
 from tests.stream_app.local_pipeline import LocalPipeline, cut_with_replays
@@ -103,7 +104,7 @@ def outcome(pipeline: LocalPipeline) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(st.sampled_from(KINDS), min_size=20, max_size=160),
     st.lists(st.integers(1, 40), min_size=1, max_size=8),

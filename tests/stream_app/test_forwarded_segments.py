@@ -22,6 +22,7 @@ from stream_app.summary_columns import (
     forwarded_segment,
     is_summary_segment,
 )
+from tests.examples import examples
 from tests.stream_app import test_label_join
 from tests.stream_app.local_pipeline import LocalPipeline
 
@@ -55,7 +56,7 @@ ROWS = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     steps=st.lists(
         st.one_of(

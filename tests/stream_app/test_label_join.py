@@ -24,6 +24,7 @@ from stream_app import summary_columns
 from stream_app.label_join import Joined, JoinedColumns, WindowPairs, join_partition
 from stream_app.stage1_inputs import InputMessage
 from stream_app.summary_columns import Summary
+from tests.examples import examples
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
 from tests.stream_app.test_stages import runtime, window_start
@@ -292,7 +293,7 @@ def test_an_envelope_whose_first_rows_are_late_keeps_the_others_for_their_labels
     assert pipeline.counters.joined == len(fresh)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     rows=st.lists(
         st.tuples(
@@ -344,7 +345,7 @@ def test_grouping_pairs_in_c_refuses_what_is_not_pairs() -> None:
         native.by_window((row,), [1], [(5, 0)])  # a tuple, not a list
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     rows=st.lists(
         st.tuples(

@@ -25,6 +25,7 @@ from stream_app.label_join import (
 from stream_app.segment_spill import SegmentSpill
 from stream_app.state_store import MemoryStore
 from stream_app.summary_columns import Summary, SummaryColumnsIn
+from tests.examples import examples
 
 SPILL_DIRECTORY = Path(tempfile.gettempdir()) / "driftline-test-spill"
 
@@ -126,7 +127,7 @@ def test_entries_expire_by_the_clock_of_what_they_wait_for() -> None:
     assert store.data == {} and counters.unmatched_labels == 1
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(ids=st.lists(st.text(max_size=40), max_size=60), n_partitions=st.integers(1, 64))
 def test_hashing_ids_by_column_gives_kafkas_partition_of_each(
     ids: list[str], n_partitions: int
@@ -183,7 +184,7 @@ def _pair_of(joined: Any) -> Any:
     return tuple(joined.summary), joined.label, joined.identity
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     steps=st.lists(
         st.one_of(
@@ -233,7 +234,7 @@ def test_summaries_added_as_columns_join_as_added_one_by_one(steps: list[tuple[s
 IDS = [f"p{n}" for n in range(40)]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     steps=st.lists(
         st.one_of(

@@ -24,6 +24,7 @@ from stream_app.registry import ModelRegistry
 from stream_app.results import ReportRows
 from stream_app.stage2 import Stage2, WindowRecord
 from stream_app.state_store import MemoryStore
+from tests.examples import examples
 from tests.stream_app.local_pipeline import RecordingWriter
 from tests.stream_app.test_stages import RUNTIME, run_scenario
 
@@ -150,7 +151,7 @@ def test_the_recorded_traffic_has_what_the_property_needs() -> None:
     assert ONE_AT_A_TIME.writer.revisions, "labels revised final windows"  # type: ignore[attr-defined]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.lists(st.integers(1, 60), min_size=1, max_size=6), st.sampled_from([0, 1, 2048]))
 def test_batched_labels_give_what_one_message_at_a_time_gives(
     sizes: list[int], decoded: int

@@ -27,6 +27,7 @@ from stream_app.label_runs import label_runs
 from stream_app.record_columns import native
 from stream_app.stage1_inputs import InputMessage
 from stream_app.state_store import MemoryStore
+from tests.examples import examples
 from tests.stream_app import scenario
 from tests.stream_app.fetches import as_fetches
 from tests.stream_app.local_pipeline import LocalPipeline, cut_with_replays
@@ -139,7 +140,7 @@ def outcome(ran: tuple[LocalPipeline, dict[str, bytes]]) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(
     st.lists(st.sampled_from(KINDS), min_size=10, max_size=120),
     st.lists(st.integers(1, 40), min_size=1, max_size=6),

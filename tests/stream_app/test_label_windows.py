@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from driftline.errors import InvalidEventError
 from driftline.limits import MAX_MESSAGE_BYTES
 from stream_app import messages
+from tests.examples import examples
 from tests.stream_app import scenario
 from tests.stream_app.local_pipeline import LocalPipeline
 from tests.stream_app.test_stages import RUNTIME
@@ -41,7 +42,7 @@ def unpacked(packs: list[bytes]) -> list[messages.StageMessage]:
     return [message for raw in packs for message in messages.decode_all(raw)]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=12),
     indexes=st.booleans(),

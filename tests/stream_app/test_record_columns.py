@@ -33,6 +33,7 @@ from stream_app.fetch_columns import (
 )
 from stream_app.record_columns import RecordColumns, native, read_fetch
 from stream_app.stage1_inputs import InputMessage, messages_of
+from tests.examples import examples
 
 pytestmark = pytest.mark.skipif(native is None, reason="the native reader is not built")
 
@@ -97,7 +98,7 @@ def native_read(data: bytes, fetch_offset: int) -> tuple[list[tuple[Any, ...]], 
     return [(r.offset, r.timestamp, r.key, r.value) for r in columns.records()], next_fetch_offset
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(st.tuples(records, st.booleans()), min_size=1, max_size=4),
     st.integers(0, 30),
@@ -196,7 +197,7 @@ def test_a_changed_aiokafka_internal_is_refused_naming_it(monkeypatch: pytest.Mo
     assert f"aiokafka=={PINNED_AIOKAFKA}" in str(refused.value)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(records)
 def test_messages_from_columns_are_the_records(rows: list[tuple[Any, ...]]) -> None:
     data, _ = batch(40, rows)

@@ -22,6 +22,7 @@ from stream_app.summary_columns import (
     SummarySegment,
     _coded_windows,
 )
+from tests.examples import examples
 
 
 def colliding(prediction_id: str) -> int:
@@ -115,7 +116,7 @@ def test_the_native_take_is_built() -> None:
     ],
 )
 @pytest.mark.parametrize("hasher", ["python", "colliding"])
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(ops=OPS, extra=st.lists(IDS, max_size=8), take=st.sampled_from(TAKES))
 def test_columns_answer_what_a_dict_of_summaries_answers(
     rounds: str, hasher: str, ops: list[tuple[str, Any]], extra: list[str], take: str
@@ -223,7 +224,7 @@ def test_the_index_grows_and_reuses_deleted_slots(native: bool) -> None:
 
 
 @pytest.mark.skipif(NATIVE is None, reason="stream_app._id_slots not built")
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     batches=st.lists(st.lists(IDS, min_size=1, max_size=10), min_size=1, max_size=6),
     probe=st.lists(IDS, max_size=12),
@@ -360,7 +361,7 @@ def _windows_by_rows(starts: list[float], ends: list[float]) -> tuple[list[Any],
 WINDOW_EDGES = st.sampled_from([0.0, -0.0, 60.0, 1767225600.0, 1767225660.0, 1e300, float("nan")])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     rows=st.lists(st.tuples(WINDOW_EDGES, WINDOW_EDGES), min_size=1, max_size=40),
     one_end_per_start=st.booleans(),
@@ -412,7 +413,7 @@ MANY_CLASSES = st.integers(0, 400).map(lambda n: f"class-{n}")
 
 
 @pytest.mark.skipif(NATIVE_TAKE is None, reason="stream_app._summary_rows not built")
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     batches=st.lists(
         st.lists(

@@ -14,6 +14,7 @@ from detectors.encoding import BinnedColumn
 from detectors.profile import ProfileSettings, build_profile
 from detectors.window import WindowState
 from stream_app.window_chunks import joined_chunks
+from tests.examples import examples
 
 RNG = np.random.default_rng(3)
 PROFILE = build_profile(
@@ -68,7 +69,7 @@ def without_sums(state: dict[str, Any]) -> tuple[dict[str, Any], list[float]]:
     return {**state, "columns": {**state["columns"], "x": x}}, sums
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(chunks())
 def test_joined_chunks_count_what_the_chunks_counted(parts: list[dict[str, Any]]) -> None:
     one_by_one, sums = without_sums(counted(parts))
