@@ -293,17 +293,20 @@ def test_an_envelope_whose_first_rows_are_late_keeps_the_others_for_their_labels
     assert pipeline.counters.joined == len(fresh)
 
 
-@settings(max_examples=examples(100), deadline=None)
-@given(
-    rows=st.lists(
-        st.tuples(
-            st.sampled_from(["churn", "fraud"]),
-            st.sampled_from([0.0, 60.0, -0.0]),
-            st.integers(0, 9),
-        ),
-        max_size=30,
-    )
+# Pairs as (model, window start, predicted value): two models, windows of 0.0 and -0.0 (one
+# window: they are equal), a few values.
+PAIR_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["churn", "fraud"]),
+        st.sampled_from([0.0, 60.0, -0.0]),
+        st.integers(0, 9),
+    ),
+    max_size=30,
 )
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(rows=PAIR_ROWS)
 def test_pairs_by_window_are_the_pairs_grouped_one_by_one(
     rows: list[tuple[str, float, int]],
 ) -> None:
@@ -346,17 +349,7 @@ def test_grouping_pairs_in_c_refuses_what_is_not_pairs() -> None:
 
 
 @settings(max_examples=examples(100), deadline=None)
-@given(
-    rows=st.lists(
-        st.tuples(
-            st.sampled_from(["churn", "fraud"]),
-            st.sampled_from([0.0, 60.0, -0.0]),
-            st.integers(0, 9),
-        ),
-        max_size=30,
-    ),
-    cut=st.integers(0, 30),
-)
+@given(rows=PAIR_ROWS, cut=st.integers(0, 30))
 def test_window_pairs_added_one_or_a_run_at_a_time_are_the_pairs_grouped_at_once(
     rows: list[tuple[str, float, int]], cut: int
 ) -> None:
