@@ -129,7 +129,12 @@ def test_a_list_of_float_scores_gives_each_scores_own_answer(
 
 def test_float_scores_in_a_list_skip_the_per_score_check(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
-    monkeypatch.setattr(quality_classification, "as_float", lambda v, what: calls.append(v) or v)
+
+    def as_float(value: Any, what: str) -> Any:
+        calls.append(value)
+        return value
+
+    monkeypatch.setattr(quality_classification, "as_float", as_float)
     ClassificationState.empty(TASK).update([1] * 20, [1] * 20, [0.5] * 20)
     assert calls == []
     ClassificationState.empty(TASK).update([1] * 20, [1] * 20, [0.5] * 19 + [None])

@@ -73,7 +73,7 @@ def same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, float):
-        return a.hex() == b.hex()
+        return bool(a.hex() == b.hex())
     if isinstance(a, tuple):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
@@ -153,7 +153,10 @@ def _replay_ops(hasher: str, ops: list[tuple[str, Any]], extra: list[str], take:
 
 
 def _replay(hasher: str, ops: list[tuple[str, Any]], extra: list[str], take: str) -> None:
-    make = (lambda: SummaryColumns(slot_key=colliding)) if hasher == "colliding" else SummaryColumns
+
+    def make() -> SummaryColumns:
+        return SummaryColumns(slot_key=colliding) if hasher == "colliding" else SummaryColumns()
+
     columns = make()
     model: dict[str, tuple[Summary, int]] = {}
     seen: set[str] = set(extra)
@@ -248,6 +251,7 @@ def test_the_native_probe_confirms_from_segment_bytes_as_id_at_does(
     index = columns.index
     hashes = index._hasher(probe)
     answers = []
+    assert NATIVE is not None
     for segments in (columns.segments, None):
         handles = np.empty(len(probe), dtype=np.int64)
         slots = np.empty(len(probe), dtype=np.int64)
@@ -277,6 +281,7 @@ def test_the_native_probe_reads_past_the_segments_it_holds_and_lets_every_one_go
     counts = [(sys.getrefcount(blob), sys.getrefcount(ends)) for blob, ends in held]
     index = columns.index
     answers = []
+    assert NATIVE is not None
     for segments in (columns.segments, None):
         handles = np.empty(len(probe), dtype=np.int64)
         slots = np.empty(len(probe), dtype=np.int64)
