@@ -226,6 +226,23 @@ def test_the_index_grows_and_reuses_deleted_slots(native: bool) -> None:
     assert index.nbytes // 16 <= 1024
 
 
+def _native_probes(columns: SummaryColumns, probe: list[str]) -> list[tuple[list[int], list[int]]]:
+    """The C probe's (handles, slots) for ``probe``, confirming a hash match from the
+    segments' bytes, then by calling ``id_at``."""
+    assert NATIVE is not None
+    index = columns.index
+    answers = []
+    for segments in (columns.segments, None):
+        handles = np.empty(len(probe), dtype=np.int64)
+        slots = np.empty(len(probe), dtype=np.int64)
+        NATIVE.probe(
+            index._keys, index._handles, index._hasher(probe), probe, columns._id_at,
+            handles, slots, segments, 24,
+        )  # fmt: skip
+        answers.append((handles.tolist(), slots.tolist()))
+    return answers
+
+
 @pytest.mark.skipif(NATIVE is None, reason="stream_app._id_slots not built")
 @settings(max_examples=examples(60), deadline=None)
 @given(
@@ -248,17 +265,7 @@ def test_the_native_probe_confirms_from_segment_bytes_as_id_at_does(
         if views:  # as read back after a restart: id_blob a memoryview
             segment = SummarySegment.from_bytes(segment.to_bytes(), copy=False)
         columns.attach(segment, ids)
-    index = columns.index
-    hashes = index._hasher(probe)
-    answers = []
-    assert NATIVE is not None
-    for segments in (columns.segments, None):
-        handles = np.empty(len(probe), dtype=np.int64)
-        slots = np.empty(len(probe), dtype=np.int64)
-        NATIVE.probe(
-            index._keys, index._handles, hashes, probe, columns._id_at, handles, slots, segments, 24
-        )
-        answers.append((handles.tolist(), slots.tolist()))
+    answers = _native_probes(columns, probe)
     assert answers[0] == answers[1]
     assert answers[0][0] == [columns.index.find_one(i) for i in probe]
 
@@ -280,16 +287,7 @@ def test_the_native_probe_reads_past_the_segments_it_holds_and_lets_every_one_go
     held = [(s.id_blob, s.id_ends) for s in columns.segments.values()]
     counts = [(sys.getrefcount(blob), sys.getrefcount(ends)) for blob, ends in held]
     index = columns.index
-    answers = []
-    assert NATIVE is not None
-    for segments in (columns.segments, None):
-        handles = np.empty(len(probe), dtype=np.int64)
-        slots = np.empty(len(probe), dtype=np.int64)
-        NATIVE.probe(
-            index._keys, index._handles, index._hasher(probe), probe, columns._id_at,
-            handles, slots, segments, 24,
-        )  # fmt: skip
-        answers.append(handles.tolist())
+    answers = [handles for handles, _ in _native_probes(columns, probe)]
     assert answers[0] == answers[1] == [index.find_one(i) for i in probe]
     assert answers[0][-3] == MISSING and answers[0][-1] == answers[0][-2] != MISSING
     assert [(sys.getrefcount(blob), sys.getrefcount(ends)) for blob, ends in held] == counts
