@@ -101,7 +101,7 @@ def _expected(database_url: str) -> tuple[int, int, dict[str, int], datetime]:
                 drift_results.c.is_primary.is_(true()),
             )
         )
-        series = dict(
+        series: dict[str, int] = dict(
             session.execute(
                 select(anomalies.c.series, func.count()).group_by(anomalies.c.series)
             ).all()

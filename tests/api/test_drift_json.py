@@ -30,7 +30,7 @@ points = st.builds(
 )
 
 
-def strict(model_id: str, items: list[DriftPoint], next_cursor: str | None) -> bytes:
+def strict(model_id: str, items: list[DriftPoint], next_cursor: str | None) -> str:
     """What the route wrote before the fast path: the response model, serialized by pydantic
     (FastAPI's own path for a declared response model)."""
     models = [DriftPointModel.model_validate(p, from_attributes=True) for p in items]

@@ -9,7 +9,7 @@ import pytest
 from bench import pipeline_bench
 from bench.pipeline_bench import render_join
 
-TASK = {
+TASK: dict[str, Any] = {
     "predictions": 2_000_000,
     "rates": {
         "without a task": 300_000.0,

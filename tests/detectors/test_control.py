@@ -177,22 +177,25 @@ def test_moments_and_limits_match_numpy(seed: int, size: int) -> None:
     limits = ControlLimits(n_sigma=2.5, window=30, min_history=2)
     result = limits.evaluate(history.tolist(), 0.0)
     used = history[-30:]
-    mean, std = np.mean(used), np.std(used, ddof=1)
+    mean, std = float(np.mean(used)), float(np.std(used, ddof=1))
     assert result.n_history == used.size
-    assert result.mean is not None
-    assert result.std is not None
+    assert result.mean is not None and result.std is not None
+    assert result.lower is not None and result.upper is not None
     np.testing.assert_allclose([result.mean, result.std], [mean, std], rtol=1e-12)
     np.testing.assert_allclose(
         [result.lower, result.upper], [mean - 2.5 * std, mean + 2.5 * std], rtol=1e-12
     )
     frozen = ControlLimits(min_history=2).baseline(history.tolist())
+    assert frozen.mean is not None and frozen.std is not None
     np.testing.assert_allclose(
-        [frozen.mean, frozen.std], [np.mean(history), np.std(history, ddof=1)], rtol=1e-12
+        [frozen.mean, frozen.std],
+        [float(np.mean(history)), float(np.std(history, ddof=1))],
+        rtol=1e-12,
     )
 
 
 def test_numpy_arrays_and_numpy_scalars_are_accepted() -> None:
-    result = DEFAULT.evaluate(np.array(UNIT), np.float64(3.5))
+    result = DEFAULT.evaluate(np.array(UNIT), np.float64(3.5))  # type: ignore[arg-type]
     assert result.anomaly is True
     assert isinstance(result.mean, float)
 
@@ -201,7 +204,7 @@ def test_non_numeric_input_is_invalid() -> None:
     with pytest.raises(InvalidInputError, match="str"):
         DEFAULT.evaluate(UNIT, "3.5")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="bool"):
-        DEFAULT.evaluate([*UNIT, True], 1.0)  # type: ignore[list-item]
+        DEFAULT.evaluate([*UNIT, True], 1.0)
 
 
 def test_simulated_false_alarm_rate_and_shift_detection() -> None:

@@ -9,6 +9,7 @@ import ssl
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from driftline.errors import ConfigurationError
 from driftline.kafka_security import KafkaSecurity, bootstrap_of, explain
@@ -80,7 +81,10 @@ def test_an_unreadable_ca_file_is_named() -> None:
 
 def test_explanations_name_the_setting_to_check() -> None:
     security = KafkaSecurity(
-        security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="p"
+        security_protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username="u",
+        sasl_password=SecretStr("p"),
     )
     untrusted = ssl.SSLCertVerificationError(1, "certificate verify failed")
     untrusted.verify_message = "unable to get local issuer certificate"

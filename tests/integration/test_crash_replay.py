@@ -52,7 +52,7 @@ from schemas.model_config import ModelConfig
 from storage import models
 from stream_app import messages
 from stream_app.model_loader import sql_loader
-from stream_app.registry import ModelRegistry
+from stream_app.registry import ModelRegistry, ModelRuntime
 from stream_app.sql_writer import SqlResultWriter
 from stream_app.stage1_inputs import InputMessage
 from tests.integration.harness import WorkerProcess, read_topic, register, wait_for, warnings_of
@@ -205,7 +205,7 @@ async def publish(bootstrap: str, worker: WorkerProcess, data: Replay) -> None:
 async def run_locally(data: Replay, sessions: sessionmaker[Session]) -> None:
     """Stage 1 and stage 2 in-process on the same messages, writing through the SQL writer."""
     runtime = sql_loader(sessions)(scenario.MODEL_ID)
-    assert runtime is not None
+    assert isinstance(runtime, ModelRuntime)
     pipeline = LocalPipeline(runtime, PARTITIONS, idle_timeout=3600)
     # Both models, as the worker loads them.
     registry = ModelRegistry(sql_loader(sessions), 1e9)

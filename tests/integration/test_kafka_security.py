@@ -74,7 +74,8 @@ def mutual_tls(tls: Path) -> dict[str, str]:
 
 
 def security_of(settings: dict[str, str]) -> KafkaSecurity:
-    return KafkaSecurity(**{k.removeprefix("KAFKA_").lower(): v for k, v in settings.items()})
+    values: dict[str, Any] = {k.removeprefix("KAFKA_").lower(): v for k, v in settings.items()}
+    return KafkaSecurity(**values)
 
 
 async def read_all(bootstrap: str, topic: str, security: KafkaSecurity) -> list[Any]:

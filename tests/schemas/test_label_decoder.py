@@ -53,7 +53,7 @@ BAD: dict[str, list[Any]] = {
 @st.composite
 def one_fault(draw: st.DrawFn) -> dict[str, Any]:
     """A plain message with one thing wrong (or odd): a bad value, a key missing or extra."""
-    data = draw(plain_single | plain_envelope)
+    data: dict[str, Any] = draw(plain_single | plain_envelope)
     where = data if "records" not in data else draw(st.sampled_from([data, *data["records"]]))
     keys = sorted(set(where) - {"records"})
     key = draw(st.sampled_from(keys))

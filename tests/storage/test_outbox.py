@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -38,7 +38,11 @@ def _trigger(model: str, n: int) -> TriggerRow:
 
 
 def _claim(
-    sessions: sessionmaker[Session], owner: str, limit: int = 10, now=NOW, lease: float = 30.0
+    sessions: sessionmaker[Session],
+    owner: str,
+    limit: int = 10,
+    now: datetime = NOW,
+    lease: float = 30.0,
 ) -> list[str]:
     with sessions.begin() as session:
         claimed = unpublished_triggers(

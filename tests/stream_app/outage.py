@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -82,7 +83,7 @@ async def deliver(pipeline: LocalPipeline) -> None:
         pending, pipeline.to_stage2 = pipeline.to_stage2, []
         for _key, value, _partition in pending:
             for message in messages.decode_all(value):
-                await retrying(lambda message=message: pipeline.stage2.handle(0, message))
+                await retrying(functools.partial(pipeline.stage2.handle, 0, message))
 
 
 async def idle(pipeline: LocalPipeline, seconds: float) -> None:

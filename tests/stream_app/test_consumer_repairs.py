@@ -21,7 +21,7 @@ TOPIC = TP("labels", 1)
 
 def consumer_with(committed: int, acked: list[int]) -> Any:
     app = faust.App("t-repairs", broker="kafka://127.0.0.1:9", web_enabled=False)
-    consumer = app.consumer  # built, never started: no connection
+    consumer: Any = app.consumer  # built, never started: no connection (private fields)
     consumer._committed_offset[TOPIC] = committed
     consumer._acked[TOPIC].extend(acked)
     consumer._acked_index[TOPIC].update(acked)
@@ -218,7 +218,7 @@ def test_a_rewind_seeks_on_the_consumer_thread() -> None:
         loop.run_forever()
         loop.run_until_complete(queue.stop())
 
-    ready, box = threading.Event(), []
+    ready, box = threading.Event(), list[Any]()
     worker = threading.Thread(target=consumer_thread_loop, args=(ready, box), name="consumer")
     worker.start()
     ready.wait(5)

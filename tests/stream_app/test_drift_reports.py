@@ -38,6 +38,7 @@ def test_a_report_is_reused_only_for_the_state_it_was_evaluated_from() -> None:
         if record.state and record.quality
     )
     state = stage2._state(RUNTIME, record)
+    assert RUNTIME.profile is not None and record.state is not None
     expected = evaluate_window(RUNTIME.profile, state, RUNTIME.drift_config)
     reports = DriftReports()
     assert reports.evaluate(key, RUNTIME, record, state) == expected

@@ -117,7 +117,8 @@ def commit_after(consumer: Any, acked: Sequence[Any]) -> int | None:
     new = consumer._new_offset(PART)
     if new is not None:
         consumer._committed_offset[PART] = new
-    return consumer._committed_offset[PART]
+    committed: int | None = consumer._committed_offset[PART]
+    return committed
 
 
 def fetches(draw: Any) -> tuple[int, int | None, list[list[int]]]:
@@ -275,7 +276,7 @@ def test_the_producer_batches_up_to_producer_batch_kb(sqlite_url: str, tmp_path:
         worker_settings = load_settings(
             database_url=sqlite_url, data_dir=str(tmp_path / "faust"), **overrides
         )
-        producer = build(worker_settings).app.producer
+        producer: Any = build(worker_settings).app.producer  # private fields below
 
         async def made() -> int:  # aiokafka's producer is made inside a running loop
             kafka = producer._new_producer()

@@ -4,7 +4,7 @@ earlier versions forwarded (JSON) still joins as they do."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -25,6 +25,7 @@ from stream_app.summary_columns import (
 from tests.examples import examples
 from tests.stream_app import test_label_join
 from tests.stream_app.local_pipeline import LocalPipeline
+from tests.stream_app.test_label_join_table import label_clock_at
 
 # One id that is not ASCII: its byte offsets are not its character offsets.
 IDS = ["a", "b", "c", "d", "é-e", "f"]
@@ -121,8 +122,8 @@ def _forwarded_against_one_by_one(steps: list[tuple[str, Any]]) -> None:
                 by_segment.restore_joined_marks(0)
             assert by_one.waiting_summaries() == by_segment.waiting_summaries()
         else:
-            by_one.expire([0], lambda partition, at=arg: at)
-            by_segment.expire([0], lambda partition, at=arg: at)
+            by_one.expire([0], label_clock_at(cast(float, arg)))
+            by_segment.expire([0], label_clock_at(cast(float, arg)))
             assert by_one.waiting_summaries() == by_segment.waiting_summaries()
     for n, pid in enumerate(IDS):  # whatever still waits meets its label the same way
         first = by_one.add_label(0, pid, "churn", 0, (10_000, n), 500.0)

@@ -44,7 +44,7 @@ def _envelope(records: list[dict[str, Any]]) -> bytes:
 
 
 def _record(event: scenario.Event, **changes: Any) -> dict[str, Any]:
-    data = orjson.loads(event.prediction_json())
+    data: dict[str, Any] = orjson.loads(event.prediction_json())
     data.pop("model_id")
     data.pop("model_version")
     data.update(changes)

@@ -4,8 +4,9 @@ replay sends again, which marks hold labels back, and what expires when."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -28,6 +29,11 @@ from stream_app.summary_columns import Summary, SummaryColumnsIn
 from tests.examples import examples
 
 SPILL_DIRECTORY = Path(tempfile.gettempdir()) / "driftline-test-spill"
+
+
+def label_clock_at(at: float) -> Callable[[int], float]:
+    """A label watermark of ``at`` on every partition (what ``LabelJoin.expire`` reads)."""
+    return lambda _partition: at
 
 
 def _summary(expires: float = 100.0, predicted: Any = "1", origin_offset: int = -1) -> Summary:
@@ -292,8 +298,8 @@ def test_label_envelopes_join_as_their_labels_one_by_one_across_restarts(
                 if spill is not None:
                     assert by_many.bytes_in_memory() == 0
             else:
-                by_one.expire([0], lambda partition, at=arg: at)
-                by_many.expire([0], lambda partition, at=arg: at)
+                by_one.expire([0], label_clock_at(cast(float, arg)))
+                by_many.expire([0], label_clock_at(cast(float, arg)))
             assert by_one.waiting_summaries() == by_many.waiting_summaries()
     assert one_counters.unlabeled_predictions == many_counters.unlabeled_predictions
 

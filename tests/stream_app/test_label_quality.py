@@ -89,7 +89,8 @@ def _stage2(decoded: int | None = None) -> Stage2:
 async def _replay(stage2: Stage2, batch_sizes: list[int]) -> None:
     """Messages at rising offsets, cut into batches of the given sizes (cycled); a tick
     always ends a batch, as in the worker (ticks run between batches)."""
-    offset, batch, sizes = 0, [], iter(batch_sizes * len(STEPS))
+    batch: list[tuple[int, messages.StageMessage, int | None]] = []
+    offset, sizes = 0, iter(batch_sizes * len(STEPS))
     limit = next(sizes)
     for kind, item in STEPS:
         if kind == "tick":
@@ -186,7 +187,7 @@ def test_a_failed_batch_leaves_the_store_as_before_and_is_replayed_whole() -> No
                 raise BoomError
             await original(*args)
 
-        first._handle_one = handle_one  # type: ignore[method-assign]
+        first._handle_one = handle_one  # type: ignore[method-assign,assignment]
         with pytest.raises(BoomError):
             await first.handle_batch(batch[30:])
         assert first.records.data == before, "nothing held was written"  # type: ignore[attr-defined]

@@ -109,9 +109,13 @@ def test_stage1_sends_one_message_for_the_windows_a_label_batch_touched() -> Non
     pipeline.to_stage2.clear()
     asyncio.run(pipeline.stage1.process(labels))
     carried = [messages.decode_all(value) for _key, value, _partition in pipeline.to_stage2]
-    packs = [c for c in carried if all(isinstance(m, messages.LabelsMessage) for m in c)]
+    packs = [
+        [m for m in c if isinstance(m, messages.LabelsMessage)]
+        for c in carried
+        if all(isinstance(m, messages.LabelsMessage) for m in c)
+    ]
     assert len(packs) == 1
-    assert sorted(m.window_start for m in packs[0]) == [  # type: ignore[union-attr]
+    assert sorted(m.window_start for m in packs[0]) == [
         scenario.START + w * scenario.WINDOW for w in range(6)
     ]
-    assert sum(len(m.y_true) for m in packs[0]) == len(labels)  # type: ignore[union-attr]
+    assert sum(len(m.y_true) for m in packs[0]) == len(labels)

@@ -74,6 +74,7 @@ def batch(
     data = bytearray(builder.build())
     data[0:8] = struct.pack(">q", base_offset)
     if log_append:
+        assert native is not None
         data[22] |= LOG_APPEND
         data[17:21] = struct.pack(">I", native.crc32c(bytes(data[21:])))
     return bytes(data), base_offset + offset - rows[-1][4] + 1
@@ -118,7 +119,7 @@ def test_the_reader_gives_aiokafkas_records_and_next_offset(
 
 
 def test_what_aiokafka_must_decide_is_declined() -> None:
-    rows = [(b"k", b"v" * 50, [], 0, 1)] * 3
+    rows: list[tuple[Any, ...]] = [(b"k", b"v" * 50, [], 0, 1)] * 3
     compressed, _ = batch(0, rows, compression=COMPRESSION["gzip"])
     transactional, _ = batch(0, rows, transactional=True)
     plain, _ = batch(0, rows)
@@ -134,13 +135,14 @@ def test_what_aiokafka_must_decide_is_declined() -> None:
 
 
 def test_the_checksum_is_kafkas() -> None:
+    assert native is not None
     for size in (0, 1, 7, 8, 9, 63, 1000):
         data = bytes(range(256)) * 4
         assert native.crc32c(data[:size]) == crc32c_cython(data[:size])
 
 
 def test_values_join_for_the_decoder_with_their_ends() -> None:
-    rows = [(None, b'{"a":%d}' % i, [], 0, 1) for i in range(5)]
+    rows: list[tuple[Any, ...]] = [(None, b'{"a":%d}' % i, [], 0, 1) for i in range(5)]
     data, _ = batch(10, rows)
     read = read_fetch(TP.topic, TP.partition, data, 0, True)
     assert read is not None and read[0] is not None

@@ -120,8 +120,11 @@ def test_late_labels_revise_final_windows() -> None:
     last_revision = [
         rows for _, start, rows in pipeline.writer.revisions if start == window_start(0)
     ][-1]
-    assert last_revision.window.quality_revision > first.window.quality_revision
-    assert last_revision.window.label_coverage > (first.window.label_coverage or 0)
+    revised_window, first_window = last_revision.window, first.window
+    assert revised_window.quality_revision is not None
+    assert first_window.quality_revision is not None
+    assert revised_window.quality_revision > first_window.quality_revision
+    assert (revised_window.label_coverage or 0) > (first_window.label_coverage or 0)
     assert pipeline.counters.quality_revisions >= WINDOWS
 
 
@@ -231,6 +234,7 @@ def test_a_partial_past_the_label_horizon_does_not_overwrite_the_window() -> Non
     asyncio.run(pipeline.idle(10_000))  # final; the label-join topic hears the watermark
     asyncio.run(pipeline.idle(10))  # ... which holds the labels: dropped past its horizon
     assert pipeline.writer.windows[(scenario.MODEL_ID, window_start(0))].window.n_rows == 30
+    assert RUNTIME.profile is not None
     stray = WindowState.empty(RUNTIME.profile, RUNTIME.task)
     partial = messages.PartialMessage(
         scenario.MODEL_ID, window_start(0), window_start(1), 3, stray.to_bytes()

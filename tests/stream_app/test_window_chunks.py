@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,8 @@ def chunks(draw: st.DrawFn) -> list[dict[str, Any]]:
     for _ in range(draw(st.integers(1, 5))):
         x = draw(numbers)
         n = len(x)
-        c = draw(categories.map(lambda v, n=n: (v * n)[:n] if v else [None] * n))
+        drawn = draw(categories)
+        c = (drawn * n)[:n] if drawn else [None] * n
         mine = kind if draw(st.integers(0, 4)) else draw(st.sampled_from(["list", "array"]))
         values = np.array(x, dtype=np.float64)
         column: Any = x
@@ -56,7 +58,7 @@ def chunks(draw: st.DrawFn) -> list[dict[str, Any]]:
     return made
 
 
-def counted(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def counted(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     state = WindowState.empty(PROFILE)
     for part in parts:
         state.update(PROFILE, part)
@@ -79,16 +81,17 @@ def test_joined_chunks_count_what_the_chunks_counted(parts: list[dict[str, Any]]
 
 
 def test_chunks_of_one_kind_become_one() -> None:
-    a = {"x": np.array([1.0, 2.0]), "c": ["a", "b"]}
-    b = {"x": np.array([3.0]), "c": ["c"]}
+    a: dict[str, Any] = {"x": np.array([1.0, 2.0]), "c": ["a", "b"]}
+    b: dict[str, Any] = {"x": np.array([3.0]), "c": ["c"]}
     (joined,) = joined_chunks([a, b])
+    assert isinstance(joined["x"], np.ndarray)
     assert joined["x"].tolist() == [1.0, 2.0, 3.0]
     assert joined["c"] == ["a", "b", "c"]
 
 
 def test_chunks_of_different_kinds_or_columns_stay_apart() -> None:
-    array = {"x": np.array([1.0]), "c": ["a"]}
-    as_list = {"x": [2.0], "c": ["b"]}
-    other_columns = {"x": np.array([3.0])}
+    array: dict[str, Any] = {"x": np.array([1.0]), "c": ["a"]}
+    as_list: dict[str, Any] = {"x": [2.0], "c": ["b"]}
+    other_columns: dict[str, Any] = {"x": np.array([3.0])}
     assert list(joined_chunks([array, as_list])) == [array, as_list]
     assert list(joined_chunks([array, other_columns])) == [array, other_columns]
