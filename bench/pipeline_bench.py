@@ -931,13 +931,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _prediction_verdict(with_task: float, helper: float, without: float) -> str:
+    """Target 2's verdict, saying which envelopes met it when only the producer helper's
+    (grouped by join partition, so no summary is forwarded) did."""
+
+    def meets(rate: float) -> bool:
+        return rate >= 150_000 and rate >= 0.6 * without
+
+    if meets(with_task):
+        return "**met**"
+    if meets(helper):
+        return (
+            f"**met** by the producer helper's envelopes ({helper / without:.0%}); "
+            f"not by envelopes of any producer ({with_task:,.0f}, {with_task / without:.0%})"
+        )
+    return "**not met**"
+
+
 def render_join(j: dict[str, Any], task: dict[str, Any]) -> str:
     growth = (j["rss_full"] - j["rss_early"]) / 2**20
     per = (j["rss_full"] - j["rss_early"]) / (j["outstanding"] - j["early"])
     with_task, without = task["rates"]["label task"], task["rates"]["without a task"]
     helper = task["rates"]["label task, producer helper's envelopes"]
     two = task["rates"].get("label task, two worker processes")
-    met = max(with_task, helper) >= 150_000 and max(with_task, helper) >= 0.6 * without
+    verdict = _prediction_verdict(with_task, helper, without)
     runs: dict[str, list[float]] = task.get("runs", {})
     repeats = max((len(v) for v in runs.values()), default=1)
     median = f", median of {repeats} runs" if repeats > 1 else ""
@@ -1013,7 +1030,7 @@ predictions as the producer helper envelopes them:
 | binary, one-week label horizon (every summary kept for the join) | **{with_task:,.0f}** ({with_task / without:.0%} of the baseline) |{runs_of("label task")}
 | the same, envelopes of one join partition's ids each (as `PredictionProducer` sends them: no summary forwarded) | **{helper:,.0f}** ({helper / without:.0%}) |{runs_of("label task, producer helper's envelopes")}
 {two_row}
-Target (one worker): ≥ 150,000 predictions/s and ≥ 60 % of the baseline: **{"met" if met else "not met"}**.
+Target (one worker): ≥ 150,000 predictions/s and ≥ 60 % of the baseline: {verdict}.
 
 **Outstanding predictions and labels**: the binary model, {j["outstanding"]:,} predictions in
 envelopes and no labels yet, then {j["labels"]:,} labels for random ones. Worker RSS

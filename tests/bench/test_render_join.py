@@ -71,7 +71,7 @@ def test_label_rates_in_rounds_show_each_round_beside_the_median() -> None:
 
 
 def test_the_prediction_target_needs_150_000_and_60_percent() -> None:
-    assert "baseline: **met**" in render_join(join(1.0, 1.0), TASK)
+    assert "baseline: **met**." in render_join(join(1.0, 1.0), TASK)
     slow = {**TASK, "rates": {**TASK["rates"], "without a task": 400_000.0}}
     assert "baseline: **not met**" in render_join(join(1.0, 1.0), slow)
 
@@ -95,7 +95,11 @@ def test_the_prediction_figures_are_the_medians_of_rotated_runs() -> None:
     # the baseline ran 1st, 6th (B C A) and 8th (C A B)
     assert "| 300,000 (#1), 200,000 (#6), 310,000 (#8) |" in text
     assert "**150,000** (50% of the baseline)" in text
-    assert "baseline: **met**" in text  # the helper's 185,000 is 62 % of 300,000
+    # the helper's 185,000 is 62 % of 300,000; the other envelopes' 150,000 is 50 %
+    assert (
+        "baseline: **met** by the producer helper's envelopes (62%); "
+        "not by envelopes of any producer (150,000, 50%)." in text
+    )
 
 
 def test_label_task_rates_rotates_the_runs_and_takes_medians(
