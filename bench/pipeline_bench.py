@@ -70,6 +70,8 @@ SINGLE_PER_WINDOW = ENVELOPE_PER_WINDOW
 SINGLE_BATCH_MAX = 5000
 SLOW_PATH_MESSAGES = 150_000
 ENVELOPE_BATCH_MAX = 200
+# Target 2's configuration of the producer helper's envelopes without a label task.
+HELPER_BASELINE = "without a task, producer helper's envelopes"
 START = 1_767_225_600.0
 NUMERIC = [f"num_{i:02d}" for i in range(20)]
 CATEGORICAL = [f"cat_{i}" for i in range(5)]
@@ -638,7 +640,7 @@ def label_task_rates(
     """Target 2: enveloped predictions of a binary model with a one-week label horizon (each
     summary kept for the join), against the same traffic without a label task.
 
-    Each of the three runs ``repeats`` times, in a rotated order (ABC, BCA, CAB): the same
+    Each configuration runs ``repeats`` times, in a rotated order (ABC, BCA, CAB): the same
     code gave rates 1.5x apart from one minute to the next on this shared machine, and a
     baseline that always ran first, on the freshest broker, had an edge. The figures are
     the medians; every run is kept, in the order they ran.
@@ -647,6 +649,8 @@ def label_task_rates(
     grouped = list(grouped_envelope_messages("unused", n, 500, per_window=ENVELOPE_PER_WINDOW))
     configurations = (
         ("without a task", False, mixed, 1),
+        # The helper's envelopes against the same envelopes without a task: its own baseline.
+        (HELPER_BASELINE, False, grouped, 1),
         ("label task", True, mixed, 1),
         ("label task, producer helper's envelopes", True, grouped, 1),
         # A report, not the target (which is per worker): what a second process adds.
@@ -931,18 +935,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _prediction_verdict(with_task: float, helper: float, without: float) -> str:
-    """Target 2's verdict, saying which envelopes met it when only the producer helper's
-    (grouped by join partition, so no summary is forwarded) did."""
+def _prediction_verdict(
+    with_task: float, without: float, helper: float, helper_without: float
+) -> str:
+    """Target 2's verdict, each kind of envelope against the same envelopes without a task;
+    saying which met it when only the producer helper's (grouped by join partition, so no
+    summary is forwarded) did."""
 
-    def meets(rate: float) -> bool:
-        return rate >= 150_000 and rate >= 0.6 * without
+    def meets(rate: float, baseline: float) -> bool:
+        return rate >= 150_000 and rate >= 0.6 * baseline
 
-    if meets(with_task):
+    if meets(with_task, without):
         return "**met**"
-    if meets(helper):
+    if meets(helper, helper_without):
         return (
-            f"**met** by the producer helper's envelopes ({helper / without:.0%}); "
+            f"**met** by the producer helper's envelopes ({helper / helper_without:.0%}); "
             f"not by envelopes of any producer ({with_task:,.0f}, {with_task / without:.0%})"
         )
     return "**not met**"
@@ -954,7 +961,9 @@ def render_join(j: dict[str, Any], task: dict[str, Any]) -> str:
     with_task, without = task["rates"]["label task"], task["rates"]["without a task"]
     helper = task["rates"]["label task, producer helper's envelopes"]
     two = task["rates"].get("label task, two worker processes")
-    verdict = _prediction_verdict(with_task, helper, without)
+    # Results recorded before the helper's envelopes had a baseline of their own: the other.
+    helper_without = task["rates"].get(HELPER_BASELINE, without)
+    verdict = _prediction_verdict(with_task, without, helper, helper_without)
     runs: dict[str, list[float]] = task.get("runs", {})
     repeats = max((len(v) for v in runs.values()), default=1)
     median = f", median of {repeats} runs" if repeats > 1 else ""
@@ -1005,6 +1014,13 @@ def render_join(j: dict[str, Any], task: dict[str, Any]) -> str:
         if j["outstanding"] >= 10_000_000
         else "measured at 10 million only"
     )
+    helper_baseline_row = (
+        f"| no label task, the producer helper's envelopes (their baseline) | "
+        f"{helper_without:,.0f} |{runs_of(HELPER_BASELINE)}\n"
+        if HELPER_BASELINE in task["rates"]
+        else ""
+    )
+    helper_of = "their baseline" if HELPER_BASELINE in task["rates"] else "the baseline"
     two_row = (
         f"| the label task's envelopes, two worker processes in one group (a report: the target "
         f"is per worker) | {two:,.0f} ({two / with_task:.2f}× one worker) |"
@@ -1028,7 +1044,7 @@ predictions as the producer helper envelopes them:
 |---|---|{runs_rule}
 | no label task (the baseline, same run) | {without:,.0f} |{runs_of("without a task")}
 | binary, one-week label horizon (every summary kept for the join) | **{with_task:,.0f}** ({with_task / without:.0%} of the baseline) |{runs_of("label task")}
-| the same, envelopes of one join partition's ids each (as `PredictionProducer` sends them: no summary forwarded) | **{helper:,.0f}** ({helper / without:.0%}) |{runs_of("label task, producer helper's envelopes")}
+{helper_baseline_row}| the same, envelopes of one join partition's ids each (as `PredictionProducer` sends them: no summary forwarded) | **{helper:,.0f}** ({helper / helper_without:.0%} of {helper_of}) |{runs_of("label task, producer helper's envelopes")}
 {two_row}
 Target (one worker): ≥ 150,000 predictions/s and ≥ 60 % of the baseline: {verdict}.
 

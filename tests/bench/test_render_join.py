@@ -106,7 +106,14 @@ def test_label_task_rates_rotates_the_runs_and_takes_medians(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     ran: list[tuple[bool, int, str]] = []
-    rates = iter([100.0, 50.0, 70.0, 130.0, 60.0, 80.0, 140.0, 110.0, 90.0, 150.0, 200.0, 10.0])
+    # The runs' rates in the order they ran (three rotations of five configurations).
+    rates = iter(
+        [
+            *(100.0, 50.0, 70.0, 130.0, 60.0),
+            *(80.0, 140.0, 110.0, 90.0, 150.0),
+            *(200.0, 10.0, 120.0, 30.0, 40.0),
+        ]
+    )
 
     def fake_run(*args: Any, task: bool, workers: int, **kwargs: Any) -> dict[str, float]:
         ran.append((task, workers, args[2]))
@@ -114,27 +121,51 @@ def test_label_task_rates_rotates_the_runs_and_takes_medians(
 
     monkeypatch.setattr(pipeline_bench, "driftline_run", fake_run)
     result = pipeline_bench.label_task_rates("127.0.0.1:1", tmp_path, "x.", 1_000)
-    base, task, helper, two = (
+    base, helper_base, task, helper, two = (
         "without a task",
+        pipeline_bench.HELPER_BASELINE,
         "label task",
         "label task, producer helper's envelopes",
         "label task, two worker processes",
     )
     assert result["order"] == [
-        *(base, task, helper, two),
-        *(task, helper, two, base),
-        *(helper, two, base, task),
+        *(base, helper_base, task, helper, two),
+        *(helper_base, task, helper, two, base),
+        *(task, helper, two, base, helper_base),
     ]
     assert [(t, w) for t, w, _ in ran] == [
-        *((False, 1), (True, 1), (True, 1), (True, 2)),
-        *((True, 1), (True, 1), (True, 2), (False, 1)),
-        *((True, 1), (True, 2), (False, 1), (True, 1)),
+        *((False, 1), (False, 1), (True, 1), (True, 1), (True, 2)),
+        *((False, 1), (True, 1), (True, 1), (True, 2), (False, 1)),
+        *((True, 1), (True, 1), (True, 2), (False, 1), (False, 1)),
     ]
-    assert len({prefix for _, _, prefix in ran}) == 12  # each run on topics of its own
+    assert len({prefix for _, _, prefix in ran}) == 15  # each run on topics of its own
     assert result["runs"] == {
-        base: [100.0, 110.0, 200.0],
-        task: [50.0, 60.0, 10.0],
-        helper: [70.0, 80.0, 90.0],
-        two: [130.0, 140.0, 150.0],
+        base: [100.0, 150.0, 30.0],
+        helper_base: [50.0, 80.0, 40.0],
+        task: [70.0, 140.0, 200.0],
+        helper: [130.0, 110.0, 10.0],
+        two: [60.0, 90.0, 120.0],
     }
-    assert result["rates"] == {base: 110.0, task: 50.0, helper: 80.0, two: 140.0}
+    assert result["rates"] == {
+        base: 100.0,
+        helper_base: 50.0,
+        task: 140.0,
+        helper: 110.0,
+        two: 90.0,
+    }
+
+
+def test_the_helpers_envelopes_are_held_to_their_own_baseline() -> None:
+    rates = {
+        "without a task": 300_000.0,
+        pipeline_bench.HELPER_BASELINE: 340_000.0,
+        "label task": 150_000.0,
+        "label task, producer helper's envelopes": 190_000.0,
+    }
+    text = render_join(join(1.0, 1.0), {"predictions": 2_000_000, "rates": rates})
+    assert "| no label task, the producer helper's envelopes (their baseline) | 340,000 |" in text
+    assert "**190,000** (56% of their baseline)" in text  # 63 % of the other baseline
+    assert "baseline: **not met**." in text
+    rates[pipeline_bench.HELPER_BASELINE] = 310_000.0
+    text = render_join(join(1.0, 1.0), {"predictions": 2_000_000, "rates": rates})
+    assert "baseline: **met** by the producer helper's envelopes (61%); not by" in text
