@@ -962,7 +962,8 @@ def render_join(j: dict[str, Any], task: dict[str, Any]) -> str:
     helper = task["rates"]["label task, producer helper's envelopes"]
     two = task["rates"].get("label task, two worker processes")
     # Results recorded before the helper's envelopes had a baseline of their own: the other.
-    helper_without = task["rates"].get(HELPER_BASELINE, without)
+    helper_has_own = HELPER_BASELINE in task["rates"]
+    helper_without = task["rates"][HELPER_BASELINE] if helper_has_own else without
     verdict = _prediction_verdict(with_task, without, helper, helper_without)
     runs: dict[str, list[float]] = task.get("runs", {})
     repeats = max((len(v) for v in runs.values()), default=1)
@@ -1017,10 +1018,10 @@ def render_join(j: dict[str, Any], task: dict[str, Any]) -> str:
     helper_baseline_row = (
         f"| no label task, the producer helper's envelopes (their baseline) | "
         f"{helper_without:,.0f} |{runs_of(HELPER_BASELINE)}\n"
-        if HELPER_BASELINE in task["rates"]
+        if helper_has_own
         else ""
     )
-    helper_of = "their baseline" if HELPER_BASELINE in task["rates"] else "the baseline"
+    helper_of = "their baseline" if helper_has_own else "the baseline"
     two_row = (
         f"| the label task's envelopes, two worker processes in one group (a report: the target "
         f"is per worker) | {two:,.0f} ({two / with_task:.2f}× one worker) |"

@@ -122,8 +122,9 @@ def _forwarded_against_one_by_one(steps: list[tuple[str, Any]]) -> None:
                 by_segment.restore_joined_marks(0)
             assert by_one.waiting_summaries() == by_segment.waiting_summaries()
         else:
-            by_one.expire([0], label_clock_at(cast(float, arg)))
-            by_segment.expire([0], label_clock_at(cast(float, arg)))
+            clock = label_clock_at(cast(float, arg))  # an expiry step: the label clock
+            by_one.expire([0], clock)
+            by_segment.expire([0], clock)
             assert by_one.waiting_summaries() == by_segment.waiting_summaries()
     for n, pid in enumerate(IDS):  # whatever still waits meets its label the same way
         first = by_one.add_label(0, pid, "churn", 0, (10_000, n), 500.0)

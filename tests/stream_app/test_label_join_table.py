@@ -298,8 +298,9 @@ def test_label_envelopes_join_as_their_labels_one_by_one_across_restarts(
                 if spill is not None:
                     assert by_many.bytes_in_memory() == 0
             else:
-                by_one.expire([0], label_clock_at(cast(float, arg)))
-                by_many.expire([0], label_clock_at(cast(float, arg)))
+                clock = label_clock_at(cast(float, arg))  # an expiry step: the label clock
+                by_one.expire([0], clock)
+                by_many.expire([0], clock)
             assert by_one.waiting_summaries() == by_many.waiting_summaries()
     assert one_counters.unlabeled_predictions == many_counters.unlabeled_predictions
 
