@@ -61,6 +61,7 @@ from stream_app.dedup import WindowDedup, envelope_identity
 from stream_app.input_order import HoleGuard
 from stream_app.join_entries import summary_of
 from stream_app.label_join import (
+    KEEP_FORWARDED_FROM_ROWS,
     Joined,
     JoinedColumns,
     LabelJoin,
@@ -87,6 +88,7 @@ from stream_app.summary_columns import (
     Summary,
     SummaryBuffer,
     SummaryColumnsIn,
+    even_bounds,
     forwarded_segment,
     is_summary_segment,
 )
@@ -111,9 +113,11 @@ NOT_THE_MESSAGES_FAULT: tuple[type[BaseException], ...] = (
 ORIGIN_OF: dict[str, str] = {"prediction": "p", "label": "l", "join": "j"}
 KIND_OF: dict[str, str] = {origin: kind for kind, origin in ORIGIN_OF.items()}
 _KIND_ORDER: dict[str, int] = {"label": 0, "join": 1, "prediction": 2}
-# Summaries per label-join message: ~140 KB with 36-character ids, under 600 KB with the
-# longest ids the contract allows (256), so under Kafka's 1 MB default.
-FORWARD_CHUNK = 2000
+# Most summaries per label-join message: ~140 KB with 36-character ids, ~610 KB with the
+# longest ids the contract allows (256), so under Kafka's 1 MB default. Twice the smallest
+# segment a receiver keeps as it is: cut in even chunks, more than this many rows make
+# chunks of at least that many.
+FORWARD_CHUNK = 2 * KEEP_FORWARDED_FROM_ROWS
 # The columns of the JSON form that versions before 2026-12-03 forwarded (still read),
 # named as a summary's table entry names them; the origin is the label-join message itself.
 FORWARDED_COLUMNS = ("m", "ws", "we", "y", "s", "x")
@@ -1130,10 +1134,12 @@ class Stage1:
         # message costs a Faust worker ~100 µs, so per-prediction forwarding capped
         # enveloped traffic with labels near 4,000 predictions/s. A segment, not JSON: the
         # receiver keeps it as it is, where JSON columns cost an encode, a decode and a
-        # dict entry per summary until its flush built the segment.
+        # dict entry per summary until its flush built the segment. Chunks of even size:
+        # 6,500 rows went as three of 2,000 and one of 500, and the receiver takes a
+        # segment under KEEP_FORWARDED_FROM_ROWS apart into summaries kept until its flush.
         for target, summaries in sorted(work.forward.items()):
-            for start in range(0, len(summaries), FORWARD_CHUNK):
-                ids, chunk = summaries.rows(start, start + FORWARD_CHUNK)
+            for start, stop in even_bounds(len(summaries), FORWARD_CHUNK):
+                ids, chunk = summaries.rows(start, stop)
                 self._delivering(
                     await self.sink.forward_join(target, forwarded_segment(ids, chunk))
                 )

@@ -862,6 +862,13 @@ def last_of_each(
     )
 
 
+def even_bounds(total: int, most: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` bounds cutting ``total`` rows into the fewest chunks of at most
+    ``most``, whose sizes differ by one at most: no chunk is a small remainder."""
+    count = -(-total // most)
+    return [(total * i // count, total * (i + 1) // count) for i in range(count)]
+
+
 def forwarded_segment(ids: Sequence[str], columns: SummaryColumnsIn) -> bytes:
     """Summaries bound for another partition's join, as one segment in its changelog form
     (the last of repeated ids wins, as it would in the receiver's join). The receiver keeps

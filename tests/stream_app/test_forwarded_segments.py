@@ -4,6 +4,7 @@ earlier versions forwarded (JSON) still joins as they do."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, cast
 
 import orjson
@@ -11,14 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_app import label_join
+from driftline.limits import MAX_MESSAGE_BYTES
+from stream_app import label_join, stage1
 from stream_app.counters import Counters
 from stream_app.label_join import LabelJoin
+from stream_app.stage1 import Stage1
 from stream_app.state_store import MemoryStore
 from stream_app.summary_columns import (
     Summary,
     SummaryColumnsIn,
     SummarySegment,
+    even_bounds,
     forwarded_segment,
     is_summary_segment,
 )
@@ -203,3 +207,59 @@ def _assert_every_label_joined_once(pipeline: LocalPipeline, n_labels: int) -> N
     assert per_window == {start: test_label_join.PER_WINDOW // 2 for start in per_window}
     assert len(per_window) == test_label_join.WINDOWS
     assert pipeline.dead_letters == []
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(total=st.integers(0, 20_000), most=st.integers(1, 3_000))
+def test_even_bounds_cut_into_the_fewest_chunks_of_near_equal_size(total: int, most: int) -> None:
+    bounds = even_bounds(total, most)
+    assert len(bounds) == -(-total // most)  # the fewest chunks of at most ``most``
+    edges = [0, *(stop for _, stop in bounds)]  # contiguous, from 0 to total
+    assert bounds == list(itertools.pairwise(edges))
+    assert edges[-1] == total
+    sizes = [stop - start for start, stop in bounds]
+    assert all(0 < size <= most for size in sizes)
+    assert max(sizes, default=0) - min(sizes, default=0) <= 1
+
+
+def test_a_full_forwarded_chunk_of_the_longest_ids_fits_one_kafka_message() -> None:
+    """FORWARD_CHUNK rows with 256-character ids (the contract's longest), scores and
+    float predictions (the widest record), under the broker's message size."""
+    n = stage1.FORWARD_CHUNK
+    ids = [f"{row:0256d}" for row in range(n)]
+    summaries = [Summary("m" * 64, 0.0, 60.0, row + 0.5, 0.5, 1e9, "p", row) for row in range(n)]
+    assert len(forwarded_segment(ids, _columns(summaries))) < MAX_MESSAGE_BYTES
+
+
+def test_more_rows_than_a_chunk_go_as_segments_the_receiver_keeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch's summaries for one partition go in even chunks: with more than
+    FORWARD_CHUNK of them none is a small remainder, which the receiver would take apart
+    (under KEEP_FORWARDED_FROM_ROWS); and every label still joins once."""
+    assert stage1.FORWARD_CHUNK >= 2 * label_join.KEEP_FORWARDED_FROM_ROWS
+    monkeypatch.setattr(stage1, "FORWARD_CHUNK", 4)  # the replay's batches forward 2 to 20
+    sent: list[tuple[int, int, int]] = []  # (process call, target, rows) of each segment
+    calls = [0]
+    forward, process = LocalPipeline._forward, Stage1.process
+
+    async def recorded(self: LocalPipeline, partition: int, value: bytes) -> None:
+        if is_summary_segment(value):  # not a partition's watermark
+            sent.append((calls[0], partition, len(SummarySegment.from_bytes(value))))
+        await forward(self, partition, value)
+
+    async def counted(self: Stage1, batch: Any) -> None:
+        calls[0] += 1
+        await process(self, batch)
+
+    monkeypatch.setattr(LocalPipeline, "_forward", recorded)
+    monkeypatch.setattr(Stage1, "process", counted)
+    pipeline, n_labels = test_label_join._replay("labels first", 3, envelopes=True)
+    by_batch: dict[tuple[int, int], list[int]] = {}
+    for call, target, rows in sent:
+        by_batch.setdefault((call, target), []).append(rows)
+    assert any(len(sizes) > 1 for sizes in by_batch.values())  # some were cut
+    for sizes in by_batch.values():
+        assert len(sizes) == -(-sum(sizes) // 4)
+        assert max(sizes) - min(sizes) <= 1
+    _assert_every_label_joined_once(pipeline, n_labels)
