@@ -31,7 +31,7 @@ from storage.db import make_engine, session_factory
 from storage.migrate import upgrade
 from stream_app import record_columns
 from stream_app.app import EXIT_FATAL, Pipeline, create_pipeline
-from stream_app.memory_trim import release_free_memory
+from stream_app.memory_trim import release_free_memory_off_loop
 from stream_app.metrics import MetricsServer, pipeline_collector, serve, worker_registry
 from stream_app.settings import WorkerSettings
 
@@ -158,8 +158,8 @@ def run_worker(settings: WorkerSettings) -> None:
         spill = pipeline.stage1.join.spill
 
         async def trim_memory() -> None:
-            release_free_memory()
-            if spill is not None:
+            await release_free_memory_off_loop()
+            if spill is not None:  # on the loop: the spill's files change with stage 1
                 spill.release_pages()
 
         pipeline.app.timer(settings.malloc_trim_seconds)(trim_memory)
