@@ -113,7 +113,7 @@ NOT_THE_MESSAGES_FAULT: tuple[type[BaseException], ...] = (
 ORIGIN_OF: dict[str, str] = {"prediction": "p", "label": "l", "join": "j"}
 KIND_OF: dict[str, str] = {origin: kind for kind, origin in ORIGIN_OF.items()}
 _KIND_ORDER: dict[str, int] = {"label": 0, "join": 1, "prediction": 2}
-# Most summaries per label-join message: ~140 KB with 36-character ids, ~610 KB with the
+# Most summaries per label-join message: ~156 KB with 36-character ids, ~606 KB with the
 # longest ids the contract allows (256), so under Kafka's 1 MB default. Twice the smallest
 # segment a receiver keeps as it is: cut in even chunks, more than this many rows make
 # chunks of at least that many.
