@@ -32,6 +32,7 @@ written key by key (:class:`stream_app.state_store.FaustTableStore`).
 from __future__ import annotations
 
 import base64
+import struct
 from collections import deque
 from collections.abc import Iterator, MutableMapping
 from typing import Any
@@ -43,7 +44,9 @@ from stream_app.state_store import FaustTableStore, compact
 
 PREFIX = "~seg|"
 SEGMENT_BYTES = 512 * 1024  # under Kafka's default 1 MB message limit, with room to spare
-FORMAT_VERSION = 2  # 2: values that are not UTF-8 (summary segments) in base64; reads 1
+# 3: binary (see encode); reads 1 (JSON) and 2 (JSON, values not UTF-8 in base64) too.
+FORMAT_VERSION = 3
+_BINARY_HEAD = struct.Struct("<BI")  # the version (never "[", as JSON begins), header size
 
 Write = tuple[str, bytes | None]  # a key and its new value (None: deleted)
 
@@ -59,36 +62,59 @@ def parse_segment_key(key: str) -> tuple[int, int]:
 
 
 def encode(writes: list[Write]) -> bytes:
-    """A segment record: ``[version, keys, values, binary]``: each value its text (JSON) or
-    null, or, for the rows listed in ``binary``, base64 (a value that is not UTF-8)."""
+    """A segment record (format 3): a version byte, the size of a JSON header
+    ``[keys, sizes]`` (a value's size in bytes, -1 for a deleted key), the header, then the
+    values back to back as they are. Binary, not JSON: a summary segment (most of what the
+    join table holds) went as base64 inside JSON in format 2, a third more bytes on the
+    changelog and an encode of every byte on the event loop."""
     keys = [key for key, _ in writes]
-    values: list[str | None] = []
-    binary: list[int] = []
-    for row, (_, value) in enumerate(writes):
-        if value is None:
-            values.append(None)
-            continue
-        try:
-            values.append(value.decode())
-        except UnicodeDecodeError:
-            values.append(base64.b64encode(value).decode())
-            binary.append(row)
-    return orjson.dumps([FORMAT_VERSION, keys, values, binary])
+    sizes = [-1 if value is None else len(value) for _, value in writes]
+    header = orjson.dumps([keys, sizes])
+    values = [value for _, value in writes if value is not None]
+    return b"".join([_BINARY_HEAD.pack(FORMAT_VERSION, len(header)), header, *values])
 
 
 def decode(record: bytes) -> list[Write]:
+    """The writes of a segment record of format 3, or of the JSON formats 1 and 2 that
+    earlier versions wrote (a changelog written before an upgrade is still read)."""
+    if record[:1] == b"[":
+        return _decode_json(record)
+    version, header_size = _BINARY_HEAD.unpack_from(record)
+    if version != FORMAT_VERSION:
+        raise _unknown_format(version)
+    at = _BINARY_HEAD.size
+    keys, sizes = orjson.loads(record[at : at + header_size])
+    at += header_size
+    writes: list[Write] = []
+    for key, size in zip(keys, sizes, strict=True):
+        if size < 0:
+            writes.append((key, None))
+            continue
+        writes.append((key, record[at : at + size]))
+        at += size
+    if at != len(record):
+        raise ValueError(f"a join-table changelog segment of {len(record)} bytes holds {at}")
+    return writes
+
+
+def _decode_json(record: bytes) -> list[Write]:
+    """Formats 1 (values as JSON text) and 2 (and, for the rows listed, base64)."""
     version, keys, values, *rest = orjson.loads(record)
-    if version not in (1, FORMAT_VERSION):
-        raise ValueError(
-            f"a join-table changelog segment of format {version}; this worker reads format "
-            f"{FORMAT_VERSION}: run every worker of the deployment at the Driftline version "
-            "that wrote it"
-        )
+    if version not in (1, 2):
+        raise _unknown_format(version)
     pairs = zip(keys, values, strict=True)
     writes = [(key, None if value is None else value.encode()) for key, value in pairs]
     for row in rest[0] if rest else ():
         writes[row] = (keys[row], base64.b64decode(values[row]))
     return writes
+
+
+def _unknown_format(version: int) -> ValueError:
+    return ValueError(
+        f"a join-table changelog segment of format {version}; this worker reads formats 1 "
+        f"to {FORMAT_VERSION}: run every worker of the deployment at the Driftline version "
+        "that wrote it"
+    )
 
 
 def split(writes: list[Write], limit: int = SEGMENT_BYTES) -> Iterator[list[Write]]:

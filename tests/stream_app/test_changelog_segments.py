@@ -8,12 +8,14 @@ Kafka's compaction leaves it) through Faust's in-memory store must hold the same
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import faust
+import orjson
 import pytest
 from faust.types import TP
 from hypothesis import given, settings
@@ -190,12 +192,31 @@ def test_a_flush_larger_than_a_segment_is_split() -> None:
 
 
 def test_a_segment_of_an_unknown_format_names_what_to_do() -> None:
-    record = encode([("0|a", b"1")]).replace(b"[2,", b"[9,", 1)
-    with pytest.raises(ValueError, match="format 9; this worker reads format 2"):
-        decode(record)
+    binary = b"\x09" + encode([("0|a", b"1")])[1:]
+    for record in (binary, b'[9,["0|a"],["1"],[]]'):
+        with pytest.raises(ValueError, match="format 9; this worker reads formats 1 to 3"):
+            decode(record)
 
 
-def test_binary_values_round_trip_and_format_1_records_are_still_read() -> None:
+def test_a_segment_record_cut_short_is_refused() -> None:
+    record = encode([("0|a", b"12345")])
+    with pytest.raises(ValueError, match="holds"):
+        decode(record[:-2])
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=12), st.one_of(st.none(), st.binary(max_size=40))),
+        max_size=20,
+    )
+)
+def test_binary_values_round_trip_whatever_their_bytes(
+    writes: list[tuple[str, bytes | None]],
+) -> None:
+    assert decode(encode(writes)) == writes
+
+
+def test_binary_values_round_trip_and_formats_1_and_2_are_still_read() -> None:
     writes: list[tuple[str, bytes | None]] = [
         ("0#c1", bytes(range(256))),
         ("0|a", b'{"k":"l"}'),
@@ -203,7 +224,12 @@ def test_binary_values_round_trip_and_format_1_records_are_still_read() -> None:
         ("0|\u00e9", "\u00e9".encode()),
     ]
     assert decode(encode(writes)) == writes
+    assert not encode(writes).startswith(b"[")  # no JSON, no base64: the values as they are
     assert decode(b'[1,["0|a","0|b"],["{}",null]]') == [("0|a", b"{}"), ("0|b", None)]
+    format_2 = orjson.dumps(
+        [2, ["0#c1", "0|a"], [base64.b64encode(b"\xff\x00").decode(), "{}"], [0]]
+    )
+    assert decode(format_2) == [("0#c1", b"\xff\x00"), ("0|a", b"{}")]
 
 
 def test_segment_keys_never_collide_with_table_keys() -> None:
