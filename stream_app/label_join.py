@@ -18,7 +18,7 @@ it). The rows gone since (joined or expired) are one *gone-log* record per flush
 ``{partition}#x{n}`` (their handles), folded now and then into a bitmap per segment under
 ``{partition}#g{seq}`` (the records are then deleted); a segment whose rows are all gone
 is deleted. Until the flush they wait in a dict, but for the summaries another partition
-forwarded: they come as a segment (``forwarded_segment``), kept at once as one of this
+forwarded: they come as a segment (``stream_app.forward_buffer``), kept at once as one of this
 partition's (:meth:`LabelJoin.add_forwarded`).
 
 Under ``{partition}|{prediction id}`` the table keeps a label waiting for its summary, a
@@ -381,7 +381,7 @@ class LabelJoin:
         return joined
 
     def add_forwarded(self, partition: int, data: bytes, offset: int) -> list[Joined]:
-        """The summaries another partition forwarded as one segment (``forwarded_segment``)
+        """The summaries another partition forwarded as one segment (``ForwardBuffer``)
         in the label-join message at ``offset``: :meth:`add_summaries` of its rows, kept at
         once as a segment of this partition's (renumbered, this message its origin) instead
         of a dict entry each until the flush. The pairs of the labels that waited."""

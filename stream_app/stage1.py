@@ -25,6 +25,7 @@ partition, where its label will arrive.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
@@ -58,6 +59,7 @@ from stream_app import baseline, messages, window_stamps
 from stream_app import table_keys as keys
 from stream_app.counters import Counters
 from stream_app.dedup import WindowDedup, envelope_identity
+from stream_app.forward_buffer import ForwardBuffer
 from stream_app.input_order import HoleGuard
 from stream_app.join_entries import summary_of
 from stream_app.label_join import (
@@ -86,10 +88,7 @@ from stream_app.stage1_inputs import (
 from stream_app.state_store import PartitionedStore
 from stream_app.summary_columns import (
     Summary,
-    SummaryBuffer,
     SummaryColumnsIn,
-    even_bounds,
-    forwarded_segment,
     is_summary_segment,
 )
 from stream_app.task_checks import TaskCheck
@@ -175,7 +174,7 @@ class _Batch:
     )
     partitions: set[int] = field(default_factory=set)
     # Prediction summaries for other partitions' label joins, by target partition.
-    forward: dict[int, SummaryBuffer] = field(default_factory=lambda: defaultdict(SummaryBuffer))
+    forward: dict[int, ForwardBuffer] = field(default_factory=lambda: defaultdict(ForwardBuffer))
 
 
 class Stage1:
@@ -968,6 +967,7 @@ class Stage1:
             work.columns[(partition, runtime.model_id, start)].append(chunk)
         if runtime.task is not None:
             self._keep_summaries(partition, runtime, columns, kept, starts, offsets, work)
+            await self._forward_ready(work)
 
     def _replayed_rows(
         self,
@@ -1084,28 +1084,35 @@ class Stage1:
         predictions = _gather(columns.predictions, at)
         scores = _gather(columns.scores, at)
         window_starts = starts[at]
-        window_ends = (window_starts + runtime.window_seconds).tolist()
-        expires = (columns.timestamps[at] + runtime.label_horizon_seconds).tolist()
-        origins = _gather(offsets, at) if offsets is not None else [self._origin[1]] * kept.size
-        starts_list = window_starts.tolist()
+        window_ends = window_starts + runtime.window_seconds
+        expires = columns.timestamps[at] + runtime.label_horizon_seconds
         model_id = runtime.model_id
         for lo, hi in itertools.pairwise(bounds):
+            target = int(by_target[lo])
+            if target != partition:  # kept as arrays: the receiver gives them their origin
+                work.forward[target].add_columns(
+                    ids[lo:hi],
+                    model_id,
+                    window_starts[lo:hi],
+                    window_ends[lo:hi],
+                    predictions[lo:hi],
+                    scores[lo:hi],
+                    expires[lo:hi],
+                )
+                continue
+            origins = _gather(offsets, at[lo:hi]) if offsets is not None else None
             summaries = SummaryColumnsIn(
                 [model_id] * (hi - lo),
-                starts_list[lo:hi],
-                window_ends[lo:hi],
+                window_starts[lo:hi].tolist(),
+                window_ends[lo:hi].tolist(),
                 predictions[lo:hi],
                 scores[lo:hi],
-                expires[lo:hi],
+                expires[lo:hi].tolist(),
                 ["p"] * (hi - lo),
-                origins[lo:hi],
+                origins if origins is not None else [self._origin[1]] * (hi - lo),
             )
-            target = int(by_target[lo])
-            if target == partition:
-                for joined in self.join.add_summaries(partition, ids[lo:hi], summaries):
-                    self._pair(partition, joined, work)
-            else:
-                work.forward[target].extend(ids[lo:hi], summaries)
+            for joined in self.join.add_summaries(partition, ids[lo:hi], summaries):
+                self._pair(partition, joined, work)
 
     def _forwarded_summary(self, message: InputMessage, work: _Batch) -> None:
         if is_summary_segment(message.value):  # summaries as a segment: what this version sends
@@ -1129,6 +1136,20 @@ class Stage1:
             summary = summary_of(data)._replace(origin_kind="j", origin_offset=message.offset)
             self._join_summary(message.partition, data["id"], summary, work)
 
+    async def _forward_ready(self, work: _Batch) -> None:
+        # Whole chunks go while the batch is still being processed, and the event loop is
+        # given a turn so that the producer puts them on the wire: the broker then stores
+        # them on its own core while this one goes on. Sent at the end of the batch, a
+        # batch's few megabytes of summaries waited on one produce request after another
+        # (aiokafka has one in flight per broker), with the loop idle.
+        sent = False
+        for target, summaries in sorted(work.forward.items()):
+            for segment in summaries.ready(FORWARD_CHUNK):
+                self._delivering(await self.sink.forward_join(target, segment))
+                sent = True
+        if sent:
+            await asyncio.sleep(0)
+
     async def _send_forwarded(self, work: _Batch) -> None:
         # One message per target partition and batch, not one per prediction: consuming a
         # message costs a Faust worker ~100 µs, so per-prediction forwarding capped
@@ -1138,11 +1159,8 @@ class Stage1:
         # 6,500 rows went as three of 2,000 and one of 500, and the receiver takes a
         # segment under KEEP_FORWARDED_FROM_ROWS apart into summaries kept until its flush.
         for target, summaries in sorted(work.forward.items()):
-            for start, stop in even_bounds(len(summaries), FORWARD_CHUNK):
-                ids, chunk = summaries.rows(start, stop)
-                self._delivering(
-                    await self.sink.forward_join(target, forwarded_segment(ids, chunk))
-                )
+            for segment in summaries.segments(FORWARD_CHUNK):
+                self._delivering(await self.sink.forward_join(target, segment))
 
     def _join_summary(
         self, partition: int, prediction_id: str, summary: Summary, work: _Batch

@@ -89,12 +89,26 @@ class SummaryColumnsIn(NamedTuple):
     origin_offsets: list[int]
 
 
+class ForwardColumns(NamedTuple):
+    """Summaries bound for another partition's join as arrays where they come as arrays
+    (stage 1 computes windows and expiries with numpy), and lists where they come as lists
+    (the decoder's predictions and scores); the models coded."""
+
+    models: list[str]
+    model_codes: npt.NDArray[np.intp]
+    window_starts: F64
+    window_ends: F64
+    predicted: list[Any]
+    scores: list[float | None]
+    expires: F64
+
+
 def _transposed(summaries: Sequence[Summary]) -> SummaryColumnsIn:
     return SummaryColumnsIn._make(map(list, zip(*summaries, strict=True)))
 
 
 def _coded_windows(
-    starts: list[float], ends: list[float]
+    starts: list[float] | F64, ends: list[float] | F64
 ) -> tuple[list[tuple[float, float]], Codes]:
     """The distinct (start, end) windows and each row's code, by their bits (exact), in
     the order of their bits (start first)."""
@@ -113,18 +127,20 @@ def _coded_windows(
     return list(pairs), codes.reshape(-1).astype(_narrowest(distinct.size))
 
 
-def _one_window(starts: list[float], ends: list[float]) -> tuple[float, float] | None:
+def _one_window(starts: list[float] | F64, ends: list[float] | F64) -> tuple[float, float] | None:
     """The one (start, end) of every row, when there is one (a segment of one window, the
-    usual case), found by list counts in C instead of two arrays and a sort. Equal floats
-    have equal bits except zeros (0.0 == -0.0) and NaN, which are left to the sort."""
-    if not starts:
+    usual case), found by list counts or array compares in C instead of a sort. Equal
+    floats have equal bits except zeros (0.0 == -0.0) and NaN, which are left to the sort."""
+    if not len(starts):
         return None
-    start, end = starts[0], ends[0]
+    start, end = float(starts[0]), float(ends[0])
     if not (start and end) or start != start or end != end:
         return None
-    if starts.count(start) != len(starts) or ends.count(end) != len(ends):
-        return None
-    return float(start), float(end)
+    if isinstance(starts, list) and isinstance(ends, list):
+        same = starts.count(start) == len(starts) and ends.count(end) == len(ends)
+    else:
+        same = bool((np.asarray(starts) == start).all() and (np.asarray(ends) == end).all())
+    return (start, end) if same else None
 
 
 def _coded_window_pairs(
@@ -248,42 +264,75 @@ class SummarySegment:
         cls, seq: int, ids: Sequence[str], columns: SummaryColumnsIn
     ) -> SummarySegment:
         """A segment of summaries given as columns (what the label join collects)."""
+        models, model_codes = _coded(columns.model_ids)
+        kinds, origin_codes = _coded(columns.origin_kinds)
+        return cls._assembled(
+            seq,
+            ids,
+            (models, model_codes),
+            _coded_windows(columns.window_starts, columns.window_ends),
+            columns.predicted,
+            columns.scores,
+            np.array(columns.expires, dtype=np.float64),
+            (kinds, origin_codes),
+            np.array(columns.origin_offsets, dtype=np.int64),
+        )
+
+    @classmethod
+    def forwarded(cls, ids: Sequence[str], columns: ForwardColumns) -> SummarySegment:
+        """A segment of summaries bound for another partition's join, from columns already
+        in arrays: what :meth:`from_columns` makes of them as lists, with the origin every
+        receiver gives it (the label-join message it comes in: kind "j", offset unknown)."""
+        n = len(ids)
+        return cls._assembled(
+            0,
+            ids,
+            (columns.models, columns.model_codes.astype(_narrowest(len(columns.models)))),
+            _coded_windows(columns.window_starts, columns.window_ends),
+            columns.predicted,
+            columns.scores,
+            columns.expires,
+            (["j"], np.zeros(n, dtype=np.uint8)),
+            np.full(n, -1, dtype=np.int64),
+        )
+
+    @classmethod
+    def _assembled(
+        cls,
+        seq: int,
+        ids: Sequence[str],
+        models: tuple[list[str], Codes],
+        windows: tuple[list[tuple[float, float]], Codes],
+        values: Sequence[Any],
+        raw_scores: Sequence[float | None],
+        expires: F64,
+        origin_kinds: tuple[list[str], Codes],
+        origin_offsets: npt.NDArray[np.int64],
+    ) -> SummarySegment:
         n = len(ids)
         if not 0 < n < MAX_ROWS:
             raise ValueError(f"a segment holds 1 to {MAX_ROWS - 1} summaries, one per id")
         text = "".join(ids)
         id_blob = text.encode()
-        id_ends = _id_ends(ids, len(id_blob) == len(text))
-        models, model_codes = _coded(columns.model_ids)
-        windows, window_codes = _coded_windows(columns.window_starts, columns.window_ends)
-        values = columns.predicted
         kinds_of_values = set(map(type, values))
         floats = kinds_of_values == {float}
         predicted, predicted_codes = ([], None) if floats else _coded(values, kinds_of_values)
-        raw_scores = columns.scores
         scores = np.array(raw_scores, dtype=np.float64)  # None becomes NaN
         nan = np.count_nonzero(np.isnan(scores))
-        if nan and nan != raw_scores.count(None):
+        if nan and nan != list(raw_scores).count(None):
             raise ValueError("a score is NaN: NaN stands for no score here")
-        kinds, origin_codes = _coded(columns.origin_kinds)
         narrow = np.array(values, dtype=np.float64) if floats else predicted_codes
         assert narrow is not None
         return cls(
             seq=seq,
             id_blob=id_blob,
-            id_ends=id_ends,
-            models=models,
-            windows=windows,
+            id_ends=_id_ends(ids, len(id_blob) == len(text)),
+            models=models[0],
+            windows=windows[0],
             predicted=predicted,
-            origin_kinds=kinds,
+            origin_kinds=origin_kinds[0],
             records=_packed(
-                model_codes,
-                window_codes,
-                narrow,
-                scores,
-                np.array(columns.expires, dtype=np.float64),
-                origin_codes,
-                np.array(columns.origin_offsets, dtype=np.int64),
+                models[1], windows[1], narrow, scores, expires, origin_kinds[1], origin_offsets
             ),
             state=np.zeros(n, dtype=np.uint8),
         )
@@ -802,9 +851,6 @@ class SummaryBuffer:
     def row(self, row: int) -> Summary:
         return Summary._make(column[row] for column in self.columns)
 
-    def rows(self, start: int, stop: int) -> tuple[list[str], SummaryColumnsIn]:
-        return self.ids[start:stop], SummaryColumnsIn._make(c[start:stop] for c in self.columns)
-
 
 @dataclass
 class PendingSummaries:
@@ -872,6 +918,7 @@ def even_bounds(total: int, most: int) -> list[tuple[int, int]]:
 def forwarded_segment(ids: Sequence[str], columns: SummaryColumnsIn) -> bytes:
     """Summaries bound for another partition's join, as one segment in its changelog form
     (the last of repeated ids wins, as it would in the receiver's join). The receiver keeps
-    it as a segment of its own, renumbered and with its own origin (``LabelJoin``)."""
+    it as a segment of its own, renumbered and with its own origin (``LabelJoin``). Stage 1
+    makes them from arrays (``stream_app.forward_buffer``); this is the form from lists."""
     ids, columns = last_of_each(ids, columns)
     return SummarySegment.from_columns(0, ids, columns).to_bytes()
