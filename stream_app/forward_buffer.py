@@ -96,9 +96,10 @@ class ForwardBuffer:
         self._close_rows()
         ids, columns = _joined(self._pieces)
         cut = (self._size // most - 1) * most
+        sent = _segments(ids[:cut], _rows(columns, 0, cut), most)  # first: it may raise
         self._pieces = [(ids[cut:], _rows(columns, cut, None))]
         self._size -= cut
-        return _segments(ids[:cut], _rows(columns, 0, cut), most)
+        return sent
 
     def segments(self, most: int) -> list[bytes]:
         """The summaries as segments in their changelog form (``SummarySegment.to_bytes``)

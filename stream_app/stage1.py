@@ -464,6 +464,10 @@ class Stage1:
                 )
                 for member in members:
                     await self._reject(member, f"could not be processed: {_describe(exc)}")
+            # Outside the message's isolation: the chunks hold rows of earlier messages too,
+            # so an error here is not this message's fault (as at the batch's end).
+            if work.forward:
+                await self._forward_ready(work)
         await self._write_windows(work)
         await self._send_forwarded(work)
         await self._send_labels_and_late(work)
@@ -967,7 +971,6 @@ class Stage1:
             work.columns[(partition, runtime.model_id, start)].append(chunk)
         if runtime.task is not None:
             self._keep_summaries(partition, runtime, columns, kept, starts, offsets, work)
-            await self._forward_ready(work)
 
     def _replayed_rows(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -118,3 +119,23 @@ def test_no_small_remainder_once_there_are_a_chunk_of_rows(sizes: list[int], mos
         assert min(rows) >= most // 2
     assert all(size == most for size in rows[:early])  # whole chunks go early
     assert len(buffer) == 0 and buffer.segments(most) == []
+
+
+def test_a_chunk_that_cannot_be_built_leaves_every_row_in_the_buffer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    buffer = ForwardBuffer()
+    starts = np.zeros(6)
+    ids = [f"p{n}" for n in range(6)]
+    buffer.add_columns(ids, "m", starts, starts + 60, [1] * 6, [0.5] * 6, starts + 1)
+    built = SummarySegment.forwarded
+
+    def broken(*args: Any) -> SummarySegment:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(SummarySegment, "forwarded", broken)
+    with pytest.raises(RuntimeError):
+        buffer.ready(3)
+    assert len(buffer) == 6
+    monkeypatch.setattr(SummarySegment, "forwarded", built)
+    assert set(_received(buffer.segments(3))) == set(ids)

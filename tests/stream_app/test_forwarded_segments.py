@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from driftline.limits import MAX_MESSAGE_BYTES
 from stream_app import label_join, stage1
 from stream_app.counters import Counters
+from stream_app.forward_buffer import ForwardBuffer
 from stream_app.label_join import LabelJoin
 from stream_app.stage1 import Stage1
 from stream_app.state_store import MemoryStore
@@ -267,3 +268,29 @@ def test_more_rows_than_a_chunk_go_as_segments_the_receiver_keeps(
         assert all(size == 4 for size in sizes[:-2])
     assert any(sizes.count(4) >= 2 for sizes in by_batch.values())
     _assert_every_label_joined_once(pipeline, n_labels)
+
+
+def test_an_error_making_an_early_chunk_is_not_pinned_on_the_message_at_hand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A chunk sent before the batch's end holds rows of earlier messages too: an error
+    making it stops the batch (which is then not acknowledged), as at the batch's end,
+    instead of dead-lettering the message being processed."""
+    monkeypatch.setattr(stage1, "FORWARD_CHUNK", 4)
+    ready, init = ForwardBuffer.ready, LocalPipeline.__init__
+    created: list[LocalPipeline] = []
+
+    def broken(self: ForwardBuffer, most: int) -> list[bytes]:
+        if len(self) >= 2 * most:
+            raise RuntimeError("a bug in the forwarding")
+        return ready(self, most)
+
+    def capturing(self: LocalPipeline, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        created.append(self)
+
+    monkeypatch.setattr(ForwardBuffer, "ready", broken)
+    monkeypatch.setattr(LocalPipeline, "__init__", capturing)
+    with pytest.raises(RuntimeError, match="a bug in the forwarding"):
+        test_label_join._replay("labels first", 3, envelopes=True)
+    assert len(created) == 1 and created[0].dead_letters == []
