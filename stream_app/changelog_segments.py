@@ -122,7 +122,7 @@ def split(writes: list[Write], limit: int = SEGMENT_BYTES) -> Iterator[list[Writ
     run: list[Write] = []
     size = 0
     for key, value in writes:
-        cost = len(key) + (4 if value is None else len(value)) + 8  # quotes, commas
+        cost = len(key) + (4 if value is None else len(value)) + 8  # the header's key, size
         if run and size + cost > limit:
             yield run
             run, size = [], 0

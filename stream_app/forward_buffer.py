@@ -27,6 +27,7 @@ from stream_app.summary_columns import (
     SummaryBuffer,
     SummarySegment,
     even_bounds,
+    last_rows,
 )
 
 _Piece = tuple[list[str], ForwardColumns]
@@ -159,10 +160,9 @@ def _joined(pieces: Sequence[_Piece]) -> tuple[list[str], ForwardColumns]:
 
 def _last_of_each(ids: list[str], columns: ForwardColumns) -> tuple[list[str], ForwardColumns]:
     """The rows of distinct ids, the last of each, in their order."""
-    if len(set(ids)) == len(ids):  # no id twice, the usual case
+    picked = last_rows(ids)
+    if picked is None:
         return ids, columns
-    last = {prediction_id: row for row, prediction_id in enumerate(ids)}
-    picked = sorted(last.values())
     rows = np.array(picked, dtype=np.intp)
     return [ids[row] for row in picked], ForwardColumns(
         columns.models,

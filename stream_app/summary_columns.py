@@ -894,15 +894,22 @@ class PendingSummaries:
         return list(rows), SummaryColumnsIn._make([c[r] for r in kept] for c in buffer.columns)
 
 
+def last_rows(ids: Sequence[str]) -> list[int] | None:
+    """The row of the last of each id, in row order; None when no id comes twice."""
+    if len(set(ids)) == len(ids):  # no id twice, the usual case: a set is the quick check
+        return None
+    last = {prediction_id: row for row, prediction_id in enumerate(ids)}
+    return sorted(last.values())
+
+
 def last_of_each(
     ids: Sequence[str], columns: SummaryColumnsIn
 ) -> tuple[Sequence[str], SummaryColumnsIn]:
     """The rows of distinct ids, the last of each (what a flush keeps of an id given twice),
     in their order."""
-    if len(set(ids)) == len(ids):  # no id twice, the usual case: a set is the quick check
+    rows = last_rows(ids)
+    if rows is None:
         return ids, columns
-    last = {prediction_id: row for row, prediction_id in enumerate(ids)}
-    rows = sorted(last.values())
     return [ids[row] for row in rows], SummaryColumnsIn._make(
         [column[row] for row in rows] for column in columns
     )
